@@ -1,0 +1,63 @@
+"""The `benchwatch` command line: one verb per module in `benchwatch.commands`.
+
+Each verb module defines `HELP: str`, `add_arguments(parser)` and `run(args) -> int`. Verbs are
+imported only when used, so a serving host without the heavy extras can still run the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# verb -> one-line description (kept here so `benchwatch --help` imports nothing heavy)
+VERBS: dict[str, str] = {
+    "demo": "run the whole product end to end on embedded defaults",
+    "bench": "benchmark a model on a suite (LoadGen-like scenarios); the run becomes a baseline",
+    "baseline": "build or inspect drift baselines",
+    "replay": "replay a suite against a canary (and the primary) and judge it",
+    "drift": "run the drift service or compare two samples",
+    "collector": "run the sample collector (HTTP ingest)",
+    "kafka": "Kafka transport helpers (topics, consumers)",
+    "grafana": "generate dashboards or push them to a Grafana server",
+    "report": "render dashboards from Prometheus into a static HTML page",
+}
+
+
+def _build_parser(verb: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchwatch", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    from benchwatch import __version__
+
+    parser.add_argument("--version", action="version", version=f"benchwatch {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, help_text in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == verb:
+            module = importlib.import_module(f"benchwatch.commands.{name}")
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in args_list if a in VERBS), None)
+    parser = _build_parser(verb)
+    args = parser.parse_args(args_list)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""benchwatch collector: ingest sample batches into bounded, durable windows."""

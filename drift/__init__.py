@@ -1,0 +1,1 @@
+"""benchwatch drift: compare live distributions with benchmark baselines."""

@@ -1,0 +1,1 @@
+"""benchwatch probes: measure every inference in the serving process."""
