@@ -1,0 +1,148 @@
+"""Added cost per call of @probe against hand-written prometheus_client and OTel SDK
+instrumentation, in one run, side by side (medians of repeats).
+
+    .venv/bin/python benchmarks/probe_overhead.py [--calls 200000] [--repeats 7] [--json out.json]
+
+Every variant wraps the same trivial function; "added" = median per-call time minus the bare
+call's. The machine's load is printed: on a shared 2-core box, read the ratios, not the µs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from probes import probe  # noqa: E402
+from probes.buckets import LATENCY_BOUNDS_S  # noqa: E402
+from probes.state import Registry  # noqa: E402
+
+
+def per_call_ns(fn: Callable[[], object], calls: int, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter_ns() - t0) / calls)
+    return statistics.median(samples)
+
+
+def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    x = np.zeros((1, 10))
+    logits = np.random.default_rng(0).normal(size=(1, 10))
+
+    def trivial(a: object) -> int:
+        return 1
+
+    def classifier(a: object) -> np.ndarray:
+        return logits
+
+    reg = Registry()
+    probed = probe(model="bench", version="v1", registry=reg)(trivial)
+    probed_cls = probe(model="bench", version="v2", registry=reg)(classifier)
+
+    # hand-written prometheus_client: histogram child bound once (its cheapest use) + error counter
+    preg = CollectorRegistry()
+    h = Histogram("inference_duration_seconds", "d", ["model", "model_version", "outcome"],
+                  buckets=LATENCY_BOUNDS_S, registry=preg)
+    errs = Counter("inference_errors", "e", ["model", "model_version", "error_type"], registry=preg)
+    ok_child = h.labels("bench", "v1", "ok")
+    pc = time.perf_counter
+
+    def prom_client(a: object) -> int:
+        t0 = pc()
+        try:
+            out = trivial(a)
+        except Exception as e:
+            errs.labels("bench", "v1", type(e).__name__).inc()
+            raise
+        ok_child.observe(pc() - t0)
+        return out
+
+    # hand-written OTel SDK: one histogram.record with model/version/outcome attributes
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader], views=[View(
+        instrument_name="inference.duration",
+        aggregation=ExplicitBucketHistogramAggregation(list(LATENCY_BOUNDS_S)))])
+    meter = mp.get_meter("bench")
+    oh = meter.create_histogram("inference.duration", unit="s")
+    oc = meter.create_counter("inference.errors")
+    attrs = {"model": "bench", "model_version": "v1", "outcome": "ok"}
+
+    def otel_sdk(a: object) -> int:
+        t0 = pc()
+        try:
+            out = trivial(a)
+        except Exception as e:
+            oc.add(1, {"model": "bench", "model_version": "v1", "error_type": type(e).__name__})
+            raise
+        oh.record(pc() - t0, attrs)
+        return out
+
+    return {
+        "bare call": (lambda: trivial(x), "trivial function, no instrumentation"),
+        "@probe": (lambda: probed(x), "latency histogram + count + outcome (+ batch size from x.shape)"),
+        "@probe + 10-class stats": (lambda: probed_cls(x),
+                                    "same + predicted class, confidence, entropy of (1, 10) logits"),
+        "prometheus_client (hand)": (lambda: prom_client(x), "Histogram child bound once, observe()"),
+        "OTel SDK 1.45 (hand)": (lambda: otel_sdk(x), "histogram.record with 3 attributes"),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=200_000)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args()
+    variants = build_variants()
+    for fn, _ in variants.values():  # warm up
+        per_call_ns(fn, 2000, 1)
+    # interleave variants across repeats so drifting load hits them alike
+    raw: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(args.repeats):
+        for name, (fn, _) in variants.items():
+            raw[name].append(per_call_ns(fn, args.calls, 1))
+    med = {k: statistics.median(v) for k, v in raw.items()}
+    bare = med["bare call"]
+    probe_added = med["@probe"] - bare
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"probe overhead: {args.calls} calls x {args.repeats} repeats, medians; "
+          f"CPython {sys.version.split()[0]}; {os.cpu_count()} cores, load avg {load:.2f}")
+    print(f"{'variant':28} {'per call':>10} {'added':>10} {'vs @probe':>10}  what")
+    rows = []
+    for name, (_, what) in variants.items():
+        added = med[name] - bare
+        ratio = added / probe_added if probe_added > 0 and name != "bare call" else float("nan")
+        print(f"{name:28} {med[name] / 1e3:8.3f}µs {added / 1e3:8.3f}µs {ratio:9.2f}x  {what}")
+        rows.append({"variant": name, "per_call_us": med[name] / 1e3, "added_us": added / 1e3,
+                     "ratio_vs_probe": None if ratio != ratio else ratio, "what": what})
+    targets = {"@probe": 1.0, "@probe + 10-class stats": 5.0}
+    ok = True
+    for name, limit in targets.items():
+        added = (med[name] - bare) / 1e3
+        verdict = "meets" if added <= limit else "MISSES"
+        ok &= added <= limit
+        print(f"target: {name} added {added:.3f}µs <= {limit}µs: {verdict}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "load_avg_1m": load}, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

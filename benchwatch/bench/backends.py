@@ -1,0 +1,240 @@
+"""Inference backends the runner drives: PyTorch, ONNX Runtime, an HTTP endpoint, and null.
+
+Every backend maps a float32 batch `(n, *input_shape)` to scores `(n, k)` as a numpy array.
+Failures surface as `BackendError` with a `kind` (`unreachable`, `timeout`, `http_status`,
+`malformed`, `shape`) so replays can report them and exit 3 instead of judging.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str  # torch, onnxruntime, http, null
+    model: str
+    version: str
+    input_shape: tuple[int, ...] | None
+    num_outputs: int | None
+    detail: str = ""
+
+
+class Backend(Protocol):
+    info: BackendInfo
+
+    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class NullBackend:
+    """Returns a preallocated answer: measures the harness itself."""
+
+    def __init__(self, num_outputs: int = 10, input_shape: tuple[int, ...] | None = None) -> None:
+        self.info = BackendInfo("null", "null", "0", input_shape, num_outputs)
+        self._out = np.zeros((1, num_outputs), dtype=np.float32)
+        self._k = num_outputs
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        n = batch.shape[0]
+        return self._out if n == 1 else np.zeros((n, self._k), dtype=np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+class TorchBackend:
+    def __init__(self, module: Any, model: str = "model", version: str = "",
+                 input_shape: tuple[int, ...] | None = None, threads: int | None = None) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self._module = module.eval()
+        num_outputs = None
+        if input_shape is not None:
+            with torch.inference_mode():
+                num_outputs = int(self._module(torch.zeros(1, *input_shape)).shape[-1])
+        self.info = BackendInfo("torch", model, version, input_shape, num_outputs,
+                                f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self._module(self._torch.from_numpy(batch)).numpy()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        pass
+
+
+class OnnxRuntimeBackend:
+    def __init__(self, path: str | Path, model: str = "model", version: str = "",
+                 threads: int | None = None, providers: list[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(str(path), opts,
+                                             providers=providers or ["CPUExecutionProvider"])
+        inp = self._session.get_inputs()[0]
+        out = self._session.get_outputs()[0]
+        self._input_name = inp.name
+        shape = tuple(int(d) if isinstance(d, int) else -1 for d in inp.shape[1:])
+        k = out.shape[-1] if isinstance(out.shape[-1], int) else None
+        self.info = BackendInfo("onnxruntime", model, version,
+                                None if -1 in shape else shape, k,
+                                f"onnxruntime {ort.__version__}, {self._session.get_providers()[0]}")
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input_name: batch})[0]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        pass
+
+
+class HttpBackend:
+    """POST {"inputs": [[...], ...]} to URL/predict; expects {"outputs": [[...], ...]}.
+
+    One keep-alive connection per calling thread (http.client), reconnecting once on a dropped
+    connection. `info` comes from GET URL/info when the server offers it.
+    """
+
+    def __init__(self, url: str, timeout_s: float = 5.0, path: str = "/predict") -> None:
+        parsed = urllib.parse.urlparse(url if "://" in url else f"http://{url}")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise BackendError("unreachable", f"{url!r} is not an http(s) URL: pass e.g. "
+                               "http://127.0.0.1:8001")
+        self.url = f"{parsed.scheme}://{parsed.netloc}"
+        self._host, self._port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._https = parsed.scheme == "https"
+        self._path = (parsed.path.rstrip("/") or "") + path
+        self._timeout = timeout_s
+        self._local = threading.local()
+        self._conns: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        meta = self._info()
+        shape = meta.get("input_shape")
+        self.info = BackendInfo(
+            "http", str(meta.get("model", "unknown")), str(meta.get("version", "")),
+            tuple(int(d) for d in shape) if isinstance(shape, list) else None,
+            int(meta["num_outputs"]) if isinstance(meta.get("num_outputs"), int) else None,
+            self.url)
+
+    def _conn(self) -> http.client.HTTPConnection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            c = cls(self._host, self._port, timeout=self._timeout)
+            self._local.conn = c
+            with self._lock:
+                self._conns.append(c)
+        return c
+
+    def _request(self, method: str, path: str, body: bytes | None) -> bytes:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (0, 1):
+            c = self._conn()
+            try:
+                c.request(method, path, body=body, headers=headers)
+                resp = c.getresponse()
+                data = resp.read()
+            except TimeoutError as e:
+                self._drop(c)
+                raise BackendError("timeout", f"{self.url}{path}: no answer within "
+                                   f"{self._timeout:.1f}s") from e
+            except (ConnectionError, http.client.HTTPException, socket.gaierror, OSError) as e:
+                self._drop(c)
+                if attempt == 0 and isinstance(e, (http.client.RemoteDisconnected,
+                                                   ConnectionResetError, BrokenPipeError)):
+                    continue  # a keep-alive connection closed by the server: retry once
+                raise BackendError("unreachable", f"{self.url}{path}: {e}") from e
+            if resp.status != 200:
+                raise BackendError("http_status", f"{self.url}{path}: HTTP {resp.status} "
+                                   f"{data[:200]!r}")
+            return data
+        raise BackendError("unreachable", f"{self.url}{path}: connection dropped twice")
+
+    def _drop(self, c: http.client.HTTPConnection) -> None:
+        c.close()
+        self._local.conn = None
+
+    def _info(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self._request("GET", "/info", None))
+            return doc if isinstance(doc, dict) else {}
+        except BackendError as e:
+            if e.kind == "http_status":
+                return {}  # a server without /info: fine, shapes are checked per response
+            raise
+        except ValueError:
+            return {}
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        body = b'{"inputs":' + json.dumps(batch.tolist()).encode() + b"}"
+        data = self._request("POST", self._path, body)
+        try:
+            doc = json.loads(data)
+            out = np.asarray(doc["outputs"], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as e:
+            raise BackendError("malformed", f"{self.url}{self._path}: response is not "
+                               f'{{"outputs": [[numbers]]}} ({e}): {data[:200]!r}') from e
+        if out.ndim != 2 or out.shape[0] != batch.shape[0]:
+            raise BackendError("malformed", f"{self.url}{self._path}: expected {batch.shape[0]} "
+                               f"output rows, got shape {out.shape}")
+        if not np.all(np.isfinite(out)):
+            raise BackendError("malformed", f"{self.url}{self._path}: non-finite outputs")
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._conns:
+                c.close()
+            self._conns.clear()
+
+
+BACKENDS = ("onnxruntime", "torch", "http", "null")
+
+
+def make_backend(kind: str, model: str | None = None, url: str | None = None,
+                 timeout_s: float = 5.0, threads: int | None = None) -> Backend:
+    """Build a backend. `model` is an ONNX file / torch state_dict, or `digits` (the example)."""
+    if kind == "null":
+        return NullBackend(10, (64,))
+    if kind == "http":
+        if not url:
+            raise BackendError("unreachable", "--backend http needs --url http://HOST:PORT")
+        return HttpBackend(url, timeout_s)
+    from benchwatch.example import model as example
+
+    if model in (None, "digits", "example"):
+        files = example.ensure_model()
+        onnx_path, name, version = files.onnx_path, files.name, files.version
+    else:
+        onnx_path, name, version = Path(model), Path(model).stem, ""
+        if not onnx_path.exists():
+            raise FileNotFoundError(f"model file {model} does not exist")
+    if kind == "onnxruntime":
+        if onnx_path.suffix != ".onnx":
+            raise ValueError(f"--backend onnxruntime needs an .onnx file, got {onnx_path}")
+        return OnnxRuntimeBackend(onnx_path, name, version, threads)
+    if kind == "torch":
+        module = example.torch_module_from_path(onnx_path)
+        return TorchBackend(module, name, version, (example.INPUT_DIM,), threads)
+    raise ValueError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,116 @@
+"""Replay a suite against a canary and, as shadow, the primary (paired by request), then judge.
+
+Both arms get the same seeded query order; per query the arm order is randomized (seeded) so
+neither arm always runs on a warmer cache. The first answer per suite row gives that row's
+prediction and output features (the paired accuracy test and the output-distribution tests); all
+timed queries give latencies. Any failure stops the replay with what was measured so far kept:
+the outcome is then `error` (exit 3), never a PASS.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchwatch.bench.artifacts import output_features
+from benchwatch.bench.backends import Backend, BackendError
+from benchwatch.bench.judge import Arm, JudgeSettings, Verdict, judge
+from benchwatch.bench.runner import Progress, query_order
+from benchwatch.bench.suites import Suite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ArmRecord:
+    name: str
+    latencies_s: np.ndarray = field(repr=False)
+    outputs: np.ndarray | None = field(repr=False)  # (rows, k); NaN rows never answered
+    answered: int
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    arms: Mapping[str, ArmRecord]
+    queries_done: int
+    queries_planned: int
+    errors: tuple[str, ...]
+
+
+def replay(arms: Mapping[str, Backend], suite: Suite, queries: int, warmup: int, seed: int,
+           progress: Progress | None = None) -> ReplayResult:
+    rows = [suite.inputs[i : i + 1] for i in range(len(suite))]
+    names = list(arms)
+    rng = np.random.default_rng(seed + 7)
+    lat = {n: np.empty(queries) for n in names}
+    outs: dict[str, np.ndarray | None] = {n: None for n in names}
+    seen = np.zeros(len(suite), dtype=bool)
+    errors: list[str] = []
+    done = 0
+    try:
+        for i in query_order(len(suite), warmup, seed + 1):
+            for n in names:
+                arms[n].predict(rows[i])
+        order = query_order(len(suite), queries, seed)
+        flips = rng.random(queries) < 0.5
+        pc = time.perf_counter_ns
+        for j in range(queries):
+            i = int(order[j])
+            for n in (reversed(names) if flips[j] else names):
+                t0 = pc()
+                out = arms[n].predict(rows[i])
+                lat[n][j] = (pc() - t0) / 1e9
+                if not seen[i]:
+                    o = outs[n]
+                    if o is None:
+                        o = outs[n] = np.full((len(suite), out.shape[1]), np.nan, np.float32)
+                    if out.shape[1] != o.shape[1]:
+                        raise BackendError("malformed", f"{n}: {out.shape[1]} outputs per row "
+                                           f"after {o.shape[1]} before")
+                    o[i] = out[0]
+            seen[i] = True
+            done = j + 1
+            if progress and (done % 128 == 0 or done == queries):
+                progress("replay", done, queries)
+    except BackendError as e:
+        errors.append(f"{e.kind}: {e} (after {done} of {queries} queries)")
+        log.error("replay stopped: %s", errors[-1])
+    records = {n: ArmRecord(n, lat[n][:done], outs[n], done) for n in names}
+    return ReplayResult(records, done, queries, tuple(errors))
+
+
+def arm_from_record(rec: ArmRecord, suite: Suite) -> Arm:
+    correct = None
+    features: dict[str, list[Any]] = {}
+    if rec.outputs is not None:
+        answered = ~np.isnan(rec.outputs).any(axis=1)
+        if answered.all():
+            correct = rec.outputs.argmax(1) == suite.expected
+        if answered.any():
+            features = output_features(rec.outputs[answered])
+    return Arm(rec.name, latencies_s=rec.latencies_s, correct=correct, features=features)
+
+
+def arm_from_baseline(baseline: Any) -> Arm:
+    return Arm(f"baseline {baseline.model}/{baseline.version}", latencies_s=None,
+               correct=None, features=dict(baseline.features), figures=dict(baseline.figures))
+
+
+def judge_replay(result: ReplayResult, suite: Suite, baseline: Any | None,
+                 settings: JudgeSettings) -> Verdict:
+    canary = arm_from_record(result.arms["canary"], suite)
+    if "primary" in result.arms:
+        reference = arm_from_record(result.arms["primary"], suite)
+        if baseline is not None:  # the baseline adds figures (e.g. energy) the replay lacks
+            reference = Arm(reference.name, reference.latencies_s, reference.correct,
+                            reference.features, reference.energy_j, dict(baseline.figures))
+    elif baseline is not None:
+        reference = arm_from_baseline(baseline)
+    else:
+        raise ValueError("nothing to compare with: pass --primary URL or --baseline FILE")
+    return judge(canary, reference, settings)

@@ -1,0 +1,98 @@
+"""Small statistics used by the runner and the judge: quantiles, significance rules, exact
+bootstrap of order statistics, Holm's step-down, and paired-accuracy (McNemar) tests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+# MLPerf LoadGen early stopping at 99% confidence: the fewest queries that can bound a quantile.
+MIN_QUERIES = {0.5: 10, 0.9: 64, 0.99: 662, 0.999: 6636}
+
+
+def min_queries(q: float) -> int:
+    for level in sorted(MIN_QUERIES):
+        if q <= level + 1e-12:
+            return MIN_QUERIES[level]
+    return 6636
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    """The order statistic X_(ceil(q n)) (LoadGen and the bootstrap below use the same rule)."""
+    s = np.sort(values)
+    k = max(1, math.ceil(q * len(s) - 1e-9))
+    return float(s[k - 1])
+
+
+def _order_stat_cdf(n: int, q: float) -> np.ndarray:
+    """P(bootstrap q-quantile <= X_(j)) for j = 1..n: the exact bootstrap distribution of an
+    order statistic (Maritz & Jarrett 1978): P(Binomial(n, j/n) >= ceil(q n))."""
+    from scipy.stats import binom
+
+    k = max(1, math.ceil(q * n - 1e-9))
+    j = np.arange(1, n + 1)
+    return np.asarray(binom.sf(k - 1, n, j / n))
+
+
+def bootstrap_quantile(values: np.ndarray, q: float, draws: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """`draws` bootstrap replicates of the q-quantile in O(n log n + draws log n), exactly
+    distributed as resampling-with-replacement would give, without the resamples."""
+    s = np.sort(np.asarray(values, dtype=np.float64))
+    cdf = _order_stat_cdf(len(s), q)
+    idx = np.searchsorted(cdf, rng.random(draws), side="left")
+    return s[np.minimum(idx, len(s) - 1)]
+
+
+def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's step-down: which hypotheses are rejected with family-wise error <= alpha."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected = [False] * len(p_values)
+    m = len(p_values)
+    for rank, i in enumerate(order):
+        if p_values[i] <= alpha / (m - rank):
+            rejected[i] = True
+        else:
+            break
+    return rejected
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for b, c discordant pairs."""
+    from scipy.stats import binomtest
+
+    n = b + c
+    return 1.0 if n == 0 else float(binomtest(b, n, 0.5).pvalue)
+
+
+def paired_accuracy_noninferiority(primary_ok: np.ndarray, canary_ok: np.ndarray,
+                                   margin: float) -> tuple[float, float, float, float, float]:
+    """Non-inferiority of paired accuracy (canary >= primary - margin) with the McNemar
+    variance of the paired difference (Wald form, with a +0.5 continuity-style floor so that
+    zero discordant pairs still carries uncertainty proportional to 1/n).
+
+    Returns (difference, se, p_noninferior_null, p_inferior_null, mcnemar_p):
+    p_noninferior_null tests H0 "canary worse by >= margin" (small → PASS);
+    p_inferior_null tests H0 "canary worse by <= margin" (small → FAIL)."""
+    from scipy.stats import norm
+
+    n = len(primary_ok)
+    b = int(np.sum(~primary_ok & canary_ok))  # canary right, primary wrong
+    c = int(np.sum(primary_ok & ~canary_ok))  # canary wrong, primary right
+    d = (b - c) / n
+    se = math.sqrt(max(b + c, 0.5) / n**2 - d**2 / n) if b + c > 0 else math.sqrt(0.5) / n
+    z = (d + margin) / se
+    return d, se, float(norm.sf(z)), float(norm.cdf(z)), mcnemar_exact_p(b, c)

@@ -1,0 +1,1 @@
+"""Built-in benchmark suites (data files: NAME.json + NAME.npz)."""

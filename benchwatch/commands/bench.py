@@ -1,0 +1,94 @@
+"""`benchwatch bench`: benchmark a model on a suite with LoadGen-like scenarios, side by side
+across backends; the run is written as results JSON, an HTML report and drift baselines."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+HELP = "benchmark a model on a suite (LoadGen-like scenarios); the run becomes a baseline"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="digits",
+                   help="an .onnx file (torch loads the sibling .pt state_dict), or `digits` "
+                        "for the example model (trained at first use)")
+    p.add_argument("--backend", action="append", choices=("onnxruntime", "torch", "http", "null"),
+                   help="repeat for a side-by-side run (default: onnxruntime and torch)")
+    p.add_argument("--url", help="endpoint for --backend http, e.g. http://127.0.0.1:8000")
+    p.add_argument("--suite", default="digits", help="built-in name or path to SUITE.json")
+    p.add_argument("-o", "--output", default="runs", help="directory for the run's files")
+    p.add_argument("--queries", type=int, default=2000, help="single-stream queries (>= 662 "
+                   "for a significant p99)")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up queries, not measured")
+    p.add_argument("--batch-size", type=int, default=64, help="offline batch size")
+    p.add_argument("--offline-samples", type=int, default=100_000)
+    p.add_argument("--latency-bound-ms", type=float, default=10.0,
+                   help="server scenario: p99 bound for the QPS search")
+    p.add_argument("--server-step-s", type=float, default=0.5)
+    p.add_argument("--no-server", action="store_true", help="skip the server (Poisson) scenario")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads per backend")
+    p.add_argument("--timeout-s", type=float, default=5.0, help="HTTP timeout per request")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baseline-version", default=None,
+                   help="model_version for the baselines (default: the model's version)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchwatch.bench.artifacts import new_run_dir, write_run
+    from benchwatch.bench.backends import BackendError, make_backend
+    from benchwatch.bench.progress import rich_progress
+    from benchwatch.bench.report import fmt_s
+    from benchwatch.bench.runner import RunSettings, run_benchmark
+    from benchwatch.bench.suites import SuiteError, check_fits, load_suite
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+    settings = RunSettings(
+        seed=args.seed, warmup_queries=args.warmup, single_stream_queries=args.queries,
+        offline_batch_size=args.batch_size, offline_samples=args.offline_samples,
+        server=not args.no_server, server_latency_bound_s=args.latency_bound_ms / 1000,
+        server_step_s=args.server_step_s)
+    try:
+        suite = load_suite(args.suite)
+    except SuiteError as e:
+        console.print(f"[red]error:[/red] {e}")
+        return 3
+    results = []
+    for kind in args.backend or ["onnxruntime", "torch"]:
+        try:
+            backend = make_backend(kind, args.model, args.url, args.timeout_s, args.threads)
+            check_fits(suite, backend.info.input_shape, backend.info.num_outputs)
+        except (BackendError, SuiteError, FileNotFoundError, ValueError) as e:
+            console.print(f"[red]error:[/red] backend {kind}: {e}")
+            return 3
+        try:
+            with rich_progress(f"{kind} ", enabled=not args.no_progress) as progress:
+                results.append(run_benchmark(backend, suite, settings, progress))
+        finally:
+            backend.close()
+    out_dir = new_run_dir(args.output, results[0].backend.model)
+    doc = write_run(out_dir, suite, results, settings.__dict__, args.baseline_version)
+    table = Table(title=f"{doc['model']} on {suite.name} ({len(suite)} rows, seed {args.seed})")
+    for col in ("backend", "p50", "p90", "p99", "offline samples/s", "server QPS", "accuracy"):
+        table.add_column(col, justify="right")
+    for r in results:
+        s = r.single_stream.summary if r.single_stream else None
+        table.add_row(
+            r.backend.name, fmt_s(s.p50_s) if s else "–", fmt_s(s.p90_s) if s else "–",
+            (fmt_s(s.p99_s) + ("" if s.significant["p99"] else " (n.s.)")) if s else "–",
+            f"{r.offline.throughput_qps:,.0f}" if r.offline else "–",
+            f"{r.server.best_qps:,.0f}" if r.server else "–",
+            f"{r.accuracy.accuracy:.4f}" if r.accuracy else "–")
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
+    console.print(f"wrote {out_dir}/results.json, report.html, latencies.npz, baselines: "
+                  f"{', '.join(doc['baselines'].values()) or 'none'}")
+    errors = [f"{r.backend.name}: {r.error}" for r in results if r.error]
+    for e in errors:
+        console.print(f"[red]stopped early:[/red] {e} (partial results kept)")
+    return 3 if errors else 0

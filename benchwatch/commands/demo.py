@@ -1,0 +1,54 @@
+"""`benchwatch demo`: the whole product end to end on embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+HELP = "run the whole product end to end on embedded defaults"
+
+PORT_OPTIONS = (("port", "model", 8000, "the example model's HTTP server"),
+                ("metrics-port", "metrics", 9464, "the probes' Prometheus endpoint"),
+                ("drift-port", "drift", 9465, "the drift service's Prometheus endpoint"),
+                ("prometheus-port", "prometheus", 9090, "Prometheus (when installed)"),
+                ("alertmanager-port", "alertmanager", 9093, "Alertmanager (when installed)"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=120.0, metavar="S",
+                        help="seconds of traffic (default 120)")
+    parser.add_argument("--drift-at", type=float, default=40.0, metavar="S",
+                        help="second at which the traffic starts drifting (default 40)")
+    parser.add_argument("--no-prometheus", action="store_true",
+                        help="don't start Prometheus/Alertmanager (drift is still shown)")
+    for flag, _, default, what in PORT_OPTIONS:
+        parser.add_argument(f"--{flag}", type=int, default=default, metavar="PORT",
+                            help=f"{what} (default {default}; 0 = any free port; a taken "
+                                 "port falls back to a free one)")
+    parser.add_argument("--rate", type=float, default=40.0, metavar="QPS",
+                        help="requests per second the demo sends (default 40)")
+    parser.add_argument("--interval", type=float, default=2.0, metavar="S",
+                        help="drift evaluation interval (default 2)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where baselines, the spool and the report go "
+                             "(default runs/demo-<time>)")
+    parser.add_argument("--plain", action="store_true",
+                        help="plain progress lines instead of the live panel")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchwatch.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(
+        duration_s=args.duration, drift_at_s=args.drift_at, prometheus=not args.no_prometheus,
+        ports={key: getattr(args, flag.replace("-", "_")) for flag, key, _, _ in PORT_OPTIONS},
+        rate_qps=args.rate, eval_interval_s=args.interval, workdir=args.workdir,
+        live=False if args.plain else None, seed=args.seed)
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        logging.getLogger("benchwatch.demo").error("%s", exc)
+        return 2
+    return run_demo(cfg).exit_code

@@ -1,0 +1,205 @@
+"""`benchwatch drift serve|compare`: run the drift service, or compare two CSV samples."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "BENCHWATCH_TOKEN"
+HMAC_ENV = "BENCHWATCH_WEBHOOK_HMAC_SECRET"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="drift_command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the drift service",
+                           description="Evaluate live windows against baselines on an interval; "
+                           "export benchwatch_drift_* metrics; receive samples, labels, alerts.")
+    serve.add_argument("--baselines", required=True, type=Path, metavar="DIR",
+                       help="directory of baseline .json/.npz files")
+    serve.add_argument("--state", type=Path, default=None, metavar="PATH",
+                       help="SQLite file for the windows (default: in memory, lost at exit)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; others need --token)")
+    serve.add_argument("--port", type=int, default=9465, help="metrics port (default 9465)")
+    serve.add_argument("--ingest-port", type=int, default=9466,
+                       help="HTTP port for samples/labels/alerts (default 9466; -1: none)")
+    serve.add_argument("--interval", type=float, default=30.0, metavar="S",
+                       help="seconds between evaluations (default 30)")
+    serve.add_argument("--token", default=os.environ.get(TOKEN_ENV),
+                       help=f"bearer token for the HTTP endpoints (or ${TOKEN_ENV})")
+    serve.add_argument("--webhook-hmac-secret", default=os.environ.get(HMAC_ENV),
+                       help=f"also accept alert webhooks signed with this secret (or ${HMAC_ENV})")
+    serve.add_argument("--alpha", type=float, default=0.05,
+                       help="family-wise error rate per model (Holm) (default 0.05)")
+    serve.add_argument("--min-samples", type=int, default=100,
+                       help="test a window once it holds this many values (default 100)")
+    serve.add_argument("--window", type=int, default=5000,
+                       help="values kept per feature window (default 5000)")
+    serve.add_argument("--allow-missing-features", action="store_true",
+                       help="accept samples lacking some baseline features")
+    serve.add_argument("--kafka", default=None, metavar="BOOTSTRAP",
+                       help="also consume samples from Kafka (host:port[,host:port]) as a member "
+                       "of --group; run several workers with one group to share the models")
+    serve.add_argument("--kafka-topic", default="benchwatch.samples", help="samples topic")
+    serve.add_argument("--group", default="benchwatch-drift", help="Kafka consumer group")
+    serve.add_argument("--kafka-state-topic", dest="state_topic", default="auto",
+                       help="compacted window-state topic ('auto': TOPIC.window-state; 'none')")
+    serve.add_argument("--kafka-dead-letter-topic", dest="dead_letter_topic", default="auto",
+                       help="unreadable records go here ('auto': TOPIC.dead-letter; 'none')")
+
+    cmp_ = sub.add_parser("compare", help="compare two CSV samples column by column",
+                          description="Drift test per common column of two CSV files; exit 0: "
+                          "no drift, 1: drift, 2: bad input.")
+    cmp_.add_argument("reference", type=Path, help="reference CSV (with a header row)")
+    cmp_.add_argument("current", type=Path, help="current CSV (with a header row)")
+    cmp_.add_argument("--column", action="append", default=None,
+                      help="only these columns (repeatable)")
+    cmp_.add_argument("--test", default=None, help="test name (default per kind)")
+    cmp_.add_argument("--alpha", type=float, default=0.05,
+                      help="family-wise error rate across columns (Holm) (default 0.05)")
+    cmp_.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.drift_command == "serve":
+        return _serve(args)
+    if args.drift_command == "compare":
+        return _compare(args)
+    print("usage: benchwatch drift serve --baselines DIR | benchwatch drift compare A.csv B.csv",
+          file=sys.stderr)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from drift.service import DriftService, ServiceConfig, ServiceError
+
+    try:
+        config = ServiceConfig(
+            baselines_dir=args.baselines, state_path=args.state, host=args.host,
+            metrics_port=args.port,
+            ingest_port=None if args.ingest_port is not None and args.ingest_port < 0
+            else args.ingest_port,
+            interval_s=args.interval, token=args.token or None,
+            webhook_hmac_secret=args.webhook_hmac_secret or None, alpha=args.alpha,
+            min_samples=args.min_samples, max_per_feature=args.window,
+            require_features=not args.allow_missing_features)
+        service = DriftService(config).start()
+    except (ServiceError, ValueError) as exc:
+        print(f"benchwatch drift serve: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    consumer = _start_kafka(args, service, stop) if args.kafka else None
+    print(f"drift service: metrics {service.metrics_url}"
+          + (f", HTTP {service.url}" if service.url else "")
+          + f"; baselines {', '.join(service.status()['baselines']) or '(none)'}", flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop.set()
+        if consumer is not None:
+            consumer.join(timeout=30)
+        service.stop()
+    return 0
+
+
+def _start_kafka(args: argparse.Namespace, service: Any, stop: threading.Event) -> threading.Thread:
+    """Consume the samples topic into the service's collector (collector.kafka)."""
+    from benchwatch.commands.kafka import consumer_options
+    from collector.kafka import run_consumer
+
+    args.topic = args.kafka_topic
+    thread = threading.Thread(
+        target=run_consumer, name="kafka-consumer", daemon=True,
+        args=(service.collector, args.kafka.split(","), args.kafka_topic, args.group, stop),
+        kwargs=consumer_options(args))
+    thread.start()
+    print(f"drift service: consuming {args.kafka_topic} from {args.kafka} as group {args.group}",
+          flush=True)
+    return thread
+
+
+def _read_csv(path: Path) -> dict[str, list[Any]]:
+    """Columns of a CSV: numeric when every non-empty cell parses as a finite float, else text;
+    empty cells are missing (None)."""
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    if len(rows) < 2:
+        raise ValueError(f"{path}: need a header row and at least one data row")
+    header, body = rows[0], rows[1:]
+    columns: dict[str, list[Any]] = {}
+    for i, name in enumerate(header):
+        cells = [r[i].strip() if i < len(r) else "" for r in body]
+        try:
+            nums = [None if c == "" else float(c) for c in cells]
+            if all(x is None or math.isfinite(x) for x in nums):
+                columns[name] = nums
+                continue
+        except ValueError:
+            pass
+        columns[name] = [None if c == "" else c for c in cells]
+    return columns
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from drift.compare import compare
+    from drift.result import DriftError
+    from drift.service_stats import holm_adjust
+
+    try:
+        ref, cur = _read_csv(args.reference), _read_csv(args.current)
+    except ValueError as exc:
+        print(f"benchwatch drift compare: {exc}", file=sys.stderr)
+        return 2
+    names = args.column or [c for c in ref if c in cur]
+    missing = [c for c in names if c not in ref or c not in cur]
+    if missing or not names:
+        print(f"benchwatch drift compare: columns {missing or '(none in common)'} are not in "
+              f"both files; {args.reference} has {list(ref)}, {args.current} has {list(cur)}",
+              file=sys.stderr)
+        return 2
+    results = {}
+    for name in names:
+        try:
+            results[name] = compare(ref[name], cur[name], test=args.test,
+                                                alpha=args.alpha)
+        except DriftError as exc:
+            print(f"benchwatch drift compare: column {name!r}: {exc}", file=sys.stderr)
+            return 2
+    adjusted = holm_adjust([r.p_value for r in results.values()])
+    rows = []
+    for (name, r), p_adj in zip(results.items(), adjusted, strict=True):
+        detected = r.detected and (p_adj is None or p_adj < args.alpha)
+        rows.append({"column": name, **r.to_dict(), "p_value_holm": p_adj, "drift": detected})
+    rows.sort(key=lambda row: (not row["drift"], -row["score"]))
+    if args.json:
+        print(json.dumps({"columns": rows, "drift": any(r["drift"] for r in rows)}, indent=2))
+    else:
+        print(f"{'column':24} {'test':12} {'score':>10} {'threshold':>10} {'p (Holm)':>10}  drift")
+        for row in rows:
+            p = "n/a" if row["p_value_holm"] is None else f"{row['p_value_holm']:.3g}"
+            print(f"{row['column'][:24]:24} {row['test']:12} {row['score']:10.4g} "
+                  f"{row['threshold']:10.4g} {p:>10}  {'DRIFT' if row['drift'] else '-'}")
+    return 1 if any(r["drift"] for r in rows) else 0

@@ -1,0 +1,133 @@
+"""`benchwatch kafka topics|consume|lag`: create the topics, run a drift-window worker, show lag.
+
+The broker itself is started by scripts/kafka.sh (tests and the README share it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_TOPIC = "benchwatch.samples"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="kafka_command", metavar="COMMAND")
+
+    topics = sub.add_parser("topics", help="create the samples, dead-letter and window-state topics",
+                            description="Create benchwatch's topics (settings as in "
+                            "deploy/kafka/topics.json); existing topics are left alone.")
+    topics.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, help="host:port[,host:port]")
+    topics.add_argument("--topic", default=DEFAULT_TOPIC, help="samples topic (default %(default)s)")
+    topics.add_argument("--partitions", type=int, default=12,
+                        help="partitions of the samples and state topics (default 12)")
+    topics.add_argument("--spec", type=Path, default=None,
+                        help="a topics.json to use instead of the built-in settings")
+
+    consume = sub.add_parser("consume", help="consume samples into windows as a group member",
+                             description="One drift-window worker of a consumer group: samples "
+                             "topic -> durable windows; runs until SIGTERM/Ctrl-C.")
+    _consumer_arguments(consume)
+    consume.add_argument("--state", type=Path, required=True, metavar="PATH",
+                         help="SQLite file for this worker's windows")
+    consume.add_argument("--window", type=int, default=5000, help="values kept per feature window")
+    consume.add_argument("--stats-interval", type=float, default=0.0, metavar="S",
+                         help="print stats as JSON lines every S seconds (default: only at exit)")
+
+    lag = sub.add_parser("lag", help="committed offsets and lag of a group",
+                         description="Committed offsets, log end offsets and lag per partition, "
+                         "as JSON.")
+    lag.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, help="host:port[,host:port]")
+    lag.add_argument("--topic", default=DEFAULT_TOPIC, help="samples topic (default %(default)s)")
+    lag.add_argument("--group", default="benchwatch-drift", help="consumer group")
+
+
+def _consumer_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, help="host:port[,host:port]")
+    p.add_argument("--topic", default=DEFAULT_TOPIC, help="samples topic (default %(default)s)")
+    p.add_argument("--group", default="benchwatch-drift", help="consumer group (default %(default)s)")
+    p.add_argument("--state-topic", default="auto", metavar="NAME",
+                   help="compacted window-state topic: 'auto' = TOPIC.window-state, 'none' = "
+                   "no checkpoints (one worker only)")
+    p.add_argument("--dead-letter-topic", default="auto", metavar="NAME",
+                   help="where unreadable records are copied: 'auto' = TOPIC.dead-letter, 'none'")
+
+
+def consumer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """KafkaIngestor options from the consumer arguments (also used by `drift serve --kafka`)."""
+    def pick(value: str, suffix: str) -> str | None:
+        if value == "none":
+            return None
+        return f"{args.topic}.{suffix}" if value == "auto" else value
+
+    return {"state_topic": pick(args.state_topic, "window-state"),
+            "dead_letter_topic": pick(args.dead_letter_topic, "dead-letter")}
+
+
+def run(args: argparse.Namespace) -> int:
+    command = getattr(args, "kafka_command", None)
+    try:
+        if command == "topics":
+            return _topics(args)
+        if command == "consume":
+            return _consume(args)
+        if command == "lag":
+            from collector.kafka_topics import describe
+
+            print(json.dumps(describe(args.bootstrap.split(","), args.group, args.topic), indent=2))
+            return 0
+    except ImportError as e:
+        print(f"benchwatch kafka: {e}; install with pip install 'benchwatch[kafka]'", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"benchwatch kafka: {e}", file=sys.stderr)
+        return 2
+    print("usage: benchwatch kafka topics|consume|lag --bootstrap HOST:PORT ...", file=sys.stderr)
+    return 2
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from collector.kafka_topics import create_topics, default_topics, load_specs
+
+    specs = load_specs(args.spec) if args.spec else default_topics(args.topic, args.partitions)
+    print(json.dumps(create_topics(args.bootstrap.split(","), specs), indent=2))
+    return 0
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from collector import Collector, WindowStore
+    from collector.kafka import KafkaIngestor
+
+    store = WindowStore(args.state, max_per_feature=args.window)
+    ingestor = KafkaIngestor(Collector(store), args.bootstrap.split(","), args.topic, args.group,
+                             **consumer_options(args))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=ingestor.run, args=(stop,), name="kafka-consumer", daemon=True)
+    thread.start()
+    print(json.dumps({"event": "started", "topic": args.topic, "group": args.group}), flush=True)
+    interval = args.stats_interval if args.stats_interval > 0 else 1.0
+    while thread.is_alive() and not stop.wait(interval):
+        if args.stats_interval > 0:
+            print(json.dumps(_stats_dict(ingestor)), flush=True)
+    stop.set()
+    thread.join(timeout=30)
+    print(json.dumps({"event": "stopped", **_stats_dict(ingestor)}), flush=True)
+    store.close()
+    return 0
+
+
+def _stats_dict(ingestor: Any) -> dict[str, Any]:
+    s = ingestor.stats()
+    return {k: dict(v) if hasattr(v, "items") else (list(v) if isinstance(v, tuple) else v)
+            for k, v in s.__dict__.items()}

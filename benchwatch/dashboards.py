@@ -1,0 +1,519 @@
+"""Grafana dashboards as code: the panel model, the benchwatch dashboards, and their JSON.
+
+The same `Dashboard` objects feed three consumers: the committed JSON under `grafana/dashboards/`
+(`benchwatch grafana generate`), `benchwatch grafana push`, and the static HTML report
+(`benchwatch.report`), which runs each panel's PromQL against Prometheus's HTTP API. A test runs
+every expression here against a real Prometheus fed by real probes and the drift service.
+
+Metric names are the Prometheus translation of the OpenTelemetry names in DESIGN.md, as the real
+exporters print them (see `benchwatch.dashboards_metrics`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchwatch import dashboards_metrics as m
+
+__all__ = [
+    "DATASOURCE_UID",
+    "Dashboard",
+    "Panel",
+    "Query",
+    "Variable",
+    "all_dashboards",
+    "expressions",
+    "render_files",
+    "substitute",
+    "to_grafana",
+    "write_files",
+]
+
+SCHEMA_VERSION = 39
+# Provisioned datasource uid (grafana/provisioning/datasources); panels use the `$datasource`
+# variable so a pushed dashboard works with whatever Prometheus datasource the server has.
+DATASOURCE_UID = "benchwatch-prometheus"
+DS = {"type": "prometheus", "uid": "${datasource}"}
+
+PANEL_KINDS = frozenset({"timeseries", "heatmap", "stat", "table", "state-timeline", "bargauge"})
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL target. `reference=True` marks a baseline line (drawn dashed, not filled)."""
+
+    expr: str
+    legend: str = ""
+    reference: bool = False
+    instant: bool = False
+    heatmap: bool = False
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    kind: str
+    unit: str
+    queries: tuple[Query, ...]
+    description: str
+    width: int = 12
+    height: int = 8
+    # value -> text, for gauges that encode an outcome (canary verdict, drift detected)
+    mappings: tuple[tuple[float, str, str], ...] = ()
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PANEL_KINDS:
+            raise ValueError(f"panel {self.title!r}: unknown kind {self.kind!r}; use one of "
+                             f"{sorted(PANEL_KINDS)}")
+        if not self.queries:
+            raise ValueError(f"panel {self.title!r} has no query; every panel needs one")
+        if not self.unit:
+            raise ValueError(f"panel {self.title!r} has no unit; give a Grafana unit id")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A query template variable: `label_values(<match>, <label>)`, multi-select with All."""
+
+    name: str
+    label: str
+    match: str
+    target_label: str
+
+    @property
+    def query(self) -> str:
+        return f"label_values({self.match}, {self.target_label})"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    uid: str
+    title: str
+    description: str
+    panels: tuple[Panel, ...]
+    tags: tuple[str, ...] = ("benchwatch",)
+    variables: tuple[Variable, ...] = field(default_factory=lambda: VARIABLES)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.uid}.json"
+
+
+# --- template variables and label filters -------------------------------------------------
+VARIABLES: tuple[Variable, ...] = (
+    Variable("model", "model", m.REQUESTS, "model"),
+    Variable("version", "version", f'{m.REQUESTS}{{model=~"$model"}}', "model_version"),
+    Variable("instance", "instance",
+             f'{m.REQUESTS}{{model=~"$model", model_version=~"$version"}}', "instance"),
+)
+# probe series carry the serving process's `instance`; drift/canary series come from other
+# processes, so they are filtered by model and version only.
+SEL = 'model=~"$model", model_version=~"$version", instance=~"$instance"'
+SEL_MV = 'model=~"$model", model_version=~"$version"'
+BY = "model, model_version"
+RATE = "$__rate_interval"
+
+
+def _rate(metric: str, sel: str = SEL, by: str = BY) -> str:
+    return f"sum by ({by}) (rate({metric}{{{sel}}}[{RATE}]))"
+
+
+def _quantile(q: float, metric: str = m.LATENCY_BUCKET, sel: str = SEL) -> str:
+    return f"histogram_quantile({q}, sum by ({BY}, le) (rate({metric}{{{sel}}}[{RATE}])))"
+
+
+def _mean(hist: str, sel: str = SEL, by: str = BY) -> str:
+    return f"{_rate(hist + '_sum', sel, by)} / {_rate(hist + '_count', sel, by)}"
+
+
+def _baseline(figure: str, legend: str) -> Query:
+    return Query(f'max by ({BY}) ({m.BASELINE_FIGURE}{{{SEL_MV}, figure="{figure}"}})',
+                 f"baseline {legend} {{{{model}}}} {{{{model_version}}}}", reference=True)
+
+
+MV = "{{model}} {{model_version}}"
+
+
+# --- the dashboards -------------------------------------------------------------------------
+def overview() -> Dashboard:
+    latency = tuple(
+        Query(_quantile(q), f"p{int(q * 100)} {MV}") for q in (0.5, 0.9, 0.99)
+    ) + tuple(_baseline(f"latency_p{p}_s", f"p{p}") for p in (50, 90, 99))
+    return Dashboard(
+        uid="benchwatch-overview",
+        title="benchwatch / overview",
+        description="Traffic, errors and latency per model and version against the benchmark "
+                    "baseline's figures.",
+        panels=(
+            Panel("Requests per second", "timeseries", "reqps",
+                  (Query(_rate(m.REQUESTS), MV),),
+                  "Completed inferences per second (ok and error)."),
+            Panel("Errors per second by type", "timeseries", "reqps",
+                  (Query(_rate(m.ERRORS, by=f"{BY}, error_type"),
+                         f"{MV} {{{{error_type}}}}"),),
+                  "Exceptions raised by the served function, by exception type."),
+            Panel("Error ratio", "timeseries", "percentunit",
+                  (Query(f"{_rate(m.ERRORS)} / {_rate(m.REQUESTS)}", MV),),
+                  "Errors over all completed inferences.", min=0),
+            Panel("In flight", "timeseries", "short",
+                  (Query(f"sum by ({BY}) ({m.IN_FLIGHT}{{{SEL}}})", MV),),
+                  "Inferences running right now (summed over workers).", min=0),
+            Panel("Latency p50 / p90 / p99 vs baseline", "timeseries", "s", latency,
+                  "Live quantiles from the probe's histogram; dashed lines are the benchmark "
+                  "baseline's figures for the same model and version.", width=24, height=9),
+            Panel("Latency heatmap", "heatmap", "s",
+                  (Query(f"sum by (le) (rate({m.LATENCY_BUCKET}{{{SEL}}}[{RATE}]))", "{{le}}",
+                         heatmap=True),),
+                  "Distribution of inference latency over time (histogram buckets).",
+                  width=24, height=9),
+            Panel("Mean batch size", "timeseries", "short",
+                  (Query(_mean(m.BATCH_SIZE), MV),),
+                  "Average items per call, from the batch-size histogram."),
+            Panel("Sample queue drops per second", "timeseries", "short",
+                  (Query(f"sum by (instance) (rate({m.DROPPED}{{instance=~\"$instance\"}}[{RATE}]))",
+                         "{{instance}}"),),
+                  "Drift samples dropped because the probe's bounded queue was full."),
+        ),
+    )
+
+
+def gpu_energy() -> Dashboard:
+    hw_sel = 'instance=~"$instance"'
+    return Dashboard(
+        uid="benchwatch-gpu-energy",
+        title="benchwatch / GPU and energy",
+        description="GPU power, utilization and memory from the probe's NVML sampler, and "
+                    "energy per inference attributed to models.",
+        panels=(
+            Panel("GPU power", "timeseries", "watt",
+                  (Query(f"sum by (instance, hw_id) ({m.HW_POWER}{{{hw_sel}}})",
+                         "{{instance}} {{hw_id}}"),),
+                  "Board power as NVML reports it (averaged over ~1 s on recent GPUs)."),
+            Panel("GPU energy rate", "timeseries", "watt",
+                  (Query(f"sum by (instance, hw_id) (rate({m.HW_ENERGY}{{{hw_sel}}}[{RATE}]))",
+                         "{{instance}} {{hw_id}}"),),
+                  "Average power from NVML's total-energy counter (more faithful than power "
+                  "samples)."),
+            Panel("Joules per inference", "timeseries", "joule",
+                  (Query(f"{_rate(m.ENERGY)} / {_rate(m.REQUESTS)}", MV),
+                   _baseline("energy_per_inference_j", "J/inference")),
+                  "Each sampler interval's energy split over the requests active in it; dashed: "
+                  "the baseline's figure.", width=24),
+            Panel("GPU utilization", "timeseries", "percentunit",
+                  (Query(f"max by (instance, hw_id) ({m.HW_UTILIZATION}{{{hw_sel}}})",
+                         "{{instance}} {{hw_id}}"),),
+                  "Fraction of time a kernel ran (NVML utilization.gpu).", min=0, max=1),
+            Panel("GPU memory used", "timeseries", "bytes",
+                  (Query(f"max by (instance, hw_id) ({m.HW_MEMORY}{{{hw_sel}}})",
+                         "{{instance}} {{hw_id}}"),
+                   Query(f"max by (instance, hw_id) ({m.HW_MEMORY_LIMIT}{{{hw_sel}}})",
+                         "limit {{instance}} {{hw_id}}", reference=True)),
+                  "Device memory in use, against the device's total (dashed)."),
+        ),
+    )
+
+
+def outputs() -> Dashboard:
+    feat = f'feature=~"{m.OUTPUT_FEATURES}"'
+    return Dashboard(
+        uid="benchwatch-outputs",
+        title="benchwatch / outputs",
+        description="What the model says: class mix, confidence and entropy, and how far they "
+                    "are from the baseline.",
+        panels=(
+            Panel("Class mix", "timeseries", "percentunit",
+                  (Query(f"{_rate(m.OUTPUT_CLASS, SEL, f'{BY}, {m.CLASS_LABEL}')} "
+                         f"/ ignoring({m.CLASS_LABEL}) group_left "
+                         f"{_rate(m.OUTPUT_CLASS)}",
+                         f"{MV} class {{{{{m.CLASS_LABEL}}}}}"),),
+                  "Share of predictions per class.", min=0, max=1, width=24),
+            Panel("Confidence: mean and p10", "timeseries", "percentunit",
+                  (Query(_mean(m.OUTPUT_CONFIDENCE), f"mean {MV}"),
+                   Query(_quantile(0.1, m.OUTPUT_CONFIDENCE + "_bucket"), f"p10 {MV}")),
+                  "Top-1 probability: mean and the low-confidence tail.", min=0, max=1),
+            Panel("Entropy: mean and p90", "timeseries", "short",
+                  (Query(_mean(m.OUTPUT_ENTROPY), f"mean {MV}"),
+                   Query(_quantile(0.9, m.OUTPUT_ENTROPY + "_bucket"), f"p90 {MV}")),
+                  "Entropy of the predicted distribution (nats): mean and the uncertain tail.",
+                  min=0),
+            Panel("Outputs vs baseline: drift score and threshold", "timeseries", "short",
+                  (Query(f"max by ({BY}, feature) ({m.DRIFT_SCORE}{{{SEL_MV}, {feat}}})",
+                         f"{MV} {{{{feature}}}}"),
+                   Query(f"max by ({BY}, feature) ({m.DRIFT_THRESHOLD}{{{SEL_MV}, {feat}}})",
+                         f"threshold {MV} {{{{feature}}}}", reference=True)),
+                  "The drift service's distance between the live window of class, confidence "
+                  "and entropy and the baseline's (dashed: the threshold)."),
+            Panel("Accuracy: estimated (CBPE) and realized vs baseline", "timeseries",
+                  "percentunit",
+                  (Query(f"max by ({BY}) ({m.ACCURACY_ESTIMATED}{{{SEL_MV}}})", f"estimated {MV}"),
+                   Query(f"max by ({BY}) ({m.ACCURACY_REALIZED}{{{SEL_MV}}})", f"realized {MV}"),
+                   _baseline("accuracy", "accuracy")),
+                  "Accuracy estimated from calibrated confidences (no labels needed), accuracy "
+                  "on samples whose labels arrived, and the benchmark's accuracy (dashed).",
+                  min=0, max=1),
+        ),
+    )
+
+
+def drift() -> Dashboard:
+    return Dashboard(
+        uid="benchwatch-drift",
+        title="benchwatch / drift",
+        description="Drift scores against thresholds per feature, detections and alerts.",
+        panels=(
+            Panel("Drift score vs threshold per feature", "timeseries", "short",
+                  (Query(f"max by ({BY}, feature) ({m.DRIFT_SCORE}{{{SEL_MV}}})",
+                         f"{MV} {{{{feature}}}}"),
+                   Query(f"max by ({BY}, feature) ({m.DRIFT_THRESHOLD}{{{SEL_MV}}})",
+                         f"threshold {MV} {{{{feature}}}}", reference=True)),
+                  "Score of each feature's test; the feature drifts when it crosses its "
+                  "dashed threshold.", width=24, height=9),
+            Panel("Drift detected", "state-timeline", "short",
+                  (Query(f"max by ({BY}, feature) ({m.DRIFT_DETECTED}{{{SEL_MV}}})",
+                         f"{MV} {{{{feature}}}}"),),
+                  "1 while the drift service reports drift on a feature (latched until it "
+                  "clears or is acknowledged).",
+                  mappings=((0, "ok", "green"), (1, "DRIFT", "red")), width=24),
+            Panel("p-value per feature", "timeseries", "short",
+                  (Query(f"min by ({BY}, feature) ({m.DRIFT_P_VALUE}{{{SEL_MV}}})",
+                         f"{MV} {{{{feature}}}}"),),
+                  "p-value of each feature's test (after multiple-testing control where "
+                  "the service applies it).", min=0, max=1),
+            Panel("Window samples", "timeseries", "short",
+                  (Query(f"max by ({BY}, feature) ({m.DRIFT_WINDOW}{{{SEL_MV}}})",
+                         f"{MV} {{{{feature}}}}"),),
+                  "Samples in each live window the drift tests compare with the baseline."),
+            Panel("Drifting since", "table", "dateTimeAsIso",
+                  (Query(f"min by ({BY}, feature) ({m.DRIFT_SINCE}{{{SEL_MV}}}) * 1000",
+                         f"{MV} {{{{feature}}}}", instant=True),),
+                  "When each drifted feature's current episode began."),
+            Panel("Samples ingested by outcome", "timeseries", "short",
+                  (Query(f"sum by (outcome, reason) (rate({m.INGEST}[{RATE}]))",
+                         "{{outcome}} {{reason}}"),),
+                  "Samples per second the collector accepted, deduplicated or rejected (by "
+                  "reason)."),
+            Panel("benchwatch alerts (pending and firing)", "table", "short",
+                  (Query(f'sum by (alertname, alertstate, {BY}, feature) '
+                         f'(ALERTS{{alertname=~"{m.ALERT_PREFIX}.*", {SEL_MV}}})',
+                         "{{alertname}} {{feature}}", instant=True),),
+                  "Prometheus alerts from deploy/prometheus rules; Alertmanager routes the "
+                  "firing ones.", width=24),
+        ),
+    )
+
+
+def canary() -> Dashboard:
+    return Dashboard(
+        uid="benchwatch-canary",
+        title="benchwatch / canary verdicts",
+        description="Verdicts of `benchwatch replay` against canaries (1 PASS, 0 INCONCLUSIVE, "
+                    "-1 FAIL).",
+        panels=(
+            Panel("Latest canary verdict", "stat", "short",
+                  (Query(f"max by ({BY}, canary) (last_over_time("
+                         f"{m.CANARY_VERDICT}{{{SEL_MV}}}[1d]))",
+                         f"{MV} {{{{canary}}}}", instant=True),),
+                  "The last verdict per model and version.",
+                  mappings=((1, "PASS", "green"), (0, "INCONCLUSIVE", "yellow"),
+                            (-1, "FAIL", "red"))),
+            Panel("Canary verdicts over time", "state-timeline", "short",
+                  (Query(f"max by ({BY}, canary) ({m.CANARY_VERDICT}{{{SEL_MV}}})",
+                         f"{MV} {{{{canary}}}}"),),
+                  "Each replay's overall verdict while its result was exported.",
+                  mappings=((1, "PASS", "green"), (0, "INCONCLUSIVE", "yellow"),
+                            (-1, "FAIL", "red"))),
+        ),
+    )
+
+
+def all_dashboards() -> tuple[Dashboard, ...]:
+    return (overview(), gpu_energy(), outputs(), drift(), canary())
+
+
+# --- Grafana JSON ---------------------------------------------------------------------------
+def _layout(panels: Sequence[Panel]) -> Iterator[tuple[Panel, dict[str, int]]]:
+    """Left-to-right, top-to-bottom on Grafana's 24-column grid."""
+    x = y = row_h = 0
+    for p in panels:
+        if x + p.width > 24:
+            x, y, row_h = 0, y + row_h, 0
+        yield p, {"x": x, "y": y, "w": p.width, "h": p.height}
+        x += p.width
+        row_h = max(row_h, p.height)
+
+
+def _target(q: Query, ref: str) -> dict[str, Any]:
+    t: dict[str, Any] = {"datasource": DS, "refId": ref, "expr": q.expr,
+                         "legendFormat": q.legend, "range": not q.instant,
+                         "instant": q.instant}
+    if q.heatmap:
+        t["format"] = "heatmap"
+    elif q.instant:
+        t["format"] = "table"
+    return t
+
+
+def _mappings(p: Panel) -> list[dict[str, Any]]:
+    if not p.mappings:
+        return []
+    return [{"type": "value", "options": {
+        str(int(v)): {"text": text, "color": color, "index": i}
+        for i, (v, text, color) in enumerate(p.mappings)}}]
+
+
+def _panel(p: Panel, pid: int, grid: dict[str, int]) -> dict[str, Any]:
+    refs = [chr(ord("A") + i) for i in range(len(p.queries))]
+    defaults: dict[str, Any] = {"unit": p.unit, "mappings": _mappings(p)}
+    if p.min is not None:
+        defaults["min"] = p.min
+    if p.max is not None:
+        defaults["max"] = p.max
+    overrides = [
+        {"matcher": {"id": "byFrameRefID", "options": ref},
+         "properties": [
+             {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+             {"id": "custom.fillOpacity", "value": 0},
+             {"id": "custom.lineWidth", "value": 2},
+         ]}
+        for ref, q in zip(refs, p.queries, strict=True) if q.reference
+    ]
+    out: dict[str, Any] = {
+        "id": pid,
+        "type": p.kind,
+        "title": p.title,
+        "description": p.description,
+        "datasource": DS,
+        "gridPos": grid,
+        "fieldConfig": {"defaults": defaults, "overrides": overrides},
+        "targets": [_target(q, r) for q, r in zip(p.queries, refs, strict=True)],
+        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                    "tooltip": {"mode": "multi", "sort": "desc"}},
+    }
+    if p.kind == "heatmap":
+        out["options"] = {"calculate": False, "yAxis": {"unit": p.unit},
+                          "cellGap": 1, "color": {"mode": "scheme", "scheme": "Oranges"},
+                          "tooltip": {"show": True, "yHistogram": True}}
+    elif p.kind == "stat":
+        out["options"] = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "",
+                                            "values": False},
+                          "colorMode": "background", "textMode": "value_and_name"}
+    elif p.kind == "table":
+        out["options"] = {"showHeader": True}
+    return out
+
+
+def _variable(v: Variable) -> dict[str, Any]:
+    return {
+        "name": v.name, "label": v.label, "type": "query", "datasource": DS,
+        "definition": v.query,
+        "query": {"query": v.query, "refId": f"var-{v.name}", "qryType": 1},
+        "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1, "options": [],
+    }
+
+
+def to_grafana(d: Dashboard) -> dict[str, Any]:
+    """The dashboard model Grafana stores (provisioning file or the `dashboard` of an API push)."""
+    panels = [_panel(p, i + 1, grid) for i, (p, grid) in enumerate(_layout(d.panels))]
+    datasource_var = {
+        "name": "datasource", "label": "Prometheus", "type": "datasource",
+        "query": "prometheus", "current": {"text": "Prometheus", "value": DATASOURCE_UID},
+        "hide": 0, "options": [], "refresh": 1, "regex": "",
+    }
+    return {
+        "uid": d.uid,
+        "title": d.title,
+        "description": d.description,
+        "tags": list(d.tags),
+        "timezone": "browser",
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "templating": {"list": [datasource_var, *(_variable(v) for v in d.variables)]},
+        "annotations": {"list": [
+            {"name": "benchwatch events", "enable": True, "iconColor": "orange",
+             "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+             "target": {"type": "tags", "tags": ["benchwatch"], "matchAny": True,
+                        "limit": 100}},
+            {"name": "benchwatch alerts", "enable": True, "iconColor": "red",
+             "datasource": DS, "expr": ANNOTATION_EXPR, "step": "30s",
+             "titleFormat": "{{alertname}}", "textFormat": "{{feature}}",
+             "tagKeys": "model,model_version,feature", "useValueForTime": False},
+        ]},
+        "links": [{"type": "dashboards", "tags": ["benchwatch"], "asDropdown": True,
+                   "title": "benchwatch", "includeVars": True, "keepTime": True}],
+        "panels": panels,
+    }
+
+
+ANNOTATION_EXPR = f'ALERTS{{alertname=~"{m.ALERT_PREFIX}.*", alertstate="firing", {SEL_MV}}}'
+
+
+def render_files(dashboards: Sequence[Dashboard] | None = None) -> dict[str, str]:
+    """filename -> JSON text, deterministic so the committed files can be compared."""
+    ds = all_dashboards() if dashboards is None else dashboards
+    return {d.filename: json.dumps(to_grafana(d), indent=2, sort_keys=True) + "\n" for d in ds}
+
+
+def write_files(out_dir: str | Path) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in render_files().items():
+        path = out / name
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+# --- PromQL with template variables substituted ---------------------------------------------
+_VAR = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+
+
+def substitute(expr: str, variables: Mapping[str, str] | None = None,
+               rate_interval: str = "1m") -> str:
+    """Replace Grafana variables as Grafana would with "All" selected (regex `.*`).
+
+    `variables` overrides single values (e.g. {"model": "digits"}); `$__rate_interval`,
+    `$__interval` and `$__range` become `rate_interval`.
+    """
+    values = {"__rate_interval": rate_interval, "__interval": rate_interval,
+              "__range": rate_interval}
+    values.update(variables or {})
+
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name in values:
+            return re.escape(values[name]) if not name.startswith("__") else values[name]
+        return ".*"
+
+    return _VAR.sub(repl, expr)
+
+
+@dataclass(frozen=True)
+class Expression:
+    where: str  # "dashboard / panel (ref)" or "variable name"
+    expr: str
+
+
+def expressions(dashboards: Sequence[Dashboard] | None = None) -> list[Expression]:
+    """Every PromQL expression the dashboards run (panels, alert annotations), unsubstituted."""
+    ds = all_dashboards() if dashboards is None else dashboards
+    out: list[Expression] = []
+    for d in ds:
+        for p in d.panels:
+            for i, q in enumerate(p.queries):
+                out.append(Expression(f"{d.title} / {p.title} ({chr(65 + i)})", q.expr))
+    out.append(Expression("annotations / benchwatch alerts", ANNOTATION_EXPR))
+    return out

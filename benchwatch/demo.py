@@ -1,0 +1,278 @@
+"""`benchwatch demo`: the whole product end to end on embedded defaults, in one command.
+
+Order of events: train/export the example model (cached) → durable sample spool (SQLite WAL) fed
+in-process by the probes → the model served over HTTP with probes → its benchmark baseline → the
+drift service on that spool → Prometheus + Alertmanager with the deploy/prometheus rules and a
+webhook receiver (when installed) → steady traffic that drifts at `--drift-at` → a live view →
+the HTML report. Every process and port is released on exit, Ctrl-C included.
+
+A part of benchwatch that is missing from this install makes the demo say which one and carry
+on without it (or stop, when nothing meaningful is left); it never pretends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from benchwatch import demo_metrics, demo_parts
+from benchwatch.demo_parts import MissingPart
+from benchwatch.demo_traffic import Traffic, percentile
+from benchwatch.demo_view import FeatureScore, Snapshot, View
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {"model": 8000, "metrics": 9464, "drift": 9465, "prometheus": 9090,
+                 "alertmanager": 9093}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    duration_s: float = 120.0
+    drift_at_s: float = 40.0
+    prometheus: bool = True
+    host: str = "127.0.0.1"
+    # 0 = any free port; a taken default port falls back to a free one (said in the log)
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    rate_qps: float = 40.0
+    eval_interval_s: float = 2.0
+    workdir: Path | None = None
+    live: bool | None = None  # None: a rich live panel when stdout is a TTY
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.duration_s <= 0:
+            raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
+        if not 0 <= self.drift_at_s < self.duration_s:
+            raise ValueError(f"--drift-at must be in [0, --duration); got {self.drift_at_s} "
+                             f"with --duration {self.duration_s}")
+        if self.rate_qps <= 0:
+            raise ValueError(f"--rate must be > 0 requests/s, got {self.rate_qps}")
+        for name, port in self.ports.items():
+            if not 0 <= port <= 65535:
+                raise ValueError(f"--{name}-port must be in 0..65535, got {port}")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    exit_code: int
+    workdir: str
+    report_path: str | None
+    drift_started_at: float | None  # unix time of the first drifted request
+    drift_detected_at: float | None  # first evaluation with a feature over its threshold
+    alert_fired_at: float | None  # the alert reached the webhook (or Alertmanager said firing)
+    alert: str | None
+    requests: int
+    errors: int
+    missing: tuple[str, ...]
+    interrupted: bool
+
+
+class _Stop:
+    """SIGINT/SIGTERM set an event the main loop watches; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _workdir(cfg: DemoConfig) -> Path:
+    if cfg.workdir is not None:
+        path = Path(cfg.workdir)
+    else:
+        path = Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+class _Progress:
+    """Figures the live view needs that come from more than one scrape."""
+
+    def __init__(self) -> None:
+        self.prev: demo_metrics.Scrape | None = None
+        self.prev_count: tuple[float, float] | None = None
+
+    def latency(self, now: demo_metrics.Scrape | None) -> tuple[float | None, float | None,
+                                                                 float | None]:
+        if now is None:
+            return None, None, None
+        cur = demo_metrics.buckets(now, "benchwatch_inference_duration_seconds")
+        old = None if self.prev is None else demo_metrics.buckets(
+            self.prev, "benchwatch_inference_duration_seconds")
+        window = demo_metrics.delta(cur, old)
+        p50 = demo_metrics.quantile(0.5, window)
+        p99 = demo_metrics.quantile(0.99, window)
+        count = now.total("benchwatch_inference_duration_seconds_count")
+        qps = None
+        if self.prev_count is not None and now.at > self.prev_count[0]:
+            qps = (count - self.prev_count[1]) / (now.at - self.prev_count[0])
+        # keep the older scrape for ~10 s so quantiles describe a few seconds, not one tick
+        if self.prev is None or now.at - self.prev.at > 10:
+            self.prev = now
+        self.prev_count = (now.at, count)
+        return p50, p99, qps
+
+
+def _scores(s: demo_metrics.Scrape | None) -> tuple[FeatureScore, ...]:
+    if s is None:
+        return ()
+    out = []
+    thresholds = {dict(k).get("feature"): v for k, v in s.get("benchwatch_drift_threshold").items()}
+    detected = {dict(k).get("feature"): v for k, v in s.get("benchwatch_drift_detected").items()}
+    for labels, score in s.get("benchwatch_drift_score").items():
+        d = dict(labels)
+        feat = d.get("feature", "?")
+        out.append(FeatureScore(feat, score, thresholds.get(feat), detected.get(feat, 0) >= 1,
+                                d.get("test", "")))
+    return tuple(sorted(out, key=lambda f: (-f.detected, -f.score)))
+
+
+def run_demo(cfg: DemoConfig, out: IO[str] | None = None) -> DemoResult:
+    cfg.validate()
+    out = out or sys.stdout
+    view = View("benchwatch demo — digits model", live=cfg.live, out=out)
+    missing: list[str] = []
+    workdir = _workdir(cfg)
+    result_fields: dict[str, Any] = {"drift_detected_at": None, "alert_fired_at": None,
+                                     "alert": None, "report_path": None}
+    traffic: Traffic | None = None
+    interrupted = False
+
+    def note_missing(exc: MissingPart) -> None:
+        missing.append(str(exc))
+        view.say(f"demo: skipping — {exc}")
+
+    with _Stop() as stop, contextlib.ExitStack() as stack:
+        try:
+            view.say(f"demo: working directory {workdir}")
+            parts = demo_parts.Parts(cfg.host, cfg.ports, workdir, view.say, cfg.seed)
+            stack.callback(parts.close)
+            model = parts.model()
+            baseline = parts.baseline(model)
+            # a window of ~20 s of traffic: it turns over soon after the drift begins
+            parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate_qps * 20)))
+            parts.probes()
+            server = parts.model_server(model)
+            if cfg.prometheus:
+                try:
+                    parts.monitoring()
+                except MissingPart as exc:
+                    note_missing(exc)
+            else:
+                view.say("demo: --no-prometheus: no Prometheus/Alertmanager; drift is shown "
+                         "from the drift service's own endpoint")
+            if stop.event.is_set():
+                raise KeyboardInterrupt
+            traffic = Traffic(cfg.host, server.port, path=server.path, rate_qps=cfg.rate_qps,
+                              drift_at_s=cfg.drift_at_s, duration_s=cfg.duration_s,
+                              seed=cfg.seed, body=server.body)
+            view.say(f"demo: traffic {cfg.rate_qps:.0f} req/s for {cfg.duration_s:.0f} s, "
+                     f"drifting at {cfg.drift_at_s:.0f} s")
+            traffic.start()
+            stack.callback(traffic.stop)
+            prog = _Progress()
+            t0 = time.monotonic()
+            drift_said = False
+            with view:
+                while not stop.event.is_set():
+                    elapsed = time.monotonic() - t0
+                    now_ts = time.time()
+                    probe = demo_metrics.scrape(parts.probe_metrics_url, now_ts) \
+                        if parts.probe_metrics_url else None
+                    drift = demo_metrics.scrape(parts.drift_metrics_url, now_ts) \
+                        if parts.drift_metrics_url else None
+                    p50, p99, qps = prog.latency(probe)
+                    stats = traffic.stats()
+                    scores = _scores(drift)
+                    if stats.drifting and not drift_said:
+                        drift_said = True
+                        view.say(f"demo: drift starts now (t={elapsed:.1f} s): lower contrast "
+                                 "and sensor noise on every request")
+                    if (traffic.drift_started_at and result_fields["drift_detected_at"] is None
+                            and any(f.detected for f in scores)):
+                        result_fields["drift_detected_at"] = now_ts
+                        top = next(f for f in scores if f.detected)
+                        view.say(f"demo: drift service detected drift on {top.feature} "
+                                 f"(score {top.score:.3f}) "
+                                 f"{now_ts - traffic.drift_started_at:.1f} s after it began")
+                    alert = parts.alert_status()
+                    if alert and result_fields["alert_fired_at"] is None:
+                        result_fields["alert_fired_at"] = alert.received_at
+                        result_fields["alert"] = alert.summary
+                        after = ("" if traffic.drift_started_at is None else
+                                 f" {alert.received_at - traffic.drift_started_at:.1f} s after "
+                                 "the drift began")
+                        view.say(f"demo: ALERT fired{after}: {alert.summary}")
+                    energy = probe.total("benchwatch_inference_energy_joules_total") if probe else 0
+                    count = probe.total("benchwatch_inference_duration_seconds_count") if probe else 0
+                    snap = Snapshot(
+                        elapsed_s=elapsed, duration_s=cfg.duration_s, drift_at_s=cfg.drift_at_s,
+                        drifting=stats.drifting, requests=stats.sent, errors=stats.errors,
+                        qps=qps, p50_s=p50, p99_s=p99,
+                        client_p50_s=percentile(stats.latencies_s[-500:], 0.5),
+                        client_p99_s=percentile(stats.latencies_s[-500:], 0.99),
+                        baseline=dict(baseline.figures), gpu=parts.gpu,
+                        joules_per_inference=(energy / count) if (energy and count) else None,
+                        scores=scores, alert=result_fields["alert"])
+                    view.update(snap)
+                    if elapsed >= cfg.duration_s:
+                        break
+                    stop.event.wait(0.5)
+                else:
+                    interrupted = True
+                    view.say("demo: interrupted — stopping everything")
+            traffic.stop()
+            if not interrupted:
+                view.final(snap)
+                result_fields["report_path"] = parts.report(cfg.duration_s)
+        except KeyboardInterrupt:
+            interrupted = True
+            view.say("demo: interrupted — stopping everything")
+        except MissingPart as exc:
+            missing.append(str(exc))
+            view.say(f"demo: cannot continue — {exc}")
+            return _finish(workdir, 3, result_fields, traffic, missing, interrupted, view)
+    code = 130 if interrupted else 0
+    return _finish(workdir, code, result_fields, traffic, missing, interrupted, view)
+
+
+def _finish(workdir: Path, code: int, fields: dict[str, Any], traffic: Traffic | None,
+            missing: list[str], interrupted: bool, view: View) -> DemoResult:
+    stats = traffic.stats() if traffic else None
+    result = DemoResult(
+        exit_code=code, workdir=str(workdir), report_path=fields["report_path"],
+        drift_started_at=traffic.drift_started_at if traffic else None,
+        drift_detected_at=fields["drift_detected_at"], alert_fired_at=fields["alert_fired_at"],
+        alert=fields["alert"], requests=stats.sent if stats else 0,
+        errors=stats.errors if stats else 0, missing=tuple(missing), interrupted=interrupted)
+    summary = workdir / "summary.json"
+    summary.write_text(json.dumps(asdict(result), indent=2))
+    view.say(f"summary: {summary}")
+    if result.report_path:
+        view.say(f"report: {result.report_path}")
+    return result
+

@@ -1,0 +1,147 @@
+"""The demo's terminal view: a rich.live panel on a TTY, plain progress lines otherwise (CI logs)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+
+@dataclass(frozen=True)
+class FeatureScore:
+    feature: str
+    score: float
+    threshold: float | None
+    detected: bool
+    test: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    elapsed_s: float
+    duration_s: float
+    drift_at_s: float
+    drifting: bool
+    requests: int
+    errors: int
+    qps: float | None
+    p50_s: float | None  # server-side, from the probe's histogram over the last seconds
+    p99_s: float | None
+    client_p50_s: float | None
+    client_p99_s: float | None
+    baseline: dict[str, float] = field(default_factory=dict)
+    joules_per_inference: float | None = None
+    gpu: bool = False
+    scores: tuple[FeatureScore, ...] = ()
+    alert: str | None = None
+    samples_dropped: float | None = None
+
+
+def _ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 1000:.2f} ms"
+
+
+def _ratio(v: float | None, ref: float | None) -> str:
+    if v is None or not ref:
+        return ""
+    r = v / ref
+    color = "green" if r <= 1.1 else "yellow" if r <= 1.5 else "red"
+    return f"[{color}]{r:.2f}×[/{color}]"
+
+
+def render(s: Snapshot, header: str) -> Group:
+    phase = "[bold red]DRIFTING[/]" if s.drifting else f"clean (drift at {s.drift_at_s:.0f} s)"
+    title = Text.from_markup(
+        f"[bold]{header}[/]   t = {s.elapsed_s:5.1f} / {s.duration_s:.0f} s   traffic: {phase}")
+
+    perf = Table(title="latency and throughput vs baseline", expand=True)
+    for col in ("figure", "live", "baseline", "live / baseline"):
+        perf.add_column(col)
+    b = s.baseline
+    perf.add_row("p50 (server)", _ms(s.p50_s), _ms(b.get("latency_p50_s")),
+                 _ratio(s.p50_s, b.get("latency_p50_s")))
+    perf.add_row("p99 (server)", _ms(s.p99_s), _ms(b.get("latency_p99_s")),
+                 _ratio(s.p99_s, b.get("latency_p99_s")))
+    perf.add_row("p50 / p99 (client)", f"{_ms(s.client_p50_s)} / {_ms(s.client_p99_s)}", "", "")
+    perf.add_row("throughput", "n/a" if s.qps is None else f"{s.qps:.1f} req/s",
+                 f"{b['throughput_qps']:.0f} req/s (capacity)" if "throughput_qps" in b else "n/a",
+                 "")
+    perf.add_row("requests / errors", f"{s.requests} / {s.errors}", "", "")
+    if s.gpu:
+        perf.add_row("energy per inference",
+                     "n/a" if s.joules_per_inference is None else f"{s.joules_per_inference:.4f} J",
+                     "n/a" if "energy_per_inference_j" not in b
+                     else f"{b['energy_per_inference_j']:.4f} J", "")
+    else:
+        perf.add_row("energy per inference", "no GPU here (NVML absent)", "", "")
+
+    drift = Table(title="drift scores per feature (live window vs baseline)", expand=True)
+    for col in ("feature", "test", "score", "threshold", "drift"):
+        drift.add_column(col)
+    for f in s.scores:
+        flag = "[bold red]YES[/]" if f.detected else "[green]no[/]"
+        drift.add_row(f.feature, f.test, f"{f.score:.4f}",
+                      "" if f.threshold is None else f"{f.threshold:.4f}", flag)
+    if not s.scores:
+        drift.add_row("(waiting for the first evaluation)", "", "", "", "")
+
+    alert = Text.from_markup(f"[bold white on red] ALERT [/] {s.alert}" if s.alert
+                             else "[dim]no alert firing[/]")
+    return Group(title, perf, drift, alert)
+
+
+def plain_line(s: Snapshot) -> str:
+    top = max(s.scores, key=lambda f: f.score, default=None)
+    drift = "n/a" if top is None else f"{top.feature}={top.score:.3f}{'!' if top.detected else ''}"
+    qps = "n/a" if s.qps is None else f"{s.qps:.1f}"
+    return (f"demo t={s.elapsed_s:5.1f}s {'DRIFTING' if s.drifting else 'clean'} req={s.requests} "
+            f"err={s.errors} qps={qps} p50={_ms(s.p50_s)} p99={_ms(s.p99_s)} "
+            f"top_drift={drift} alert={'FIRING' if s.alert else 'none'}")
+
+
+class View:
+    """Live panel when `live` (default: stdout is a TTY), else one plain line every `every_s`."""
+
+    def __init__(self, header: str, live: bool | None = None, every_s: float = 5.0,
+                 out: IO[str] | None = None) -> None:
+        self.out = out or sys.stdout
+        self.live_mode = self.out.isatty() if live is None else live
+        self.header, self.every_s = header, every_s
+        self.console = Console(file=self.out, force_terminal=self.live_mode or None)
+        self._live: Live | None = None
+        self._last_plain = 0.0
+
+    def __enter__(self) -> View:
+        if self.live_mode:
+            self._live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
+
+    def update(self, s: Snapshot) -> None:
+        if self._live is not None:
+            self._live.update(render(s, self.header))
+        elif time.monotonic() - self._last_plain >= self.every_s:
+            self._last_plain = time.monotonic()
+            self.say(plain_line(s))
+
+    def say(self, line: str) -> None:
+        """An event line (drift started, alert fired, report path): printed in both modes."""
+        if self._live is not None:
+            self._live.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=self.out, flush=True)
+
+    def final(self, s: Snapshot) -> None:
+        if self._live is None:
+            self.console.print(render(s, self.header))

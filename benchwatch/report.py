@@ -1,0 +1,247 @@
+"""A static HTML report of the benchwatch dashboards, rendered from Prometheus's HTTP API.
+
+For people without Grafana: the same panels (`benchwatch.dashboards`), the same PromQL with the
+template variables substituted, drawn as inline SVG in one self-contained HTML file (no
+JavaScript, no CDN, nothing fetched when it is opened).
+
+    summary = write_report("http://127.0.0.1:9090", "report.html", minutes=30)
+    summary.empty   # panels that returned no data, by "dashboard / panel"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from benchwatch import __version__, dashboards
+from benchwatch import report_svg as svg
+from benchwatch.dashboards import Dashboard, Panel, Query
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PanelData", "ReportError", "ReportSummary", "render_html", "fetch", "write_report"]
+
+MAX_SERIES = 20  # per panel: a readable plot, and a bounded page
+
+
+class ReportError(RuntimeError):
+    """Prometheus could not be reached or answered garbage; the message says which URL."""
+
+
+@dataclass(frozen=True)
+class PanelData:
+    dashboard: str
+    panel: Panel
+    series: tuple[svg.Series, ...]
+    errors: tuple[str, ...] = ()
+    truncated: int = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.dashboard} / {self.panel.title}"
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    path: Path
+    panels: int
+    with_data: int
+    empty: tuple[str, ...]
+    errors: tuple[str, ...]
+
+
+def _get(base: str, path: str, params: Mapping[str, str], timeout: float) -> Any:
+    url = f"{base.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (user's URL)
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # PromQL errors come back as 400 with a JSON body
+        try:
+            body = json.loads(exc.read())
+        except ValueError:
+            raise ReportError(f"{url}: HTTP {exc.code}") from exc
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot query Prometheus at {base}: {exc}; check --prometheus "
+                          "(e.g. http://127.0.0.1:9090)") from exc
+    if not isinstance(body, dict) or body.get("status") != "success":
+        err = body.get("error", body) if isinstance(body, dict) else body
+        raise ValueError(str(err))
+    return body["data"]
+
+
+_LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def legend_name(fmt: str, labels: Mapping[str, str]) -> str:
+    if not fmt:
+        inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+        return f"{{{inner}}}"
+    return _LEGEND.sub(lambda mt: labels.get(mt.group(1), ""), fmt).strip()
+
+
+def _points(values: Sequence[Sequence[Any]]) -> tuple[tuple[float, float], ...]:
+    out = []
+    for t, v in values:
+        f = float(v)
+        if math.isfinite(f):
+            out.append((float(t), f))
+    return tuple(out)
+
+
+def _query(base: str, q: Query, expr: str, start: float, end: float, step: float,
+           timeout: float) -> list[svg.Series]:
+    if q.instant:
+        data = _get(base, "/api/v1/query", {"query": expr, "time": f"{end:.3f}"}, timeout)
+        return [svg.Series(legend_name(q.legend, r["metric"]),
+                           _points([r["value"]]), q.reference) for r in data["result"]]
+    data = _get(base, "/api/v1/query_range",
+                {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                 "step": f"{step:g}"}, timeout)
+    out = []
+    for r in data["result"]:
+        pts = _points(r["values"])
+        if pts:
+            out.append(svg.Series(legend_name(q.legend, r["metric"]), pts, q.reference))
+    return out
+
+
+def fetch(prometheus_url: str, *, start: float, end: float, step: float,
+          variables: Mapping[str, str] | None = None, rate_interval: str = "1m",
+          board_list: Sequence[Dashboard] | None = None,
+          timeout: float = 10.0) -> list[PanelData]:
+    """Run every panel's queries over [start, end]; PromQL errors are kept per panel."""
+    out = []
+    for d in board_list or dashboards.all_dashboards():
+        for p in d.panels:
+            series: list[svg.Series] = []
+            errors: list[str] = []
+            for q in p.queries:
+                expr = dashboards.substitute(q.expr, variables, rate_interval)
+                try:
+                    series.extend(_query(prometheus_url, q, expr, start, end, step, timeout))
+                except ValueError as exc:
+                    errors.append(f"{expr}: {exc}")
+            series.sort(key=lambda s: (s.reference, s.name))
+            out.append(PanelData(d.title, p, tuple(series[:MAX_SERIES]), tuple(errors),
+                                 max(0, len(series) - MAX_SERIES)))
+    return out
+
+
+# --- HTML -----------------------------------------------------------------------------------
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px;color:#222;
+background:#f4f5f7}
+h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ccc}
+.meta{color:#555;font-size:12px;margin-bottom:8px}
+.grid{display:grid;grid-template-columns:repeat(24,1fr);gap:10px}
+.panel{background:#fff;border:1px solid #ddd;border-radius:4px;padding:8px;min-width:0}
+.panel h3{font-size:13px;margin:0 0 2px} .panel .desc{font-size:11px;color:#666;margin:0 0 4px}
+.legend{font-size:10px;display:flex;flex-wrap:wrap;gap:4px 10px}
+.legend i{display:inline-block;width:14px;margin-right:3px;vertical-align:middle}
+.nodata{color:#b00;font-size:12px} .err{color:#b00;font-size:11px;word-break:break-all}
+table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ddd;padding:2px 6px}
+.stat{display:flex;flex-wrap:wrap;gap:8px} .stat div{padding:8px 12px;border-radius:4px;
+color:#fff;font-weight:600}
+.summary{background:#fff;border:1px solid #ddd;padding:8px;font-size:12px}
+details{font-size:11px;color:#555} code{font-size:10px}
+"""
+
+
+def _mapped(p: Panel, v: float) -> tuple[str, str]:
+    for value, text, color in p.mappings:
+        if v == value:
+            return text, svg.MAPPING_COLORS.get(color, color)
+    return svg.fmt(v, p.unit), "#1f77b4"
+
+
+def _panel_body(pd: PanelData) -> str:
+    p = pd.panel
+    if not pd.series:
+        return '<p class="nodata">no data</p>'
+    if p.kind == "heatmap":
+        return svg.heatmap(pd.series, p.unit)
+    if p.kind == "stat":
+        cells = []
+        for s in pd.series:
+            text, color = _mapped(p, s.points[-1][1])
+            cells.append(f'<div style="background:{color}">{escape(s.name)}: {escape(text)}</div>')
+        return f'<div class="stat">{"".join(cells)}</div>'
+    if p.kind == "table":
+        rows = "".join(f"<tr><td>{escape(s.name)}</td><td>{escape(svg.fmt(s.points[-1][1], p.unit))}"
+                       "</td></tr>" for s in pd.series)
+        return f"<table><tr><th>series</th><th>value</th></tr>{rows}</table>"
+    if p.kind == "state-timeline" and p.mappings:
+        return svg.state_timeline(pd.series, p.mappings)
+    return svg.line_chart(pd.series, p.unit, p.min, p.max)
+
+
+def _panel_html(pd: PanelData) -> str:
+    p = pd.panel
+    errors = "".join(f'<p class="err">{escape(e)}</p>' for e in pd.errors)
+    more = f'<p class="desc">{pd.truncated} more series not shown</p>' if pd.truncated else ""
+    exprs = "".join(f"<div><code>{escape(q.expr)}</code></div>" for q in p.queries)
+    return (f'<section class="panel" style="grid-column:span {p.width}">'
+            f"<h3>{escape(p.title)} <small>({escape(p.unit)})</small></h3>"
+            f'<p class="desc">{escape(p.description)}</p>{_panel_body(pd)}{more}{errors}'
+            f"<details><summary>PromQL</summary>{exprs}</details></section>")
+
+
+def render_html(panels: Sequence[PanelData], *, prometheus_url: str, start: float, end: float,
+                variables: Mapping[str, str] | None = None) -> str:
+    empty = [pd.where for pd in panels if not pd.series]
+    by_board: dict[str, list[PanelData]] = {}
+    for pd in panels:
+        by_board.setdefault(pd.dashboard, []).append(pd)
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(end))
+    span = f"{(end - start) / 60:.0f} min"
+    sel = ", ".join(f"{k}={v}" for k, v in sorted((variables or {}).items())) or "all"
+    summary = (f'<div class="summary"><b>{len(panels) - len(empty)} of {len(panels)}</b> '
+               "panels have data."
+               + (f" No data: {escape('; '.join(empty))}." if empty else "") + "</div>")
+    sections = "".join(
+        f'<h2>{escape(title)}</h2><div class="grid">{"".join(_panel_html(pd) for pd in pds)}</div>'
+        for title, pds in by_board.items())
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>benchwatch report {escape(when)}</title><style>{CSS}</style></head><body>"
+            f"<h1>benchwatch report</h1><div class=\"meta\">{escape(when)} · last {span} · "
+            f"Prometheus {escape(prometheus_url)} · selection: {escape(sel)} · benchwatch "
+            f"{escape(__version__)}</div>{summary}{sections}</body></html>\n")
+
+
+def write_report(prometheus_url: str, out: str | Path, *, minutes: float = 30.0,
+                 end: float | None = None, step_s: float | None = None,
+                 variables: Mapping[str, str] | None = None, rate_interval: str = "1m",
+                 board_list: Sequence[Dashboard] | None = None) -> ReportSummary:
+    """Query Prometheus for the last `minutes` and write one self-contained HTML file.
+
+    Raises ReportError when Prometheus cannot be reached; PromQL errors and empty panels are
+    shown in the page and listed in the returned summary.
+    """
+    if minutes <= 0:
+        raise ValueError(f"minutes must be > 0, got {minutes}")
+    end = time.time() if end is None else end
+    start = end - minutes * 60
+    step = step_s or max(1.0, (end - start) / 240)
+    _get(prometheus_url, "/api/v1/status/buildinfo", {}, 5.0)  # fail early on a bad URL
+    panels = fetch(prometheus_url, start=start, end=end, step=step, variables=variables,
+                   rate_interval=rate_interval, board_list=board_list)
+    html = render_html(panels, prometheus_url=prometheus_url, start=start, end=end,
+                       variables=variables)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    empty = tuple(pd.where for pd in panels if not pd.series)
+    errors = tuple(e for pd in panels for e in pd.errors)
+    log.info("report %s: %d/%d panels with data", path, len(panels) - len(empty), len(panels))
+    return ReportSummary(path, len(panels), len(panels) - len(empty), empty, errors)

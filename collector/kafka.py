@@ -1,0 +1,390 @@
+"""Drift workers as a Kafka consumer group: samples topic -> `Collector` -> durable windows.
+
+Guarantees, and how:
+- Offsets are committed only after the samples they cover are in the `WindowStore` (its SQLite
+  transaction committed): a crash at any point replays, never skips.
+- Nothing is counted twice: a redelivered sample is a duplicate by `sample_id` in the store; and
+  each (model, version) remembers the next offset it has durably ingested (store meta), so a
+  replay after a crash skips that model's records below it.
+- Rebalance-safe: with a window-state topic (compacted; `collector.kafka_state`), the owner writes
+  one snapshot per changed model before each commit; a worker that is given a partition loads the
+  snapshots of its models and skips their records below each snapshot's offset. So when a worker
+  dies, the survivor's windows hold every acknowledged sample once. Without a state topic each
+  worker keeps its own windows (fine for one worker, or one per partition set).
+- Poison records (not a benchwatch batch, unknown wire version, bad JSON) are skipped, counted
+  per reason (`stats().poison`), logged once, and copied to a dead-letter topic when one is set.
+  Samples that decode but fail validation are counted by the `Collector` (`rejected`).
+
+The rebalance listener only records events: kafka-python runs it on the client's I/O loop, where
+blocking work would stall heartbeats. They are applied after `poll` returns, before any record
+of a newly assigned partition is processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from collector.ingest import Collector
+from collector.kafka_state import encode_snapshot, load_snapshot, read_snapshots
+from probes.sinks.kafka_wire import WireError, decode_batch, record_key
+
+__all__ = ["ConsumerStats", "KafkaIngestor", "run_consumer"]
+
+log = logging.getLogger(__name__)
+
+_NO_OFFSET = "-1:-1"
+
+
+@dataclass(frozen=True)
+class ConsumerStats:
+    records: int = 0  # Kafka records read (each a batch of samples)
+    samples: int = 0  # samples decoded from them
+    accepted: int = 0
+    duplicates: int = 0
+    replay_skipped: int = 0  # samples below a model's ingested offset (already counted)
+    rejected: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    poison: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    commits: int = 0
+    commit_failures: int = 0
+    snapshots: int = 0
+    restored_models: int = 0
+    rebalances: int = 0
+    assigned: tuple[int, ...] = ()
+    lag: int | None = None  # records between our position and the log end, when known
+
+
+def _listener() -> Any:
+    from kafka import ConsumerRebalanceListener
+
+    class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        """Records assignment changes for the consumer thread (see the module doc)."""
+
+        def __init__(self) -> None:
+            self.events: list[tuple[str, set[int]]] = []
+
+        def on_partitions_revoked(self, revoked: Sequence[Any]) -> None:
+            self.events.append(("revoked", {tp.partition for tp in revoked}))
+
+        def on_partitions_assigned(self, assigned: Sequence[Any]) -> None:
+            self.events.append(("assigned", {tp.partition for tp in assigned}))
+
+        def on_partitions_lost(self, lost: Sequence[Any]) -> None:
+            self.events.append(("revoked", {tp.partition for tp in lost}))
+
+    return _Listener()
+
+
+class _Events:
+    """The listener's interface as the consumer thread sees it."""
+
+    events: list[tuple[str, set[int]]]
+
+
+class KafkaIngestor:
+    """One drift worker's consumer. `run(stop_event)` until the event is set; `stats()` any time."""
+
+    def __init__(
+        self,
+        collector: Collector,
+        bootstrap: str | Sequence[str],
+        topic: str,
+        group: str,
+        *,
+        state_topic: str | None = None,
+        dead_letter_topic: str | None = None,
+        commit_interval_s: float = 1.0,
+        max_poll_records: int = 50,
+        client_id: str = "benchwatch-drift",
+        consumer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.collector = collector
+        self.store = collector.store
+        self.bootstrap = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)
+        self.topic = topic
+        self.group = group
+        self.state_topic = state_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.commit_interval_s = commit_interval_s
+        self.max_poll_records = max_poll_records
+        self.client_id = client_id
+        self.consumer_config = dict(consumer_config or {})
+        self._lock = threading.Lock()
+        self._stats = ConsumerStats()
+        self._counts: Counter[str] = Counter()
+        self._rejected: Counter[str] = Counter()
+        self._poison: Counter[str] = Counter()
+        self._owned: set[int] = set()
+        self._skip: dict[tuple[str, str], int] = {}
+        self._touched: dict[tuple[str, str], tuple[int, int]] = {}
+        self._pending: dict[int, int] = {}  # partition -> next offset to commit
+        self._logged: set[str] = set()
+        self._lag: int | None = None
+        self._consumer: Any = None
+        self._producer: Any = None
+
+    # -- public ---------------------------------------------------------------------------
+    def stats(self) -> ConsumerStats:
+        with self._lock:
+            return self._stats
+
+    def run(self, stop_event: threading.Event) -> ConsumerStats:
+        from kafka import KafkaConsumer
+        from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+        listener = _listener()
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "group_id": self.group,
+            "client_id": self.client_id,
+            "enable_auto_commit": False,  # we commit only what is durable
+            "auto_offset_reset": "earliest",
+            "max_poll_records": self.max_poll_records,
+            # eager assignment: every rebalance hands us the full set, which the restore
+            # logic diffs against what we owned
+            "partition_assignment_strategy": (RangePartitionAssignor,),
+            "session_timeout_ms": 10_000,
+            "heartbeat_interval_ms": 1_000,
+            "reconnect_backoff_max_ms": 1000,
+        }
+        config.update(self.consumer_config)
+        self._consumer = consumer = KafkaConsumer(**config)
+        if self.state_topic or self.dead_letter_topic:
+            from kafka import KafkaProducer
+
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+                max_request_size=8 * 1024 * 1024, client_id=f"{self.client_id}-state",
+                compression_type="gzip")
+        consumer.subscribe([self.topic], listener=listener)
+        last_commit = last_lag = time.monotonic()
+        log.info("consuming %s as group %s from %s", self.topic, self.group, ",".join(self.bootstrap))
+        try:
+            while not stop_event.is_set():
+                try:
+                    polled = consumer.poll(timeout_ms=200)
+                except Exception as e:  # broker gone etc.: the client reconnects by itself
+                    self._log_once("poll", f"polling Kafka failed ({e!r}); retrying")
+                    stop_event.wait(0.5)
+                    continue
+                self._apply_events(listener)
+                if polled:
+                    self._process(polled)
+                now = time.monotonic()
+                if now - last_commit >= self.commit_interval_s:
+                    self._checkpoint()
+                    last_commit = now
+                if now - last_lag >= 1.0:
+                    self._update_lag()
+                    last_lag = now
+                self._publish()
+            self._checkpoint()
+        finally:
+            try:
+                consumer.close(autocommit=False)
+            finally:
+                if self._producer is not None:
+                    self._producer.close(timeout=5)
+            self._publish()
+        return self.stats()
+
+    # -- records ----------------------------------------------------------------------------
+    def _process(self, polled: Mapping[Any, Sequence[Any]]) -> None:
+        items: list[dict[str, Any]] = []
+        model_next: dict[tuple[str, str], tuple[int, int]] = {}
+        first: dict[Any, int] = {}
+        next_offsets: dict[int, int] = {}
+        for tp, records in polled.items():
+            if tp.partition not in self._owned:
+                continue
+            for rec in records:
+                first.setdefault(tp, rec.offset)
+                next_offsets[tp.partition] = rec.offset + 1
+                self._counts["records"] += 1
+                try:
+                    model, version, dicts = decode_batch(rec.value)
+                except WireError as e:
+                    self._poisoned(rec, e)
+                    continue
+                self._counts["samples"] += len(dicts)
+                key = (model, version)
+                if rec.offset < self._skip.get(key, -1):
+                    self._counts["replay_skipped"] += len(dicts)
+                    continue
+                items.extend(dicts)
+                model_next[key] = (tp.partition, rec.offset + 1)
+        if items:
+            try:
+                report = self.collector.ingest(items)
+            except Exception as e:  # the store failed (disk full, ...): replay this batch later
+                self._log_once("ingest", f"storing samples failed ({e!r}); will retry")
+                for tp, offset in first.items():
+                    self._consumer.seek(tp, offset)
+                time.sleep(0.5)
+                return
+            self._counts["accepted"] += report.accepted
+            self._counts["duplicates"] += report.duplicates
+            self._rejected.update(report.rejected)
+        for (model, version), (partition, offset) in model_next.items():
+            self.store.meta_set(self._meta_key(model, version), f"{partition}:{offset}")
+            self._touched[(model, version)] = (partition, offset)
+        self._pending.update(next_offsets)
+
+    def _poisoned(self, rec: Any, error: WireError) -> None:
+        self._poison[error.reason] += 1
+        self._log_once(f"poison:{error.reason}",
+                       f"skipping a record at {rec.topic}/{rec.partition}@{rec.offset}: {error}")
+        if self._producer is not None and self.dead_letter_topic:
+            try:
+                self._producer.send(
+                    self.dead_letter_topic, key=rec.key, value=rec.value,
+                    headers=[("benchwatch-error", error.reason.encode()),
+                             ("benchwatch-source", f"{rec.topic}/{rec.partition}@{rec.offset}".encode())])
+            except Exception as e:
+                self._log_once("dead-letter", f"cannot write to {self.dead_letter_topic}: {e!r}")
+
+    # -- checkpoints and commits -------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        if not self._pending and not self._touched:
+            return
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        touched = {k: v for k, v in self._touched.items() if v[0] in self._owned}
+        if self._producer is not None:
+            futures = []
+            if self.state_topic:
+                for (model, version), (partition, offset) in touched.items():
+                    value = encode_snapshot(self.store, model, version, partition, offset)
+                    futures.append(self._producer.send(
+                        self.state_topic, key=record_key(model, version), value=value))
+            try:
+                self._producer.flush(timeout=10)
+                for f in futures:
+                    f.get(timeout=0)
+            except Exception as e:  # no commit without the snapshots: the replay is safe
+                self._log_once("snapshot", f"writing window snapshots failed ({e!r}); not committing")
+                self._counts["commit_failures"] += 1
+                return
+            self._counts["snapshots"] += len(futures)
+        offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                   for p, o in self._pending.items() if p in self._owned}
+        try:
+            if offsets:
+                self._consumer.commit(offsets)
+                self._counts["commits"] += 1
+        except Exception as e:  # e.g. a rebalance in between: the next owner replays safely
+            self._log_once("commit", f"committing offsets failed ({e!r})")
+            self._counts["commit_failures"] += 1
+            return
+        self._pending.clear()
+        self._touched.clear()
+
+    # -- rebalances -------------------------------------------------------------------------
+    def _apply_events(self, listener: _Events) -> None:
+        while listener.events:
+            kind, parts = listener.events.pop(0)
+            if kind != "assigned":
+                continue
+            self._counts["rebalances"] += 1
+            new, gone = parts - self._owned, self._owned - parts
+            self._owned = set(parts)
+            for p in gone:
+                self._pending.pop(p, None)
+            self._touched = {k: v for k, v in self._touched.items() if v[0] in parts}
+            if gone and self.state_topic:
+                self._forget(gone)
+            if new:
+                self._restore(new)
+            log.info("owning partitions %s of %s (new %s, gone %s)", sorted(parts), self.topic,
+                     sorted(new), sorted(gone))
+
+    def _local_offsets(self) -> dict[tuple[str, str], tuple[int, int]]:
+        out = {}
+        for model, version in {(m, v) for m, v, _ in self.store.keys()}:
+            raw = self.store.meta_get(self._meta_key(model, version))
+            if raw and raw != _NO_OFFSET:
+                p, _, o = raw.partition(":")
+                out[(model, version)] = (int(p), int(o))
+        return out
+
+    def _forget(self, gone: set[int]) -> None:
+        """Drop windows of models whose partitions moved away (their new owner has them)."""
+        for (model, version), (p, _) in self._local_offsets().items():
+            if p in gone:
+                self.store.reset(model, version)
+                self.store.meta_set(self._meta_key(model, version), _NO_OFFSET)
+                self._skip.pop((model, version), None)
+
+    def _restore(self, new: set[int]) -> None:
+        local = {k: v for k, v in self._local_offsets().items() if v[0] in new}
+        snaps = {}
+        if self.state_topic:
+            try:
+                snaps = read_snapshots(self.bootstrap, self.state_topic, new)
+            except Exception as e:
+                self._log_once("restore", f"reading window snapshots failed ({e!r})")
+        restored = 0
+        for key in set(local) | set(snaps):
+            snap = snaps.get(key)
+            local_offset = local[key][1] if key in local else None
+            if snap is not None and (local_offset is None or snap.next_offset > local_offset):
+                load_snapshot(self.store, snap)
+                self.store.meta_set(self._meta_key(*key), f"{snap.partition}:{snap.next_offset}")
+                self._skip[key] = snap.next_offset
+                restored += 1
+            elif local_offset is not None:
+                self._skip[key] = local_offset
+        self._counts["restored_models"] += restored
+        if restored:
+            log.info("restored the windows of %d model version(s) from %s", restored, self.state_topic)
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def _meta_key(self, model: str, version: str) -> str:
+        return f"kafka:{self.topic}:{model}/{version}"
+
+    def _update_lag(self) -> None:
+        from kafka.structs import TopicPartition
+
+        try:
+            tps = [TopicPartition(self.topic, p) for p in self._owned]
+            if not tps:
+                self._lag = 0
+                return
+            end = self._consumer.end_offsets(tps)
+            self._lag = sum(max(0, end[tp] - self._consumer.position(tp)) for tp in tps)
+        except Exception:
+            self._lag = None
+
+    def _publish(self) -> None:
+        c = self._counts
+        stats = ConsumerStats(
+            records=c["records"], samples=c["samples"], accepted=c["accepted"],
+            duplicates=c["duplicates"], replay_skipped=c["replay_skipped"],
+            rejected=MappingProxyType(dict(self._rejected)),
+            poison=MappingProxyType(dict(self._poison)), commits=c["commits"],
+            commit_failures=c["commit_failures"], snapshots=c["snapshots"],
+            restored_models=c["restored_models"], rebalances=c["rebalances"],
+            assigned=tuple(sorted(self._owned)), lag=self._lag)
+        with self._lock:
+            self._stats = stats
+
+    def _log_once(self, key: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("%s (logged once; see KafkaIngestor.stats())", message)
+
+
+def run_consumer(collector: Collector, bootstrap: str | Sequence[str], topic: str, group: str,
+                 stop_event: threading.Event, **options: Any) -> ConsumerStats:
+    """Consume `topic` as a member of `group` into `collector` until `stop_event` is set.
+
+    For the drift service: run it in a thread; `options` go to `KafkaIngestor` (state_topic,
+    dead_letter_topic, commit_interval_s, ...).
+    """
+    return KafkaIngestor(collector, bootstrap, topic, group, **options).run(stop_event)

@@ -1,0 +1,132 @@
+"""Window checkpoints for the Kafka consumer group: snapshots in a compacted topic.
+
+Each drift worker keeps its windows in its own durable `WindowStore`. So that another worker can
+take over a partition (rebalance, a worker killed) with the windows intact and nothing counted
+twice, the owner writes, before it commits its consumer offsets, one snapshot per (model,
+version) it changed to a compacted topic keyed by model/version:
+
+    value = b"BWS" + bytes([STATE_VERSION]) + JSON
+    {"m": model, "v": version, "p": partition, "o": next_offset, "t": unix time,
+     "w": {feature: [values, oldest first]}}
+
+`o` is the offset of the samples topic up to which (exclusive) that model's samples are in the
+snapshot. A new owner loads the snapshot and then ignores that model's records below `o` when it
+replays from the committed offset (which is <= `o`), so every sample lands exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from collector.windows import Feature, WindowStore
+from probes.sinks.kafka_wire import WireError
+
+log = logging.getLogger(__name__)
+
+STATE_MAGIC = b"BWS"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    model: str
+    version: str
+    partition: int
+    next_offset: int
+    windows: Mapping[str, list[Feature]]
+    written_at: float
+
+
+def encode_snapshot(store: WindowStore, model: str, version: str, partition: int,
+                    next_offset: int) -> bytes:
+    windows = {f: [list(x) if isinstance(x, tuple) else x for x in store.values(model, version, f)]
+               for f in store.features(model, version)}
+    body = {"m": model, "v": version, "p": partition, "o": next_offset, "t": time.time(),
+            "w": windows}
+    return STATE_MAGIC + bytes([STATE_VERSION]) + json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_snapshot(value: bytes | None) -> Snapshot:
+    if not value or value[:3] != STATE_MAGIC or len(value) < 4:
+        raise WireError("not_benchwatch", "not a benchwatch window snapshot (magic b'BWS')")
+    if value[3] != STATE_VERSION:
+        raise WireError("unknown_version",
+                        f"snapshot version {value[3]}; this reader understands {STATE_VERSION}")
+    try:
+        d = json.loads(value[4:])
+        windows = {str(f): [tuple(x) if isinstance(x, list) else x for x in vals]
+                   for f, vals in d["w"].items()}
+        return Snapshot(str(d["m"]), str(d["v"]), int(d["p"]), int(d["o"]), windows,
+                        float(d["t"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise WireError("bad_envelope", f"unreadable window snapshot ({e!r})") from None
+
+
+def load_snapshot(store: WindowStore, snap: Snapshot) -> None:
+    """Replace the store's windows of snap's model version by the snapshot's values.
+
+    The store takes whole samples, so the values are re-assembled into synthetic samples aligned
+    on the newest value (window i of every feature goes into sample i); their ids are fresh.
+    """
+    store.reset(snap.model, snap.version)
+    longest = max((len(v) for v in snap.windows.values()), default=0)
+    items: list[tuple[str, str, str, float, Mapping[str, Feature], Mapping[str, Feature]]] = []
+    for i in range(longest):
+        feats: dict[str, Feature] = {}
+        for name, vals in snap.windows.items():
+            j = i - (longest - len(vals))
+            if j >= 0:
+                feats[name] = vals[j]
+        items.append((f"restored-{uuid.uuid4().hex}", snap.model, snap.version, snap.written_at,
+                      {}, feats))
+    for start in range(0, len(items), 2000):
+        store.add(items[start:start + 2000])
+
+
+def read_snapshots(bootstrap: Iterable[str] | str, topic: str, partitions: set[int],
+                   timeout_s: float = 10.0,
+                   consumer_config: Mapping[str, Any] | None = None) -> dict[tuple[str, str], Snapshot]:
+    """The latest snapshot of every model whose samples partition is in `partitions`."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             **dict(consumer_config or {}))
+    found: dict[tuple[str, str], Snapshot] = {}
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            log.warning("the window-state topic %s does not exist: no windows restored "
+                        "(create it with `benchwatch kafka topics`)", topic)
+            return found
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading window snapshots from {topic} took over {timeout_s}s")
+            for records in consumer.poll(timeout_ms=200).values():
+                for rec in records:
+                    if rec.value is None:  # a tombstone
+                        continue
+                    try:
+                        snap = decode_snapshot(rec.value)
+                    except WireError as e:
+                        log.warning("skipping an unreadable snapshot at %s/%d@%d: %s",
+                                    topic, rec.partition, rec.offset, e)
+                        continue
+                    if snap.partition in partitions:
+                        key = (snap.model, snap.version)
+                        old = found.get(key)
+                        if old is None or snap.next_offset >= old.next_offset:
+                            found[key] = snap
+    finally:
+        consumer.close()
+    return found

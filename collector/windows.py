@@ -1,0 +1,305 @@
+"""Durable, bounded windows of feature values per (model, version, feature), in SQLite (WAL).
+
+Why SQLite in WAL mode: a batch is accepted only once its transaction has committed, and a
+committed WAL transaction survives the process being killed (kill -9) at any point, so a restart
+loses no accepted sample. `synchronous=NORMAL` trades durability across an OS crash / power loss
+(the last transactions may roll back) for ingest speed; process crashes are covered either way.
+
+Idempotence: every sample's `sample_id` is recorded (bounded to the most recent
+`max_sample_ids`); a redelivered sample is counted as a duplicate and its values are not added
+again. Each window keeps the most recent `max_per_feature` values; older ones are pruned in the
+same transaction that adds new ones, so the file stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Feature = float | str | tuple[float, ...] | None
+
+# value kinds stored beside each value (SQLite columns are dynamically typed; strings and
+# JSON-encoded vectors are both TEXT, so the kind disambiguates)
+_NUM, _STR, _VEC, _NONE = 0, 1, 2, 3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS windows (
+    key_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL, version TEXT NOT NULL, feature TEXT NOT NULL,
+    UNIQUE (model, version, feature));
+CREATE TABLE IF NOT EXISTS vals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id INTEGER NOT NULL, kind INTEGER NOT NULL, value, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS vals_by_key ON vals (key_id, seq);
+CREATE TABLE IF NOT EXISTS samples (
+    sample_id TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL,
+    ts REAL NOT NULL, outputs TEXT NOT NULL, received_seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS samples_by_seq ON samples (received_seq);
+"""
+SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class StoredSample:
+    """What the store remembers of an accepted sample (for joining delayed labels)."""
+
+    sample_id: str
+    model: str
+    version: str
+    timestamp: float
+    outputs: Mapping[str, Feature]
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """One feature value to store: the collector flattens samples into these."""
+
+    model: str
+    version: str
+    feature: str
+    value: Feature
+    timestamp: float
+
+
+def _encode(value: Feature) -> tuple[int, Any]:
+    if value is None:
+        return _NONE, None
+    if isinstance(value, str):
+        return _STR, value
+    if isinstance(value, tuple):
+        return _VEC, json.dumps([float(x) for x in value])
+    return _NUM, float(value)
+
+
+def _decode(kind: int, value: Any) -> Feature:
+    if kind == _NUM:
+        return float(value)
+    if kind == _STR:
+        return str(value)
+    if kind == _VEC:
+        return tuple(float(x) for x in json.loads(value))
+    return None
+
+
+def _jsonable(value: Feature) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return list(value) if isinstance(value, tuple) else value
+
+
+class WindowStore:
+    """Bounded per-(model, version, feature) windows; `path=None` keeps them in memory.
+
+    Thread-safe: one connection guarded by a lock (ingest threads and the evaluator share it).
+    """
+
+    def __init__(self, path: str | Path | None, max_per_feature: int = 5000,
+                 max_sample_ids: int = 200_000) -> None:
+        if max_per_feature < 1:
+            raise ValueError(f"max_per_feature must be >= 1, got {max_per_feature}")
+        if max_sample_ids < 1:
+            raise ValueError(f"max_sample_ids must be >= 1, got {max_sample_ids}")
+        self.path = None if path is None else Path(path)
+        self.max_per_feature = max_per_feature
+        self.max_sample_ids = max_sample_ids
+        self._lock = threading.Lock()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(
+                ":memory:" if self.path is None else str(self.path),
+                check_same_thread=False, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(
+                f"window store {self.path} is not a usable SQLite database ({exc}); "
+                "move it aside or pass another --state path") from exc
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise ValueError(
+                f"window store {self.path} has schema {row[0]}, this benchwatch writes "
+                f"{SCHEMA_VERSION}; move it aside or pass another --state path")
+        self._key_ids: dict[tuple[str, str, str], int] = {}
+        self._refresh_keys()
+        self._recv_seq = 0
+
+    def _refresh_keys(self) -> None:
+        """Re-read the window keys (another process sharing the file may have added some)."""
+        self._key_ids = {
+            (m, v, f): k for k, m, v, f in
+            self._db.execute("SELECT key_id, model, version, feature FROM windows")}
+
+    # -- writing ---------------------------------------------------------------------------
+    def add(self, samples: Sequence[tuple[str, str, str, float, Mapping[str, Feature],
+                                          Mapping[str, Feature]]]) -> tuple[int, int]:
+        """Store validated samples atomically; returns (accepted, duplicates).
+
+        Each item is `(sample_id, model, version, timestamp, outputs, features)` where
+        `features` is the flat name -> value mapping to append to the windows.
+        """
+        accepted = duplicates = 0
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                # read under the write lock: another process may share the file
+                self._recv_seq = int(db.execute(
+                    "SELECT COALESCE(MAX(received_seq), 0) FROM samples").fetchone()[0])
+                self._refresh_keys()
+                touched: set[int] = set()
+                for sample_id, model, version, ts, outputs, features in samples:
+                    self._recv_seq += 1
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                        (sample_id, model, version, ts,
+                         json.dumps({k: _jsonable(v) for k, v in outputs.items()}),
+                         self._recv_seq))
+                    if cur.rowcount == 0:
+                        duplicates += 1
+                        continue
+                    accepted += 1
+                    rows = []
+                    for name, value in features.items():
+                        key_id = self._key_id(model, version, name)
+                        touched.add(key_id)
+                        kind, enc = _encode(value)
+                        rows.append((key_id, kind, enc, ts))
+                    db.executemany(
+                        "INSERT INTO vals (key_id, kind, value, ts) VALUES (?, ?, ?, ?)", rows)
+                for key_id in touched:
+                    self._prune(key_id)
+                if accepted:
+                    db.execute(
+                        "DELETE FROM samples WHERE received_seq <= ?",
+                        (self._recv_seq - self.max_sample_ids,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._refresh_keys()  # the cache may name rows the rollback removed
+                raise
+        return accepted, duplicates
+
+    def _key_id(self, model: str, version: str, feature: str) -> int:
+        key = (model, version, feature)
+        key_id = self._key_ids.get(key)
+        if key_id is None:
+            cur = self._db.execute(
+                "INSERT INTO windows (model, version, feature) VALUES (?, ?, ?)", key)
+            key_id = int(cur.lastrowid or 0)
+            self._key_ids[key] = key_id
+        return key_id
+
+    def _prune(self, key_id: int) -> None:
+        row = self._db.execute(
+            "SELECT seq FROM vals WHERE key_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (key_id, self.max_per_feature)).fetchone()
+        if row is not None:
+            self._db.execute("DELETE FROM vals WHERE key_id = ? AND seq <= ?", (key_id, row[0]))
+
+    # -- reading ---------------------------------------------------------------------------
+    def values(self, model: str, version: str, feature: str) -> list[Feature]:
+        """The window's values, oldest first (at most `max_per_feature`)."""
+        with self._lock:
+            key_id = self._key_ids.get((model, version, feature))
+            if key_id is None:
+                self._refresh_keys()
+                key_id = self._key_ids.get((model, version, feature))
+            if key_id is None:
+                return []
+            rows = self._db.execute(
+                "SELECT kind, value FROM vals WHERE key_id = ? ORDER BY seq", (key_id,)).fetchall()
+        return [_decode(k, v) for k, v in rows]
+
+    def count(self, model: str, version: str, feature: str) -> int:
+        with self._lock:
+            key_id = self._key_ids.get((model, version, feature))
+            if key_id is None:
+                return 0
+            return int(self._db.execute(
+                "SELECT COUNT(*) FROM vals WHERE key_id = ?", (key_id,)).fetchone()[0])
+
+    def features(self, model: str, version: str) -> list[str]:
+        with self._lock:
+            self._refresh_keys()
+            return sorted(f for (m, v, f) in self._key_ids if m == model and v == version)
+
+    def keys(self) -> list[tuple[str, str, str]]:
+        with self._lock:
+            self._refresh_keys()
+            return sorted(self._key_ids)
+
+    def samples(self, sample_ids: Iterable[str]) -> dict[str, StoredSample]:
+        """Accepted samples still remembered, by id (unknown or pruned ids are absent)."""
+        ids = list(dict.fromkeys(sample_ids))
+        found: dict[str, StoredSample] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for sid, m, v, ts, outputs in self._db.execute(
+                        f"SELECT sample_id, model, version, ts, outputs FROM samples "  # noqa: S608
+                        f"WHERE sample_id IN ({marks})", chunk):
+                    raw = json.loads(outputs)
+                    found[sid] = StoredSample(sid, m, v, ts, {
+                        k: tuple(x) if isinstance(x, list) else x for k, x in raw.items()})
+        return found
+
+    def sample_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+
+    # -- housekeeping ----------------------------------------------------------------------
+    def reset(self, model: str | None = None, version: str | None = None,
+              feature: str | None = None) -> None:
+        """Empty the windows matching the given parts (all windows when none is given).
+
+        Remembered sample ids are kept, so a redelivery after a reset is still a duplicate.
+        """
+        with self._lock:
+            doomed = [(key, k) for key, k in self._key_ids.items()
+                      if (model is None or key[0] == model)
+                      and (version is None or key[1] == version)
+                      and (feature is None or key[2] == feature)]
+            self._db.execute("BEGIN IMMEDIATE")
+            for key, key_id in doomed:
+                self._db.execute("DELETE FROM vals WHERE key_id = ?", (key_id,))
+                self._db.execute("DELETE FROM windows WHERE key_id = ?", (key_id,))
+                del self._key_ids[key]
+            self._db.execute("COMMIT")
+
+    def meta_get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT v FROM meta WHERE k = ?", (f"x:{key}",)).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta_set(self, key: str, value: str) -> None:
+        """Small durable key/value pairs for services built on the store (e.g. drift state)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"x:{key}", value))
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error:  # already closed
+                pass
+
+    def __enter__(self) -> WindowStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

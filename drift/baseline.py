@@ -1,0 +1,415 @@
+"""Baselines: what a model saw and said when it was benchmarked, in a safe, versioned format.
+
+On disk a baseline is two files: `NAME.json`, a manifest (schema version, model, version,
+figures, provenance, per-feature kind and counts, categories, CBPE calibration) and `NAME.npz`
+with the arrays (sorted numeric reference, quantile-bin edges, category counts, reference
+vectors). The manifest carries the SHA-256 of the .npz, so a truncated or swapped array file is
+refused. Arrays are read with `allow_pickle=False`: nothing in a baseline can run code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import io
+import json
+import logging
+import math
+import os
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drift.calibration import Calibration
+from drift.reference import (
+    DEFAULT_BINS,
+    KINDS,
+    CategoricalReference,
+    NumericReference,
+    Reference,
+    VectorReference,
+    as_categorical,
+    as_numeric,
+    as_vectors,
+    infer_kind,
+)
+from drift.result import DriftError
+
+__all__ = [
+    "FIGURE_KEYS",
+    "SCHEMA_VERSION",
+    "Baseline",
+    "BaselineError",
+    "Provenance",
+    "load_dir",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FORMAT = "benchwatch-baseline"
+FIGURE_KEYS = (
+    "latency_p50_s",
+    "latency_p90_s",
+    "latency_p99_s",
+    "throughput_qps",
+    "accuracy",
+    "energy_per_inference_j",
+)
+DEFAULT_MAX_REFERENCE = 10_000  # numeric/categorical reference rows kept (seeded subsample)
+DEFAULT_MAX_VECTORS = 2_000
+_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,200}$")
+
+
+class BaselineError(DriftError):
+    """A baseline that cannot be built, written or read; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    data_hash: str  # sha256 over the reference data as given to build()
+    created_at: str  # ISO 8601, UTC
+    benchwatch_version: str
+    source: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+
+def _benchwatch_version() -> str:
+    try:  # the distribution's version; drift must not import the benchwatch app package
+        return importlib.metadata.version("benchwatch")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare source tree
+        return "0.0.0+source"
+
+
+def _hash_feature(h: Any, name: str, kind: str, values: Any) -> None:
+    h.update(f"{len(name)}:{name}:{kind}:".encode())
+    if kind == "numeric":
+        a = np.asarray([math.nan if v is None else v for v in values], dtype=np.float64) \
+            if not isinstance(values, np.ndarray) else values.astype(np.float64)
+        h.update(np.ascontiguousarray(a).tobytes())
+    elif kind == "categorical":
+        seq = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        h.update("\x00".join("\x01" if v is None else str(v) for v in seq).encode())
+    else:
+        a, missing = as_vectors(values)
+        h.update(np.ascontiguousarray(a).tobytes() + str(missing).encode())
+
+
+def _check_name(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise BaselineError(
+            f"{what} must be 1-200 characters of letters, digits and _.:/-, got {value!r}")
+    return value
+
+
+def _check_figures(figures: Mapping[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in figures.items():
+        if not isinstance(k, str) or not re.match(r"^[a-z][a-z0-9_]*$", k):
+            raise BaselineError(f"figure name {k!r} must be snake_case, like {FIGURE_KEYS[0]}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise BaselineError(f"figure {k} must be a finite number, got {v!r} (omit it if unknown)")
+        out[k] = float(v)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Baseline:
+    """Reference distributions and benchmark figures for one (model, version)."""
+
+    model: str
+    version: str
+    features: Mapping[str, Reference]
+    figures: Mapping[str, float]
+    provenance: Provenance
+    calibration: Calibration | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.model, self.version)
+
+    @property
+    def source(self) -> str:
+        return self.provenance.source
+
+    def reference(self, feature: str) -> Reference:
+        try:
+            return self.features[feature]
+        except KeyError:
+            raise BaselineError(
+                f"baseline {self.model}/{self.version} has no feature {feature!r}; it has "
+                f"{sorted(self.features)}"
+            ) from None
+
+    @classmethod
+    def build(
+        cls,
+        model: str,
+        version: str,
+        features: Mapping[str, Any],
+        figures: Mapping[str, float] | None = None,
+        *,
+        source: str = "",
+        kinds: Mapping[str, str] | None = None,
+        calibration: Calibration | None = None,
+        n_bins: int = DEFAULT_BINS,
+        max_reference: int = DEFAULT_MAX_REFERENCE,
+        seed: int = 0,
+    ) -> Baseline:
+        """Build from raw reference values per feature (kinds inferred unless given)."""
+        _check_name("model", model)
+        _check_name("version", version)
+        if not features:
+            raise BaselineError("a baseline needs at least one feature")
+        rng = np.random.default_rng(seed)
+        h = hashlib.sha256()
+        refs: dict[str, Reference] = {}
+        for name in sorted(features):
+            _check_name("feature name", name)
+            values = features[name]
+            try:
+                kind = (kinds or {}).get(name) or infer_kind(values)
+                if kind not in KINDS:
+                    raise BaselineError(f"kind {kind!r} is unknown: use one of {KINDS}")
+                _hash_feature(h, name, kind, values)
+                refs[name] = _build_reference(kind, values, rng, n_bins, max_reference)
+            except DriftError as e:
+                raise BaselineError(f"feature {name!r}: {e}") from None
+        prov = Provenance(
+            data_hash="sha256:" + h.hexdigest(),
+            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            benchwatch_version=_benchwatch_version(),
+            source=str(source),
+        )
+        return cls(model, version, refs, _check_figures(figures or {}), prov, calibration)
+
+    # ---- writing -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write `path` (.json manifest) and its sibling .npz; returns the manifest path."""
+        p = Path(path)
+        if p.suffix != ".json":
+            p = p.with_suffix(".json")
+        arrays: dict[str, np.ndarray] = {}
+        feats: list[dict[str, Any]] = []
+        for i, (name, ref) in enumerate(sorted(self.features.items())):
+            entry: dict[str, Any] = {"name": name, "kind": ref.kind, "n": ref.n,
+                                     "n_missing": ref.n_missing}
+            if isinstance(ref, NumericReference):
+                arrays[f"f{i}_sorted"] = ref.sorted_values
+                arrays[f"f{i}_edges"] = ref.edges
+                entry["arrays"] = {"sorted": f"f{i}_sorted", "edges": f"f{i}_edges"}
+                entry["mean"], entry["std"] = ref.mean, ref.std
+            elif isinstance(ref, CategoricalReference):
+                arrays[f"f{i}_counts"] = ref.counts
+                entry["arrays"] = {"counts": f"f{i}_counts"}
+                entry["categories"] = list(ref.categories)
+            else:
+                arrays[f"f{i}_values"] = ref.values
+                entry["arrays"] = {"values": f"f{i}_values"}
+                entry["dim"] = ref.dim
+            feats.append(entry)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        blob = buf.getvalue()
+        npz = p.with_suffix(".npz")
+        manifest = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "version": self.version,
+            "figures": dict(self.figures),
+            "provenance": {
+                "data_hash": self.provenance.data_hash,
+                "created_at": self.provenance.created_at,
+                "benchwatch_version": self.provenance.benchwatch_version,
+                "source": self.provenance.source,
+            },
+            "arrays_file": npz.name,
+            "arrays_sha256": hashlib.sha256(blob).hexdigest(),
+            "features": feats,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+        }
+        p.parent.mkdir(parents=True, exist_ok=True)
+        # arrays first, manifest last (atomically): a reader never sees a manifest without arrays
+        _atomic_write(npz, blob)
+        _atomic_write(p, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        return p
+
+    # ---- reading -------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, model: str | None = None, version: str | None = None
+    ) -> Baseline:
+        """Read and validate; `model`/`version`, when given, must match the file's."""
+        p = Path(path)
+        try:
+            return _load(p, model, version)
+        except BaselineError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as e:
+            raise BaselineError(f"{p}: cannot read baseline ({type(e).__name__}: {e}); "
+                                "rebuild it with `benchwatch baseline build`") from None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _build_reference(kind: str, values: Any, rng: np.random.Generator, n_bins: int,
+                     max_reference: int) -> Reference:
+    if kind == "numeric":
+        a, missing = as_numeric(values)
+        if a.size < 2:
+            raise BaselineError(f"needs at least 2 finite numeric values, got {a.size}")
+        s = np.sort(a)
+        edges = np.unique(np.quantile(s, np.arange(1, n_bins) / n_bins))  # from all the data
+        if s.size > max_reference:
+            keep = rng.choice(s.size, size=max_reference, replace=False)
+            missing = round(missing * max_reference / s.size)
+            s = np.sort(s[keep])
+        return NumericReference.from_sorted(s, n_missing=missing, edges=edges)
+    if kind == "categorical":
+        cats, missing = as_categorical(values)
+        if not cats:
+            raise BaselineError("has no non-missing categorical values")
+        u, c = np.unique(np.array(cats, dtype=str), return_counts=True)
+        return CategoricalReference.from_counts(dict(zip(u.tolist(), c.tolist(), strict=True)),
+                                                n_missing=missing)
+    a, missing = as_vectors(values)
+    if a.shape[0] > DEFAULT_MAX_VECTORS:
+        a = a[np.sort(rng.choice(a.shape[0], size=DEFAULT_MAX_VECTORS, replace=False))]
+    return VectorReference.from_values(a) if not missing else VectorReference(
+        values=VectorReference.from_values(a).values, n_missing=missing)
+
+
+def _fail(p: Path, msg: str) -> BaselineError:
+    return BaselineError(f"{p}: {msg}")
+
+
+def _load(p: Path, model: str | None, version: str | None) -> Baseline:
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise _fail(p, "no such baseline file") from None
+    try:
+        m = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _fail(p, f"corrupt manifest, not valid JSON ({e}); rebuild the baseline") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise _fail(p, f"not a benchwatch baseline (expected \"format\": \"{FORMAT}\")")
+    sv = m.get("schema_version")
+    if sv != SCHEMA_VERSION:
+        raise _fail(p, f"schema version {sv!r}; this benchwatch reads version {SCHEMA_VERSION}. "
+                       "Rebuild it with this version's `benchwatch baseline build`")
+    fm, fv = m.get("model"), m.get("version")
+    if model is not None and fm != model or version is not None and fv != version:
+        raise _fail(p, f"is the baseline of {fm}/{fv}, not {model or fm}/{version or fv}")
+    _check_name("model", fm)
+    _check_name("version", fv)
+    npz = p.with_name(str(m["arrays_file"]))
+    if npz.parent != p.parent or "/" in str(m["arrays_file"]):
+        raise _fail(p, "arrays_file must be a file name beside the manifest")
+    try:
+        blob = npz.read_bytes()
+    except FileNotFoundError:
+        raise _fail(p, f"its arrays file {npz.name} is missing; copy both files together") from None
+    if hashlib.sha256(blob).hexdigest() != m["arrays_sha256"]:
+        raise _fail(p, f"{npz.name} does not match the manifest's checksum (corrupt or from "
+                       "another baseline); rebuild the baseline")
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    feats: dict[str, Reference] = {}
+    for entry in m["features"]:
+        name = _check_name("feature name", entry["name"])
+        try:
+            feats[name] = _load_feature(entry, arrays)
+        except (DriftError, KeyError, TypeError, ValueError) as e:
+            raise _fail(p, f"feature {name!r} is invalid ({e}); rebuild the baseline") from None
+    if not feats:
+        raise _fail(p, "has no features")
+    prov_d = m["provenance"]
+    prov = Provenance(
+        data_hash=str(prov_d["data_hash"]),
+        created_at=str(prov_d["created_at"]),
+        benchwatch_version=str(prov_d["benchwatch_version"]),
+        source=str(prov_d.get("source", "")),
+        schema_version=SCHEMA_VERSION,
+    )
+    cal = m.get("calibration")
+    try:
+        calibration = Calibration.from_dict(cal) if cal is not None else None
+    except DriftError as e:
+        raise _fail(p, f"calibration is invalid: {e}") from None
+    return Baseline(str(fm), str(fv), feats, _check_figures(m.get("figures") or {}), prov,
+                    calibration, p)
+
+
+def _array(arrays: Mapping[str, np.ndarray], key: str, kinds: str, ndim: int) -> np.ndarray:
+    a = arrays[key]
+    if a.dtype.kind not in kinds or a.ndim != ndim:
+        raise ValueError(f"array {key} has dtype {a.dtype}, {a.ndim} dims")
+    return a
+
+
+def _load_feature(entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Reference:
+    kind, names, n_missing = entry["kind"], entry["arrays"], int(entry["n_missing"])
+    if kind == "numeric":
+        s = _array(arrays, names["sorted"], "f", 1).astype(np.float64)
+        edges = _array(arrays, names["edges"], "f", 1).astype(np.float64)
+        if s.size < 2 or not np.isfinite(s).all() or np.any(np.diff(s) < 0):
+            raise ValueError("reference values must be finite and sorted, at least 2")
+        if not np.isfinite(edges).all() or np.any(np.diff(edges) <= 0):
+            raise ValueError("bin edges must be finite and increasing")
+        return NumericReference.from_sorted(s, n_missing=n_missing, edges=edges)
+    if kind == "categorical":
+        counts = _array(arrays, names["counts"], "iu", 1).astype(np.int64)
+        cats = [str(c) for c in entry["categories"]]
+        if len(cats) != counts.size or len(set(cats)) != len(cats):
+            raise ValueError("categories and counts disagree")
+        return CategoricalReference.from_counts(dict(zip(cats, counts.tolist(), strict=True)),
+                                                n_missing=n_missing)
+    if kind == "vector":
+        v = _array(arrays, names["values"], "f", 2).astype(np.float64)
+        if v.shape[0] < 2 or not np.isfinite(v).all():
+            raise ValueError("reference vectors must be finite, at least 2 rows")
+        return VectorReference(values=v, n_missing=n_missing)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def load_dir(
+    directory: str | os.PathLike[str],
+) -> tuple[dict[tuple[str, str], Baseline], dict[str, str]]:
+    """Every `*.json` baseline in `directory`: (baselines by (model, version), errors by path).
+
+    A bad file never stops the others from loading; its error says why it was refused.
+    """
+    d = Path(directory)
+    good: dict[tuple[str, str], Baseline] = {}
+    errors: dict[str, str] = {}
+    if not d.is_dir():
+        errors[str(d)] = f"{d}: not a directory of baselines"
+        return good, errors
+    for p in sorted(d.glob("*.json")):
+        try:
+            b = Baseline.load(p)
+        except BaselineError as e:
+            errors[str(p)] = str(e)
+            log.warning("skipping baseline %s: %s", p, e)
+            continue
+        if b.key in good:
+            errors[str(p)] = (f"{p}: duplicate baseline for {b.model}/{b.version} (already "
+                              f"loaded from {good[b.key].path}); remove one")
+            continue
+        good[b.key] = b
+    return good, errors
+
+

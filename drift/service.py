@@ -1,0 +1,316 @@
+"""The drift service: windows from the collector, compared with baselines on an interval.
+
+`DriftService(ServiceConfig(baselines_dir=...)).start()` loads every baseline in the directory
+(a corrupt one, one for another schema, or one whose file name disagrees with its model is
+refused with a logged reason and the others are served), opens the window store (SQLite WAL at
+`state_path`: windows survive restarts and kill -9), and serves:
+
+- Prometheus metrics on `host:metrics_port` (see `drift.service_metrics`),
+- HTTP on `host:ingest_port` (None: no HTTP): `POST /v1/samples` (collector ingest),
+  `POST /v1/labels` (delayed labels), `POST /v1/alerts` (Alertmanager webhook, bearer token or
+  HMAC), `GET /v1/alerts`, `GET /v1/status`, `GET /healthz`.
+- `service.sink()`: the embedded (in-process) transport for `probes.configure(sink=...)`.
+
+Every `interval_s` it compares each baseline feature's live window with the baseline's
+reference, controls the family-wise error across a model's features with Holm's step-down
+procedure, remembers since when each feature has been drifting, and publishes the figures.
+The evaluator thread logs and survives any error; the serving path is never involved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from collector import Collector, InProcessSink, WindowStore
+from collector.http_server import (
+    DEFAULT_MAX_BODY,
+    JsonHttpServer,
+    bearer_or_hmac_verifier,
+    is_loopback,
+    samples_handler,
+)
+from drift.service_alerts import AlertInbox
+from drift.service_baselines import BaselineSet, load_baselines
+from drift.service_labels import LabelStore
+from drift.service_metrics import FeatureFigures, ServiceMetrics, Snapshot
+from drift.service_stats import estimate_accuracy, holm_adjust
+
+log = logging.getLogger(__name__)
+
+SINCE_KEY = "drift_since"
+
+
+class ServiceError(RuntimeError):
+    """The drift service cannot start as configured; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    baselines_dir: Path
+    state_path: Path | None = None  # None keeps windows in memory (lost at exit)
+    host: str = "127.0.0.1"
+    metrics_port: int = 9465  # 0: any free port
+    ingest_port: int | None = 9466  # None: no HTTP server (embedded transport only)
+    interval_s: float = 30.0
+    token: str | None = None  # required for HTTP when host is not loopback
+    webhook_token: str | None = None  # Alertmanager's bearer token (default: `token`)
+    webhook_hmac_secret: str | None = None
+    alpha: float = 0.05
+    min_samples: int = 100  # a window smaller than this is not tested
+    max_per_feature: int = 5000
+    require_features: bool = True  # samples lacking a baseline feature are rejected
+    max_body: int = DEFAULT_MAX_BODY
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0:
+            raise ServiceError(f"--interval must be > 0 seconds, got {self.interval_s}")
+        if not 0 < self.alpha < 1:
+            raise ServiceError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.min_samples < 2:
+            raise ServiceError(f"min_samples must be >= 2, got {self.min_samples}")
+        if self.ingest_port is not None and not self.token and not is_loopback(self.host):
+            raise ServiceError(
+                f"refusing to listen on {self.host} without a token: anyone who can reach it "
+                "could send samples, labels and alerts. Pass --token (or BENCHWATCH_TOKEN) or "
+                "bind 127.0.0.1")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation pass: per-feature figures plus what was skipped and why."""
+
+    at: float
+    features: tuple[FeatureFigures, ...]
+    skipped: Mapping[tuple[str, str, str], str] = field(
+        default_factory=lambda: MappingProxyType({}))
+
+    def drifted(self) -> list[FeatureFigures]:
+        return sorted((f for f in self.features if f.detected), key=lambda f: -f.score)
+
+
+class DriftService:
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        if not Path(config.baselines_dir).is_dir():
+            raise ServiceError(
+                f"baselines directory {config.baselines_dir} does not exist: build one with "
+                "`benchwatch baseline build ... -o DIR/NAME.json` or pass --baselines DIR")
+        self.baselines: BaselineSet = load_baselines(config.baselines_dir)
+        try:
+            self.store = WindowStore(config.state_path, config.max_per_feature)
+        except ValueError as exc:
+            raise ServiceError(str(exc)) from exc
+        self.collector = Collector(
+            self.store, accept=self._known,
+            schema=self._schema if config.require_features else None)
+        self.alerts = AlertInbox()
+        self.labels = LabelStore(self.store)
+        self._since: dict[tuple[str, str, str, str], float] = self._load_since()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.metrics: ServiceMetrics | None = None
+        self.http: JsonHttpServer | None = None
+        self.last: Evaluation | None = None
+        self._failures_logged: set[tuple[str, str, str, str]] = set()
+
+    # -- what the collector asks -----------------------------------------------------------
+    def _known(self, model: str, version: str) -> bool:
+        return (model, version) in self.baselines.loaded
+
+    def _schema(self, model: str, version: str) -> Sequence[str] | None:
+        b = self.baselines.loaded.get((model, version))
+        return None if b is None else b.feature_names
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> DriftService:
+        cfg = self.config
+        try:
+            self.metrics = ServiceMetrics(cfg.host, cfg.metrics_port, self.collector.totals,
+                                          self.alerts.counts)
+            if cfg.ingest_port is not None:
+                self.http = self._http_server().start()
+        except Exception:
+            self.stop()
+            raise
+        self.evaluate()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="benchwatch-drift-eval",
+                                        daemon=True)
+        self._thread.start()
+        log.info("drift service: %d baseline(s) %s, evaluating every %gs",
+                 len(self.baselines.loaded),
+                 ", ".join(f"{m}/{v}" for m, v in sorted(self.baselines.loaded)), cfg.interval_s)
+        return self
+
+    def _http_server(self) -> JsonHttpServer:
+        cfg = self.config
+        try:
+            server = JsonHttpServer(cfg.host, cfg.ingest_port or 0, cfg.token, cfg.max_body,
+                                    name="drift-service")
+        except ValueError as exc:
+            raise ServiceError(str(exc)) from exc
+        server.add_route("POST", "/v1/samples", samples_handler(self.collector))
+        server.add_route("POST", "/v1/labels", self.labels.receive)
+        hook = bearer_or_hmac_verifier(cfg.webhook_token or cfg.token, cfg.webhook_hmac_secret)
+        server.add_route("POST", "/v1/alerts", self.alerts.receive, verify=hook)
+        server.add_route("GET", "/v1/alerts", self.alerts.listing)
+        server.add_route("GET", "/v1/status", lambda _: (200, self.status()))
+        return server
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.config.interval_s):
+            try:
+                self.evaluate()
+            except Exception:  # the evaluator must outlive any one bad pass
+                log.exception("drift evaluation failed; retrying next interval")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+        self.store.close()
+
+    def __enter__(self) -> DriftService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def sink(self) -> InProcessSink:
+        """The embedded transport: `probes.configure(..., sink=service.sink())`."""
+        return InProcessSink(self.collector)
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics is None else self.metrics.url
+
+    @property
+    def url(self) -> str | None:
+        return None if self.http is None else self.http.url
+
+    # -- evaluation ------------------------------------------------------------------------
+    def reload_baselines(self) -> None:
+        """Re-read the directory (new, changed or removed files); windows are kept."""
+        fresh = load_baselines(self.config.baselines_dir)
+        with self._lock:
+            self.baselines = fresh
+
+    def evaluate(self, now: float | None = None) -> Evaluation:
+        """Compare every baseline feature's window with its reference and publish."""
+        now = time.time() if now is None else now
+        if self.baselines.changed():
+            self.reload_baselines()
+        baselines = self.baselines
+        figures: list[FeatureFigures] = []
+        windows: dict[tuple[str, str, str], int] = {}
+        skipped: dict[tuple[str, str, str], str] = {}
+        estimated: dict[tuple[str, str, str], float] = {}
+        realized: dict[tuple[str, str], tuple[float, int]] = {}
+        for (model, version), baseline in sorted(baselines.loaded.items()):
+            rows = []
+            for feature in baseline.feature_names:
+                values = self.store.values(model, version, feature)
+                windows[(model, version, feature)] = len(values)
+                present = sum(v is not None for v in values)
+                if present < self.config.min_samples:
+                    skipped[(model, version, feature)] = (
+                        f"{present} values in the window, testing from {self.config.min_samples}")
+                    continue
+                try:
+                    result = baseline.compare(feature, values, alpha=self.config.alpha)
+                except Exception as exc:
+                    skipped[(model, version, feature)] = f"{type(exc).__name__}: {exc}"
+                    key = (model, version, feature, type(exc).__name__)
+                    if key not in self._failures_logged:
+                        self._failures_logged.add(key)
+                        log.warning("drift test failed for %s/%s %s: %s (skipped until it works)",
+                                    model, version, feature, exc)
+                    continue
+                rows.append((feature, result, len(values)))
+            adjusted = holm_adjust([r.p_value for _, r, _ in rows])
+            for (feature, r, n), p_adj in zip(rows, adjusted, strict=True):
+                detected = bool(r.detected) and (p_adj is None or p_adj < self.config.alpha)
+                key = (model, version, feature, r.test)
+                since = self._since.setdefault(key, now) if detected else None
+                if not detected:
+                    self._since.pop(key, None)
+                figures.append(FeatureFigures(
+                    model, version, feature, r.test, float(r.score), float(r.threshold), p_adj,
+                    detected, n, since))
+            conf = baseline.confidence_feature
+            if conf is not None:
+                est = estimate_accuracy(baseline, self.store.values(model, version, conf))
+                if est is not None:
+                    estimated[(model, version, est[1])] = est[0]
+            got = self.labels.realized(model, version)
+            if got is not None:
+                realized[(model, version)] = got
+        # drop episodes of features no longer evaluated (baseline removed, window reset)
+        live = {(f.model, f.version, f.feature, f.test) for f in figures}
+        for key in [k for k in self._since if k not in live]:
+            del self._since[key]
+        self._save_since()
+        evaluation = Evaluation(now, tuple(figures), MappingProxyType(skipped))
+        self.last = evaluation
+        if self.metrics is not None:
+            self.metrics.publish(Snapshot(
+                features=tuple(figures), window_samples=MappingProxyType(windows),
+                baseline_figures=MappingProxyType(baselines.figures()),
+                estimated_accuracy=MappingProxyType(estimated),
+                realized_accuracy=MappingProxyType(realized),
+                refused_baselines=len(baselines.refused), evaluated_at=now))
+        for f in evaluation.drifted():
+            if f.since == now:  # a new episode: say it once; the gauges carry the rest
+                log.warning("drift: %s/%s %s score=%.4g over %.4g (%s, Holm p=%s)", f.model,
+                            f.version, f.feature, f.score, f.threshold, f.test,
+                            "n/a" if f.p_value is None else f"{f.p_value:.3g}")
+        return evaluation
+
+    def _load_since(self) -> dict[tuple[str, str, str, str], float]:
+        raw = self.store.meta_get(SINCE_KEY)
+        try:
+            items = json.loads(raw) if raw else []
+            return {(str(m), str(v), str(f), str(t)): float(s) for m, v, f, t, s in items}
+        except (ValueError, TypeError):
+            log.warning("ignoring unreadable drift episode state in %s", self.config.state_path)
+            return {}
+
+    def _save_since(self) -> None:
+        self.store.meta_set(SINCE_KEY, json.dumps([[*k, s] for k, s in sorted(self._since.items())]))
+
+    def status(self) -> dict[str, Any]:
+        ev = self.last
+        totals = self.collector.totals()
+        return {
+            "baselines": [f"{m}/{v}" for m, v in sorted(self.baselines.loaded)],
+            "refused_baselines": dict(self.baselines.refused),
+            "ingest": totals.to_dict(),
+            "evaluated_at": None if ev is None else ev.at,
+            "features": [] if ev is None else [
+                {"model": f.model, "model_version": f.version, "feature": f.feature,
+                 "test": f.test, "score": f.score, "threshold": f.threshold,
+                 "p_value": f.p_value, "detected": f.detected,
+                 "window_samples": f.window_samples, "since": f.since} for f in ev.features],
+            "skipped": [] if ev is None else [
+                {"model": m, "model_version": v, "feature": f, "why": why}
+                for (m, v, f), why in sorted(ev.skipped.items())],
+            "alerts": len(self.alerts.alerts()),
+            "pid": os.getpid(),
+        }

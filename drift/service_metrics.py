@@ -1,0 +1,182 @@
+"""The drift service's metrics, exported through OpenTelemetry on its own Prometheus endpoint.
+
+Everything is an observable instrument read from the latest `Snapshot` at scrape time, so a
+series disappears when its window or baseline does (a synchronous gauge would keep the last
+value forever). Names follow DESIGN.md (OTel name -> Prometheus name):
+
+- `benchwatch.drift.score|threshold|p_value|detected` {model, model_version, feature, test}
+  (`p_value` is Holm-adjusted across the model's features)
+- `benchwatch.drift.window.samples` {model, model_version, feature}
+- `benchwatch.drift.since_timestamp` (s) {model, model_version, feature, test}: when the current
+  drift episode began (only while detected) -> `benchwatch_drift_since_timestamp_seconds`
+- `benchwatch.drift.last_evaluation_timestamp` (s) -> `..._seconds`
+- `benchwatch.baseline.figure` {model, model_version, figure}: the benchmark's figures
+  (`latency_p99_s`, `energy_per_inference_j`, ...) for the regression rules to compare with
+- `benchwatch.baseline.refused`: baselines in the directory that failed to load
+- `benchwatch.accuracy.estimated` {model, model_version, method} and `benchwatch.accuracy.realized`
+  {model, model_version}, `benchwatch.accuracy.labels` (labelled samples in the realized window)
+- `benchwatch.ingest.samples` (counter) {outcome: accepted|duplicate|rejected, reason}
+- `benchwatch.alerts.received` (counter) {status}
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+
+from collector import IngestReport
+from probes.export import PrometheusEndpoint
+
+Attrs = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class FeatureFigures:
+    """One feature's latest drift figures (attributes: model, model_version, feature, test)."""
+
+    model: str
+    version: str
+    feature: str
+    test: str
+    score: float
+    threshold: float
+    p_value: float | None
+    detected: bool
+    window_samples: int
+    since: float | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    features: tuple[FeatureFigures, ...] = ()
+    window_samples: Mapping[tuple[str, str, str], int] = field(
+        default_factory=lambda: MappingProxyType({}))
+    baseline_figures: Mapping[tuple[str, str, str], float] = field(
+        default_factory=lambda: MappingProxyType({}))
+    estimated_accuracy: Mapping[tuple[str, str, str], float] = field(
+        default_factory=lambda: MappingProxyType({}))
+    realized_accuracy: Mapping[tuple[str, str], tuple[float, int]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    refused_baselines: int = 0
+    evaluated_at: float | None = None
+
+
+class ServiceMetrics:
+    """Owns the MeterProvider and endpoint; `publish(snapshot)` swaps what scrapes see."""
+
+    def __init__(self, host: str, port: int, totals: Callable[[], IngestReport],
+                 alert_counts: Callable[[], Mapping[str, int]],
+                 service_name: str = "benchwatch-drift") -> None:
+        self._snapshot = Snapshot()
+        self._lock = threading.Lock()
+        self._totals = totals
+        self._alert_counts = alert_counts
+        self.endpoint = PrometheusEndpoint(host, port)
+        self.provider = MeterProvider(
+            metric_readers=[self.endpoint.reader],
+            resource=Resource.create({"service.name": service_name}))
+        meter = self.provider.get_meter("benchwatch.drift", "0.1.0")
+        gauge = meter.create_observable_gauge
+        gauge("benchwatch.drift.score", [self._per_feature(lambda f: f.score)],
+              description="drift score of the live window against the baseline")
+        gauge("benchwatch.drift.threshold", [self._per_feature(lambda f: f.threshold)],
+              description="score above which the feature counts as drifted")
+        gauge("benchwatch.drift.p_value", [self._per_feature(lambda f: f.p_value)],
+              description="p-value, Holm-adjusted across the model's features")
+        gauge("benchwatch.drift.detected", [self._per_feature(lambda f: float(f.detected))],
+              description="1 when the feature drifted (significant and large enough)")
+        gauge("benchwatch.drift.since_timestamp", [self._per_feature(lambda f: f.since)],
+              unit="s", description="unix time the current drift episode began")
+        gauge("benchwatch.drift.window.samples", [self._windows],
+              description="values in the live window")
+        gauge("benchwatch.drift.last_evaluation_timestamp", [self._evaluated], unit="s",
+              description="unix time of the last evaluation")
+        gauge("benchwatch.baseline.figure", [self._figures],
+              description="the baseline's benchmark figures (latency_p99_s, ...)")
+        gauge("benchwatch.baseline.refused", [self._refused],
+              description="baseline files that failed to load")
+        gauge("benchwatch.accuracy.estimated", [self._estimated],
+              description="accuracy estimated from confidences (CBPE), no labels needed")
+        gauge("benchwatch.accuracy.realized", [self._realized(0)],
+              description="accuracy on samples whose labels arrived")
+        gauge("benchwatch.accuracy.labels", [self._realized(1)],
+              description="labelled samples behind the realized accuracy")
+        meter.create_observable_counter("benchwatch.ingest.samples", [self._ingest],
+                                        description="samples received, by outcome and reason")
+        meter.create_observable_counter("benchwatch.alerts.received", [self._alerts],
+                                        description="Alertmanager notifications received")
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    def publish(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    @property
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    def _per_feature(self, pick: Callable[[FeatureFigures], float | None]
+                     ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            out = []
+            for f in self.snapshot.features:
+                value = pick(f)
+                if value is not None:
+                    out.append(Observation(float(value), {
+                        "model": f.model, "model_version": f.version, "feature": f.feature,
+                        "test": f.test}))
+            return out
+        return callback
+
+    def _windows(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"model": m, "model_version": v, "feature": f})
+                for (m, v, f), n in self.snapshot.window_samples.items()]
+
+    def _evaluated(self, options: CallbackOptions) -> Iterable[Observation]:
+        at = self.snapshot.evaluated_at
+        return [] if at is None else [Observation(at)]
+
+    def _figures(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(x, {"model": m, "model_version": v, "figure": name})
+                for (m, v, name), x in self.snapshot.baseline_figures.items()]
+
+    def _refused(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self.snapshot.refused_baselines)]
+
+    def _estimated(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(x, {"model": m, "model_version": v, "method": method})
+                for (m, v, method), x in self.snapshot.estimated_accuracy.items()]
+
+    def _realized(self, index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(float(pair[index]), {"model": m, "model_version": v})
+                    for (m, v), pair in self.snapshot.realized_accuracy.items()]
+        return callback
+
+    def _ingest(self, options: CallbackOptions) -> Iterable[Observation]:
+        t = self._totals()
+        out = [Observation(t.accepted, {"outcome": "accepted", "reason": ""}),
+               Observation(t.duplicates, {"outcome": "duplicate", "reason": ""})]
+        out += [Observation(n, {"outcome": "rejected", "reason": r}) for r, n in t.rejected.items()]
+        return out
+
+    def _alerts(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"status": s}) for s, n in self._alert_counts().items()]
+
+    def close(self) -> None:
+        self.endpoint.close()
+        self.provider.shutdown()

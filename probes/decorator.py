@@ -1,0 +1,394 @@
+"""`probe(model=..., version=...)`: the decorator, context manager and model wrapper.
+
+Per call the probe takes two `perf_counter_ns` readings and increments counters in the calling
+thread's shard (see `probes.state`); OpenTelemetry objects are built only at export. Anything
+after the user's function returned (output statistics, batch size, sampling) runs inside
+`try/except Exception` and is counted as a fault: the caller gets exactly the return value or
+the exception it would have got without the probe.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import sys
+import time
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from time import perf_counter_ns
+from typing import Any, TypeVar, cast
+
+import numpy as np
+
+from probes.buckets import BATCH_BOUNDS, LATENCY_BOUNDS_NS
+from probes.samples import Feature, Sample
+from probes.state import DEFAULT_REGISTRY, MAX_LABEL_LEN, ProbeState, Registry, Shard
+from probes.stats import OutputSpec, record_output
+from probes.summarize import summarize_output
+
+__all__ = ["Probe", "ProbeConfigError", "ProbeSpan", "probe"]
+
+log = logging.getLogger("probes")
+T = TypeVar("T")
+
+_OUTPUT_KINDS = ("auto", "classifier", "regression")
+MAX_SAMPLE_ROWS = 64  # rows of one sampled call that become Samples (bounds the drain cost)
+# Output types "auto" reads; torch.Tensor is added once torch has been imported (never import it here).
+_ARRAY_TYPES: set[type] = {np.ndarray}
+
+
+class ProbeConfigError(ValueError):
+    """A probe was declared wrongly; raised at decoration time with what to change."""
+
+
+def _check_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ProbeConfigError(f"probe {what} must be a non-empty string, got {value!r}: "
+                               f"@probe(model=\"digits\", version=\"v3\")")
+    if len(value) > MAX_LABEL_LEN:
+        raise ProbeConfigError(f"probe {what} {value[:20]!r}... is {len(value)} characters; at most {MAX_LABEL_LEN}")
+    return value
+
+
+def _note_torch() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        _ARRAY_TYPES.add(torch.Tensor)
+
+
+class Probe:
+    """What `probe(...)` returns: apply it to a function, async function, generator, PyTorch
+    module or ONNX Runtime session, or use it as a context manager."""
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        outputs: OutputSpec = "auto",
+        inputs: Callable[..., Mapping[str, Feature]] | None = None,
+        batch_size: Callable[..., int] | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        self.model = _check_name(model, "model")
+        self.version = _check_name(version, "version")
+        if not (outputs is None or callable(outputs) or outputs in _OUTPUT_KINDS):
+            raise ProbeConfigError(
+                f"outputs must be one of {_OUTPUT_KINDS}, None or a callable returning {{name: number}}; "
+                f"got {outputs!r}")
+        if inputs is not None and not callable(inputs):
+            raise ProbeConfigError(f"inputs must be None or a callable(*args, **kwargs) -> {{name: value}}, got {inputs!r}")
+        if batch_size is not None and not callable(batch_size):
+            raise ProbeConfigError(f"batch_size must be None (auto from the first argument's shape) or a "
+                                   f"callable(*args, **kwargs) -> int, got {batch_size!r}")
+        self.outputs = outputs
+        self.inputs = inputs
+        self.batch_size = batch_size
+        self.registry = registry if registry is not None else DEFAULT_REGISTRY
+        self.state: ProbeState = self.registry.state(self.model, self.version)
+        self._span: contextvars.ContextVar[ProbeSpan | None] = contextvars.ContextVar(
+            f"benchwatch_probe_{id(self)}", default=None)
+        _note_torch()
+
+    # ---- what happens after the user's call returned (never raises) ----
+    def _after(self, sh: Shard, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any], dt_ns: int) -> None:
+        st = self.state
+        reg = self.registry
+        spec = self.outputs
+        if spec is not None and (spec != "auto" or type(out) in _ARRAY_TYPES):
+            try:
+                record_output(st, sh, out, spec)
+            except Exception as e:
+                reg.faults.record("output_stats", e, f"{self.model}/{self.version}:")
+        try:
+            if self.batch_size is not None:
+                n = int(self.batch_size(*args, **kwargs))
+            elif args and type(args[0]) in _ARRAY_TYPES and args[0].ndim:
+                n = int(args[0].shape[0])
+            else:
+                n = -1
+            if n >= 0:
+                sh.batch[bisect_left(BATCH_BOUNDS, n)] += 1
+                sh.batch_sum += n
+        except Exception as e:
+            reg.faults.record("batch_size", e, f"{self.model}/{self.version}:")
+        rate = reg.sample_rate
+        if rate and reg.rng.random() < rate:
+            self._sample(out, args, kwargs, dt_ns)
+
+    def _sample(self, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any], dt_ns: int) -> None:
+        reg = self.registry
+        try:
+            queue = reg.sample_queue
+            if queue is None:
+                return
+            inp: Mapping[str, Feature] | None = None
+            if self.inputs is not None:
+                try:
+                    inp = dict(self.inputs(*args, **kwargs))
+                except Exception as e:
+                    reg.faults.record("inputs", e, f"{self.model}/{self.version}:")
+            spec = self.outputs
+            if callable(spec):
+                rows: list[dict[str, Feature]] = [{k: float(v) for k, v in spec(out).items()}]
+            elif spec is None:
+                rows = [{}]
+            else:
+                rows = summarize_output(out, spec)[:MAX_SAMPLE_ROWS]  # type: ignore[arg-type]
+            now = time.time()
+            latency = dt_ns / 1e9
+            queue.offer([Sample.new(self.model, self.version, r, inp, latency, now) for r in rows])
+        except Exception as e:
+            reg.faults.record("sampling", e, f"{self.model}/{self.version}:")
+
+    def _error(self, sh: Shard, exc: BaseException | str) -> None:
+        try:
+            et = self.state.error_types.get(exc if isinstance(exc, str) else type(exc).__name__)
+            sh.errors[et] = sh.errors.get(et, 0) + 1
+        except Exception as e:  # pragma: no cover - defensive: never mask the user's exception
+            self.registry.faults.record("output_stats", e)
+
+    # ---- application ----
+    def __call__(self, target: T) -> T:
+        if _is_torch_module(target):
+            return cast(T, self._wrap_torch(target))
+        if _is_ort_session(target):
+            return cast(T, self._wrap_ort(target))
+        if inspect.isasyncgenfunction(target):
+            return cast(T, self._wrap_asyncgen(target))  # type: ignore[arg-type]
+        if inspect.iscoroutinefunction(target):
+            return cast(T, self._wrap_async(target))  # type: ignore[arg-type]
+        if inspect.isgeneratorfunction(target):
+            return cast(T, self._wrap_gen(target))  # type: ignore[arg-type]
+        if callable(target):
+            return cast(T, self._wrap_sync(target))
+        raise ProbeConfigError(
+            f"@probe cannot wrap a {type(target).__name__}: use it on a function, async function, generator, "
+            "torch.nn.Module or onnxruntime.InferenceSession, or as `with probe(...) as p:`")
+
+    def _wrap_sync(self, fn: Callable[..., Any], select: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+        local = self.state.local
+        bounds = LATENCY_BOUNDS_NS
+        after = self._after
+        error = self._error
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            sh = local.shard
+            t0 = perf_counter_ns()
+            sh.in_flight += 1
+            sh.t0_sum += t0
+            try:
+                out = fn(*args, **kwargs)
+            except BaseException as e:
+                dt = perf_counter_ns() - t0
+                sh.in_flight -= 1
+                sh.t0_sum -= t0
+                sh.err[bisect_left(bounds, dt)] += 1
+                sh.err_sum += dt
+                error(sh, e)
+                raise
+            dt = perf_counter_ns() - t0
+            sh.in_flight -= 1
+            sh.t0_sum -= t0
+            sh.ok[bisect_left(bounds, dt)] += 1
+            sh.ok_sum += dt
+            after(sh, out if select is None else _safe_select(select, out), args, kwargs, dt)
+            return out
+
+        wrapper.__benchwatch_probe__ = self  # type: ignore[attr-defined]
+        return wrapper
+
+    def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        local = self.state.local
+        bounds = LATENCY_BOUNDS_NS
+        after = self._after
+        error = self._error
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            sh = local.shard  # a coroutine resumes on its loop's thread: same shard at the end
+            t0 = perf_counter_ns()
+            sh.in_flight += 1
+            sh.t0_sum += t0
+            try:
+                out = await fn(*args, **kwargs)
+            except BaseException as e:
+                dt = perf_counter_ns() - t0
+                sh.in_flight -= 1
+                sh.t0_sum -= t0
+                sh.err[bisect_left(bounds, dt)] += 1
+                sh.err_sum += dt
+                error(sh, e)
+                raise
+            dt = perf_counter_ns() - t0
+            sh.in_flight -= 1
+            sh.t0_sum -= t0
+            sh.ok[bisect_left(bounds, dt)] += 1
+            sh.ok_sum += dt
+            after(sh, out, args, kwargs, dt)
+            return out
+
+        wrapper.__benchwatch_probe__ = self  # type: ignore[attr-defined]
+        return wrapper
+
+    def _start(self) -> tuple[int, Shard]:
+        sh = self.state.local.shard
+        t0 = perf_counter_ns()
+        sh.in_flight += 1
+        sh.t0_sum += t0
+        return t0, sh
+
+    def _finish(self, t0: int, exc: BaseException | str | None) -> tuple[Shard, int]:
+        # Generators and spans may end on another thread: write to *that* thread's shard
+        # (sums across shards stay right; no shard is ever written by two threads).
+        sh = self.state.local.shard
+        dt = perf_counter_ns() - t0
+        sh.in_flight -= 1
+        sh.t0_sum -= t0
+        if exc is None:
+            sh.ok[bisect_left(LATENCY_BOUNDS_NS, dt)] += 1
+            sh.ok_sum += dt
+        else:
+            sh.err[bisect_left(LATENCY_BOUNDS_NS, dt)] += 1
+            sh.err_sum += dt
+            self._error(sh, exc)
+        return sh, dt
+
+    def _wrap_gen(self, fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        """Times the whole iteration: first `next()` to exhaustion (or close())."""
+        probe_ = self
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            gen = fn(*args, **kwargs)
+            t0, _ = probe_._start()
+            try:
+                result = yield from gen
+            except GeneratorExit:  # the consumer stopped early: not a model error
+                probe_._finish(t0, None)
+                raise
+            except BaseException as e:
+                probe_._finish(t0, e)
+                raise
+            probe_._finish(t0, None)
+            return result
+
+        wrapper.__benchwatch_probe__ = self  # type: ignore[attr-defined]
+        return wrapper
+
+    def _wrap_asyncgen(self, fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+        probe_ = self
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            t0, _ = probe_._start()
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except GeneratorExit:
+                probe_._finish(t0, None)
+                raise
+            except BaseException as e:
+                probe_._finish(t0, e)
+                raise
+            probe_._finish(t0, None)
+
+        wrapper.__benchwatch_probe__ = self  # type: ignore[attr-defined]
+        return wrapper
+
+    def _wrap_torch(self, module: Any) -> Any:
+        """Wraps `module.forward` in place (same object back, so `isinstance`, `.to()`,
+        `state_dict()` and hooks are untouched)."""
+        if getattr(module.forward, "__benchwatch_probe__", None) is not None:
+            raise ProbeConfigError(f"{type(module).__name__} is already probed")
+        object.__setattr__(module, "forward", self._wrap_sync(module.forward))
+        return module
+
+    def _wrap_ort(self, session: Any) -> Any:
+        """Wraps `session.run` in place; statistics read the first output."""
+        if getattr(session.run, "__benchwatch_probe__", None) is not None:
+            raise ProbeConfigError("this InferenceSession is already probed")
+        session.run = self._wrap_sync(session.run, select=_first)
+        return session
+
+    # ---- context manager ----
+    def __enter__(self) -> ProbeSpan:
+        span = ProbeSpan(self)
+        span._token = self._span.set(span)
+        return span
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        span = self._span.get()
+        if span is None:  # pragma: no cover - unbalanced use
+            return
+        if span._token is not None:
+            self._span.reset(span._token)
+        span._end(exc)
+
+
+class ProbeSpan:
+    """One timed block (`with probe(...) as p:`); `p.observe(output)` adds output statistics."""
+
+    __slots__ = ("_done", "_output", "_probe", "_t0", "_token")
+
+    def __init__(self, probe_: Probe) -> None:
+        self._probe = probe_
+        self._output: Any = None
+        self._done = False
+        self._token: contextvars.Token[ProbeSpan | None] | None = None
+        self._t0, _ = probe_._start()
+
+    def observe(self, output: Any) -> None:
+        """Record `output` for statistics/sampling when the block ends (never raises)."""
+        self._output = output
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        sh, dt = self._probe._finish(self._t0, exc)
+        if exc is None and self._output is not None:
+            self._probe._after(sh, self._output, (), {}, dt)
+
+
+def _first(out: Any) -> Any:
+    return out[0] if isinstance(out, list | tuple) and out else out
+
+
+def _safe_select(select: Callable[[Any], Any], out: Any) -> Any:
+    try:
+        return select(out)
+    except Exception:
+        return None
+
+
+def _is_torch_module(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def _is_ort_session(obj: Any) -> bool:
+    ort = sys.modules.get("onnxruntime")
+    return ort is not None and isinstance(obj, ort.InferenceSession)
+
+
+def probe(
+    model: str,
+    version: str,
+    *,
+    outputs: OutputSpec = "auto",
+    inputs: Callable[..., Mapping[str, Feature]] | None = None,
+    batch_size: Callable[..., int] | None = None,
+    registry: Registry | None = None,
+) -> Probe:
+    """Measure every call: `@probe(model="digits", version="v3")` on a function, async function,
+    generator, `probe(...)(torch_module)`, `probe(...)(ort_session)`, or `with probe(...) as p:`.
+
+    outputs: "auto" (numpy/torch arrays: 2-D → classifier, else regression), "classifier",
+    "regression", None (no statistics) or a callable returning {name: number}.
+    inputs: callable(*args, **kwargs) -> {name: value}, used only for sampled summaries.
+    batch_size: callable(*args, **kwargs) -> int; default: first argument's `shape[0]`.
+    """
+    return Probe(model, version, outputs=outputs, inputs=inputs, batch_size=batch_size, registry=registry)

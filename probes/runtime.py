@@ -1,0 +1,274 @@
+"""`configure()` / `shutdown()`: export, GPU sampler and sample queue for one process.
+
+Every argument can also come from a `BENCHWATCH_<NAME>` environment variable (an explicit
+argument wins over the environment, the environment over the default), so a deployment can
+switch export on without code changes. Bad settings fail here, at start-up, with a message
+that says what to change; nothing after start-up raises into the serving path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import os
+import threading
+import urllib.parse
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import Metric, MetricReader
+from opentelemetry.sdk.resources import Resource
+
+from probes.energy import EnergySampler, EnergySource, discover_sources
+from probes.export import (
+    CountingExporter,
+    ExportConfigError,
+    ProducingPeriodicReader,
+    PrometheusEndpoint,
+    otlp_exporter,
+)
+from probes.metrics import Producer
+from probes.samples import Sink
+from probes.sampling import SampleQueue
+from probes.state import DEFAULT_REGISTRY, Registry
+
+__all__ = ["ConfigError", "Runtime", "Settings", "configure", "current", "shutdown"]
+
+log = logging.getLogger("probes")
+
+_UNSET: Any = object()
+ENV_PREFIX = "BENCHWATCH_"
+GPU_MODES = ("auto", "off", "required")
+
+
+class ConfigError(ExportConfigError):
+    """`configure()` got settings that cannot work; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    service_name: str = "benchwatch-service"
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 9464  # 0 = no endpoint
+    otlp_endpoint: str | None = None
+    export_interval_s: float = 10.0
+    sink: str | None = None  # URL form (a Sink object is passed beside the settings)
+    sample_rate: float = 0.0
+    queue_size: int = 10_000
+    gpu: str = "auto"
+    worker_id: str | None = None
+    energy_interval_s: float = 0.25
+
+
+_FIELDS = tuple(Settings.__dataclass_fields__)
+
+
+def _env_value(name: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a number") from None
+    return raw or None
+
+
+def resolve_settings(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Arguments > BENCHWATCH_* environment > defaults, then validated."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for name in _FIELDS:
+        if name in explicit and explicit[name] is not _UNSET:
+            values[name] = explicit[name]
+        elif f"{ENV_PREFIX}{name.upper()}" in env:
+            default = getattr(defaults, name)
+            kind = type(default) if default is not None else str
+            values[name] = _env_value(name, env[f"{ENV_PREFIX}{name.upper()}"], kind)
+        else:
+            values[name] = getattr(defaults, name)
+    s = Settings(**values)
+    _validate(s)
+    return s
+
+
+def _validate(s: Settings) -> None:
+    if not isinstance(s.service_name, str) or not s.service_name.strip():
+        raise ConfigError(f"service_name must be a non-empty string, got {s.service_name!r}: "
+                          "configure(service_name=\"digits-api\") or BENCHWATCH_SERVICE_NAME")
+    if isinstance(s.prometheus_port, bool) or not isinstance(s.prometheus_port, int) \
+            or not 0 <= s.prometheus_port <= 65535:
+        raise ConfigError(f"prometheus_port must be 0 (no endpoint) or a port 1..65535, got "
+                          f"{s.prometheus_port!r} (BENCHWATCH_PROMETHEUS_PORT)")
+    if s.otlp_endpoint is not None:
+        u = urllib.parse.urlsplit(str(s.otlp_endpoint))
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise ConfigError(f"otlp_endpoint must look like http://127.0.0.1:4318, got {s.otlp_endpoint!r}")
+    if not isinstance(s.export_interval_s, int | float) or not math.isfinite(s.export_interval_s) \
+            or s.export_interval_s <= 0:
+        raise ConfigError(f"export_interval_s must be > 0 seconds, got {s.export_interval_s!r}")
+    if not isinstance(s.sample_rate, int | float) or not 0.0 <= s.sample_rate <= 1.0:
+        raise ConfigError(f"sample_rate must be between 0 and 1, got {s.sample_rate!r} (BENCHWATCH_SAMPLE_RATE)")
+    if isinstance(s.queue_size, bool) or not isinstance(s.queue_size, int) or s.queue_size < 1:
+        raise ConfigError(f"queue_size must be a positive integer, got {s.queue_size!r}")
+    if s.gpu not in GPU_MODES:
+        raise ConfigError(f"gpu must be one of {GPU_MODES} (or energy source objects), got {s.gpu!r}")
+    if s.worker_id is not None and (not isinstance(s.worker_id, str) or not s.worker_id or len(s.worker_id) > 64):
+        raise ConfigError(f"worker_id must be a short non-empty string, got {s.worker_id!r}")
+    if not s.energy_interval_s > 0:
+        raise ConfigError(f"energy_interval_s must be > 0, got {s.energy_interval_s!r}")
+
+
+class Runtime:
+    """What `configure()` started; `shutdown()` stops it. `collect()` returns the metrics an
+    export would carry (tests, debugging)."""
+
+    def __init__(self, settings: Settings, registry: Registry, sink: Sink | None,
+                 energy_sources: Sequence[EnergySource] | None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.endpoint: PrometheusEndpoint | None = None
+        self.queue: SampleQueue | None = None
+        self.energy: EnergySampler | None = None
+        self.meter_provider: MeterProvider | None = None
+        instance = settings.worker_id or uuid.uuid4().hex[:12]
+        attrs: dict[str, str] = {"service.name": settings.service_name, "service.instance.id": instance}
+        if settings.worker_id:
+            attrs["benchwatch.worker_id"] = settings.worker_id
+        self.resource = Resource.create(attrs)
+        try:
+            if sink is not None:
+                self.queue = SampleQueue(sink, registry.faults, maxsize=settings.queue_size)
+            sources = list(energy_sources) if energy_sources is not None else discover_sources(settings.gpu)
+            if sources:
+                self.energy = EnergySampler(registry, sources, settings.energy_interval_s)
+            self.producer = Producer(registry, settings.worker_id, self.energy, self.queue)
+            readers: list[MetricReader] = []
+            if settings.prometheus_port:
+                self.endpoint = PrometheusEndpoint(settings.prometheus_host, settings.prometheus_port,
+                                                   producer=self.producer, resource=self.resource)
+                readers.append(self.endpoint.reader)
+            if settings.otlp_endpoint:
+                exporter = CountingExporter(
+                    otlp_exporter(settings.otlp_endpoint),
+                    on_failure=lambda: registry.faults.record("export", None, "OTLP export failed"))
+                readers.append(ProducingPeriodicReader(exporter, self.producer, self.resource,
+                                                       settings.export_interval_s * 1000))
+            self.meter_provider = MeterProvider(metric_readers=readers, resource=self.resource)
+            if self.energy is not None:
+                self.energy.start()
+        except BaseException:
+            self.shutdown()
+            raise
+        registry.sample_queue = self.queue
+        registry.sample_rate = float(settings.sample_rate) if self.queue is not None else 0.0
+
+    @property
+    def prometheus_url(self) -> str | None:
+        return self.endpoint.url if self.endpoint is not None else None
+
+    def collect(self) -> list[Metric]:
+        return self.producer()
+
+    def shutdown(self) -> None:
+        self.registry.sample_rate = 0.0
+        self.registry.sample_queue = None
+        if self.energy is not None:
+            self.energy.close()
+        if self.queue is not None:
+            self.queue.close()
+        if self.meter_provider is not None:
+            try:
+                self.meter_provider.shutdown()  # final OTLP export
+            except Exception as e:
+                log.warning("OpenTelemetry shutdown: %s", e)
+        if self.endpoint is not None:
+            self.endpoint.close()
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def configure(
+    service_name: str = _UNSET,
+    *,
+    prometheus_host: str = _UNSET,
+    prometheus_port: int = _UNSET,
+    otlp_endpoint: str | None = _UNSET,
+    export_interval_s: float = _UNSET,
+    sink: Sink | str | None = _UNSET,
+    sample_rate: float = _UNSET,
+    queue_size: int = _UNSET,
+    gpu: str | EnergySource | Sequence[EnergySource] = _UNSET,
+    worker_id: str | None = _UNSET,
+    energy_interval_s: float = _UNSET,
+    registry: Registry | None = None,
+    **unknown: Any,
+) -> Runtime:
+    """Set up export for this process (once; `shutdown()` before configuring again).
+
+    Prometheus pull endpoint on 127.0.0.1:9464 by default (`prometheus_port=0`: none), OTLP/HTTP
+    push with `otlp_endpoint="http://collector:4318"`, sampled output summaries to `sink` (a
+    `Sink` or a URL: http(s)://… collector, kafka://host:port/topic) at `sample_rate`.
+    Multi-worker servers: give each worker its own `worker_id` and port (see docs/probes.md).
+    """
+    if unknown:
+        name = next(iter(unknown))
+        close = difflib.get_close_matches(name, [*_FIELDS, "registry"], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(_FIELDS)}"
+        raise ConfigError(f"configure() got an unknown option {name!r}{hint}")
+    global _current
+    explicit = {
+        "service_name": service_name, "prometheus_host": prometheus_host, "prometheus_port": prometheus_port,
+        "otlp_endpoint": otlp_endpoint, "export_interval_s": export_interval_s, "sample_rate": sample_rate,
+        "queue_size": queue_size, "worker_id": worker_id, "energy_interval_s": energy_interval_s,
+    }
+    sources: list[EnergySource] | None = None
+    if gpu is not _UNSET and not isinstance(gpu, str):  # injected energy sources (tests, custom meters)
+        sources = [gpu] if isinstance(gpu, EnergySource) else list(gpu)
+    elif gpu is not _UNSET:
+        explicit["gpu"] = gpu
+    sink_obj: Sink | None = None
+    if sink is not _UNSET and sink is not None and not isinstance(sink, str):
+        if not isinstance(sink, Sink):
+            raise ConfigError(f"sink must be a URL or an object with send(samples) and close(), got {sink!r}")
+        sink_obj = sink
+    else:
+        explicit["sink"] = sink
+    settings = resolve_settings(explicit)
+    if sink_obj is None and settings.sink:
+        from probes.sinks import SinkConfigError, from_url
+
+        try:
+            sink_obj = from_url(settings.sink)
+        except SinkConfigError as e:
+            raise ConfigError(str(e)) from e
+    if settings.sample_rate > 0 and sink_obj is None:
+        raise ConfigError(f"sample_rate={settings.sample_rate} needs a sink: configure(sink=\"http://127.0.0.1:9466\") "
+                          "or a Sink object (e.g. collector.InProcessSink), or BENCHWATCH_SINK")
+    with _lock:
+        if _current is not None:
+            raise ConfigError("probes are already configured in this process; call probes.shutdown() first")
+        _current = Runtime(settings, registry if registry is not None else DEFAULT_REGISTRY, sink_obj, sources)
+        log.info("benchwatch probes configured: service=%s prometheus=%s otlp=%s sample_rate=%s",
+                 settings.service_name, _current.prometheus_url, settings.otlp_endpoint, settings.sample_rate)
+        return _current
+
+
+def current() -> Runtime | None:
+    return _current
+
+
+def shutdown() -> None:
+    """Stop export, flush the sample queue, free the port. Safe to call when not configured."""
+    global _current
+    with _lock:
+        rt, _current = _current, None
+    if rt is not None:
+        rt.shutdown()

@@ -1,0 +1,83 @@
+"""Fixtures for the bench tests: a session model cache (trained once, ~4 s) and real example
+servers (subprocesses on loopback, free ports), all stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from benchwatch.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    cache = tmp_path_factory.mktemp("benchwatch-cache")
+    old = os.environ.get("BENCHWATCH_CACHE")
+    os.environ["BENCHWATCH_CACHE"] = str(cache)
+    from benchwatch.example import ensure_model
+
+    ensure_model()
+    yield cache
+    if old is None:
+        os.environ.pop("BENCHWATCH_CACHE", None)
+    else:
+        os.environ["BENCHWATCH_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    d = Path(os.environ.get("BENCHWATCH_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts")) / "bench"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: "
+                               f"{proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server at {url} not ready after {timeout_s}s")
+
+
+@pytest.fixture(scope="module")
+def example_server(model_cache: Path) -> Iterator[Callable[..., str]]:
+    """Factory: `example_server("--tail-fraction", "0.05", ...)` -> base URL."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*flags: str) -> str:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchwatch.example.server", "--port", str(port),
+             "--log-level", "WARNING", *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, "BENCHWATCH_CACHE": str(model_cache)})
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, proc)
+        return url
+
+    yield start
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

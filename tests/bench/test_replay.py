@@ -1,0 +1,142 @@
+"""End to end: real example servers (primary and canaries) on loopback, `benchwatch replay`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchwatch.cli import main
+from benchwatch.services import free_port
+
+
+def replay(tmp_path: Path, canary: str, *extra: str) -> tuple[int, dict[str, Any], Path]:
+    parent = tmp_path / f"call{len(list(tmp_path.glob('call*')))}"
+    code = main(["replay", "--canary", canary, "-o", str(parent), "--no-progress",
+                 "--queries", "1500", *extra])
+    (out,) = parent.glob("replay-*")
+    return code, json.loads((out / "verdict.json").read_text()), out
+
+
+def outcomes(doc: dict[str, Any]) -> dict[str, str]:
+    return {m["metric"]: m["outcome"] for m in doc["verdict"]["metrics"]}
+
+
+@pytest.fixture(scope="module")
+def primary(example_server: Callable[..., str]) -> str:
+    return example_server()
+
+
+def test_identical_canary_is_never_failed(tmp_path: Path, primary: str,
+                                          example_server: Callable[..., str]) -> None:
+    canary = example_server()
+    code, doc, _ = replay(tmp_path, canary, "--primary", primary)
+    assert code in (0, 2), doc["verdict"]["reason"]  # PASS, or INCONCLUSIVE on a busy machine
+    o = outcomes(doc)
+    assert o["accuracy"] == "pass" and o["output_predicted_class"] == "pass"
+    assert doc["queries"] == 1500 and doc["canary_version"] == doc["primary_version"]
+
+
+def test_slow_tail_canary_fails_on_p99(tmp_path: Path, primary: str,
+                                       example_server: Callable[..., str],
+                                       artifacts_dir: Path) -> None:
+    canary = example_server("--tail-fraction", "0.05", "--tail-delay-ms", "3")
+    code, doc, out = replay(tmp_path, canary, "--primary", primary)
+    assert code == 1 and doc["verdict"]["outcome"] == "fail"
+    assert outcomes(doc)["latency_p99"] == "fail"
+    html = (out / "report.html").read_text()
+    assert "FAIL" in html and "<polyline" in html and "interval vs margin" in html
+    screenshot_in_chromium(out / "report.html", artifacts_dir / "replay-fail-report.png")
+
+
+def test_worse_accuracy_canary_fails_on_accuracy(tmp_path: Path, primary: str,
+                                                 example_server: Callable[..., str]) -> None:
+    canary = example_server("--flip-fraction", "0.06")
+    code, doc, _ = replay(tmp_path, canary, "--primary", primary)
+    assert code == 1 and outcomes(doc)["accuracy"] == "fail"
+
+
+def test_unreachable_canary_exits_3(tmp_path: Path, primary: str) -> None:
+    code, doc, _ = replay(tmp_path, f"http://127.0.0.1:{free_port()}", "--primary", primary)
+    assert code == 3 and doc["verdict"]["outcome"] == "error"
+    assert "unreachable" in doc["verdict"]["reason"]
+
+
+def test_timeouts_exit_3_with_partial_results(tmp_path: Path, primary: str,
+                                              example_server: Callable[..., str]) -> None:
+    canary = example_server("--tail-fraction", "0.01", "--tail-delay-ms", "2000", "--seed", "3")
+    code, doc, out = replay(tmp_path, canary, "--primary", primary, "--timeout-s", "0.5")
+    assert code == 3 and doc["verdict"]["outcome"] == "error"
+    assert "timeout" in doc["errors"][0]
+    assert 0 < doc["queries"] < 1500  # what was measured is kept and reported
+    assert doc["verdict"]["metrics"]  # ... with the per-metric figures so far
+    assert "could not run" in (out / "report.html").read_text()
+
+
+class _Malformed(BaseHTTPRequestHandler):
+    def _send(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._send(json.dumps({"model": "digits", "version": "x", "input_shape": [64],
+                               "num_outputs": 10}).encode())
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._send(b'{"outputs": "not a matrix"}')
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def malformed_server() -> Iterator[str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Malformed)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_malformed_responses_exit_3(tmp_path: Path, primary: str, malformed_server: str) -> None:
+    code, doc, _ = replay(tmp_path, malformed_server, "--primary", primary)
+    assert code == 3 and "malformed" in doc["verdict"]["reason"]
+
+
+def test_suite_that_does_not_fit_the_model_exits_3(tmp_path: Path, primary: str) -> None:
+    import numpy as np
+
+    from benchwatch.bench.suites import make_suite, save_suite
+
+    path = save_suite(make_suite("wide", np.zeros((10, 32), np.float32), np.zeros(10, int),
+                                 {"task": "classification", "num_classes": 10}), tmp_path)
+    code, doc, _ = replay(tmp_path, primary, "--baseline", str(tmp_path / "missing.json"))
+    assert code == 3 and "missing.json" in doc["verdict"]["reason"]
+    code, doc, _ = replay(tmp_path, primary, "--suite", str(path), "--primary", primary)
+    assert code == 3 and "(32,)" in doc["verdict"]["reason"]
+
+
+def screenshot_in_chromium(html: Path, png: Path) -> None:
+    """Render in headless Debian chromium: the DOM must hold the charts, the PNG is kept."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:
+        common = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--no-first-run",
+                  f"--user-data-dir={profile}"]
+        subprocess.run([*common, f"--screenshot={png}", "--window-size=1200,1400",
+                        html.as_uri()], check=True, capture_output=True, timeout=90)
+        dom = subprocess.run([*common, "--dump-dom", html.as_uri()], check=True,
+                             capture_output=True, timeout=90, text=True).stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert dom.count("<svg") >= 2 and "latency_p99" in dom

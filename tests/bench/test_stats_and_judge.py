@@ -1,0 +1,98 @@
+"""The judge's calibration, by seeded simulation (the issue's acceptance numbers)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchwatch.bench import stats
+from benchwatch.bench.judge import FAIL, PASS, Arm, JudgeSettings, judge
+
+ALPHA = 0.05
+SETTINGS = JudgeSettings(alpha=ALPHA, bootstrap_draws=2000, drift_features=())
+
+
+def latencies(rng: np.random.Generator, n: int, scale: float = 1.0, tail: float = 1.0) -> np.ndarray:
+    x = rng.lognormal(np.log(2e-4), 0.35, n) * scale
+    if tail != 1.0:  # the slowest 5% get `tail` times slower
+        x = np.where(x > np.quantile(x, 0.95), x * tail, x)
+    return x
+
+
+def outcomes(trials: int, n: int, seed: int, **canary: float) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(trials):
+        s = JudgeSettings(alpha=ALPHA, bootstrap_draws=2000, drift_features=(), seed=t)
+        v = judge(Arm("canary", latencies(rng, n, **canary)), Arm("primary", latencies(rng, n)), s)
+        out.append(v.outcome)
+    return out
+
+
+def test_exact_bootstrap_of_a_quantile_matches_resampling() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(size=700)
+    exact = stats.bootstrap_quantile(x, 0.9, 20000, rng)
+    naive = np.array([stats.quantile(rng.choice(x, len(x)), 0.9) for _ in range(3000)])
+    assert abs(np.median(exact) - np.median(naive)) < 0.02 * np.median(naive)
+    assert abs(np.std(exact) - np.std(naive)) < 0.1 * np.std(naive)
+
+
+def test_holm() -> None:
+    assert stats.holm([0.01, 0.04, 0.03], 0.05) == [True, False, False]
+    assert stats.holm([0.01, 0.02, 0.03], 0.05) == [True, True, True]
+    assert stats.holm_adjusted([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+
+
+def test_identical_canaries_fail_at_most_alpha_and_mostly_pass() -> None:
+    res = outcomes(200, 2000, seed=11)
+    false_fail = res.count(FAIL) / len(res)
+    assert false_fail <= ALPHA
+    # power: p99 within a 10% margin needs a few thousand queries; at 2000 most runs pass
+    assert res.count(PASS) / len(res) >= 0.7
+
+
+def test_canary_exactly_at_the_margin_is_rarely_passed_or_failed() -> None:
+    res = outcomes(200, 2000, seed=12, scale=1.10)
+    assert res.count(PASS) / len(res) <= ALPHA + 0.03  # false-pass bounded by alpha
+    assert res.count(FAIL) / len(res) <= ALPHA + 0.03  # false-fail bounded by alpha
+
+
+def test_slowest_five_percent_fifty_percent_slower_fails() -> None:
+    res = outcomes(100, 2000, seed=13, tail=1.5)
+    assert res.count(FAIL) / len(res) >= 0.95
+    rng = np.random.default_rng(5)
+    v = judge(Arm("c", latencies(rng, 2000, tail=1.5)), Arm("p", latencies(rng, 2000)), SETTINGS)
+    by = {m.metric: m for m in v.metrics}
+    assert by["latency_p99"].outcome == FAIL and by["latency_p99"].lower > 1.1
+    assert by["latency_p50"].outcome == PASS  # the bulk is untouched
+
+
+def test_too_few_queries_is_inconclusive_not_pass() -> None:
+    rng = np.random.default_rng(1)
+    v = judge(Arm("c", latencies(rng, 500)), Arm("p", latencies(rng, 500)), SETTINGS)
+    by = {m.metric: m for m in v.metrics}
+    assert by["latency_p99"].outcome == "inconclusive" and "662" in by["latency_p99"].reason
+    assert v.outcome == "inconclusive"
+
+
+def test_paired_accuracy() -> None:
+    rng = np.random.default_rng(2)
+    primary = rng.random(1000) < 0.97
+    same = judge(Arm("c", correct=primary), Arm("p", correct=primary.copy()), SETTINGS)
+    assert {m.metric: m.outcome for m in same.metrics}["accuracy"] == PASS
+    worse = primary.copy()
+    worse[np.flatnonzero(primary)[:50]] = False  # 5% of rows now wrong
+    v = judge(Arm("c", correct=worse), Arm("p", correct=primary), SETTINGS)
+    assert v.outcome == FAIL and {m.metric: m.outcome for m in v.metrics}["accuracy"] == FAIL
+
+
+def test_baseline_figures_as_reference() -> None:
+    rng = np.random.default_rng(4)
+    lat = latencies(rng, 2000)
+    figures = {"latency_p50_s": stats.quantile(lat, 0.5) * 2, "latency_p90_s": 1.0,
+               "latency_p99_s": 1.0, "accuracy": 0.97}
+    v = judge(Arm("c", latencies(rng, 2000), correct=rng.random(1000) < 0.97),
+              Arm("baseline", figures=figures), SETTINGS)
+    by = {m.metric: m.outcome for m in v.metrics}
+    assert by["latency_p50"] == PASS and by["latency_p99"] == PASS
+    assert by["accuracy"] in ("pass", "inconclusive")

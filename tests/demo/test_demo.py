@@ -1,0 +1,198 @@
+"""`benchwatch demo` end to end, as a user runs it (a subprocess, no TTY), and its Ctrl-C.
+
+Real everything: the example model and server, probes, the drift service, Prometheus and
+Alertmanager (Debian packages), the report. The first test checks the product's promise (the
+alert fires within 60 s of the drift, a report is written, exit 0); the second that Ctrl-C
+leaves no process, no listening port behind, and that everything listened on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from benchwatch import services
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL_FREE_PORTS = ["--port", "0", "--metrics-port", "0", "--drift-port", "0",
+                  "--prometheus-port", "0", "--alertmanager-port", "0"]
+
+
+def _need_binaries() -> None:
+    if services.find_binary(services.PROMETHEUS_BIN) is None or \
+            services.find_binary(*services.ALERTMANAGER_BINS) is None:
+        pytest.fail(f"Prometheus/Alertmanager are needed for this test: {services.INSTALL_HINT}")
+
+
+@dataclass
+class DemoRun:
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)  # every pid of the process tree, ever
+    _reader: threading.Thread | None = None
+
+    def start_reading(self) -> None:
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        self.seen.update(p.pid for p in procs)
+        return procs
+
+    def wait_for_line(self, pattern: str, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            self.tree()
+            for line in list(self.lines):
+                if rx.search(line):
+                    return line
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no line matching {pattern!r} within {timeout_s:.0f}s; output:\n"
+                             + "\n".join(self.lines[-60:]))
+
+    def finish(self, timeout_s: float) -> int:
+        deadline = time.monotonic() + timeout_s
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self.tree()
+            time.sleep(0.2)
+        try:
+            return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        finally:
+            if self._reader is not None:
+                self._reader.join(5)
+
+    def kill_all(self) -> None:
+        for pid in self.seen:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
+    runs: list[DemoRun] = []
+
+    def start(*args: str) -> DemoRun:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchwatch", "demo", "--plain", *ALL_FREE_PORTS,
+             "--workdir", str(tmp_path / "demo"), *args],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+        run = DemoRun(proc)
+        run.start_reading()
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:  # whatever happened, leave nothing running
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait(10)
+        run.kill_all()
+
+
+def _alive(pids: set[int]) -> list[str]:
+    out = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.append(f"{pid} {' '.join(p.cmdline()[:3])}")
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_demo_alerts_within_60s_of_drift_and_writes_report(demo) -> None:  # type: ignore[no-untyped-def]
+    _need_binaries()
+    run = demo("--duration", "40", "--drift-at", "10")
+    code = run.finish(timeout_s=240)
+    out = "\n".join(run.lines)
+    assert code == 0, f"demo exited {code}:\n{out[-4000:]}"
+    report = re.search(r"^report: (.+)$", out, re.MULTILINE)
+    summary_line = re.search(r"^summary: (.+)$", out, re.MULTILINE)
+    assert report and summary_line, out[-4000:]
+    report_path = Path(report.group(1))
+    assert report_path.is_file() and report_path.stat().st_size > 1000
+    html = report_path.read_text()
+    assert "<html" in html and "benchwatch" in html
+    summary = json.loads(Path(summary_line.group(1)).read_text())
+    assert summary["missing"] == [], summary
+    assert summary["drift_started_at"] is not None
+    assert summary["alert_fired_at"] is not None, f"no alert fired:\n{out[-4000:]}"
+    delay = summary["alert_fired_at"] - summary["drift_started_at"]
+    assert 0 < delay <= 60, f"alert {delay:.1f}s after the drift began"
+    assert "Benchwatch" in summary["alert"]
+    assert summary["requests"] > 500 and summary["errors"] == 0, summary
+    assert re.search(r"^demo: ALERT fired", out, re.MULTILINE)
+    leftovers = _alive(run.seen - {run.proc.pid})
+    assert not leftovers, f"processes left running: {leftovers}"
+
+
+def test_ctrl_c_stops_everything_cleanly(demo) -> None:  # type: ignore[no-untyped-def]
+    _need_binaries()
+    run = demo("--duration", "300", "--drift-at", "200")
+    run.wait_for_line(r"^demo: traffic ", timeout_s=180)
+    time.sleep(2)
+    procs = run.tree()
+    names = " ".join(p.name() for p in procs)
+    assert "prometheus" in names and "alertmanager" in names, names
+    listening = []
+    for p in procs:
+        for c in p.net_connections(kind="inet"):
+            if c.status == psutil.CONN_LISTEN:
+                listening.append((p.name(), c.laddr.ip, c.laddr.port))
+    assert len(listening) >= 6, listening  # model, probes, drift metrics+HTTP, Prom, AM
+    assert all(ip == "127.0.0.1" for _, ip, _ in listening), \
+        f"sockets listening beyond loopback: {listening}"
+
+    run.proc.send_signal(signal.SIGINT)
+    code = run.finish(timeout_s=45)
+    out = "\n".join(run.lines)
+    assert code == 130, f"exit {code} after SIGINT:\n{out[-3000:]}"
+    assert "interrupted" in out
+    leftovers = _alive(run.seen)
+    assert not leftovers, f"processes left running after Ctrl-C: {leftovers}"
+    still = [(ip, port) for _, ip, port in listening
+             if not services_port_free(ip, port)]
+    assert not still, f"ports still taken after Ctrl-C: {still}"
+
+
+def services_port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,172 @@
+"""Baselines: round trip, provenance, and refusal of corrupt/foreign/unknown files."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drift import Baseline, BaselineError, Calibration, compare, load_dir
+from drift.baseline import SCHEMA_VERSION
+
+
+def _build(model: str = "digits", version: str = "v3", seed: int = 0) -> Baseline:
+    rng = np.random.default_rng(seed)
+    conf = rng.beta(8, 2, size=3000)
+    correct = rng.random(3000) < conf
+    return Baseline.build(
+        model,
+        version,
+        {
+            "confidence": conf,
+            "predicted_class": [str(i % 10) for i in range(3000)],
+            "embedding": rng.normal(size=(300, 4)),
+            "value": list(rng.normal(size=100)) + [None, float("nan")],
+        },
+        {"latency_p99_s": 0.012, "accuracy": 0.97},
+        source="unit-test",
+        calibration=Calibration.fit(conf, correct),
+    )
+
+
+def test_round_trip_keeps_everything(tmp_path: Path) -> None:
+    b = _build()
+    path = b.save(tmp_path / "digits-v3.json")
+    assert (tmp_path / "digits-v3.npz").exists()
+    loaded = Baseline.load(path, model="digits", version="v3")
+    assert loaded.key == ("digits", "v3")
+    assert set(loaded.features) == {"confidence", "predicted_class", "embedding", "value"}
+    assert loaded.figures == {"latency_p99_s": 0.012, "accuracy": 0.97}
+    assert loaded.provenance == b.provenance
+    assert loaded.provenance.data_hash.startswith("sha256:")
+    assert loaded.provenance.schema_version == SCHEMA_VERSION
+    assert loaded.source == "unit-test"
+    assert loaded.calibration == b.calibration
+    ref = loaded.reference("value")
+    assert ref.n == 100 and ref.n_missing == 2
+    for name in b.features:
+        x, y = b.features[name], loaded.features[name]
+        assert x.kind == y.kind and x.n == y.n
+    np.testing.assert_array_equal(
+        loaded.features["confidence"].sorted_values, b.features["confidence"].sorted_values)
+    # same data -> same hash; different data -> different hash
+    assert _build().provenance.data_hash == b.provenance.data_hash
+    assert _build(seed=1).provenance.data_hash != b.provenance.data_hash
+    # the loaded references drive compare()
+    rng = np.random.default_rng(5)
+    assert not compare(loaded.reference("confidence"), rng.beta(8, 2, 1000)).detected
+    assert compare(loaded.reference("confidence"), rng.beta(4, 2, 1000)).detected
+    with pytest.raises(BaselineError, match="no feature 'nope'"):
+        loaded.reference("nope")
+
+
+def test_reference_is_subsampled_but_bins_use_all_data(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=50_000)
+    b = Baseline.build("m", "v", {"x": x}, max_reference=2000)
+    ref = b.features["x"]
+    assert ref.n == 2000
+    np.testing.assert_allclose(ref.edges, np.quantile(x, np.arange(1, 10) / 10))
+
+
+def _saved(tmp_path: Path) -> Path:
+    return _build().save(tmp_path / "digits-v3.json")
+
+
+def test_corrupt_manifest_is_refused(tmp_path: Path) -> None:
+    p = _saved(tmp_path)
+    p.write_text(p.read_text()[:-40])
+    with pytest.raises(BaselineError, match="not valid JSON"):
+        Baseline.load(p)
+
+
+def test_corrupt_or_swapped_arrays_are_refused(tmp_path: Path) -> None:
+    p = _saved(tmp_path)
+    npz = p.with_suffix(".npz")
+    npz.write_bytes(npz.read_bytes()[:100])
+    with pytest.raises(BaselineError, match="checksum"):
+        Baseline.load(p)
+    npz.unlink()
+    with pytest.raises(BaselineError, match="missing"):
+        Baseline.load(p)
+
+
+def test_other_model_and_unknown_schema_are_refused(tmp_path: Path) -> None:
+    p = _saved(tmp_path)
+    with pytest.raises(BaselineError, match="baseline of digits/v3, not fraud/v3"):
+        Baseline.load(p, model="fraud")
+    m = json.loads(p.read_text())
+    m["schema_version"] = 99
+    p.write_text(json.dumps(m))
+    with pytest.raises(BaselineError, match="schema version 99"):
+        Baseline.load(p)
+    p.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(BaselineError, match="not a benchwatch baseline"):
+        Baseline.load(p)
+
+
+def test_pickled_arrays_are_never_loaded(tmp_path: Path) -> None:
+    """An object array (which would need pickle) with a matching checksum is still refused."""
+    p = _saved(tmp_path)
+    m = json.loads(p.read_text())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        obj = io.BytesIO()
+        np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        for entry in m["features"]:
+            for key in entry["arrays"].values():
+                z.writestr(f"{key}.npy", obj.getvalue())
+    blob = buf.getvalue()
+    p.with_suffix(".npz").write_bytes(blob)
+    import hashlib
+
+    m["arrays_sha256"] = hashlib.sha256(blob).hexdigest()
+    p.write_text(json.dumps(m))
+    with pytest.raises(BaselineError, match="cannot read baseline|invalid"):
+        Baseline.load(p)
+
+
+def test_tampered_array_contents_are_refused(tmp_path: Path) -> None:
+    p = _saved(tmp_path)
+    m = json.loads(p.read_text())
+    with np.load(p.with_suffix(".npz"), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    key = next(e["arrays"]["sorted"] for e in m["features"] if e["name"] == "confidence")
+    arrays[key] = arrays[key][::-1].copy()  # no longer sorted
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    import hashlib
+
+    p.with_suffix(".npz").write_bytes(buf.getvalue())
+    m["arrays_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    p.write_text(json.dumps(m))
+    with pytest.raises(BaselineError, match="feature 'confidence' is invalid"):
+        Baseline.load(p)
+
+
+def test_load_dir_serves_the_good_ones(tmp_path: Path) -> None:
+    _build("digits", "v3").save(tmp_path / "digits-v3.json")
+    _build("digits", "v4").save(tmp_path / "digits-v4.json")
+    _build("digits", "v3").save(tmp_path / "copy-of-v3.json")
+    (tmp_path / "garbage.json").write_text("{")
+    good, errors = load_dir(tmp_path)
+    assert set(good) == {("digits", "v3"), ("digits", "v4")}
+    assert len(errors) == 2 and str(tmp_path / "garbage.json") in errors
+    assert any("duplicate" in e for e in errors.values())
+    assert any("not valid JSON" in e for e in errors.values())
+    good, errors = load_dir(tmp_path / "nope")
+    assert not good and errors
+
+
+def test_bad_build_input_is_explained() -> None:
+    with pytest.raises(BaselineError, match="model must be"):
+        Baseline.build("", "v1", {"x": [1.0, 2.0]})
+    with pytest.raises(BaselineError, match="at least one feature"):
+        Baseline.build("m", "v1", {})
+    with pytest.raises(BaselineError, match="feature 'x'"):
+        Baseline.build("m", "v1", {"x": [1.0]})
+    with pytest.raises(BaselineError, match="finite number"):
+        Baseline.build("m", "v1", {"x": [1.0, 2.0]}, {"accuracy": float("nan")})

@@ -1,0 +1,85 @@
+"""`benchwatch baseline build|show` on real CSV and Parquet files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchwatch.cli import main
+from drift import Baseline, compare
+
+
+def _write_csv(path: Path, n: int = 600) -> None:
+    rng = np.random.default_rng(61)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["confidence", "predicted_class", "label", "embedding", "latency"])
+        for i in range(n):
+            c = float(rng.beta(8, 2))
+            p = int(rng.integers(10))
+            y = p if rng.random() < c else (p + 1) % 10
+            w.writerow([c, p, y, json.dumps([float(rng.normal()), float(rng.normal())]),
+                        "" if i % 20 == 0 else float(rng.gamma(2.0))])
+
+
+def test_build_from_csv_then_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "reference.csv"
+    _write_csv(src)
+    out = tmp_path / "baselines" / "digits-v3.json"
+    rc = main(["baseline", "build", "--from", str(src), "--model", "digits", "--version", "v3",
+               "-o", str(out), "--label-column", "label", "--kind", "predicted_class=categorical",
+               "--figure", "latency_p99_s=0.012", "--figure", "accuracy=0.8"])
+    assert rc == 0, capsys.readouterr().err
+    b = Baseline.load(out)
+    kinds = {k: v.kind for k, v in b.features.items()}
+    assert kinds == {"confidence": "numeric", "predicted_class": "categorical",
+                     "embedding": "vector", "latency": "numeric"}
+    assert b.features["latency"].n_missing == 30
+    assert b.figures == {"latency_p99_s": 0.012, "accuracy": 0.8}
+    assert b.calibration is not None and b.provenance.source == str(src)
+    assert not compare(b.reference("confidence"), np.random.default_rng(1).beta(8, 2, 500)).detected
+    capsys.readouterr()
+    assert main(["baseline", "show", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["model"] == "digits" and shown["features"]["predicted_class"]["categories"] == 10
+    assert main(["baseline", "show", str(out)]) == 0
+    assert "feature confidence: numeric" in capsys.readouterr().out
+
+
+def test_build_from_parquet(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(62)
+    table = pa.table({"value": rng.normal(size=300), "colour": ["red", "blue", "green"] * 100,
+                      "vec": [[float(a), float(b)] for a, b in rng.normal(size=(300, 2))]})
+    src = tmp_path / "ref.parquet"
+    pq.write_table(table, src)
+    out = tmp_path / "m-v1.json"
+    assert main(["baseline", "build", "--from", str(src), "--model", "m", "--version", "v1",
+                 "-o", str(out)]) == 0
+    b = Baseline.load(out)
+    assert {k: v.kind for k, v in b.features.items()} == {
+        "value": "numeric", "colour": "categorical", "vec": "vector"}
+
+
+def test_bad_input_exits_1_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "reference.csv"
+    _write_csv(src, n=50)
+    assert main(["baseline", "build", "--from", str(tmp_path / "nope.csv"), "--model", "m",
+                 "--version", "v", "-o", str(tmp_path / "x.json")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["baseline", "build", "--from", str(src), "--model", "m", "--version", "v",
+                 "-o", str(tmp_path / "x.json"), "--columns", "confidence,nope"]) == 1
+    assert "no column(s) ['nope']" in capsys.readouterr().err
+    assert main(["baseline", "build", "--from", str(src), "--model", "m", "--version", "v",
+                 "-o", str(tmp_path / "x.json"), "--figure", "accuracy=high"]) == 1
+    assert "must be a number" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["baseline", "show", str(bad)]) == 1
+    assert "not a benchwatch baseline" in capsys.readouterr().err

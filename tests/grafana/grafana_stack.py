@@ -1,0 +1,210 @@
+"""One real stack for the dashboard tests: probes + drift service + canary gauge + Prometheus.
+
+Everything is real and on loopback: `probes.configure` exports a probed classifier (outputs,
+errors, calls held in flight), the drift service (collector, windows, tests, its own metrics
+endpoint) receives the probe's samples in-process and more over its HTTP ingest, the replay's
+canary-verdict endpoint serves a verdict, and the Debian Prometheus scrapes all three with the
+rules of deploy/prometheus loaded (`for:` shortened so alerts fire within the test).
+
+The one stand-in: there is no GPU here, so the probe's energy sampler reads an injected
+`EnergySource` (a fake GPU whose counter grows 40 J per reading) instead of NVML; everything
+downstream of the source (attribution to models, export, PromQL) is the real code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchwatch import dashboards_k8s, services
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL, VERSION = "digits", "v3"
+N_CLASSES = 10
+
+
+class FakeGpu:
+    """Stand-in for NVML (no GPU on this machine): a cumulative energy counter and gauges."""
+
+    def __init__(self) -> None:
+        self.energy_j = 1000.0
+
+    def read(self) -> list[Any]:
+        from probes.energy import DeviceReading
+
+        self.energy_j += 40.0
+        return [DeviceReading("gpu0", "gpu", "Fake H200", energy_j=self.energy_j, power_w=400.0,
+                              utilization=0.85, memory_used_bytes=40 * 2**30,
+                              memory_limit_bytes=141 * 2**30)]
+
+    def close(self) -> None:
+        pass
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _summaries(probs: np.ndarray) -> dict[str, list[Any]]:
+    from probes.summarize import summarize_output
+
+    rows = summarize_output(probs, kind="classifier")
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
+def write_baselines(directory: Path, rng: np.random.Generator) -> None:
+    """A baseline the live traffic drifts away from, with figures the live figures exceed (so
+    the regression alerts fire), and one corrupt file (so the refused-baseline alert fires)."""
+    from drift import Baseline
+
+    ref = _softmax(rng.normal(0, 3.0, size=(3000, N_CLASSES)))  # confident reference outputs
+    Baseline.build(MODEL, VERSION, _summaries(ref),
+                   figures={"latency_p50_s": 1e-5, "latency_p90_s": 2e-5, "latency_p99_s": 3e-5,
+                            "throughput_qps": 5000.0, "accuracy": 0.999,
+                            "energy_per_inference_j": 1e-4},
+                   source="tests/grafana").save(directory / f"{MODEL}-{VERSION}.json")
+    (directory / "broken-v0.json").write_text("{not json")
+
+
+def shortened_rules(dest: Path) -> list[Path]:
+    """deploy/prometheus rule files with every `for:` set to 1s, in `dest`."""
+    out = []
+    for name, text in dashboards_k8s.rule_files(ROOT).items():
+        path = dest / name
+        path.write_text(re.sub(r"(?m)^(\s+for:\s*)\S+", r"\g<1>1s", text))
+        out.append(path)
+    return out
+
+
+@dataclass
+class Stack:
+    prometheus: services.Prometheus
+    drift_url: str
+    probe_target: str
+    drift_target: str
+    canary_target: str
+    stop: threading.Event
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def _post(url: str, payload: Any) -> int:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 (loopback)
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def _drive_probe(stop: threading.Event, rng: np.random.Generator) -> None:
+    """Classifier traffic whose outputs drifted (flat logits), with errors, ~300 calls/s."""
+    from probes import probe
+
+    @probe(model=MODEL, version=VERSION)
+    def predict(batch: np.ndarray) -> np.ndarray:
+        time.sleep(0.001)
+        if batch[0, 0] > 1.5:  # about 7% of calls
+            raise ValueError("input out of range")
+        return _softmax(rng.normal(0, 0.7, size=(batch.shape[0], N_CLASSES)))
+
+    while not stop.is_set():
+        try:
+            predict(rng.normal(size=(2, 8)))
+        except ValueError:
+            pass
+        time.sleep(0.002)
+
+
+def _hold_in_flight(stop: threading.Event) -> None:
+    """Calls that stay in flight for the whole test (the in-flight gauge must read > 0)."""
+    from probes import probe
+
+    with probe(model=MODEL, version=VERSION):
+        stop.wait(120)
+
+
+def _ingest_over_http(drift_url: str, rng: np.random.Generator) -> None:
+    """Samples through the real HTTP ingest: valid ones (then labelled: realized accuracy) and
+    invalid ones (rejected, counted by reason)."""
+    from probes.samples import Sample
+
+    probs = _softmax(rng.normal(0, 0.7, size=(200, N_CLASSES)))
+    rows = _summaries(probs)
+    samples = [Sample(MODEL, VERSION, f"http-{i}", time.time(),
+                      {k: rows[k][i] for k in rows}).to_dict() for i in range(200)]
+    assert _post(f"{drift_url}/v1/samples", {"samples": samples}) == 200
+    labels = [{"sample_id": f"http-{i}", "label": str(i % N_CLASSES)} for i in range(200)]
+    assert _post(f"{drift_url}/v1/labels", {"labels": labels}) == 200
+
+
+def _reject_stream(stop: threading.Event, drift_url: str) -> None:
+    """Invalid samples over HTTP, steadily (the ingest-rejections rule needs > 10%)."""
+    n = 0
+    while not stop.wait(0.5):
+        bad = [{"model": MODEL, "version": VERSION, "sample_id": f"bad-{n}-{i}",
+                "timestamp": time.time(), "outputs": {"confidence": "high"}} for i in range(40)]
+        _post(f"{drift_url}/v1/samples", {"samples": bad})
+        n += 1
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    import probes
+    from benchwatch.bench.publish import serve_verdict_gauge
+    from drift.service import DriftService, ServiceConfig
+
+    tmp = tmp_path_factory.mktemp("stack")
+    rng = np.random.default_rng(7)
+    (tmp / "baselines").mkdir()
+    write_baselines(tmp / "baselines", rng)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    service = DriftService(ServiceConfig(
+        baselines_dir=tmp / "baselines", state_path=tmp / "state.sqlite",
+        metrics_port=services.free_port(), ingest_port=services.free_port(), interval_s=1.0,
+        min_samples=50)).start()
+    probe_port = services.free_port()
+    prom = None
+    try:
+        probes.configure("grafana-test", prometheus_port=probe_port, sink=service.sink(),
+                         sample_rate=0.3, gpu=FakeGpu(), energy_interval_s=0.2,
+                         export_interval_s=1.0)
+        canary_port = services.free_port()
+        for target, args in ((_drive_probe, (stop, np.random.default_rng(1))),
+                             (_hold_in_flight, (stop,)),
+                             (serve_verdict_gauge, ("pass", MODEL, VERSION,
+                                                    "http://127.0.0.1:8001", canary_port, 25.0))):
+            t = threading.Thread(target=target, args=args, daemon=True)
+            t.start()
+            threads.append(t)
+        assert service.url is not None
+        _ingest_over_http(service.url, np.random.default_rng(2))
+        t = threading.Thread(target=_reject_stream, args=(stop, service.url), daemon=True)
+        t.start()
+        threads.append(t)
+        targets = {"probes": [f"127.0.0.1:{probe_port}"],
+                   "drift": [f"127.0.0.1:{service.metrics.port}"],  # type: ignore[union-attr]
+                   "canary": [f"127.0.0.1:{canary_port}"]}
+        prom = services.start_prometheus(targets, rule_files=shortened_rules(tmp))
+        yield Stack(prom, service.url, *(t[0] for t in targets.values()), stop, threads)
+    finally:
+        stop.set()
+        if prom is not None:
+            prom.stop()
+        probes.shutdown()
+        service.stop()
+        for t in threads:
+            t.join(timeout=30)

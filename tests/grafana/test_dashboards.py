@@ -1,0 +1,109 @@
+"""The dashboards' structure: committed JSON = generator, units, queries, variables, layout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchwatch import dashboards
+from benchwatch.commands import grafana as grafana_cmd
+
+ROOT = Path(__file__).resolve().parents[2]
+BOARDS = ROOT / "grafana" / "dashboards"
+
+
+def test_committed_json_matches_generator() -> None:
+    problems = grafana_cmd.check(BOARDS)
+    assert not problems, "run `benchwatch grafana generate`: " + "; ".join(problems)
+
+
+def test_generate_cli_writes_identical_files(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "benchwatch", "grafana", "generate", "-o",
+                          str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for path in BOARDS.glob("*.json"):
+        assert (tmp_path / path.name).read_text() == path.read_text()
+    bad = subprocess.run([sys.executable, "-m", "benchwatch", "grafana", "check", "-d",
+                          str(tmp_path / "nothing-here")], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 1 and "missing" in bad.stderr
+
+
+@pytest.mark.parametrize("path", sorted(BOARDS.glob("*.json")), ids=lambda p: p.name)
+def test_every_panel_has_unit_query_datasource(path: Path) -> None:
+    board = json.loads(path.read_text())
+    assert board["uid"] and board["title"] and board["panels"]
+    names = [v["name"] for v in board["templating"]["list"]]
+    assert names == ["datasource", "model", "version", "instance"]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in board["panels"]:
+        assert p["fieldConfig"]["defaults"]["unit"], p["title"]
+        assert p["targets"], p["title"]
+        for t in p["targets"]:
+            assert t["expr"].strip(), p["title"]
+            assert t["datasource"]["uid"] == "${datasource}"
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, p["title"]
+
+
+def test_no_overlapping_panels() -> None:
+    for d in dashboards.all_dashboards():
+        cells: set[tuple[int, int]] = set()
+        for p in dashboards.to_grafana(d)["panels"]:
+            g = p["gridPos"]
+            mine = {(x, y) for x in range(g["x"], g["x"] + g["w"])
+                    for y in range(g["y"], g["y"] + g["h"])}
+            assert not cells & mine, f"{d.title}: {p['title']} overlaps"
+            cells |= mine
+
+
+def test_required_content_is_there() -> None:
+    """The issue's list: overview, GPU & energy, outputs, drift, canary; baseline lines."""
+    boards = {d.uid: d for d in dashboards.all_dashboards()}
+    assert set(boards) == {"benchwatch-overview", "benchwatch-gpu-energy", "benchwatch-outputs",
+                           "benchwatch-drift", "benchwatch-canary"}
+    exprs = "\n".join(e.expr for e in dashboards.expressions())
+    for needle in ("histogram_quantile(0.5,", "histogram_quantile(0.9,", "histogram_quantile(0.99,",
+                   "benchwatch_inference_errors_total", "benchwatch_inference_in_flight",
+                   "benchwatch_inference_energy_joules_total", "benchwatch_drift_score",
+                   "benchwatch_drift_threshold", "benchwatch_canary_verdict", "ALERTS{",
+                   'figure="latency_p99_s"', 'figure="energy_per_inference_j"'):
+        assert needle in exprs, needle
+    kinds = {p.kind for d in boards.values() for p in d.panels}
+    assert "heatmap" in kinds
+    latency = next(p for p in boards["benchwatch-overview"].panels if "p99" in p.title)
+    assert any(q.reference for q in latency.queries)
+    assert latency.unit == "s"
+
+
+def test_panel_model_refuses_incomplete_panels() -> None:
+    with pytest.raises(ValueError, match="no query"):
+        dashboards.Panel("x", "timeseries", "s", (), "d")
+    with pytest.raises(ValueError, match="no unit"):
+        dashboards.Panel("x", "timeseries", "", (dashboards.Query("up"),), "d")
+    with pytest.raises(ValueError, match="unknown kind"):
+        dashboards.Panel("x", "pie", "s", (dashboards.Query("up"),), "d")
+
+
+def test_substitute_like_grafana_all() -> None:
+    expr = 'rate(x{model=~"$model", model_version=~"${version}"}[$__rate_interval])'
+    assert dashboards.substitute(expr) == 'rate(x{model=~".*", model_version=~".*"}[1m])'
+    one = dashboards.substitute(expr, {"model": "digits.v2"}, rate_interval="15s")
+    assert one == r'rate(x{model=~"digits\.v2", model_version=~".*"}[15s])'
+
+
+def test_provisioning_points_at_the_dashboards() -> None:
+    prov = ROOT / "grafana" / "provisioning"
+    ds = yaml.safe_load((prov / "datasources" / "benchwatch.yaml").read_text())
+    uids = {d["uid"] for d in ds["datasources"]}
+    assert dashboards.DATASOURCE_UID in uids
+    dash = yaml.safe_load((prov / "dashboards" / "benchwatch.yaml").read_text())
+    (provider,) = dash["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"].startswith("/var/lib/grafana/dashboards")

@@ -1,0 +1,158 @@
+"""Energy attribution with an injected energy source and clock; no NVML here → no GPU series."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from probes import DeviceReading, configure, probe, shutdown
+from probes.energy import EnergySampler, NvmlSource, discover_sources
+from probes.state import Registry
+
+
+class FakeGpu:
+    """Stands in for NVML (no GPU on this machine): a settable cumulative energy counter."""
+
+    def __init__(self) -> None:
+        self.energy_j = 1000.0
+        self.closed = False
+
+    def read(self) -> list[DeviceReading]:
+        return [DeviceReading("gpu0", "gpu", "FakeGPU", energy_j=self.energy_j, power_w=300.0,
+                              utilization=0.5, memory_used_bytes=2**30, memory_limit_bytes=2**34)]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture(autouse=True)
+def _shutdown_after() -> Iterator[None]:
+    yield
+    shutdown()
+
+
+def _enter(reg: Registry, model: str, t0: int) -> None:
+    """Open an in-flight call started at `t0` (ns) on this thread's shard."""
+    sh = reg.state(model, "v").local.shard
+    sh.in_flight += 1
+    sh.t0_sum += t0
+
+
+def _leave(reg: Registry, model: str, t0: int, t1: int) -> None:
+    sh = reg.state(model, "v").local.shard
+    sh.in_flight -= 1
+    sh.t0_sum -= t0
+    sh.ok[0] += 1
+    sh.ok_sum += t1 - t0
+
+
+def test_interval_energy_is_split_by_busy_time() -> None:
+    reg = Registry()
+    gpu = FakeGpu()
+    now = [0]
+    s = EnergySampler(reg, [gpu], clock=lambda: now[0])
+    reg.state("a", "v")
+    reg.state("b", "v")
+    s.step()  # baseline at t=0
+    # interval 1 (0..10 s): a busy 0..10 s (still in flight), b busy 2..7 s (done); 150 J used
+    _enter(reg, "a", 0)
+    _enter(reg, "b", 2 * 10**9)
+    _leave(reg, "b", 2 * 10**9, 7 * 10**9)
+    now[0] = 10 * 10**9
+    gpu.energy_j += 150.0
+    s.step()
+    _, attributed, _ = s.snapshot()
+    assert attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(100.0)  # 10 of 15 busy seconds
+    assert attributed[("b", "v", "gpu0", "gpu")] == pytest.approx(50.0)
+    # interval 2 (10..20 s): only a, finishing at 15 s; 60 J -> all to a
+    _leave(reg, "a", 0, 15 * 10**9)
+    now[0] = 20 * 10**9
+    gpu.energy_j += 60.0
+    s.step()
+    # interval 3: nobody in flight: idle energy, attributed to no model
+    now[0] = 30 * 10**9
+    gpu.energy_j += 40.0
+    s.step()
+    device, attributed, latest = s.snapshot()
+    assert attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(160.0)
+    assert attributed[("b", "v", "gpu0", "gpu")] == pytest.approx(50.0)
+    assert device["gpu0"] == pytest.approx(250.0) and s.idle_energy["gpu0"] == pytest.approx(40.0)
+    assert sum(attributed.values()) + s.idle_energy["gpu0"] == pytest.approx(device["gpu0"])
+    assert latest["gpu0"].power_w == 300.0
+
+
+def test_counter_reset_and_power_only_devices() -> None:
+    reg = Registry()
+    now = [0]
+
+    class PowerOnly:
+        def read(self) -> list[DeviceReading]:
+            return [DeviceReading("gpu1", "gpu", "old", energy_j=None, power_w=100.0)]
+
+        def close(self) -> None:
+            pass
+
+    gpu = FakeGpu()
+    s = EnergySampler(reg, [gpu, PowerOnly()], clock=lambda: now[0])
+    s.step()
+    now[0] = 2 * 10**9
+    gpu.energy_j = 5.0  # driver reload: the counter went backwards; that interval is skipped
+    s.step()
+    device, _, _ = s.snapshot()
+    assert device["gpu0"] == 0.0 and device["gpu1"] == pytest.approx(200.0)  # 100 W x 2 s
+
+
+def test_probe_export_carries_energy_per_model_with_real_calls() -> None:
+    reg = Registry()
+    gpu = FakeGpu()
+    rt = configure("energy", prometheus_port=0, gpu=gpu, registry=reg, energy_interval_s=0.05)
+    gate = threading.Event()
+
+    @probe(model="e", version="v", registry=reg)
+    def infer() -> None:
+        gate.wait(1.0)
+
+    th = threading.Thread(target=infer)
+    th.start()
+    while reg.state("e", "v").snapshot().totals.in_flight != 1:
+        time.sleep(0.001)
+    assert rt.energy is not None
+    rt.energy.step()
+    gpu.energy_j += 10.0  # used while the call is in flight
+    rt.energy.step()
+    gate.set()
+    th.join()
+    metrics = {m.name: m for m in rt.collect()}
+    [pt] = metrics["benchwatch.inference.energy"].data.data_points
+    assert pt.attributes["model"] == "e" and pt.value == pytest.approx(10.0)
+    assert metrics["hw.energy"].data.data_points[0].value == pytest.approx(10.0)
+    assert {"hw.power", "hw.gpu.utilization", "hw.gpu.memory.usage"} <= set(metrics)
+    shutdown()
+    assert gpu.closed
+
+
+def test_no_nvml_means_no_gpu_series_and_one_log_line(caplog: Any) -> None:
+    try:
+        NvmlSource().close()
+        pytest.skip("this machine has a GPU with NVML: the GPU path is checked by benchmarks/gpu_energy.py")
+    except RuntimeError:
+        pass
+    reg = Registry()
+    with caplog.at_level(logging.INFO, logger="probes"):
+        rt = configure("cpu-only", prometheus_port=0, registry=reg)
+    gpu_lines = [r for r in caplog.records if "GPU" in r.getMessage()]
+    assert len(gpu_lines) == 1 and "no GPU series" in gpu_lines[0].getMessage()
+
+    @probe(model="cpu", version="v", registry=reg)
+    def f() -> int:
+        return 1
+
+    f()
+    names = {m.name for m in rt.collect()}
+    assert not {n for n in names if n.startswith("hw.gpu")} and "benchwatch.inference.duration" in names
+    assert not [s for s in discover_sources("auto", rapl=False)]

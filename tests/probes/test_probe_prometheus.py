@@ -1,0 +1,99 @@
+"""Against a real Prometheus (Debian package): truthful quantiles, and multi-worker totals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchwatch.services import free_port
+from probes import configure, probe, shutdown
+from probes.state import Registry
+
+pytestmark = pytest.mark.prometheus
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def _shutdown_after() -> Iterator[None]:
+    yield
+    shutdown()
+
+
+def test_histogram_quantiles_match_what_the_caller_measured(prometheus) -> None:  # type: ignore[no-untyped-def]
+    reg = Registry()
+    port = free_port()
+    configure("quantiles", prometheus_port=port, gpu="off", registry=reg)
+    prom = prometheus({"probe": [f"127.0.0.1:{port}"]})
+
+    @probe(model="q", version="v1", registry=reg)
+    def infer(delay_s: float) -> float:
+        time.sleep(delay_s)
+        return delay_s
+
+    # log-uniform 1-200 ms: as many fast as slow calls per decade, a long tail for p99
+    rng = np.random.default_rng(42)
+    n_threads, per_thread = 16, 110
+    delays = np.exp(rng.uniform(np.log(0.001), np.log(0.2), size=(n_threads, per_thread)))
+    measured: list[list[float]] = [[] for _ in range(n_threads)]
+
+    def worker(k: int) -> None:
+        for d in delays[k]:
+            t0 = time.perf_counter()
+            infer(float(d))
+            measured[k].append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    total = n_threads * per_thread
+    prom.wait_for(f'benchwatch_inference_duration_seconds_count{{model="q"}} == {total}', timeout_s=30)
+    lat = np.concatenate([np.array(m) for m in measured])
+    report = []
+    for q in (0.5, 0.9, 0.99):
+        [res] = prom.query(
+            f'histogram_quantile({q}, sum by (le) (benchwatch_inference_duration_seconds_bucket{{model="q"}}))')
+        got, want = float(res["value"][1]), float(np.quantile(lat, q))
+        report.append((q, got, want, got / want - 1))
+    print("quantile  prometheus  caller  error:", *(f"p{q * 100:g} {g * 1e3:.2f}ms {w * 1e3:.2f}ms {e:+.2%}"
+                                                   for q, g, w, e in report), sep="\n  ")
+    assert all(abs(err) <= 0.05 for *_, err in report), report
+
+
+def test_multi_worker_totals_are_summed_in_promql(prometheus) -> None:  # type: ignore[no-untyped-def]
+    ports = [free_port(), free_port()]
+    calls = [300, 500]
+    procs = [subprocess.Popen([sys.executable, str(HERE / "probe_worker.py"), f"w{i}", str(p), str(c)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for i, (p, c) in enumerate(zip(ports, calls, strict=True))]
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "READY"
+        prom = prometheus({"serving": [f"127.0.0.1:{p}" for p in ports]})
+        total = sum(calls)
+        prom.wait_for(f'sum by (model) (benchwatch_inference_duration_seconds_count{{model="mw"}}) == {total}',
+                      timeout_s=30)
+        per_worker = prom.query('sum by (worker_id) (benchwatch_inference_duration_seconds_count{model="mw"})')
+        assert {r["metric"]["worker_id"]: float(r["value"][1]) for r in per_worker} == {"w0": 300.0, "w1": 500.0}
+        # quantiles over all workers: merge buckets first, then take the quantile
+        [p90] = prom.query('histogram_quantile(0.9, sum by (le) (benchwatch_inference_duration_seconds_bucket'
+                           '{model="mw"}))')
+        assert 0.0035 <= float(p90["value"][1]) <= 0.008  # the 4 ms half (sleep overshoots under load)
+    finally:
+        for p in procs:
+            if p.stdin:
+                p.stdin.close()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
