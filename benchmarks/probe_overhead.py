@@ -74,6 +74,16 @@ def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
         ok_child.observe(pc() - t0)
         return out
 
+    def prom_client_labels(a: object) -> int:  # the common hand-written form: labels() per call
+        t0 = pc()
+        try:
+            out = trivial(a)
+        except Exception as e:
+            errs.labels("bench", "v1", type(e).__name__).inc()
+            raise
+        h.labels("bench", "v1", "ok").observe(pc() - t0)
+        return out
+
     # hand-written OTel SDK: one histogram.record with model/version/outcome attributes
     reader = InMemoryMetricReader()
     mp = MeterProvider(metric_readers=[reader], views=[View(
@@ -100,6 +110,7 @@ def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
         "@probe + 10-class stats": (lambda: probed_cls(x),
                                     "same + predicted class, confidence, entropy of (1, 10) logits"),
         "prometheus_client (hand)": (lambda: prom_client(x), "Histogram child bound once, observe()"),
+        "prometheus_client labels()": (lambda: prom_client_labels(x), "labels(...) per call, observe()"),
         "OTel SDK 1.45 (hand)": (lambda: otel_sdk(x), "histogram.record with 3 attributes"),
     }
 

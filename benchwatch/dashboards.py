@@ -413,7 +413,8 @@ def _variable(v: Variable) -> dict[str, Any]:
     return {
         "name": v.name, "label": v.label, "type": "query", "datasource": DS,
         "definition": v.query,
-        "query": {"query": v.query, "refId": f"var-{v.name}", "qryType": 1},
+        # the classic string form: every Grafana version since 7 migrates it to its editor
+        "query": v.query,
         "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
         "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
         "sort": 1, "options": [],

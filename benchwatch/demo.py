@@ -62,6 +62,9 @@ class DemoConfig:
                 raise ValueError(f"--{name}-port must be in 0..65535, got {port}")
 
 
+DRIFT_ALERT = "BenchwatchFeatureDrift"
+
+
 @dataclass(frozen=True)
 class DemoResult:
     exit_code: int
@@ -69,8 +72,9 @@ class DemoResult:
     report_path: str | None
     drift_started_at: float | None  # unix time of the first drifted request
     drift_detected_at: float | None  # first evaluation with a feature over its threshold
-    alert_fired_at: float | None  # the alert reached the webhook (or Alertmanager said firing)
-    alert: str | None
+    alert_fired_at: float | None  # the drift alert reached the webhook via Alertmanager
+    alert: str | None  # its summary
+    other_alerts: dict[str, float]  # any other alert that fired: name -> unix time
     requests: int
     errors: int
     missing: tuple[str, ...]
@@ -155,124 +159,148 @@ def run_demo(cfg: DemoConfig, out: IO[str] | None = None) -> DemoResult:
     cfg.validate()
     out = out or sys.stdout
     view = View("benchwatch demo — digits model", live=cfg.live, out=out)
-    missing: list[str] = []
     workdir = _workdir(cfg)
-    result_fields: dict[str, Any] = {"drift_detected_at": None, "alert_fired_at": None,
-                                     "alert": None, "report_path": None}
-    traffic: Traffic | None = None
-    interrupted = False
-
-    def note_missing(exc: MissingPart) -> None:
-        missing.append(str(exc))
-        view.say(f"demo: skipping — {exc}")
-
+    state = _RunState()
     with _Stop() as stop, contextlib.ExitStack() as stack:
         try:
             view.say(f"demo: working directory {workdir}")
             parts = demo_parts.Parts(cfg.host, cfg.ports, workdir, view.say, cfg.seed)
             stack.callback(parts.close)
-            model = parts.model()
-            baseline = parts.baseline(model)
-            # a window of ~20 s of traffic: it turns over soon after the drift begins
-            parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate_qps * 20)))
-            parts.probes()
-            server = parts.model_server(model)
-            if cfg.prometheus:
-                try:
-                    parts.monitoring()
-                except MissingPart as exc:
-                    note_missing(exc)
-            else:
-                view.say("demo: --no-prometheus: no Prometheus/Alertmanager; drift is shown "
-                         "from the drift service's own endpoint")
+            _start_parts(cfg, parts, view, state)
             if stop.event.is_set():
                 raise KeyboardInterrupt
-            traffic = Traffic(cfg.host, server.port, path=server.path, rate_qps=cfg.rate_qps,
-                              drift_at_s=cfg.drift_at_s, duration_s=cfg.duration_s,
-                              seed=cfg.seed, body=server.body)
-            view.say(f"demo: traffic {cfg.rate_qps:.0f} req/s for {cfg.duration_s:.0f} s, "
-                     f"drifting at {cfg.drift_at_s:.0f} s")
-            traffic.start()
-            stack.callback(traffic.stop)
-            prog = _Progress()
-            t0 = time.monotonic()
-            drift_said = False
-            with view:
-                while not stop.event.is_set():
-                    elapsed = time.monotonic() - t0
-                    now_ts = time.time()
-                    probe = demo_metrics.scrape(parts.probe_metrics_url, now_ts) \
-                        if parts.probe_metrics_url else None
-                    drift = demo_metrics.scrape(parts.drift_metrics_url, now_ts) \
-                        if parts.drift_metrics_url else None
-                    p50, p99, qps = prog.latency(probe)
-                    stats = traffic.stats()
-                    scores = _scores(drift)
-                    if stats.drifting and not drift_said:
-                        drift_said = True
-                        view.say(f"demo: drift starts now (t={elapsed:.1f} s): lower contrast "
-                                 "and sensor noise on every request")
-                    if (traffic.drift_started_at and result_fields["drift_detected_at"] is None
-                            and any(f.detected for f in scores)):
-                        result_fields["drift_detected_at"] = now_ts
-                        top = next(f for f in scores if f.detected)
-                        view.say(f"demo: drift service detected drift on {top.feature} "
-                                 f"(score {top.score:.3f}) "
-                                 f"{now_ts - traffic.drift_started_at:.1f} s after it began")
-                    alert = parts.alert_status()
-                    if alert and result_fields["alert_fired_at"] is None:
-                        result_fields["alert_fired_at"] = alert.received_at
-                        result_fields["alert"] = alert.summary
-                        after = ("" if traffic.drift_started_at is None else
-                                 f" {alert.received_at - traffic.drift_started_at:.1f} s after "
-                                 "the drift began")
-                        view.say(f"demo: ALERT fired{after}: {alert.summary}")
-                    energy = probe.total("benchwatch_inference_energy_joules_total") if probe else 0
-                    count = probe.total("benchwatch_inference_duration_seconds_count") if probe else 0
-                    snap = Snapshot(
-                        elapsed_s=elapsed, duration_s=cfg.duration_s, drift_at_s=cfg.drift_at_s,
-                        drifting=stats.drifting, requests=stats.sent, errors=stats.errors,
-                        qps=qps, p50_s=p50, p99_s=p99,
-                        client_p50_s=percentile(stats.latencies_s[-500:], 0.5),
-                        client_p99_s=percentile(stats.latencies_s[-500:], 0.99),
-                        baseline=dict(baseline.figures), gpu=parts.gpu,
-                        joules_per_inference=(energy / count) if (energy and count) else None,
-                        scores=scores, alert=result_fields["alert"])
-                    view.update(snap)
-                    if elapsed >= cfg.duration_s:
-                        break
-                    stop.event.wait(0.5)
-                else:
-                    interrupted = True
-                    view.say("demo: interrupted — stopping everything")
-            traffic.stop()
-            if not interrupted:
-                view.final(snap)
-                result_fields["report_path"] = parts.report(cfg.duration_s)
+            _drive(cfg, parts, view, state, stop.event)
+            if not state.interrupted:
+                state.report_path = parts.report(cfg.duration_s)
         except KeyboardInterrupt:
-            interrupted = True
+            state.interrupted = True
             view.say("demo: interrupted — stopping everything")
         except MissingPart as exc:
-            missing.append(str(exc))
+            state.missing.append(str(exc))
             view.say(f"demo: cannot continue — {exc}")
-            return _finish(workdir, 3, result_fields, traffic, missing, interrupted, view)
-    code = 130 if interrupted else 0
-    return _finish(workdir, code, result_fields, traffic, missing, interrupted, view)
+            state.exit_code = 3
+        finally:
+            if state.traffic is not None:
+                state.traffic.stop()
+    if state.interrupted:
+        state.exit_code = 130
+    return _finish(workdir, state, view)
 
 
-def _finish(workdir: Path, code: int, fields: dict[str, Any], traffic: Traffic | None,
-            missing: list[str], interrupted: bool, view: View) -> DemoResult:
-    stats = traffic.stats() if traffic else None
+@dataclass
+class _RunState:
+    traffic: Traffic | None = None
+    baseline: dict[str, float] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    drift_detected_at: float | None = None
+    alert_fired_at: float | None = None
+    alert: str | None = None
+    other_alerts: dict[str, float] = field(default_factory=dict)
+    report_path: str | None = None
+    interrupted: bool = False
+    exit_code: int = 0
+
+
+def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunState) -> None:
+    model = parts.model()
+    served = parts.model_server(model)
+    state.baseline = dict(parts.baseline(model, served).figures)
+    # a window of ~20 s of traffic: it turns over soon after the drift begins
+    parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate_qps * 20)))
+    parts.probes()
+    if cfg.prometheus:
+        try:
+            parts.monitoring()
+        except MissingPart as exc:
+            state.missing.append(str(exc))
+            view.say(f"demo: going on without alerts — {exc}")
+    else:
+        view.say("demo: --no-prometheus: no Prometheus/Alertmanager, so no alert; drift is "
+                 "shown from the drift service's own endpoint")
+    state.traffic = Traffic(cfg.host, served.port, path=served.path, rate_qps=cfg.rate_qps,
+                            drift_at_s=cfg.drift_at_s, duration_s=cfg.duration_s, seed=cfg.seed,
+                            body=served.body)
+
+
+def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunState,
+           stop: threading.Event) -> None:
+    traffic = state.traffic
+    assert traffic is not None
+    view.say(f"demo: traffic {cfg.rate_qps:.0f} req/s for {cfg.duration_s:.0f} s, drifting at "
+             f"{cfg.drift_at_s:.0f} s")
+    traffic.start()
+    prog = _Progress()
+    t0 = time.monotonic()
+    drift_said = False
+    snap: Snapshot | None = None
+    with view:
+        while True:
+            elapsed = time.monotonic() - t0
+            now = time.time()
+            probe = demo_metrics.scrape(parts.probe_metrics_url, now) \
+                if parts.probe_metrics_url else None
+            drift = demo_metrics.scrape(parts.drift_metrics_url, now) \
+                if parts.drift_metrics_url else None
+            p50, p99, qps = prog.latency(probe)
+            stats = traffic.stats()
+            scores = _scores(drift)
+            began = traffic.drift_started_at
+            if began is not None and not drift_said:
+                drift_said = True
+                view.say(f"demo: drift starts now (t={elapsed:.1f} s): lower contrast and "
+                         "sensor noise on every request")
+            if began is not None and state.drift_detected_at is None and \
+                    any(f.detected for f in scores):
+                state.drift_detected_at = now
+                top = next(f for f in scores if f.detected)
+                view.say(f"demo: the drift service sees drift on {top.feature} (score "
+                         f"{top.score:.3f} > {top.threshold or 0:.3f}) {now - began:.1f} s "
+                         "after it began")
+            for alert in parts.alerts_firing():
+                if alert.name == DRIFT_ALERT and state.alert_fired_at is None:
+                    state.alert_fired_at, state.alert = alert.received_at, alert.summary
+                elif alert.name != DRIFT_ALERT and alert.name not in state.other_alerts:
+                    state.other_alerts[alert.name] = alert.received_at
+                else:
+                    continue
+                after = "" if began is None else \
+                    f" {alert.received_at - began:.1f} s after the drift began"
+                view.say(f"demo: ALERT {alert.name} fired{after}: {alert.summary}")
+            energy = probe.total("benchwatch_inference_energy_joules_total") if probe else 0.0
+            count = probe.total("benchwatch_inference_duration_seconds_count") if probe else 0.0
+            recent = stats.latencies_s[-500:]
+            snap = Snapshot(
+                elapsed_s=elapsed, duration_s=cfg.duration_s, drift_at_s=cfg.drift_at_s,
+                drifting=stats.drifting, requests=stats.sent, errors=stats.errors, qps=qps,
+                p50_s=p50, p99_s=p99, client_p50_s=percentile(recent, 0.5),
+                client_p99_s=percentile(recent, 0.99), baseline=state.baseline, gpu=parts.gpu,
+                joules_per_inference=(energy / count) if (energy and count) else None,
+                scores=scores, alert=state.alert or next(iter(state.other_alerts), None))
+            view.update(snap)
+            if elapsed >= cfg.duration_s:
+                break
+            if stop.wait(0.5):
+                state.interrupted = True
+                view.say("demo: interrupted — stopping everything")
+                break
+    traffic.stop()
+    if snap is not None and not state.interrupted:
+        view.final(snap)
+
+
+def _finish(workdir: Path, state: _RunState, view: View) -> DemoResult:
+    t = state.traffic
+    stats = t.stats() if t else None
     result = DemoResult(
-        exit_code=code, workdir=str(workdir), report_path=fields["report_path"],
-        drift_started_at=traffic.drift_started_at if traffic else None,
-        drift_detected_at=fields["drift_detected_at"], alert_fired_at=fields["alert_fired_at"],
-        alert=fields["alert"], requests=stats.sent if stats else 0,
-        errors=stats.errors if stats else 0, missing=tuple(missing), interrupted=interrupted)
+        exit_code=state.exit_code, workdir=str(workdir), report_path=state.report_path,
+        drift_started_at=t.drift_started_at if t else None,
+        drift_detected_at=state.drift_detected_at, alert_fired_at=state.alert_fired_at,
+        alert=state.alert, other_alerts=dict(state.other_alerts),
+        requests=stats.sent if stats else 0, errors=stats.errors if stats else 0,
+        missing=tuple(state.missing), interrupted=state.interrupted)
     summary = workdir / "summary.json"
     summary.write_text(json.dumps(asdict(result), indent=2))
     view.say(f"summary: {summary}")
     if result.report_path:
         view.say(f"report: {result.report_path}")
     return result
-

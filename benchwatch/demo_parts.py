@@ -55,6 +55,7 @@ class BaselineInfo:
 
 @dataclass(frozen=True)
 class AlertSeen:
+    name: str
     received_at: float
     summary: str
 
@@ -129,19 +130,25 @@ class Parts:
         self.model_files = files
         return files
 
-    def baseline(self, files: Any) -> BaselineInfo:
-        """Benchmark the model (ONNX Runtime, the digits suite) and save the run as a baseline."""
+    def baseline(self, files: Any, served: ServedModel) -> BaselineInfo:
+        """Benchmark the served model on the digits suite and save the run as its baseline.
+
+        The bench goes through the served endpoint (`benchwatch bench --backend http`), so the
+        baseline's latency is what the release measured on its serving stack. The probe then
+        measures only the model call inside the server, so its live p99 stays under the
+        baseline's unless the model slows down or the process is starved; an in-process ORT
+        bench (a few µs a call) would make every live request look like a regression.
+        """
         runner = _import("the bench runner", "benchwatch.bench.runner", "it comes with benchwatch")
         backends = _import("the bench backends", "benchwatch.bench.backends", "")
         suites = _import("the bench suites", "benchwatch.bench.suites", "")
         baseline_mod = _import("drift baselines", "drift.baseline", "")
         summarize = _import("probes.summarize", "probes.summarize", "")
-        suite = suites.build_digits_suite()
-        backend = backends.OnnxRuntimeBackend(files.onnx_path, files.name, files.version,
-                                              threads=1)
+        backend = backends.HttpBackend(f"http://{served.host}:{served.port}")
         settings = runner.RunSettings(seed=self.seed, warmup_queries=100,
-                                      single_stream_queries=1000, offline_samples=5000,
+                                      single_stream_queries=1000, offline_samples=3000,
                                       server=False)
+        suite = suites.build_digits_suite()
         t0 = time.monotonic()
         result = runner.run_benchmark(backend, suite, settings)
         backend.close()
@@ -156,7 +163,7 @@ class Parts:
         b = baseline_mod.Baseline.build(
             files.name, files.version, features, figures,
             source=f"benchwatch demo: bench {suite.name} suite ({suite.content_hash[:12]}) "
-                   "on onnxruntime", seed=self.seed)
+                   f"over HTTP at {backend.url}", seed=self.seed)
         out_dir = self.workdir / "baselines"
         out_dir.mkdir(exist_ok=True)
         path = b.save(out_dir / f"{files.name}-{files.version}.json")
@@ -288,13 +295,15 @@ class Parts:
         return list(rules.shorten_for(files, self.workdir / "rules", DEMO_FOR,
                                       range_window=DEMO_RANGE))
 
-    def alert_status(self) -> AlertSeen | None:
+    def alerts_firing(self) -> list[AlertSeen]:
+        """Alerts Alertmanager delivered to the drift service's webhook, first per name."""
         if self.service is None:
-            return None
+            return []
+        first: dict[str, AlertSeen] = {}
         for a in self.service.alerts.alerts():
-            if a.status == "firing" and a.name.startswith("Benchwatch"):
-                return AlertSeen(a.received_at, a.summary)
-        return None
+            if a.status == "firing" and a.name not in first:
+                first[a.name] = AlertSeen(a.name, a.received_at, a.summary)
+        return sorted(first.values(), key=lambda x: x.received_at)
 
     def report(self, duration_s: float) -> str | None:
         if self.prometheus is None:

@@ -60,18 +60,21 @@ def render(s: Snapshot, header: str) -> Group:
     title = Text.from_markup(
         f"[bold]{header}[/]   t = {s.elapsed_s:5.1f} / {s.duration_s:.0f} s   traffic: {phase}")
 
-    perf = Table(title="latency and throughput vs baseline", expand=True)
+    perf = Table(title="latency and throughput vs the benchmark baseline (bench over HTTP)",
+                 expand=True)
     for col in ("figure", "live", "baseline", "live / baseline"):
         perf.add_column(col)
     b = s.baseline
-    perf.add_row("p50 (server)", _ms(s.p50_s), _ms(b.get("latency_p50_s")),
+    perf.add_row("p50 (probe: model call)", _ms(s.p50_s), _ms(b.get("latency_p50_s")),
                  _ratio(s.p50_s, b.get("latency_p50_s")))
-    perf.add_row("p99 (server)", _ms(s.p99_s), _ms(b.get("latency_p99_s")),
+    perf.add_row("p99 (probe: model call)", _ms(s.p99_s), _ms(b.get("latency_p99_s")),
                  _ratio(s.p99_s, b.get("latency_p99_s")))
-    perf.add_row("p50 / p99 (client)", f"{_ms(s.client_p50_s)} / {_ms(s.client_p99_s)}", "", "")
+    perf.add_row("p50 / p99 (client: HTTP)", f"{_ms(s.client_p50_s)} / {_ms(s.client_p99_s)}",
+                 "", f"{_ratio(s.client_p50_s, b.get('latency_p50_s'))} / "
+                     f"{_ratio(s.client_p99_s, b.get('latency_p99_s'))}")
     perf.add_row("throughput", "n/a" if s.qps is None else f"{s.qps:.1f} req/s",
-                 f"{b['throughput_qps']:.0f} req/s (capacity)" if "throughput_qps" in b else "n/a",
-                 "")
+                 f"{b['throughput_qps']:.0f} rows/s (offline capacity)"
+                 if "throughput_qps" in b else "n/a", "")
     perf.add_row("requests / errors", f"{s.requests} / {s.errors}", "", "")
     if s.gpu:
         perf.add_row("energy per inference",

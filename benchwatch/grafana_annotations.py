@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ __all__ = ["AnnotationConfig", "GrafanaAnnotations", "BASE_TAG"]
 
 BASE_TAG = "benchwatch"  # the dashboards' annotation query shows annotations with this tag
 MAX_OPEN = 1000  # bounded: open regions remembered for end()
+MAX_PENDING = 1000  # bounded: alerts waiting for the background worker
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,32 @@ def _ms(t: float | None) -> int:
     return int((time.time() if t is None else t) * 1000)
 
 
+def _parse_time(text: str) -> float | None:
+    """Alertmanager's RFC 3339 times (nanosecond fractions included); None when unreadable."""
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        head, _, frac = text.rstrip("Z").partition(".")
+        tz = "+00:00"
+        for sign in ("+", "-"):
+            if sign in frac:
+                frac, _, rest = frac.partition(sign)
+                tz = sign + rest
+        if len(head) > 19:  # offset without a fraction
+            head, tz = head[:19], head[19:]
+        base = datetime.fromisoformat(head + tz)
+        return base.timestamp() + (float("0." + frac) if frac else 0.0)
+    except ValueError:
+        return None
+
+
 class GrafanaAnnotations:
     """Region annotations keyed by the caller (e.g. an alert fingerprint), and point events."""
 
     def __init__(self, config: AnnotationConfig, client: Any | None = None) -> None:
         self.config = config
         if client is None:
-            from grafana_client import GrafanaApi
+            from grafana_client.api import GrafanaApi
 
             client = GrafanaApi.from_url(config.url, credential=config.token,
                                          timeout=config.timeout_s)
@@ -69,6 +92,10 @@ class GrafanaAnnotations:
         self._open: OrderedDict[str, int] = OrderedDict()
         self._failures: set[str] = set()
         self.errors = 0
+        self.dropped = 0
+        self._pending: queue.Queue[Any] = queue.Queue(maxsize=MAX_PENDING)
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
 
     @classmethod
     def from_env(cls) -> GrafanaAnnotations | None:
@@ -127,6 +154,69 @@ class GrafanaAnnotations:
             self._failed("end", exc)
             return False
 
+    def on_alerts(self, alerts: Iterable[Any]) -> None:
+        """Alertmanager webhook alerts (objects with `status`, `name`, `labels`, `annotations`,
+        `fingerprint`, `starts_at`, e.g. `drift.service_alerts.ReceivedAlert`): a firing alert
+        opens a region at its start, a resolved one closes it.
+
+        Returns at once: the Grafana calls run on a background thread (the webhook must answer
+        Alertmanager quickly even when Grafana is slow); past `MAX_PENDING` queued alerts,
+        further ones are dropped and counted in `dropped`."""
+        for a in alerts:
+            try:
+                self._pending.put_nowait(a)
+            except queue.Full:
+                self.dropped += 1
+        with self._worker_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._drain, daemon=True,
+                                                name="benchwatch-grafana-annotations")
+                self._worker.start()
+
+    def _drain(self) -> None:
+        while True:
+            a = self._pending.get()
+            if a is None:
+                return
+            try:
+                self.apply_alert(a)
+            except Exception as exc:  # noqa: BLE001 (never kill the worker)
+                self._failed("alert", exc)
+            finally:
+                self._pending.task_done()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until queued alerts are applied (tests, shutdown); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._pending.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        with self._worker_lock:
+            if self._worker is not None and self._worker.is_alive():
+                self._pending.put(None)
+                self._worker.join(timeout=10)
+            self._worker = None
+
+    def apply_alert(self, a: Any) -> None:
+        """One alert, synchronously (see `on_alerts`)."""
+        labels = dict(getattr(a, "labels", {}) or {})
+        key = getattr(a, "fingerprint", "") or "|".join(
+            f"{k}={v}" for k, v in sorted(labels.items()))
+        if getattr(a, "status", "") == "resolved":
+            self.end(key)
+            return
+        notes = dict(getattr(a, "annotations", {}) or {})
+        text = notes.get("summary") or notes.get("description") or getattr(a, "name", "")
+        tags = [t for t in (
+            "alert", getattr(a, "name", ""),
+            *(f"{k}:{labels[k]}" for k in ("model", "model_version", "feature")
+              if k in labels)) if t]
+        self.start(key, str(text), tags, at=_parse_time(getattr(a, "starts_at", "")))
+
     def open_keys(self) -> list[str]:
         return list(self._open)
 
@@ -134,3 +224,4 @@ class GrafanaAnnotations:
         self._open.clear()
         self._failures.clear()
         self.errors = 0
+        self.dropped = 0

@@ -133,8 +133,9 @@ def fetch(prometheus_url: str, *, start: float, end: float, step: float,
                 except ValueError as exc:
                     errors.append(f"{expr}: {exc}")
             series.sort(key=lambda s: (s.reference, s.name))
-            out.append(PanelData(d.title, p, tuple(series[:MAX_SERIES]), tuple(errors),
-                                 max(0, len(series) - MAX_SERIES)))
+            keep = len(series) if p.kind == "heatmap" else MAX_SERIES  # buckets are bounded
+            out.append(PanelData(d.title, p, tuple(series[:keep]), tuple(errors),
+                                 max(0, len(series) - keep)))
     return out
 
 
@@ -169,8 +170,9 @@ def _panel_body(pd: PanelData) -> str:
     p = pd.panel
     if not pd.series:
         return '<p class="nodata">no data</p>'
+    w = svg.W * p.width // 12  # same text size in half- and full-width panels
     if p.kind == "heatmap":
-        return svg.heatmap(pd.series, p.unit)
+        return svg.heatmap(pd.series, p.unit, w)
     if p.kind == "stat":
         cells = []
         for s in pd.series:
@@ -182,8 +184,8 @@ def _panel_body(pd: PanelData) -> str:
                        "</td></tr>" for s in pd.series)
         return f"<table><tr><th>series</th><th>value</th></tr>{rows}</table>"
     if p.kind == "state-timeline" and p.mappings:
-        return svg.state_timeline(pd.series, p.mappings)
-    return svg.line_chart(pd.series, p.unit, p.min, p.max)
+        return svg.state_timeline(pd.series, p.mappings, w)
+    return svg.line_chart(pd.series, p.unit, p.min, p.max, w)
 
 
 def _panel_html(pd: PanelData) -> str:

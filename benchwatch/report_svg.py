@@ -45,6 +45,8 @@ def fmt(v: float, unit: str) -> str:
         return str(v)
     if unit == "s":
         return _si(v, "s")
+    if unit == "dateTimeAsIso":  # Grafana's unit: milliseconds since the epoch
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(v / 1000))
     if unit == "percentunit":
         return f"{v * 100:.3g}%"
     if unit == "reqps":
@@ -66,7 +68,7 @@ def _clock(t: float) -> str:
 
 
 # --- plots ----------------------------------------------------------------------------------
-def _frame(t0: float, t1: float, y0: float, y1: float, unit: str) -> list[str]:
+def _frame(t0: float, t1: float, y0: float, y1: float, unit: str, W: int = W) -> list[str]:  # noqa: N803
     parts = [f'<rect x="{PAD_L}" y="{PAD_T}" width="{W - PAD_L - PAD_R}" '
              f'height="{H - PAD_T - PAD_B}" fill="#fff" stroke="#ccc"/>']
     for i in range(5):
@@ -101,10 +103,10 @@ def _bounds(series: Sequence[Series], lo: float | None,
 
 
 def line_chart(series: Sequence[Series], unit: str, lo: float | None = None,
-               hi: float | None = None) -> str:
+               hi: float | None = None, W: int = W) -> str:  # noqa: N803
     t0, t1, y0, y1 = _bounds(series, lo, hi)
     pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
-    parts = _frame(t0, t1, y0, y1, unit)
+    parts = _frame(t0, t1, y0, y1, unit, W)
     for i, s in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         pts = " ".join(
@@ -118,10 +120,10 @@ def line_chart(series: Sequence[Series], unit: str, lo: float | None = None,
         else:
             parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" '
                          f'stroke-width="1.6"{dash}/>')
-    return _svg(parts) + legend(series)
+    return _svg(parts, W=W) + legend(series)
 
 
-def heatmap(buckets: Sequence[Series], unit: str) -> str:
+def heatmap(buckets: Sequence[Series], unit: str, W: int = W) -> str:  # noqa: N803
     """`buckets`: one series per cumulative `le` bound (name = the bound); cells show each
     bucket's own rate (difference of adjacent cumulative buckets)."""
     def bound(s: Series) -> float:
@@ -144,7 +146,7 @@ def heatmap(buckets: Sequence[Series], unit: str) -> str:
     pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
     cw, ch = pw / len(times), ph / len(rows)
     t0, t1 = times[0], times[-1] if times[-1] > times[0] else times[0] + 1
-    parts = _frame(t0, t1, 0, 1, "")[:1]
+    parts = _frame(t0, t1, 0, 1, "", W)[:1]
     for j, row in enumerate(cells):
         y = PAD_T + ph - (j + 1) * ch
         for i, v in enumerate(row):
@@ -160,10 +162,11 @@ def heatmap(buckets: Sequence[Series], unit: str) -> str:
         fx = i / 3
         parts.append(f'<text x="{PAD_L + fx * pw:.1f}" y="{H - 10}" text-anchor="middle" '
                      f'font-size="10">{_clock(t0 + fx * (t1 - t0))} UTC</text>')
-    return _svg(parts)
+    return _svg(parts, W=W)
 
 
-def state_timeline(series: Sequence[Series], mappings: Sequence[tuple[float, str, str]]) -> str:
+def state_timeline(series: Sequence[Series], mappings: Sequence[tuple[float, str, str]],
+                   W: int = W) -> str:  # noqa: N803
     t0, t1, _, _ = _bounds(series, 0, 1)
     band = 22
     height = PAD_T + band * len(series) + PAD_B
@@ -188,7 +191,7 @@ def state_timeline(series: Sequence[Series], mappings: Sequence[tuple[float, str
                      '</text>')
     keys = " ".join(f'<span style="color:{MAPPING_COLORS.get(c, c)}">■ {escape(text)}</span>'
                     for _, text, c in mappings)
-    return _svg(parts, height) + f'<div class="legend">{keys}</div>' + legend(series)
+    return _svg(parts, height, W) + f'<div class="legend">{keys}</div>' + legend(series)
 
 
 def legend(series: Sequence[Series]) -> str:
@@ -200,6 +203,6 @@ def legend(series: Sequence[Series]) -> str:
     return f'<div class="legend">{"".join(items)}</div>'
 
 
-def _svg(parts: Sequence[str], height: int = H) -> str:
+def _svg(parts: Sequence[str], height: int = H, W: int = W) -> str:  # noqa: N803
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" '
             f'width="100%" role="img">{"".join(parts)}</svg>')

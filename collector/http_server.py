@@ -26,6 +26,7 @@ from collector.ingest import Collector
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+DRAIN_FACTOR = 4  # bodies up to this many times the limit are read and dropped before the 413
 Handler = Callable[[Any], tuple[int, Any]]
 Verifier = Callable[[Mapping[str, str], bytes], str | None]
 
@@ -185,6 +186,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _drain(self, length: int) -> None:
+        try:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 16))
+                if not chunk:
+                    return
+                length -= len(chunk)
+        except OSError:
+            return
+
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         route = self.owner._routes.get((method, path))
@@ -211,7 +222,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, {"error": "Content-Length is not a number"})
                 return
             if length < 0 or length > self.owner.max_body:
-                self.close_connection = True  # don't read the body: drop the connection
+                self.close_connection = True
+                # read (and drop) a moderately oversized body so the sender sees the 413
+                # rather than a broken pipe; past the drain limit, just hang up
+                if 0 < length <= DRAIN_FACTOR * self.owner.max_body:
+                    self._drain(length)
                 self._send(413, {"error": f"body of {length} bytes is over the limit of "
                                           f"{self.owner.max_body}; send smaller batches"})
                 return

@@ -154,7 +154,15 @@ class KafkaIngestor:
             "reconnect_backoff_max_ms": 1000,
         }
         config.update(self.consumer_config)
-        self._consumer = consumer = KafkaConsumer(**config)
+        while True:  # the broker may come up after us (compose, k8s): wait for it
+            try:
+                self._consumer = consumer = KafkaConsumer(**config)
+                break
+            except Exception as e:
+                self._log_once("connect", f"cannot reach Kafka at {','.join(self.bootstrap)} "
+                               f"({e!r}); retrying")
+                if stop_event.wait(2.0):
+                    return self.stats()
         if self.state_topic or self.dead_letter_topic:
             from kafka import KafkaProducer
 

@@ -4,6 +4,7 @@ Why SQLite in WAL mode: a batch is accepted only once its transaction has commit
 committed WAL transaction survives the process being killed (kill -9) at any point, so a restart
 loses no accepted sample. `synchronous=NORMAL` trades durability across an OS crash / power loss
 (the last transactions may roll back) for ingest speed; process crashes are covered either way.
+Pass `synchronous="FULL"` to fsync every batch (benchmarks/collector_ingest.py compares them).
 
 Idempotence: every sample's `sample_id` is recorded (bounded to the most recent
 `max_sample_ids`); a redelivered sample is counted as a duplicate and its values are not added
@@ -104,7 +105,9 @@ class WindowStore:
     """
 
     def __init__(self, path: str | Path | None, max_per_feature: int = 5000,
-                 max_sample_ids: int = 200_000) -> None:
+                 max_sample_ids: int = 200_000, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         if max_per_feature < 1:
             raise ValueError(f"max_per_feature must be >= 1, got {max_per_feature}")
         if max_sample_ids < 1:
@@ -120,7 +123,7 @@ class WindowStore:
                 ":memory:" if self.path is None else str(self.path),
                 check_same_thread=False, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.executescript(SCHEMA)
             row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -160,26 +163,29 @@ class WindowStore:
                 self._recv_seq = int(db.execute(
                     "SELECT COALESCE(MAX(received_seq), 0) FROM samples").fetchone()[0])
                 self._refresh_keys()
+                existing = self._known_ids([item[0] for item in samples])
                 touched: set[int] = set()
+                sample_rows: list[tuple[Any, ...]] = []
+                value_rows: list[tuple[Any, ...]] = []
                 for sample_id, model, version, ts, outputs, features in samples:
-                    self._recv_seq += 1
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
-                        (sample_id, model, version, ts,
-                         json.dumps({k: _jsonable(v) for k, v in outputs.items()}),
-                         self._recv_seq))
-                    if cur.rowcount == 0:
+                    if sample_id in existing:
                         duplicates += 1
                         continue
+                    existing.add(sample_id)
                     accepted += 1
-                    rows = []
+                    self._recv_seq += 1
+                    sample_rows.append((
+                        sample_id, model, version, ts,
+                        json.dumps({k: _jsonable(v) for k, v in outputs.items()}),
+                        self._recv_seq))
                     for name, value in features.items():
                         key_id = self._key_id(model, version, name)
                         touched.add(key_id)
                         kind, enc = _encode(value)
-                        rows.append((key_id, kind, enc, ts))
-                    db.executemany(
-                        "INSERT INTO vals (key_id, kind, value, ts) VALUES (?, ?, ?, ?)", rows)
+                        value_rows.append((key_id, kind, enc, ts))
+                db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)", sample_rows)
+                db.executemany(
+                    "INSERT INTO vals (key_id, kind, value, ts) VALUES (?, ?, ?, ?)", value_rows)
                 for key_id in touched:
                     self._prune(key_id)
                 if accepted:
@@ -192,6 +198,18 @@ class WindowStore:
                 self._refresh_keys()  # the cache may name rows the rollback removed
                 raise
         return accepted, duplicates
+
+    def _known_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` the store already remembers (checked under the write lock, so the
+        check and the insert that follows are atomic even across processes)."""
+        found: set[str] = set()
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            found.update(r[0] for r in self._db.execute(
+                f"SELECT sample_id FROM samples WHERE sample_id IN ({','.join('?' * len(chunk))})",  # noqa: S608
+                chunk))
+        return found
 
     def _key_id(self, model: str, version: str, feature: str) -> int:
         key = (model, version, feature)
@@ -223,6 +241,22 @@ class WindowStore:
             rows = self._db.execute(
                 "SELECT kind, value FROM vals WHERE key_id = ? ORDER BY seq", (key_id,)).fetchall()
         return [_decode(k, v) for k, v in rows]
+
+    def values_since(self, model: str, version: str, feature: str, after: int = 0
+                     ) -> tuple[list[Feature], int]:
+        """Values added after position `after` (still in the window), oldest first, and the
+        position to pass next time (for streaming detectors that see each value once)."""
+        with self._lock:
+            key_id = self._key_ids.get((model, version, feature))
+            if key_id is None:
+                self._refresh_keys()
+                key_id = self._key_ids.get((model, version, feature))
+            if key_id is None:
+                return [], after
+            rows = self._db.execute(
+                "SELECT seq, kind, value FROM vals WHERE key_id = ? AND seq > ? ORDER BY seq",
+                (key_id, after)).fetchall()
+        return [_decode(k, v) for _, k, v in rows], (rows[-1][0] if rows else after)
 
     def count(self, model: str, version: str, feature: str) -> int:
         with self._lock:

@@ -216,7 +216,7 @@ class Baseline:
                 entry["dim"] = ref.dim
             feats.append(entry)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy stub: allow_pickle
         blob = buf.getvalue()
         npz = p.with_suffix(".npz")
         manifest = {

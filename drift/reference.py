@@ -7,6 +7,7 @@ points in it (no merge of both samples per call). Baselines store and reload the
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -156,6 +157,15 @@ class NumericReference:
     @property
     def n(self) -> int:
         return int(self.sorted_values.size)
+
+    @functools.cached_property
+    def cdf_before(self) -> FloatArray:
+        """F_ref just below each distinct value (the left limit)."""
+        return _readonly(np.concatenate(([0.0], self.cdf[:-1])))
+
+    @functools.cached_property
+    def gaps(self) -> FloatArray:
+        return _readonly(np.diff(self.unique))
 
     @property
     def missing_rate(self) -> float:

@@ -8,12 +8,15 @@ refused with a logged reason and the others are served), opens the window store 
 - Prometheus metrics on `host:metrics_port` (see `drift.service_metrics`),
 - HTTP on `host:ingest_port` (None: no HTTP): `POST /v1/samples` (collector ingest),
   `POST /v1/labels` (delayed labels), `POST /v1/alerts` (Alertmanager webhook, bearer token or
-  HMAC), `GET /v1/alerts`, `GET /v1/status`, `GET /healthz`.
+  HMAC), `GET /v1/alerts`, `GET /v1/status`, `POST /v1/acknowledge` (silence a firing
+  feature until it clears once), `GET /healthz`.
 - `service.sink()`: the embedded (in-process) transport for `probes.configure(sink=...)`.
 
 Every `interval_s` it compares each baseline feature's live window with the baseline's
 reference, controls the family-wise error across a model's features with Holm's step-down
 procedure, remembers since when each feature has been drifting, and publishes the figures.
+Optionally (`stream_ert`) a CUSUM detector per numeric feature sees every value once and
+latches (`test="cusum"`), calibrated to a mean number of values between false alarms.
 The evaluator thread logs and survives any error; the serving path is never involved.
 """
 
@@ -39,10 +42,11 @@ from collector.http_server import (
     samples_handler,
 )
 from drift.service_alerts import AlertInbox
-from drift.service_baselines import BaselineSet, load_baselines
+from drift.service_baselines import BaselineSet, ServedBaseline, load_baselines
 from drift.service_labels import LabelStore
 from drift.service_metrics import FeatureFigures, ServiceMetrics, Snapshot
 from drift.service_stats import estimate_accuracy, holm_adjust
+from drift.streaming import StreamDetector
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,11 @@ class ServiceConfig:
     max_per_feature: int = 5000
     require_features: bool = True  # samples lacking a baseline feature are rejected
     max_body: int = DEFAULT_MAX_BODY
+    # streaming CUSUM per numeric feature (test="cusum"), calibrated so the mean number of
+    # values between false alarms is `stream_ert`; 0 = off. Pick it from the traffic: at
+    # 50 samples/s, 1e8 values is about one false alarm per feature every 23 days.
+    stream_ert: float = 0.0
+    stream_k: float = 0.25
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0:
@@ -77,6 +86,8 @@ class ServiceConfig:
             raise ServiceError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.min_samples < 2:
             raise ServiceError(f"min_samples must be >= 2, got {self.min_samples}")
+        if self.stream_ert and not self.stream_ert > 1:
+            raise ServiceError(f"stream_ert must be > 1 values (or 0 for off), got {self.stream_ert}")
         if self.ingest_port is not None and not self.token and not is_loopback(self.host):
             raise ServiceError(
                 f"refusing to listen on {self.host} without a token: anyone who can reach it "
@@ -116,12 +127,16 @@ class DriftService:
         self.labels = LabelStore(self.store)
         self._since: dict[tuple[str, str, str, str], float] = self._load_since()
         self._lock = threading.Lock()
+        self._eval_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.metrics: ServiceMetrics | None = None
         self.http: JsonHttpServer | None = None
         self.last: Evaluation | None = None
         self._failures_logged: set[tuple[str, str, str, str]] = set()
+        # acknowledged episodes stay quiet until the feature clears once (then re-arm)
+        self._acknowledged: set[tuple[str, str, str, str]] = set()
+        self._streams: dict[tuple[str, str, str], tuple[StreamDetector, int]] = {}
 
     # -- what the collector asks -----------------------------------------------------------
     def _known(self, model: str, version: str) -> bool:
@@ -165,6 +180,7 @@ class DriftService:
         server.add_route("POST", "/v1/alerts", self.alerts.receive, verify=hook)
         server.add_route("GET", "/v1/alerts", self.alerts.listing)
         server.add_route("GET", "/v1/status", lambda _: (200, self.status()))
+        server.add_route("POST", "/v1/acknowledge", self._acknowledge_handler)
         return server
 
     def _loop(self) -> None:
@@ -214,7 +230,10 @@ class DriftService:
 
     def evaluate(self, now: float | None = None) -> Evaluation:
         """Compare every baseline feature's window with its reference and publish."""
-        now = time.time() if now is None else now
+        with self._eval_lock:  # the loop thread, HTTP acknowledgements and callers share state
+            return self._evaluate(time.time() if now is None else now)
+
+    def _evaluate(self, now: float) -> Evaluation:
         if self.baselines.changed():
             self.reload_baselines()
         baselines = self.baselines
@@ -228,32 +247,39 @@ class DriftService:
             for feature in baseline.feature_names:
                 values = self.store.values(model, version, feature)
                 windows[(model, version, feature)] = len(values)
-                present = sum(v is not None for v in values)
-                if present < self.config.min_samples:
+                if len(values) < self.config.min_samples:
                     skipped[(model, version, feature)] = (
-                        f"{present} values in the window, testing from {self.config.min_samples}")
+                        f"{len(values)} values in the window, testing from "
+                        f"{self.config.min_samples}")
                     continue
-                try:
-                    result = baseline.compare(feature, values, alpha=self.config.alpha)
-                except Exception as exc:
-                    skipped[(model, version, feature)] = f"{type(exc).__name__}: {exc}"
-                    key = (model, version, feature, type(exc).__name__)
-                    if key not in self._failures_logged:
-                        self._failures_logged.add(key)
-                        log.warning("drift test failed for %s/%s %s: %s (skipped until it works)",
-                                    model, version, feature, exc)
-                    continue
-                rows.append((feature, result, len(values)))
+                present = sum(v is not None for v in values)
+                tests = ["missing"] if present < len(values) or \
+                    getattr(baseline.references[feature], "n_missing", 0) else []
+                if present >= self.config.min_samples:
+                    tests.insert(0, "")  # the feature's own test, then its missing rate
+                else:
+                    skipped[(model, version, feature)] = (
+                        f"{present} non-missing values, testing from {self.config.min_samples}")
+                for test in tests:
+                    try:
+                        result = baseline.compare(feature, values, alpha=self.config.alpha,
+                                                  test=test or None)
+                    except Exception as exc:
+                        skipped[(model, version, feature)] = f"{type(exc).__name__}: {exc}"
+                        key = (model, version, feature, type(exc).__name__)
+                        if key not in self._failures_logged:
+                            self._failures_logged.add(key)
+                            log.warning("drift test failed for %s/%s %s: %s (skipped until it "
+                                        "works)", model, version, feature, exc)
+                        continue
+                    rows.append((feature, result, len(values)))
             adjusted = holm_adjust([r.p_value for _, r, _ in rows])
             for (feature, r, n), p_adj in zip(rows, adjusted, strict=True):
                 detected = bool(r.detected) and (p_adj is None or p_adj < self.config.alpha)
-                key = (model, version, feature, r.test)
-                since = self._since.setdefault(key, now) if detected else None
-                if not detected:
-                    self._since.pop(key, None)
-                figures.append(FeatureFigures(
-                    model, version, feature, r.test, float(r.score), float(r.threshold), p_adj,
-                    detected, n, since))
+                figures.append(self._figure(model, version, feature, r.test, float(r.score),
+                                            float(r.threshold), p_adj, detected, n, now))
+            if self.config.stream_ert:
+                figures += self._stream(model, version, baseline, windows, now)
             conf = baseline.confidence_feature
             if conf is not None:
                 est = estimate_accuracy(baseline, self.store.values(model, version, conf))
@@ -266,6 +292,7 @@ class DriftService:
         live = {(f.model, f.version, f.feature, f.test) for f in figures}
         for key in [k for k in self._since if k not in live]:
             del self._since[key]
+        self._acknowledged &= live
         self._save_since()
         evaluation = Evaluation(now, tuple(figures), MappingProxyType(skipped))
         self.last = evaluation
@@ -282,6 +309,71 @@ class DriftService:
                             f.version, f.feature, f.score, f.threshold, f.test,
                             "n/a" if f.p_value is None else f"{f.p_value:.3g}")
         return evaluation
+
+    def _figure(self, model: str, version: str, feature: str, test: str, score: float,
+                threshold: float, p_value: float | None, detected: bool, n: int,
+                now: float) -> FeatureFigures:
+        """One feature's figures, with its episode start and acknowledgement applied."""
+        key = (model, version, feature, test)
+        if not detected:
+            self._acknowledged.discard(key)  # cleared: the next drift fires again
+        elif key in self._acknowledged:
+            detected = False
+        since = self._since.setdefault(key, now) if detected else None
+        if not detected:
+            self._since.pop(key, None)
+        return FeatureFigures(model, version, feature, test, score, threshold, p_value,
+                              detected, n, since)
+
+    def _stream(self, model: str, version: str, baseline: ServedBaseline,
+                windows: Mapping[tuple[str, str, str], int], now: float
+                ) -> list[FeatureFigures]:
+        """Feed each numeric feature's new values to its CUSUM detector (test="cusum")."""
+        out = []
+        for feature in baseline.feature_names:
+            ref = baseline.references[feature]
+            if getattr(ref, "kind", None) != "numeric":
+                continue
+            key = (model, version, feature)
+            det, after = self._streams.get(key, (None, 0))
+            if det is None:
+                det = StreamDetector(ref, ert=self.config.stream_ert, k=self.config.stream_k)
+            values, after = self.store.values_since(model, version, feature, after)
+            state = det.update([v for v in values if isinstance(v, float)], timestamp=now)
+            self._streams[key] = (det, after)
+            if state.n_seen == 0:
+                continue
+            score = max(state.statistic, 1.0) if state.firing else state.statistic
+            out.append(self._figure(model, version, feature, "cusum", score, 1.0, None,
+                                    state.firing, windows.get(key, 0), now))
+        return out
+
+    def acknowledge(self, model: str, version: str, feature: str | None = None,
+                    test: str | None = None) -> int:
+        """Silence the matching firing features until they clear once; returns how many."""
+        with self._eval_lock:
+            ev = self.last
+            keys = {(f.model, f.version, f.feature, f.test) for f in (ev.features if ev else ())
+                    if f.detected and f.model == model and f.version == version
+                    and feature in (None, f.feature) and test in (None, f.test)}
+            self._acknowledged |= keys
+            for m, v, f, t in keys:
+                if t == "cusum" and (m, v, f) in self._streams:
+                    self._streams[(m, v, f)][0].acknowledge()
+        if keys:
+            log.info("acknowledged drift on %s", sorted(keys))
+        return len(keys)
+
+    def _acknowledge_handler(self, payload: Any) -> tuple[int, Any]:
+        if not isinstance(payload, Mapping) or not all(
+                isinstance(payload.get(k), str) for k in ("model", "version")) or not all(
+                payload.get(k) is None or isinstance(payload.get(k), str)
+                for k in ("feature", "test")):
+            return 400, {"error": 'send {"model": ..., "version": ..., "feature": optional, '
+                                  '"test": optional} (strings)'}
+        n = self.acknowledge(payload["model"], payload["version"], payload.get("feature"),
+                             payload.get("test"))
+        return 200, {"acknowledged": n}
 
     def _load_since(self) -> dict[tuple[str, str, str, str], float]:
         raw = self.store.meta_get(SINCE_KEY)
@@ -311,6 +403,7 @@ class DriftService:
             "skipped": [] if ev is None else [
                 {"model": m, "model_version": v, "feature": f, "why": why}
                 for (m, v, f), why in sorted(ev.skipped.items())],
+            "acknowledged": [list(k) for k in sorted(self._acknowledged)],
             "alerts": len(self.alerts.alerts()),
             "pid": os.getpid(),
         }

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -54,11 +54,22 @@ def _str_map(raw: Any) -> dict[str, str]:
     return {str(k)[:128]: str(v)[:MAX_TEXT] for k, v in list(raw.items())[:MAX_LABELS]}
 
 
+Listener = Callable[[Sequence[ReceivedAlert]], None]
+
+
 class AlertInbox:
     def __init__(self, max_alerts: int = 1000) -> None:
         self._alerts: deque[ReceivedAlert] = deque(maxlen=max_alerts)
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener(new_alerts)` after each notification (e.g. Grafana annotations).
+        It runs on the webhook's thread: keep it quick; its exceptions are logged, not raised."""
+        self._listeners.append(listener)
+
+    add_listener = subscribe  # the name benchwatch.grafana_annotations' wiring uses
 
     def receive(self, payload: Any) -> tuple[int, Any]:
         """The `POST /v1/alerts` handler (payload already parsed from JSON)."""
@@ -82,6 +93,11 @@ class AlertInbox:
             self._counts.update(a.status for a in got)
         for a in got:
             log.warning("alert received: %s (since %s)", a.summary, a.starts_at or "?")
+        for listener in list(self._listeners):
+            try:
+                listener(got)
+            except Exception:  # a broken listener must not fail Alertmanager's delivery
+                log.exception("alert listener %r failed", listener)
         return 200, {"received": len(got)}
 
     def listing(self, _: Any = None) -> tuple[int, Any]:

@@ -40,9 +40,12 @@ class ServedBaseline:
     def confidence_feature(self) -> str | None:
         return CONFIDENCE_FEATURE if CONFIDENCE_FEATURE in self.references else None
 
-    def compare(self, feature: str, values: Sequence[Any], *, alpha: float) -> DriftResult:
-        return compare(self.references[feature], values, test=self.tests.get(feature),
-                       alpha=alpha)
+    def compare(self, feature: str, values: Sequence[Any], *, alpha: float,
+                test: str | None = None) -> DriftResult:
+        """The feature's drift test (its configured one unless `test` is given, e.g. the
+        missing-rate test "missing")."""
+        return compare(self.references[feature], values,
+                       test=test or self.tests.get(feature), alpha=alpha)
 
     @classmethod
     def of(cls, baseline: Any, source: str = "") -> ServedBaseline:

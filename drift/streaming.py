@@ -173,7 +173,7 @@ class StreamDetector:
         lo = np.searchsorted(s, x, side="left")
         hi = np.searchsorted(s, x, side="right")
         u = (0.5 * (lo + hi) + 0.5) / (self._m + 1)
-        return special.ndtri(u)
+        return np.asarray(special.ndtri(u), dtype=np.float64)
 
     def update(self, values: Any, timestamp: float | None = None) -> StreamState:
         """Feed one value or a batch (missing values are skipped); returns the state after it."""

@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from time import perf_counter_ns
 from typing import Any, TypeVar, cast
 
@@ -93,28 +93,28 @@ class Probe:
 
     # ---- what happens after the user's call returned (never raises) ----
     def _after(self, sh: Shard, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any], dt_ns: int) -> None:
-        st = self.state
-        reg = self.registry
         spec = self.outputs
         if spec is not None and (spec != "auto" or type(out) in _ARRAY_TYPES):
             try:
-                record_output(st, sh, out, spec)
+                record_output(self.state, sh, out, spec)
             except Exception as e:
-                reg.faults.record("output_stats", e, f"{self.model}/{self.version}:")
-        try:
-            if self.batch_size is not None:
+                self.registry.faults.record("output_stats", e, f"{self.model}/{self.version}:")
+        if self.batch_size is None:
+            if args and type(args[0]) in _ARRAY_TYPES:  # exact numpy/torch types: shape is safe
+                shape = args[0].shape
+                if shape:
+                    n = shape[0]
+                    sh.batch[bisect_left(BATCH_BOUNDS, n)] += 1
+                    sh.batch_sum += n
+        else:
+            try:
                 n = int(self.batch_size(*args, **kwargs))
-            elif args and type(args[0]) in _ARRAY_TYPES and args[0].ndim:
-                n = int(args[0].shape[0])
-            else:
-                n = -1
-            if n >= 0:
                 sh.batch[bisect_left(BATCH_BOUNDS, n)] += 1
                 sh.batch_sum += n
-        except Exception as e:
-            reg.faults.record("batch_size", e, f"{self.model}/{self.version}:")
-        rate = reg.sample_rate
-        if rate and reg.rng.random() < rate:
+            except Exception as e:
+                self.registry.faults.record("batch_size", e, f"{self.model}/{self.version}:")
+        rate = self.registry.sample_rate
+        if rate and self.registry.rng.random() < rate:
             self._sample(out, args, kwargs, dt_ns)
 
     def _sample(self, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any], dt_ns: int) -> None:
@@ -156,11 +156,11 @@ class Probe:
         if _is_ort_session(target):
             return cast(T, self._wrap_ort(target))
         if inspect.isasyncgenfunction(target):
-            return cast(T, self._wrap_asyncgen(target))  # type: ignore[arg-type]
+            return cast(T, self._wrap_asyncgen(target))
         if inspect.iscoroutinefunction(target):
-            return cast(T, self._wrap_async(target))  # type: ignore[arg-type]
+            return cast(T, self._wrap_async(target))
         if inspect.isgeneratorfunction(target):
-            return cast(T, self._wrap_gen(target))  # type: ignore[arg-type]
+            return cast(T, self._wrap_gen(target))
         if callable(target):
             return cast(T, self._wrap_sync(target))
         raise ProbeConfigError(
@@ -172,6 +172,7 @@ class Probe:
         bounds = LATENCY_BOUNDS_NS
         after = self._after
         error = self._error
+        faults = self.registry.faults
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -194,7 +195,10 @@ class Probe:
             sh.t0_sum -= t0
             sh.ok[bisect_left(bounds, dt)] += 1
             sh.ok_sum += dt
-            after(sh, out if select is None else _safe_select(select, out), args, kwargs, dt)
+            try:  # belt and braces: _after already guards each step
+                after(sh, out if select is None else _safe_select(select, out), args, kwargs, dt)
+            except Exception as e:
+                faults.record("output_stats", e)
             return out
 
         wrapper.__benchwatch_probe__ = self  # type: ignore[attr-defined]
@@ -205,6 +209,7 @@ class Probe:
         bounds = LATENCY_BOUNDS_NS
         after = self._after
         error = self._error
+        faults = self.registry.faults
 
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -227,7 +232,10 @@ class Probe:
             sh.t0_sum -= t0
             sh.ok[bisect_left(bounds, dt)] += 1
             sh.ok_sum += dt
-            after(sh, out, args, kwargs, dt)
+            try:
+                after(sh, out, args, kwargs, dt)
+            except Exception as e:
+                faults.record("output_stats", e)
             return out
 
         wrapper.__benchwatch_probe__ = self  # type: ignore[attr-defined]
@@ -256,12 +264,12 @@ class Probe:
             self._error(sh, exc)
         return sh, dt
 
-    def _wrap_gen(self, fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def _wrap_gen(self, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Generator[Any, Any, Any]]:
         """Times the whole iteration: first `next()` to exhaustion (or close())."""
         probe_ = self
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             gen = fn(*args, **kwargs)
             t0, _ = probe_._start()
             try:
@@ -350,7 +358,10 @@ class ProbeSpan:
         self._done = True
         sh, dt = self._probe._finish(self._t0, exc)
         if exc is None and self._output is not None:
-            self._probe._after(sh, self._output, (), {}, dt)
+            try:
+                self._probe._after(sh, self._output, (), {}, dt)
+            except Exception as e:
+                self._probe.registry.faults.record("output_stats", e)
 
 
 def _first(out: Any) -> Any:

@@ -232,23 +232,23 @@ class EnergySampler:
                 if r.energy_j is not None:
                     prev = self._last_energy.get(r.hw_id)
                     self._last_energy[r.hw_id] = r.energy_j
-                    e = r.energy_j - prev if prev is not None else 0.0
-                    if e < 0:  # counter reset (driver reload): skip the interval
-                        e = 0.0
+                    joules = r.energy_j - prev if prev is not None else 0.0
+                    if joules < 0:  # counter reset (driver reload): skip the interval
+                        joules = 0.0
                 elif r.power_w is not None:
-                    e = r.power_w * dt_s
+                    joules = r.power_w * dt_s
                 else:
                     continue
-                self.device_energy[r.hw_id] = self.device_energy.get(r.hw_id, 0.0) + e
-                if e <= 0.0:
+                self.device_energy[r.hw_id] = self.device_energy.get(r.hw_id, 0.0) + joules
+                if joules <= 0.0:
                     continue
                 if total_busy <= 0:
-                    self.idle_energy[r.hw_id] = self.idle_energy.get(r.hw_id, 0.0) + e
+                    self.idle_energy[r.hw_id] = self.idle_energy.get(r.hw_id, 0.0) + joules
                     continue
                 for (model, version), b in deltas.items():
                     if b > 0:
                         key = (model, version, r.hw_id, r.hw_type)
-                        self.attributed[key] = self.attributed.get(key, 0.0) + e * b / total_busy
+                        self.attributed[key] = self.attributed.get(key, 0.0) + joules * b / total_busy
             self._last_t = now
             self._last_busy = busy
 

@@ -2,9 +2,11 @@
 
 The probe keeps its own pre-aggregated state (see `probes.state`) and turns it into OTel
 `Metric`s only when a reader collects: a *producer* (a callable returning metrics) is merged
-into whatever the SDK's own instruments collected. The OpenTelemetry Python SDK has no
-`MetricProducer` hook on readers, so the merge happens in the reader (`_receive_metrics`) and,
-for push, in a periodic reader subclass.
+into whatever the SDK's own instruments collected. The OpenTelemetry Python SDK (1.45) has no
+`MetricProducer` hook on readers and `MetricReader.collect` is final, so the merge happens in
+the readers' `_receive_metrics`. The SDK skips `_receive_metrics` when it collected nothing,
+so a provider that carries a producer needs at least one SDK instrument with a value (the
+probe runtime registers the observable gauge `benchwatch.probe.models`).
 
 `PrometheusEndpoint` is also what the drift service uses for its own metrics: each endpoint owns
 a private `CollectorRegistry`, so two endpoints in one process never mix their series.
@@ -23,7 +25,6 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricExporter,
     MetricExportResult,
-    MetricReader,
     MetricsData,
     PeriodicExportingMetricReader,
     ResourceMetrics,
@@ -84,19 +85,6 @@ def _produce(producer: Producer | None) -> Sequence[Metric]:
         return ()
 
 
-def _collect_with(reader: MetricReader, producer: Producer | None, resource: Resource | None,
-                  timeout_millis: float) -> None:
-    """`MetricReader.collect`, plus the producer's metrics (also when the SDK has no
-    instruments and returns nothing, which would otherwise skip the export entirely)."""
-    sdk_collect = reader._collect
-    if sdk_collect is None:
-        return  # not registered with a MeterProvider yet
-    data = sdk_collect(reader, timeout_millis=timeout_millis)
-    merged = merge_metrics(data, _produce(producer), resource)
-    if merged is not None:
-        reader._receive_metrics(merged, timeout_millis=timeout_millis)
-
-
 class _ProducingPrometheusReader(PrometheusMetricReader):
     """A Prometheus reader that adds a producer's metrics at each scrape."""
 
@@ -106,8 +94,11 @@ class _ProducingPrometheusReader(PrometheusMetricReader):
         self._producer = producer
         self._resource = resource
 
-    def collect(self, timeout_millis: float = 10_000) -> None:
-        _collect_with(self, self._producer, self._resource, timeout_millis)
+    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
+                         **kwargs: Any) -> None:
+        merged = merge_metrics(metrics_data, _produce(self._producer), self._resource)
+        if merged is not None:
+            super()._receive_metrics(merged, timeout_millis=timeout_millis, **kwargs)
 
 
 class ProducingPeriodicReader(PeriodicExportingMetricReader):
@@ -119,8 +110,11 @@ class ProducingPeriodicReader(PeriodicExportingMetricReader):
         self._resource = resource
         super().__init__(exporter, export_interval_millis=export_interval_millis)
 
-    def collect(self, timeout_millis: float = 10_000) -> None:
-        _collect_with(self, self._producer, self._resource, timeout_millis)
+    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
+                         **kwargs: Any) -> None:
+        merged = merge_metrics(metrics_data, _produce(self._producer), self._resource)
+        if merged is not None:
+            super()._receive_metrics(merged, timeout_millis=timeout_millis, **kwargs)
 
 
 def _check_port(port: object, what: str) -> int:
@@ -139,22 +133,37 @@ class PrometheusEndpoint:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9464, *,
-                 producer: Producer | None = None, resource: Resource | None = None) -> None:
+                 producer: Producer | None = None, resource: Resource | None = None,
+                 port_span: int = 1) -> None:
         _check_port(port, "prometheus port")
+        if isinstance(port_span, bool) or not isinstance(port_span, int) or port_span < 1 \
+                or port + port_span - 1 > 65535:
+            raise ExportConfigError(f"prometheus port span must be an integer >= 1 that stays below 65536, "
+                                    f"got {port_span!r}")
         if not isinstance(host, str) or not host:
             raise ExportConfigError(f"prometheus host must be a non-empty string, got {host!r}")
         self.host = host
         self.registry = CollectorRegistry(auto_describe=False)
         self.reader: PrometheusMetricReader = _ProducingPrometheusReader(self.registry, producer, resource)
-        try:
-            self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as e:
+        last: OSError | None = None
+        # port_span > 1: the first free port of [port, port + span) — for pre-fork servers whose
+        # workers all run the same configure() (Prometheus scrapes the whole range)
+        candidates = [0] if port == 0 else range(port, port + port_span)
+        for candidate in candidates:
+            try:
+                self._server, self._thread = start_http_server(candidate, addr=host, registry=self.registry)
+                break
+            except OSError as e:
+                last = e
+        else:
             self.reader.shutdown()
+            where = f"{host}:{port}" if port_span == 1 else f"{host}:{port}-{port + port_span - 1}"
             raise ExportConfigError(
-                f"cannot serve Prometheus metrics on {host}:{port} ({e.strerror or e}): "
+                f"cannot serve Prometheus metrics on {where} ({getattr(last, 'strerror', None) or last}): "
                 "the port is taken or the address is not local; choose another with "
-                "prometheus_port=... (or BENCHWATCH_PROMETHEUS_PORT), 0 to disable the endpoint"
-            ) from e
+                "prometheus_port=... (or BENCHWATCH_PROMETHEUS_PORT), a range for several workers with "
+                "prometheus_port_span=N, or 0 to disable the endpoint"
+            ) from last
         self.port = int(self._server.server_address[1])
         self._closed = False
         self._lock = threading.Lock()
@@ -234,7 +243,7 @@ def otlp_exporter(endpoint: str, timeout_s: float = 5.0) -> MetricExporter:
         UpDownCounter,
     )
 
-    cumulative = {
+    cumulative: dict[type, AggregationTemporality] = {
         k: AggregationTemporality.CUMULATIVE
         for k in (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter,
                   ObservableGauge)

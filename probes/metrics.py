@@ -22,7 +22,13 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from probes.buckets import BATCH_BOUNDS, CONFIDENCE_BOUNDS, ENTROPY_BOUNDS, LATENCY_BOUNDS_S, VALUE_BOUNDS
+from probes.buckets import (
+    BATCH_BOUNDS,
+    CONFIDENCE_BOUNDS,
+    ENTROPY_BOUNDS,
+    LATENCY_BOUNDS_S,
+    VALUE_BOUNDS,
+)
 from probes.energy import EnergySampler
 from probes.sampling import SampleQueue
 from probes.state import Registry
@@ -75,8 +81,9 @@ def _hist(attrs: Mapping[str, str], start: int, now: int, counts: Sequence[int],
           bounds: Sequence[float]) -> HistogramDataPoint:
     return HistogramDataPoint(
         attributes=dict(attrs), start_time_unix_nano=start, time_unix_nano=now, count=sum(counts),
-        sum=total, bucket_counts=list(counts), explicit_bounds=list(bounds), min=None, max=None,
-        exemplars=[],
+        sum=total, bucket_counts=list(counts), explicit_bounds=list(bounds),
+        # min/max are not tracked (not worth two compares per call); None leaves them unset in OTLP
+        min=None, max=None, exemplars=[],  # type: ignore[arg-type]
     )
 
 

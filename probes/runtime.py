@@ -8,6 +8,7 @@ that says what to change; nothing after start-up raises into the serving path.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import math
@@ -15,10 +16,11 @@ import os
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import Metric, MetricReader
 from opentelemetry.sdk.resources import Resource
@@ -54,6 +56,7 @@ class Settings:
     service_name: str = "benchwatch-service"
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 9464  # 0 = no endpoint
+    prometheus_port_span: int = 1  # >1: first free port of [port, port + span) (pre-fork workers)
     otlp_endpoint: str | None = None
     export_interval_s: float = 10.0
     sink: str | None = None  # URL form (a Sink object is passed beside the settings)
@@ -105,6 +108,10 @@ def _validate(s: Settings) -> None:
             or not 0 <= s.prometheus_port <= 65535:
         raise ConfigError(f"prometheus_port must be 0 (no endpoint) or a port 1..65535, got "
                           f"{s.prometheus_port!r} (BENCHWATCH_PROMETHEUS_PORT)")
+    if isinstance(s.prometheus_port_span, bool) or not isinstance(s.prometheus_port_span, int) \
+            or not 1 <= s.prometheus_port_span <= 1024:
+        raise ConfigError(f"prometheus_port_span must be 1..1024, got {s.prometheus_port_span!r} "
+                          "(BENCHWATCH_PROMETHEUS_PORT_SPAN)")
     if s.otlp_endpoint is not None:
         u = urllib.parse.urlsplit(str(s.otlp_endpoint))
         if u.scheme not in ("http", "https") or not u.netloc:
@@ -118,7 +125,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"queue_size must be a positive integer, got {s.queue_size!r}")
     if s.gpu not in GPU_MODES:
         raise ConfigError(f"gpu must be one of {GPU_MODES} (or energy source objects), got {s.gpu!r}")
-    if s.worker_id is not None and (not isinstance(s.worker_id, str) or not s.worker_id or len(s.worker_id) > 64):
+    if s.worker_id is not None and (not isinstance(s.worker_id, str) or not s.worker_id or len(s.worker_id) > 64
+                                    or s.worker_id != s.worker_id.strip()):
         raise ConfigError(f"worker_id must be a short non-empty string, got {s.worker_id!r}")
     if not s.energy_interval_s > 0:
         raise ConfigError(f"energy_interval_s must be > 0, got {s.energy_interval_s!r}")
@@ -136,6 +144,9 @@ class Runtime:
         self.queue: SampleQueue | None = None
         self.energy: EnergySampler | None = None
         self.meter_provider: MeterProvider | None = None
+        if settings.worker_id == "auto":  # one identity per worker process
+            settings = dataclasses.replace(settings, worker_id=f"pid{os.getpid()}")
+            self.settings = settings
         instance = settings.worker_id or uuid.uuid4().hex[:12]
         attrs: dict[str, str] = {"service.name": settings.service_name, "service.instance.id": instance}
         if settings.worker_id:
@@ -151,7 +162,8 @@ class Runtime:
             readers: list[MetricReader] = []
             if settings.prometheus_port:
                 self.endpoint = PrometheusEndpoint(settings.prometheus_host, settings.prometheus_port,
-                                                   producer=self.producer, resource=self.resource)
+                                                   producer=self.producer, resource=self.resource,
+                                                   port_span=settings.prometheus_port_span)
                 readers.append(self.endpoint.reader)
             if settings.otlp_endpoint:
                 exporter = CountingExporter(
@@ -160,6 +172,11 @@ class Runtime:
                 readers.append(ProducingPeriodicReader(exporter, self.producer, self.resource,
                                                        settings.export_interval_s * 1000))
             self.meter_provider = MeterProvider(metric_readers=readers, resource=self.resource)
+            # One SDK instrument so every collection carries data (the SDK skips readers'
+            # _receive_metrics, where the producer's metrics are merged, when it has none).
+            self.meter_provider.get_meter("benchwatch.probes").create_observable_gauge(
+                "benchwatch.probe.models", callbacks=[self._observe_models],
+                description="(model, version) pairs probed in this process")
             if self.energy is not None:
                 self.energy.start()
         except BaseException:
@@ -167,6 +184,10 @@ class Runtime:
             raise
         registry.sample_queue = self.queue
         registry.sample_rate = float(settings.sample_rate) if self.queue is not None else 0.0
+
+    def _observe_models(self, options: CallbackOptions) -> Iterable[Observation]:
+        attrs = {"worker_id": self.settings.worker_id} if self.settings.worker_id else {}
+        return [Observation(len(self.registry.states()), attrs)]
 
     @property
     def prometheus_url(self) -> str | None:
@@ -200,6 +221,7 @@ def configure(
     *,
     prometheus_host: str = _UNSET,
     prometheus_port: int = _UNSET,
+    prometheus_port_span: int = _UNSET,
     otlp_endpoint: str | None = _UNSET,
     export_interval_s: float = _UNSET,
     sink: Sink | str | None = _UNSET,
@@ -216,7 +238,9 @@ def configure(
     Prometheus pull endpoint on 127.0.0.1:9464 by default (`prometheus_port=0`: none), OTLP/HTTP
     push with `otlp_endpoint="http://collector:4318"`, sampled output summaries to `sink` (a
     `Sink` or a URL: http(s)://… collector, kafka://host:port/topic) at `sample_rate`.
-    Multi-worker servers: give each worker its own `worker_id` and port (see docs/probes.md).
+    Multi-worker servers (gunicorn/uvicorn workers): `worker_id="auto"` and
+    `prometheus_port_span=N` let identical workers each bind one port of a range; Prometheus
+    scrapes the range and sums in PromQL (see docs/probes.md).
     """
     if unknown:
         name = next(iter(unknown))
@@ -226,6 +250,7 @@ def configure(
     global _current
     explicit = {
         "service_name": service_name, "prometheus_host": prometheus_host, "prometheus_port": prometheus_port,
+        "prometheus_port_span": prometheus_port_span,
         "otlp_endpoint": otlp_endpoint, "export_interval_s": export_interval_s, "sample_rate": sample_rate,
         "queue_size": queue_size, "worker_id": worker_id, "energy_interval_s": energy_interval_s,
     }

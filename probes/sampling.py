@@ -91,6 +91,12 @@ class SampleQueue:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():  # a sink stuck in send(): never call it from two threads
+            log.warning("sample sink %s still busy after %.0fs; %d queued samples not sent",
+                        type(self.sink).__name__, timeout_s, len(self._q))
+            self._drop("sink_error", len(self._q))
+            self._q.clear()
+            return
         self.flush()
         try:
             self.sink.close()

@@ -23,7 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from probes.buckets import BATCH_BOUNDS, CONFIDENCE_BOUNDS, ENTROPY_BOUNDS, LATENCY_BOUNDS_S, VALUE_BOUNDS
+from probes.buckets import (
+    BATCH_BOUNDS,
+    CONFIDENCE_BOUNDS,
+    ENTROPY_BOUNDS,
+    LATENCY_BOUNDS_S,
+    VALUE_BOUNDS,
+)
 
 __all__ = [
     "DEFAULT_REGISTRY",

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="values kept per feature window (default 5000)")
     serve.add_argument("--allow-missing-features", action="store_true",
                        help="accept samples lacking some baseline features")
+    serve.add_argument("--stream-ert", type=float, default=0.0, metavar="N",
+                       help="also run a streaming CUSUM per numeric feature with a mean of N "
+                       "values between false alarms (default 0: off)")
     serve.add_argument("--kafka", default=None, metavar="BOOTSTRAP",
                        help="also consume samples from Kafka (host:port[,host:port]) as a member "
                        "of --group; run several workers with one group to share the models")
@@ -93,8 +96,14 @@ def _serve(args: argparse.Namespace) -> int:
             interval_s=args.interval, token=args.token or None,
             webhook_hmac_secret=args.webhook_hmac_secret or None, alpha=args.alpha,
             min_samples=args.min_samples, max_per_feature=args.window,
-            require_features=not args.allow_missing_features)
-        service = DriftService(config).start()
+            require_features=not args.allow_missing_features, stream_ert=args.stream_ert)
+        from benchwatch.grafana_annotations import GrafanaAnnotations
+
+        annotations = GrafanaAnnotations.from_env()  # GRAFANA_URL set: alerts become regions
+        service = DriftService(config)
+        if annotations is not None:
+            service.alerts.add_listener(annotations.on_alerts)
+        service.start()
     except (ServiceError, ValueError) as exc:
         print(f"benchwatch drift serve: {exc}", file=sys.stderr)
         return 2
@@ -119,6 +128,8 @@ def _serve(args: argparse.Namespace) -> int:
         if consumer is not None:
             consumer.join(timeout=30)
         service.stop()
+        if annotations is not None:
+            annotations.close()
     return 0
 
 

@@ -29,9 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen = sub.add_parser("generate", help="write the dashboards' JSON files")
     gen.add_argument("-o", "--out", type=Path, default=DEFAULT_DIR,
                      help=f"output directory (default {DEFAULT_DIR})")
-    gen.add_argument("--k8s", default=str(dashboards_k8s.DEFAULT_PATH),
+    gen.add_argument("--k8s", default=None,
                      help="also write the Kubernetes ConfigMaps of the stack's config files "
-                          f"here (default {dashboards_k8s.DEFAULT_PATH}); '' to skip")
+                          "here (default: deploy/k8s/configmaps.generated.yaml, and "
+                          "deploy/stack/alertmanager.yml, when -o is this checkout's "
+                          "grafana/dashboards); '' to skip")
     chk = sub.add_parser("check", help="fail when committed JSON differs from the generator")
     chk.add_argument("-d", "--dir", type=Path, default=DEFAULT_DIR)
     chk.add_argument("--k8s", default=str(dashboards_k8s.DEFAULT_PATH))
@@ -60,8 +62,11 @@ def check(directory: Path, k8s: Path | None = None) -> list[str]:
     for path in sorted(directory.glob("*.json")):
         if path.name not in want:
             problems.append(f"{path.name}: not produced by the generator (remove it)")
-    if k8s is not None and (not k8s.exists() or k8s.read_text() != dashboards_k8s.render()):
-        problems.append(f"{k8s}: differs from the generator")
+    if k8s is not None:
+        for path, text in ((k8s, dashboards_k8s.render()), (dashboards_k8s.STACK_ALERTMANAGER,
+                                                           dashboards_k8s.stack_alertmanager())):
+            if not path.exists() or path.read_text() != text:
+                problems.append(f"{path}: differs from the generator")
     return problems
 
 
@@ -69,7 +74,7 @@ def push(url: str, token: str | None, folder: str = "benchwatch",
          datasource_uid: str | None = None, client: Any | None = None) -> list[str]:
     """Create/overwrite every dashboard in `folder`; returns the URLs Grafana reports."""
     if client is None:
-        from grafana_client import GrafanaApi
+        from grafana_client.api import GrafanaApi
 
         client = GrafanaApi.from_url(url, credential=token)
     from grafana_client.client import GrafanaClientError
@@ -100,8 +105,13 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "generate":
         for path in dashboards.write_files(args.out):
             print(path)
-        if args.k8s:
-            print(dashboards_k8s.write(Path(args.k8s)))
+        k8s = args.k8s
+        if k8s is None and args.out.resolve() == DEFAULT_DIR and (DEFAULT_DIR.parents[1] /
+                                                                   "deploy").is_dir():
+            k8s = str(dashboards_k8s.DEFAULT_PATH)
+        if k8s:
+            print(dashboards_k8s.write_stack_alertmanager())
+            print(dashboards_k8s.write(Path(k8s)))
         return 0
     if args.action == "check":
         problems = check(args.dir, Path(args.k8s) if args.k8s else None)

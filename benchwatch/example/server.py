@@ -9,8 +9,8 @@ Endpoints: `POST /predict` `{"inputs": [[64 floats], ...]}` → `{"outputs": [[1
 
 Why raw asyncio instead of an ASGI framework: with keep-alive connections the whole request
 path here (parse, JSON, ONNX Runtime, JSON, write) costs tens of µs, so the framework would be
-most of the cost; `benchmarks/bench_harness.py --server` measures it against uvicorn + a minimal
-ASGI app. The model call is wrapped in `probes.probe` when the probes package offers it.
+most of the cost; `benchmarks/example_server.py` measures it against uvicorn + a minimal ASGI
+app wrapped in `probes.ProbeMiddleware`. The model call is wrapped in `probes.probe` when the probes package offers it.
 
 The knobs that make a canary worse are for tests and demos: a fixed extra delay, a slower
 tail (a seeded fraction of requests delayed), and flipped predictions for a fraction of inputs
@@ -50,6 +50,8 @@ class ServerConfig:
     flip_fraction: float = 0.0  # this fraction of inputs gets a wrong class
     seed: int = 0
     metrics_port: int = 0  # probes' Prometheus endpoint (0 = none)
+    sink: str | None = None  # probes' sample sink URL (collector http(s)://… or kafka://…)
+    sample_rate: float = 0.0
 
 
 class RequestError(Exception):
@@ -99,7 +101,7 @@ class Model:
 
     def _wrap_probe(self, fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
         try:
-            from probes import probe  # type: ignore[attr-defined]
+            from probes import probe
         except ImportError:
             log.warning("probes.probe is not available: serving without a probe")
             return fn
@@ -252,14 +254,13 @@ class App:
 
 async def serve(cfg: ServerConfig, ready: Callable[[int], None] | None = None,
                 stop: asyncio.Event | None = None) -> None:
-    if cfg.metrics_port:
-        try:
-            from probes import configure  # type: ignore[attr-defined]
+    runtime = None
+    if cfg.metrics_port or cfg.sink:
+        from probes import configure
 
-            configure("benchwatch-example", prometheus_host=cfg.host,
-                      prometheus_port=cfg.metrics_port)
-        except ImportError:
-            log.warning("probes.configure is not available: no metrics endpoint")
+        runtime = configure(f"benchwatch-example-{cfg.port}", prometheus_host=cfg.host,
+                            prometheus_port=cfg.metrics_port, sink=cfg.sink,
+                            sample_rate=cfg.sample_rate)
     app = App(cfg, Model(cfg))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(app), cfg.host, cfg.port,
@@ -275,8 +276,14 @@ async def serve(cfg: ServerConfig, ready: Callable[[int], None] | None = None,
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    async with server:
-        await stop.wait()
+    try:
+        async with server:
+            await stop.wait()
+    finally:
+        if runtime is not None:
+            from probes import shutdown
+
+            shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,15 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metrics-port", type=int, default=0,
                    help="expose probe metrics for Prometheus on this port (0 = none)")
+    p.add_argument("--sink", default=None, help="send sampled output summaries here "
+                   "(http://collector:9466 or kafka://host:port/topic)")
+    p.add_argument("--sample-rate", type=float, default=0.0)
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
-    for name in ("tail_fraction", "flip_fraction"):
+    for name in ("tail_fraction", "flip_fraction", "sample_rate"):
         if not 0 <= getattr(a, name) <= 1:
             p.error(f"--{name.replace('_', '-')} must be between 0 and 1")
     logging.basicConfig(level=a.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = ServerConfig(a.host, a.port, a.backend, a.version, a.delay_ms, a.tail_fraction,
-                       a.tail_delay_ms, a.flip_fraction, a.seed, a.metrics_port)
+                       a.tail_delay_ms, a.flip_fraction, a.seed, a.metrics_port, a.sink,
+                       a.sample_rate)
     asyncio.run(serve(cfg, ready=lambda port: print(f"listening on http://{cfg.host}:{port}",
                                                     flush=True)))
     return 0

@@ -75,7 +75,7 @@ class KafkaSink:
         *,
         buffer_size: int = 100_000,
         samples_per_record: int = 500,
-        linger_ms: int = 20,
+        linger_ms: int = 50,
         compression: str | None = "auto",
         delivery_timeout_s: float = 120.0,
         client_id: str = "benchwatch-probe",
@@ -103,7 +103,7 @@ class KafkaSink:
             "acks": "all",
             "enable_idempotence": True,  # retries cannot duplicate or reorder a partition
             "compression_type": compression,
-            "linger_ms": linger_ms,
+            "linger_ms": 5,  # records are already batched by us (see _run)
             "batch_size": 512 * 1024,
             "max_request_size": 1024 * 1024,
             "delivery_timeout_ms": int(delivery_timeout_s * 1000),
@@ -118,6 +118,8 @@ class KafkaSink:
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self._hurry = threading.Event()  # flush/close: stop waiting for fuller batches
+        self._linger_s = linger_ms / 1000
         # each counter has one writer thread: send()'s caller or the sending thread
         self._received = self._dropped = self._requeue_dropped = 0
         self._acked = self._failed = self._records = self._in_flight = 0
@@ -159,10 +161,15 @@ class KafkaSink:
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until the buffer is handed over and the producer has no pending batch."""
         deadline = time.monotonic() + timeout_s
-        while not (self._idle.is_set() and not self._buf):
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                return False
-            self._idle.wait(0.02)
+        self._hurry.set()
+        self._wake.set()
+        try:
+            while not (self._idle.is_set() and not self._buf):
+                if time.monotonic() > deadline or not self._thread.is_alive():
+                    return False
+                self._idle.wait(0.02)
+        finally:
+            self._hurry.clear()
         producer = self._producer
         if producer is not None:
             try:
@@ -194,6 +201,9 @@ class KafkaSink:
                 self._wake.clear()
                 continue
             self._idle.clear()  # set again only once the sender sees an empty buffer
+            if len(self._buf) < self.samples_per_record and self._linger_s > 0:
+                # fewer, fuller records: kafka-python's cost is per record, not per sample
+                self._hurry.wait(self._linger_s)
             if self._producer is None and not self._connect():
                 self._stop.wait(1.0)
                 continue

@@ -150,9 +150,9 @@ def test_demo_alerts_within_60s_of_drift_and_writes_report(demo) -> None:  # typ
     assert summary["alert_fired_at"] is not None, f"no alert fired:\n{out[-4000:]}"
     delay = summary["alert_fired_at"] - summary["drift_started_at"]
     assert 0 < delay <= 60, f"alert {delay:.1f}s after the drift began"
-    assert "Benchwatch" in summary["alert"]
+    assert "BenchwatchFeatureDrift" in summary["alert"]
     assert summary["requests"] > 500 and summary["errors"] == 0, summary
-    assert re.search(r"^demo: ALERT fired", out, re.MULTILINE)
+    assert re.search(r"^demo: ALERT BenchwatchFeatureDrift fired", out, re.MULTILINE)
     leftovers = _alive(run.seen - {run.proc.pid})
     assert not leftovers, f"processes left running: {leftovers}"
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from deploy_ports import DEPLOY, PORT_NAMES, ROOT, documented_ports
 
 COMPOSE = DEPLOY / "compose.yaml"
 TOP_LEVEL = {"name", "services", "volumes", "networks", "configs", "secrets"}
-SERVICE_KEYS = {"image", "build", "command", "entrypoint", "environment", "ports", "volumes",
+SERVICE_KEYS = {"image", "build", "command", "entrypoint", "environment", "ports", "volumes", "secrets",
                 "depends_on", "restart", "healthcheck", "profiles", "labels"}
 
 
@@ -67,21 +70,60 @@ def test_ports_match_documented_defaults(compose: dict[str, Any]) -> None:
         assert port in _ports(compose["services"][service]), f"{service} does not publish {port}"
 
 
+def _flag(cmd: list[str], flag: str) -> str:
+    return cmd[cmd.index(flag) + 1]
+
+
 def test_ports_match_code_defaults(compose: dict[str, Any]) -> None:
     """The drift service's and the probes' own defaults, read from the code."""
     from drift.service import ServiceConfig
-
-    fields = ServiceConfig.__dataclass_fields__
-    assert fields["metrics_port"].default == 9465
-    assert fields["ingest_port"].default == 9466
-    drift_cmd = compose["services"]["drift"]["command"]
-    assert drift_cmd[drift_cmd.index("--port") + 1] == "9465"
-    assert drift_cmd[drift_cmd.index("--ingest-port") + 1] == "9466"
     from probes.runtime import Settings
 
-    default = Settings.__dataclass_fields__["prometheus_port"].default
-    env = compose["services"]["model"]["environment"]
-    assert env["BENCHWATCH_PROMETHEUS_PORT"] == str(default)
+    fields = ServiceConfig.__dataclass_fields__
+    drift_cmd = compose["services"]["drift"]["command"]
+    assert _flag(drift_cmd, "--port") == str(fields["metrics_port"].default)
+    assert _flag(drift_cmd, "--ingest-port") == str(fields["ingest_port"].default)
+    model_cmd = compose["services"]["model"]["command"]
+    probe_port = Settings.__dataclass_fields__["prometheus_port"].default
+    assert _flag(model_cmd, "--metrics-port") == str(probe_port)
+
+
+def _bench_args(shell: str) -> list[str]:
+    words = shlex.split(shell)
+    start = words.index("benchwatch")
+    end = words.index("&&", start)
+    return words[start + 1:end]
+
+
+def test_commands_parse_with_the_real_clis(compose: dict[str, Any]) -> None:
+    """Every benchwatch command in compose and k8s is accepted by the real argument parsers."""
+    from benchwatch.cli import _build_parser
+
+    services = compose["services"]
+    k8s = {d["metadata"]["name"]: d for f in ("drift.yaml", "model.yaml")
+           for d in yaml.safe_load_all((DEPLOY / "k8s" / f).read_text())
+           if d and d["kind"] == "Deployment"}
+    drift_cmds = [services["drift"]["command"],
+                  k8s["drift"]["spec"]["template"]["spec"]["containers"][0]["args"]]
+    bench_cmds = [_bench_args(services["baseline"]["command"][0]),
+                  _bench_args(k8s["drift"]["spec"]["template"]["spec"]["initContainers"][0]
+                              ["args"][0])]
+    for argv in drift_cmds + bench_cmds:
+        args = _build_parser(argv[0]).parse_args(argv)
+        assert args._run is not None
+    assert drift_cmds[0] == drift_cmds[1]
+    assert bench_cmds[0] == bench_cmds[1]
+    # the example server builds its parser inside main(): check its --help lists every flag
+    help_text = subprocess.run([sys.executable, "-m", "benchwatch.example.server", "--help"],
+                               capture_output=True, text=True, timeout=60).stdout
+    model_cmds = [services["model"]["command"],
+                  k8s["model"]["spec"]["template"]["spec"]["containers"][0]["args"]]
+    assert model_cmds[0] == model_cmds[1]
+    for flag in (w for w in model_cmds[0] if w.startswith("--")):
+        assert flag in help_text, f"benchwatch.example.server has no {flag}"
+    version = _flag(model_cmds[0], "--version")
+    assert _flag(bench_cmds[0], "--baseline-version") == version, \
+        "the model's version label and its baseline's version must agree"
 
 
 def test_every_benchwatch_env_var_is_read_by_the_code(compose: dict[str, Any]) -> None:
@@ -125,8 +167,9 @@ def test_kafka_topics_match_deploy_kafka(compose: dict[str, Any]) -> None:
         assert int(m.group(1)) == t["partitions"]
         if t["config"].get("cleanup.policy") == "compact":
             assert f"--topic {t['name']}" in cmd.split("cleanup.policy=compact")[0]
-    sink = compose["services"]["model"]["environment"]["BENCHWATCH_SINK"]
+    sink = _flag(compose["services"]["model"]["command"], "--sink")
     assert sink == f"kafka://kafka:9092/{topics[0]['name']}"
+    assert _flag(compose["services"]["drift"]["command"], "--kafka-topic") == topics[0]["name"]
 
 
 def test_grafana_mounts_provisioning_and_dashboards(compose: dict[str, Any]) -> None:

@@ -144,3 +144,16 @@ def test_result_is_frozen_and_explains_itself():
         r.detected = False  # type: ignore[misc]
     assert r.detected and "DRIFT" in r.explain() and "wasserstein_sigma" in r.explain()
     assert r.to_dict()["test"] == "wasserstein"
+
+
+def test_public_api_is_pinned():
+    import drift
+
+    assert set(drift.__all__) == {
+        "TESTS", "AccuracyEstimate", "AccuracyMonitor", "AccuracyReport", "Baseline",
+        "BaselineError", "BinSketch", "Calibration", "CategoricalReference", "DriftError",
+        "DriftResult", "FeatureComparison", "FeatureDrift", "NumericReference", "Provenance",
+        "StreamDetector", "StreamState", "VectorReference", "compare", "compare_features",
+        "estimate_accuracy", "infer_kind", "load_dir", "missing_rate_test", "prepare",
+    }
+    assert all(hasattr(drift, name) for name in drift.__all__)

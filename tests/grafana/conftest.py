@@ -1,3 +1,4 @@
-"""The package-scoped real stack (see grafana_stack.py) for the dashboard tests."""
+"""Fixtures: the package-scoped real stack (grafana_stack.py) and the Grafana fake."""
 
+from grafana_fake import fake_grafana  # noqa: F401 (fixture)
 from grafana_stack import stack  # noqa: F401 (fixture)

@@ -1,5 +1,6 @@
-"""A serving worker for the multi-worker test: configure with its own identity and port,
-make N probed calls, print READY, stay up until stdin closes (then shut down cleanly)."""
+"""A serving worker for the multi-worker test. Every worker runs the same code and the same
+BENCHWATCH_* environment (as under gunicorn/uvicorn --workers): it makes N probed calls,
+prints READY and its port, and stays up until stdin closes (then shuts down cleanly)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from probes import configure, probe, shutdown
 
 
 def main() -> None:
-    worker_id, port, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    configure("multi-worker-test", worker_id=worker_id, prometheus_port=port, gpu="off")
+    calls = int(sys.argv[1])
+    rt = configure("multi-worker-test", gpu="off")  # everything else from BENCHWATCH_* env
 
     @probe(model="mw", version="v1")
     def predict(i: int) -> int:
@@ -20,7 +21,8 @@ def main() -> None:
 
     for i in range(calls):
         predict(i)
-    print("READY", flush=True)
+    assert rt.endpoint is not None
+    print("READY", rt.endpoint.port, rt.settings.worker_id, flush=True)
     sys.stdin.read()
     shutdown()
 

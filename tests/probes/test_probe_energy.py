@@ -156,3 +156,23 @@ def test_no_nvml_means_no_gpu_series_and_one_log_line(caplog: Any) -> None:
     names = {m.name for m in rt.collect()}
     assert not {n for n in names if n.startswith("hw.gpu")} and "benchwatch.inference.duration" in names
     assert not [s for s in discover_sources("auto", rapl=False)]
+
+
+def test_rapl_package_energy_with_counter_wrap(tmp_path: Any) -> None:
+    from probes.energy import RaplSource
+
+    zone = tmp_path / "intel-rapl:0"
+    sub = tmp_path / "intel-rapl:0:0"  # a sub-zone (core): must not be counted twice
+    for d in (zone, sub):
+        d.mkdir()
+        (d / "name").write_text("package-0\n" if d == zone else "core\n")
+        (d / "max_energy_range_uj").write_text("1000000000\n")  # wraps at 1000 J
+        (d / "energy_uj").write_text("999000000\n")
+    src = RaplSource(str(tmp_path))
+    [r0] = src.read()
+    assert (r0.hw_id, r0.hw_type, r0.name, r0.energy_j) == ("cpu0", "cpu", "package-0", pytest.approx(999.0))
+    (zone / "energy_uj").write_text("2000000\n")  # wrapped: 999 J -> 1000 J -> 2 J
+    [r1] = src.read()
+    assert r1.energy_j == pytest.approx(1002.0)
+    with pytest.raises(RuntimeError, match="no readable RAPL"):
+        RaplSource(str(tmp_path / "nothing"))

@@ -149,7 +149,9 @@ class _OtlpReceiver(http.server.BaseHTTPRequestHandler):
 
 
 def test_otlp_push_to_a_real_http_receiver() -> None:
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
 
     _OtlpReceiver.bodies = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtlpReceiver)

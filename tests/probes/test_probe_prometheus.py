@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -68,21 +70,52 @@ def test_histogram_quantiles_match_what_the_caller_measured(prometheus) -> None:
     assert all(abs(err) <= 0.05 for *_, err in report), report
 
 
+def _free_range(n: int) -> int:
+    """A base port with the next n-1 ports free too (best effort: others run tests at once)."""
+    for _ in range(50):
+        base = free_port()
+        try:
+            socks = []
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 def test_multi_worker_totals_are_summed_in_promql(prometheus) -> None:  # type: ignore[no-untyped-def]
-    ports = [free_port(), free_port()]
+    # Identical workers, identical environment: each binds the first free port of the range
+    # and names itself; Prometheus scrapes the whole range and PromQL sums the workers.
+    span = 4
+    base = _free_range(span)
+    env = {**os.environ, "BENCHWATCH_PROMETHEUS_PORT": str(base), "BENCHWATCH_PROMETHEUS_PORT_SPAN": str(span),
+           "BENCHWATCH_WORKER_ID": "auto"}
     calls = [300, 500]
-    procs = [subprocess.Popen([sys.executable, str(HERE / "probe_worker.py"), f"w{i}", str(p), str(c)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for i, (p, c) in enumerate(zip(ports, calls, strict=True))]
+    procs = []
     try:
-        for p in procs:
-            assert p.stdout is not None and p.stdout.readline().strip() == "READY"
-        prom = prometheus({"serving": [f"127.0.0.1:{p}" for p in ports]})
+        ready = []
+        for c in calls:  # started one after the other, as a pre-fork master does
+            p = subprocess.Popen([sys.executable, str(HERE / "probe_worker.py"), str(c)], env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            procs.append(p)
+            assert p.stdout is not None
+            word, port, worker_id = p.stdout.readline().split()
+            assert word == "READY"
+            ready.append((int(port), worker_id))
+        assert len({port for port, _ in ready}) == 2 and len({w for _, w in ready}) == 2
+        prom = prometheus({"serving": [f"127.0.0.1:{p}" for p in range(base, base + span)]})
         total = sum(calls)
         prom.wait_for(f'sum by (model) (benchwatch_inference_duration_seconds_count{{model="mw"}}) == {total}',
                       timeout_s=30)
         per_worker = prom.query('sum by (worker_id) (benchwatch_inference_duration_seconds_count{model="mw"})')
-        assert {r["metric"]["worker_id"]: float(r["value"][1]) for r in per_worker} == {"w0": 300.0, "w1": 500.0}
+        got = {r["metric"]["worker_id"]: float(r["value"][1]) for r in per_worker}
+        assert got == {ready[0][1]: 300.0, ready[1][1]: 500.0}
         # quantiles over all workers: merge buckets first, then take the quantile
         [p90] = prom.query('histogram_quantile(0.9, sum by (le) (benchwatch_inference_duration_seconds_bucket'
                            '{model="mw"}))')

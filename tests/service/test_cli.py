@@ -166,3 +166,19 @@ def baselines(tmp_path: Path) -> Path:
     d.mkdir()
     build_baseline(d)
     return d
+
+
+def test_every_listening_socket_binds_loopback_by_default(baselines: Path,
+                                                          tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    metrics, ingest = free_port(), free_port()
+    proc = serve(baselines, tmp_path / "s.sqlite", metrics, ingest)
+    try:
+        wait_http(f"http://127.0.0.1:{ingest}/healthz")
+        wait_http(f"http://127.0.0.1:{metrics}/metrics")
+        listening = [c.laddr for c in psutil.Process(proc.pid).net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+        assert {a.port for a in listening} == {metrics, ingest}
+        assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+    finally:
+        stop(proc)

@@ -85,7 +85,10 @@ def test_drift_reaches_the_webhook_through_prometheus_and_alertmanager(
 
     for _ in range(30):  # clean traffic first: no drift
         probed(np.zeros((10, 64)))
-    time.sleep(2.0)  # the sample queue drains every second
+    deadline = time.monotonic() + 20  # the probe's sample queue drains every second
+    while service.store.count("digits", "v3", "confidence") < 300 \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert service.store.count("digits", "v3", "confidence") == 300
     assert not service.evaluate().drifted()
 

@@ -118,7 +118,7 @@ def test_small_windows_are_not_tested_and_say_why(baselines: Path, start_service
     assert "testing from 100" in ev.skipped[("digits", "v3", "confidence")]
 
 
-def test_all_missing_values_are_skipped_not_crashing(baselines: Path,
+def test_all_missing_values_raise_the_missing_rate_test_not_a_crash(baselines: Path,
                                                      start_service: Any) -> None:
     svc = start_service(baselines, min_samples=2)
     from probes.samples import Sample
@@ -126,8 +126,10 @@ def test_all_missing_values_are_skipped_not_crashing(baselines: Path,
     svc.sink().send([Sample("digits", "v3", f"n{i}", 1.0,
                             {"confidence": None, "predicted_class": "1"}) for i in range(50)])
     ev = svc.evaluate()
-    assert ("digits", "v3", "confidence") in ev.skipped
-    assert [f.feature for f in ev.features] == ["predicted_class"]
+    assert "non-missing" in ev.skipped[("digits", "v3", "confidence")]
+    # the distribution cannot be tested, but the missing rate can: 100% against 0%
+    assert [(f.feature, f.test, f.detected) for f in ev.features] == [
+        ("confidence", "missing", True), ("predicted_class", "js", False)]
 
 
 def test_holm_adjustment() -> None:
@@ -217,3 +219,51 @@ def test_status_endpoint(baselines: Path, start_service: Any) -> None:
     status, out = call(svc.url, "/v1/status")
     assert status == 200 and out["baselines"] == ["digits/v3"]
     assert re.match(r"\d+", str(out["pid"]))
+
+
+def test_acknowledged_drift_stays_quiet_until_it_clears(baselines: Path,
+                                                       start_service: Any) -> None:
+    svc = start_service(baselines, token="t")
+    svc.sink().send(samples(500, shift=True))
+    assert [f.feature for f in svc.evaluate(now=1.0).drifted()] == ["confidence"]
+    assert call(svc.url, "/v1/acknowledge", {"model": "digits"},
+                {"Authorization": "Bearer t"})[0] == 400
+    assert call(svc.url, "/v1/acknowledge", {"model": "digits", "version": "v3"},
+                {"Authorization": "Bearer t"}) == (200, {"acknowledged": 1})
+    assert not svc.evaluate(now=2.0).drifted()
+    svc.store.reset()
+    svc.sink().send(samples(500, seed=3, prefix="ok"))
+    assert not svc.evaluate(now=3.0).drifted()  # cleared: the acknowledgement is used up
+    svc.sink().send(samples(5000, shift=True, seed=4, prefix="again"))
+    again = svc.evaluate(now=4.0).drifted()
+    assert [(f.feature, f.since) for f in again] == [("confidence", 4.0)]
+
+
+def test_streaming_cusum_latches_on_a_shift(baselines: Path, start_service: Any) -> None:
+    svc = start_service(baselines, stream_ert=1e6)
+    svc.sink().send(samples(2000, seed=11))
+    quiet = [f for f in svc.evaluate(now=1.0).features if f.test == "cusum"]
+    assert [(f.feature, f.detected) for f in quiet] == [("confidence", False)]
+    assert quiet[0].score < 1.0 and quiet[0].threshold == 1.0
+    svc.sink().send(samples(300, shift=True, seed=12, prefix="d"))
+    fired = [f for f in svc.evaluate(now=2.0).features if f.test == "cusum"]
+    assert fired[0].detected and fired[0].since == 2.0 and fired[0].score >= 1.0
+    # latched: a few clean values later it still fires
+    svc.sink().send(samples(50, seed=13, prefix="c"))
+    assert [f for f in svc.evaluate(now=3.0).features if f.test == "cusum"][0].detected
+    assert svc.acknowledge("digits", "v3", "confidence", "cusum") == 1
+    assert not [f for f in svc.evaluate(now=4.0).features if f.test == "cusum"][0].detected
+
+
+def test_alert_listeners_see_new_alerts_and_cannot_break_delivery(baselines: Path,
+                                                                 start_service: Any) -> None:
+    svc = start_service(baselines)
+    seen: list[Any] = []
+
+    def broken(alerts: Any) -> None:
+        raise RuntimeError("grafana down")
+
+    svc.alerts.subscribe(broken)
+    svc.alerts.subscribe(seen.extend)
+    assert call(svc.url, "/v1/alerts", ALERT) == (200, {"received": 1})
+    assert [a.labels["feature"] for a in seen] == ["confidence"]

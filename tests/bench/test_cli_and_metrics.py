@@ -1,0 +1,89 @@
+"""`benchwatch bench` end to end (baseline in the drift format) and the published signals:
+probe metrics from the example server and the verdict gauge, both scraped by a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from benchwatch.cli import main
+from benchwatch.services import Prometheus, free_port
+
+
+def test_bench_writes_a_side_by_side_run_and_drift_baselines(tmp_path: Path,
+                                                            model_cache: Path) -> None:
+    code = main(["bench", "--backend", "onnxruntime", "--backend", "torch", "--backend", "null",
+                 "-o", str(tmp_path), "--queries", "700", "--offline-samples", "3000",
+                 "--no-server", "--no-progress"])
+    assert code == 0
+    (run,) = tmp_path.glob("digits-*")
+    doc = json.loads((run / "results.json").read_text())
+    assert [r["backend"] for r in doc["runs"]] == ["onnxruntime", "torch", "null"]
+    ort = doc["runs"][0]
+    assert ort["single_stream"]["significant"] == {"p50": True, "p90": True, "p99": True}
+    assert ort["accuracy"]["accuracy"] > 0.9 and ort["offline"]["throughput_qps"] > 0
+    assert doc["runs"][0]["accuracy"] == doc["runs"][1]["accuracy"]  # same model, same inputs
+
+    from drift.baseline import Baseline
+
+    b = Baseline.load(doc["baselines"]["onnxruntime"])
+    assert b.model == "digits" and {"predicted_class", "confidence", "entropy"} <= set(b.features)
+    assert set(b.figures) == {"latency_p50_s", "latency_p90_s", "latency_p99_s",
+                              "throughput_qps", "accuracy"}
+    assert "null" not in doc["baselines"]
+    html = (run / "report.html").read_text()
+    assert "onnxruntime" in html and "<polyline" in html
+
+
+def test_bench_http_backend_then_replay_against_that_baseline(
+        tmp_path: Path, example_server: Callable[..., str]) -> None:
+    url = example_server()
+    assert main(["bench", "--backend", "http", "--url", url, "-o", str(tmp_path / "b"),
+                 "--queries", "700", "--offline-samples", "1000", "--no-server",
+                 "--no-progress"]) == 0
+    (run,) = (tmp_path / "b").glob("digits-*")
+    baseline = json.loads((run / "results.json").read_text())["baselines"]["http"]
+    slow = example_server("--delay-ms", "2")
+    code = main(["replay", "--canary", slow, "--baseline", baseline, "-o", str(tmp_path / "r"),
+                 "--queries", "700", "--no-progress"])
+    (rdir,) = (tmp_path / "r").glob("replay-*")
+    doc = json.loads((rdir / "verdict.json").read_text())
+    by = {m["metric"]: m for m in doc["verdict"]["metrics"]}
+    assert code == 1 and by["latency_p50"]["outcome"] == "fail"
+    assert by["accuracy"]["reason"].startswith("exact binomial")  # vs the baseline figure
+    assert by["output_predicted_class"]["outcome"] == "pass"  # same model: same outputs
+
+
+@pytest.mark.prometheus
+def test_probe_metrics_and_verdict_gauge_reach_prometheus(
+        tmp_path: Path, example_server: Callable[..., str],
+        prometheus: Callable[..., Prometheus]) -> None:
+    metrics_port, gauge_port = free_port(), free_port()
+    primary = example_server("--metrics-port", str(metrics_port), "--version", "v1")
+    prom = prometheus({"example": [f"127.0.0.1:{metrics_port}"],
+                       "replay": [f"127.0.0.1:{gauge_port}"]})
+    out: dict[str, int] = {}
+    t = threading.Thread(target=lambda: out.setdefault("code", main(
+        ["replay", "--canary", primary, "--primary", primary, "-o", str(tmp_path),
+         "--queries", "700", "--no-progress", "--metrics-port", str(gauge_port),
+         "--metrics-hold-s", "6"])))
+    t.start()
+    try:
+        gauge = prom.wait_for('benchwatch_canary_verdict{model="digits"}', timeout_s=60)
+        count = prom.wait_for('benchwatch_inference_duration_seconds_count'
+                              '{model="digits",model_version="v1"}', timeout_s=30)
+    finally:
+        t.join(timeout=90)
+    (rdir,) = tmp_path.glob("replay-*")
+    outcome = json.loads((rdir / "verdict.json").read_text())["verdict"]["outcome"]
+    expected = {"pass": 1, "inconclusive": 0, "fail": -1}[outcome]
+    assert float(gauge[0]["value"][1]) == expected
+    assert gauge[0]["metric"]["outcome"] == outcome and out["code"] in (0, 2)
+    assert float(count[0]["value"][1]) >= 2 * 700  # canary and primary are one server here
+    with pytest.raises(OSError):  # the endpoint is gone once the hold is over
+        urllib.request.urlopen(f"http://127.0.0.1:{gauge_port}/metrics", timeout=2)

@@ -1,0 +1,77 @@
+"""promtool/amtool accept the configs the stack mounts (deploy/prometheus.yml with the rules of
+deploy/prometheus/, and deploy/alertmanager/), laid out as the containers see them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from deploy_ports import DEPLOY
+
+from benchwatch import dashboards_k8s
+
+pytestmark = pytest.mark.prometheus
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run scripts/bootstrap.sh (Debian prometheus / "
+                    "prometheus-alertmanager packages)")
+    return path
+
+
+def test_promtool_checks_config_with_rules(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    assert cfg["rule_files"] == ["/etc/prometheus/rules/*.rules.yml"]
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    rules = dashboards_k8s.rule_files()
+    assert rules, "deploy/prometheus/ holds no rule files"
+    for name, text in rules.items():
+        assert re.fullmatch(r"[\w.-]+\.rules\.yml", name), \
+            f"{name}: the stack loads *.rules.yml only"
+        (rules_dir / name).write_text(text)
+    cfg["rule_files"] = [str(rules_dir / "*.rules.yml")]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in rules:
+        assert name in out.stdout, f"promtool did not load {name}:\n{out.stdout}"
+
+
+def test_amtool_checks_alertmanager_configs() -> None:
+    configs = sorted((DEPLOY / "alertmanager").glob("*.yml"))
+    if not configs:
+        pytest.skip("deploy/alertmanager/ has no config yet (collector/service engineer)")
+    for path in [*configs, dashboards_k8s.STACK_ALERTMANAGER]:
+        out = subprocess.run([_tool("amtool"), "check-config", str(path)], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, f"{path.name}:\n{out.stdout}{out.stderr}"
+
+
+def test_stack_alertmanager_reaches_the_drift_service() -> None:
+    """compose/k8s mount the generated stack config; its webhook goes to the `drift` service
+    with the token where compose's secret and k8s's Secret put it."""
+    text = dashboards_k8s.STACK_ALERTMANAGER.read_text()
+    assert text == dashboards_k8s.stack_alertmanager(), "run `benchwatch grafana generate`"
+    cfg = yaml.safe_load(text)
+    hooks = [w for r in cfg["receivers"] for w in r.get("webhook_configs", [])]
+    assert hooks and all(w["url"] == dashboards_k8s.STACK_WEBHOOK for w in hooks)
+    token_files = {w["http_config"]["authorization"]["credentials_file"] for w in hooks}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    am = compose["services"]["alertmanager"]
+    assert {s["target"] for s in am["secrets"]} == token_files
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in am["volumes"]}
+    assert mounted["/etc/alertmanager/alertmanager.yml"] == "./stack/alertmanager.yml"
+    k8s = list(yaml.safe_load_all((DEPLOY / "k8s" / "alertmanager.yaml").read_text()))
+    pod = next(d for d in k8s if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "token"]
+    (vol,) = [v for v in pod["volumes"] if v["name"] == "token"]
+    paths = {f"{mount['mountPath']}/{i['path']}" for i in vol["secret"]["items"]}
+    assert paths == token_files
