@@ -75,6 +75,9 @@ class DemoResult:
     alert_fired_at: float | None  # the drift alert reached the webhook via Alertmanager
     alert: str | None  # its summary
     other_alerts: dict[str, float]  # any other alert that fired: name -> unix time
+    baseline: dict[str, float]  # the benchmark's figures the live ones are compared with
+    last: dict[str, float | None]  # the live figures at the end (p50_s, p99_s, qps, J/inference)
+    gpu: bool
     requests: int
     errors: int
     missing: tuple[str, ...]
@@ -197,6 +200,8 @@ class _RunState:
     alert: str | None = None
     other_alerts: dict[str, float] = field(default_factory=dict)
     report_path: str | None = None
+    last: dict[str, float | None] = field(default_factory=dict)
+    gpu: bool = False
     interrupted: bool = False
     exit_code: int = 0
 
@@ -277,6 +282,10 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
                 joules_per_inference=(energy / count) if (energy and count) else None,
                 scores=scores, alert=state.alert or next(iter(state.other_alerts), None))
             view.update(snap)
+            state.last = {"p50_s": p50, "p99_s": p99, "qps": qps,
+                          "client_p50_s": snap.client_p50_s, "client_p99_s": snap.client_p99_s,
+                          "joules_per_inference": snap.joules_per_inference}
+            state.gpu = parts.gpu
             if elapsed >= cfg.duration_s:
                 break
             if stop.wait(0.5):
@@ -295,7 +304,8 @@ def _finish(workdir: Path, state: _RunState, view: View) -> DemoResult:
         exit_code=state.exit_code, workdir=str(workdir), report_path=state.report_path,
         drift_started_at=t.drift_started_at if t else None,
         drift_detected_at=state.drift_detected_at, alert_fired_at=state.alert_fired_at,
-        alert=state.alert, other_alerts=dict(state.other_alerts),
+        alert=state.alert, other_alerts=dict(state.other_alerts), baseline=dict(state.baseline),
+        last=dict(state.last), gpu=state.gpu,
         requests=stats.sent if stats else 0, errors=stats.errors if stats else 0,
         missing=tuple(state.missing), interrupted=state.interrupted)
     summary = workdir / "summary.json"

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,22 @@ def _check_name(what: str, value: Any) -> str:
     return value
 
 
+def _check_tests(tests: Mapping[str, Any], refs: Mapping[str, Reference]) -> dict[str, str]:
+    from drift.compare import TESTS
+
+    out = {}
+    for feature, test in tests.items():
+        ref = refs.get(feature)
+        if ref is None:
+            raise BaselineError(f"a test is set for feature {feature!r}, which the baseline lacks")
+        if (ref.kind, test) not in TESTS:
+            allowed = sorted(t for k, t in TESTS if k == ref.kind)
+            raise BaselineError(
+                f"test {test!r} does not apply to {ref.kind} feature {feature!r}; use {allowed}")
+        out[str(feature)] = str(test)
+    return out
+
+
 def _check_figures(figures: Mapping[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in figures.items():
@@ -130,6 +147,7 @@ class Baseline:
     provenance: Provenance
     calibration: Calibration | None = None
     path: Path | None = field(default=None, compare=False)
+    tests: Mapping[str, str] = field(default_factory=dict)  # feature -> test, when not default
 
     @property
     def key(self) -> tuple[str, str]:
@@ -159,6 +177,7 @@ class Baseline:
         source: str = "",
         kinds: Mapping[str, str] | None = None,
         calibration: Calibration | None = None,
+        tests: Mapping[str, str] | None = None,
         n_bins: int = DEFAULT_BINS,
         max_reference: int = DEFAULT_MAX_REFERENCE,
         seed: int = 0,
@@ -188,7 +207,8 @@ class Baseline:
             benchwatch_version=_benchwatch_version(),
             source=str(source),
         )
-        return cls(model, version, refs, _check_figures(figures or {}), prov, calibration)
+        return cls(model, version, refs, _check_figures(figures or {}), prov, calibration,
+                   tests=_check_tests(tests or {}, refs))
 
     # ---- writing -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -235,6 +255,7 @@ class Baseline:
             "arrays_sha256": hashlib.sha256(blob).hexdigest(),
             "features": feats,
             "calibration": self.calibration.to_dict() if self.calibration else None,
+            "tests": dict(self.tests),
         }
         p.parent.mkdir(parents=True, exist_ok=True)
         # arrays first, manifest last (atomically): a reader never sees a manifest without arrays
@@ -253,7 +274,8 @@ class Baseline:
             return _load(p, model, version)
         except BaselineError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile,
+                zlib.error, EOFError, RecursionError) as e:  # found by tests/reliability fuzzing
             raise BaselineError(f"{p}: cannot read baseline ({type(e).__name__}: {e}); "
                                 "rebuild it with `benchwatch baseline build`") from None
 
@@ -349,8 +371,12 @@ def _load(p: Path, model: str | None, version: str | None) -> Baseline:
         calibration = Calibration.from_dict(cal) if cal is not None else None
     except DriftError as e:
         raise _fail(p, f"calibration is invalid: {e}") from None
+    try:
+        tests = _check_tests(m.get("tests") or {}, feats)
+    except BaselineError as e:
+        raise _fail(p, str(e)) from None
     return Baseline(str(fm), str(fv), feats, _check_figures(m.get("figures") or {}), prov,
-                    calibration, p)
+                    calibration, p, tests)
 
 
 def _array(arrays: Mapping[str, np.ndarray], key: str, kinds: str, ndim: int) -> np.ndarray:

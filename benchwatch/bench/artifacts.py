@@ -83,7 +83,8 @@ def build_baseline(r: BenchResult, suite: Suite, version: str | None = None) -> 
 
 
 def write_run(out_dir: Path, suite: Suite, results: Sequence[BenchResult],
-              settings: Mapping[str, Any], baseline_version: str | None = None) -> dict[str, Any]:
+              settings: Mapping[str, Any], baseline_version: str | None = None,
+              extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from benchwatch.bench.report import bench_html
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,7 @@ def write_run(out_dir: Path, suite: Suite, results: Sequence[BenchResult],
         "model": results[0].backend.model if results else None, "settings": dict(settings),
         "host": f"{platform.node()} · {platform.processor() or platform.machine()} · "
                 f"python {platform.python_version()}",
-        "runs": [result_dict(r) for r in results], "baselines": {},
+        "runs": [result_dict(r) for r in results], "baselines": {}, **(extra or {}),
     }
     lat = {r.backend.name: r.single_stream.latencies_s for r in results if r.single_stream}
     np.savez_compressed(out_dir / "latencies.npz", **lat)

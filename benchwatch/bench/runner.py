@@ -310,3 +310,31 @@ def run_benchmark(backend: Backend, suite: Suite, settings: RunSettings,
                            offline, server, f"{e.kind}: {e}")
     return BenchResult(backend.info, suite.name, suite.content_hash, settings, acc, single,
                        offline, server)
+
+
+def combine_repeats(runs: list[BenchResult]) -> BenchResult:
+    """One result from repeats of the same backend: single-stream latencies pooled, offline
+    throughput and server QPS as medians over repeats, accuracy from the first (deterministic)."""
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    lats = [r.single_stream.latencies_s for r in runs if r.single_stream]
+    single = None
+    if lats:
+        pooled = np.concatenate(lats)
+        single = SingleStreamResult(pooled, LatencySummary.of(pooled))
+    offs = [r.offline for r in runs if r.offline]
+    offline = None
+    if offs:
+        med = float(np.median([o.throughput_qps for o in offs]))
+        offline = OfflineResult(sum(o.samples for o in offs), offs[0].batch_size,
+                                sum(o.duration_s for o in offs), med)
+    servers = [r.server for r in runs if r.server]
+    server = None
+    if servers:
+        server = ServerResult(servers[0].latency_bound_s, servers[0].percentile,
+                              float(np.median([s.best_qps for s in servers])),
+                              tuple(st for s in servers for st in s.steps))
+    errors = [r.error for r in runs if r.error]
+    return BenchResult(first.backend, first.suite, first.suite_hash, first.settings,
+                       first.accuracy, single, offline, server, errors[0] if errors else None)

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="comma-separated columns to use as features (default: all)")
     b.add_argument("--kind", action="append", default=[], metavar="COL=KIND",
                    help="force a column's kind: numeric, categorical or vector (repeatable)")
+    b.add_argument("--test", action="append", default=[], metavar="COL=TEST",
+                   help="the drift test for a column when not its kind's default, e.g. "
+                        "confidence=psi (see drift.TESTS)")
     b.add_argument("--figure", action="append", default=[], metavar="KEY=VALUE",
                    help=f"a benchmark figure, e.g. latency_p99_s=0.012; known: {', '.join(FIGURE_KEYS)}")
     b.add_argument("--figures", type=Path, default=None, metavar="FILE.json",
@@ -195,7 +198,8 @@ def _build(args: argparse.Namespace) -> int:
         kinds.setdefault(name, "categorical")
     baseline = Baseline.build(
         args.model, args.version, features, _figures(args), source=str(args.source),
-        kinds=kinds, calibration=calibration, n_bins=args.bins, max_reference=args.max_reference,
+        kinds=kinds, calibration=calibration, tests=_parse_pairs(args.test, "--test"),
+        n_bins=args.bins, max_reference=args.max_reference,
         seed=args.seed)
     path = baseline.save(args.out)
     print(f"wrote {path} and {path.with_suffix('.npz').name}: {args.model}/{args.version}, "
@@ -240,6 +244,7 @@ def describe(b: Baseline) -> dict[str, Any]:
                        "benchwatch_version": p.benchwatch_version, "source": p.source},
         "figures": dict(b.figures), "features": feats,
         "calibration": b.calibration.to_dict() if b.calibration else None,
+        "tests": dict(b.tests),
     }
 
 

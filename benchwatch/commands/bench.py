@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 HELP = "benchmark a model on a suite (LoadGen-like scenarios); the run becomes a baseline"
 log = logging.getLogger(__name__)
@@ -34,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline-version", default=None,
                    help="model_version for the baselines (default: the model's version)")
+    p.add_argument("--loadgen-check", action="store_true",
+                   help="also drive each backend with mlperf_loadgen (SingleStream) and report "
+                        "its figures beside ours")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run every backend this many times, alternating; latencies are pooled, "
+                        "throughputs are medians")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -45,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from benchwatch.bench.backends import BackendError, make_backend
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.report import fmt_s
-    from benchwatch.bench.runner import RunSettings, run_benchmark
+    from benchwatch.bench.runner import RunSettings, combine_repeats, run_benchmark
     from benchwatch.bench.suites import SuiteError, check_fits, load_suite
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
@@ -59,21 +66,45 @@ def run(args: argparse.Namespace) -> int:
     except SuiteError as e:
         console.print(f"[red]error:[/red] {e}")
         return 3
-    results = []
-    for kind in args.backend or ["onnxruntime", "torch"]:
-        try:
-            backend = make_backend(kind, args.model, args.url, args.timeout_s, args.threads)
-            check_fits(suite, backend.info.input_shape, backend.info.num_outputs)
-        except (BackendError, SuiteError, FileNotFoundError, ValueError) as e:
-            console.print(f"[red]error:[/red] backend {kind}: {e}")
-            return 3
-        try:
-            with rich_progress(f"{kind} ", enabled=not args.no_progress) as progress:
-                results.append(run_benchmark(backend, suite, settings, progress))
-        finally:
-            backend.close()
+    kinds = args.backend or ["onnxruntime", "torch"]
+    backends = {}
+    try:
+        for kind in kinds:
+            try:
+                backends[kind] = make_backend(kind, args.model, args.url, args.timeout_s,
+                                              args.threads)
+                check_fits(suite, backends[kind].info.input_shape, backends[kind].info.num_outputs)
+            except (BackendError, SuiteError, FileNotFoundError, ValueError) as e:
+                console.print(f"[red]error:[/red] backend {kind}: {e}")
+                return 3
+        # repeats rotate the backend order, so load on a shared machine hits every backend alike
+        per_kind: dict[str, list[Any]] = {k: [] for k in kinds}
+        for rep in range(args.repeats):
+            for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
+                label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
+                with rich_progress(label, enabled=not args.no_progress) as progress:
+                    per_kind[kind].append(run_benchmark(backends[kind], suite, settings, progress))
+        results = [combine_repeats(per_kind[k]) for k in kinds]
+        loadgen = {}
+        if args.loadgen_check:
+            from benchwatch.bench.loadgen_check import compare_with_runner, run_loadgen
+
+            for r in results:
+                if r.single_stream is None:
+                    continue
+                lg = run_loadgen(backends[r.backend.name], suite, "SingleStream", args.queries,
+                                 min_duration_s=0.5)
+                lg["ratio_to_runner"] = compare_with_runner(r.single_stream.latencies_s, lg)
+                loadgen[r.backend.name] = lg
+                console.print(f"mlperf_loadgen SingleStream on {r.backend.name}: " + ", ".join(
+                    f"{k.removesuffix('_s')} {v:.3f}x ours"
+                    for k, v in lg["ratio_to_runner"].items() if v))
+    finally:
+        for b in backends.values():
+            b.close()
     out_dir = new_run_dir(args.output, results[0].backend.model)
-    doc = write_run(out_dir, suite, results, settings.__dict__, args.baseline_version)
+    doc = write_run(out_dir, suite, results, {**settings.__dict__, "repeats": args.repeats},
+                    args.baseline_version, extra={"loadgen": loadgen} if loadgen else None)
     table = Table(title=f"{doc['model']} on {suite.name} ({len(suite)} rows, seed {args.seed})")
     for col in ("backend", "p50", "p90", "p99", "offline samples/s", "server QPS", "accuracy"):
         table.add_column(col, justify="right")
@@ -86,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
             f"{r.server.best_qps:,.0f}" if r.server else "–",
             f"{r.accuracy.accuracy:.4f}" if r.accuracy else "–")
     Console(width=None if sys.stdout.isatty() else 140).print(table)
+    ref = results[0]
+    for r in results[1:]:
+        console.print(f"{r.backend.name} / {ref.backend.name}: " + ", ".join(
+            f"{k.replace('latency_', '').replace('_s', '')} x{v / ref.figures()[k]:.2f}"
+            for k, v in r.figures().items()
+            if k != "accuracy" and ref.figures().get(k)))
     console.print(f"wrote {out_dir}/results.json, report.html, latencies.npz, baselines: "
                   f"{', '.join(doc['baselines'].values()) or 'none'}")
     errors = [f"{r.backend.name}: {r.error}" for r in results if r.error]

@@ -116,7 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
     consumer = _start_kafka(args, service, stop) if args.kafka else None
     print(f"drift service: metrics {service.metrics_url}"
           + (f", HTTP {service.url}" if service.url else "")
-          + f"; baselines {', '.join(service.status()['baselines']) or '(none)'}", flush=True)
+          + f"; baselines {', '.join(service.status()['baselines']) or '(none)'}"
+          + ("" if args.state else "; windows in memory only (--state PATH keeps them across "
+             "restarts)"), flush=True)
     try:
         while not stop.wait(1.0):
             pass

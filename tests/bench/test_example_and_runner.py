@@ -89,3 +89,25 @@ def test_backends_run_the_scenarios(model_cache: Path, backend: str) -> None:
     r = run_benchmark(make_backend(backend), load_suite("digits"), settings)
     assert r.error is None and r.accuracy and r.accuracy.accuracy > 0.9
     assert r.single_stream and not r.single_stream.summary.significant["p99"]
+
+
+def test_loadgen_cross_check_reports_the_same_scenario() -> None:
+    from benchwatch.bench.loadgen_check import compare_with_runner, run_loadgen
+    from benchwatch.bench.runner import run_single_stream
+
+    suite = load_suite("digits")
+    backend = NullBackend(10, (64,))
+    lg = run_loadgen(backend, suite, "SingleStream", 700, min_duration_s=0.1)
+    assert lg["queries"] == 700 and lg["p90_s"] > 0 and lg["early_stopping_estimate_s"] > 0
+    ours = run_single_stream(backend, suite, RunSettings(single_stream_queries=700))
+    ratio = compare_with_runner(ours.latencies_s, lg)
+    assert ratio["p50_s"] and ratio["p50_s"] > 1  # LoadGen adds its callback path
+
+
+def test_bench_bad_model_or_suite_exits_3(tmp_path: Path) -> None:
+    from benchwatch.cli import main
+
+    assert main(["bench", "--model", str(tmp_path / "nope.onnx"), "-o", str(tmp_path),
+                 "--no-progress"]) == 3
+    assert main(["bench", "--suite", str(tmp_path / "nope"), "-o", str(tmp_path),
+                 "--no-progress"]) == 3

@@ -132,3 +132,22 @@ def test_kill_9_mid_ingest_loses_no_acknowledged_sample_and_counts_none_twice(
         again = [(sid, "m", "v", 1.0, {"x": 1.0}, {"x": 0.0}) for sid in acked]
         assert store.add(again) == (0, len(acked))
         assert store.count("m", "v", "x") == stored
+
+
+def test_two_processes_may_share_one_file(tmp_path: Path) -> None:
+    """A standalone collector writes, the drift service reads (each its own connection)."""
+    path = tmp_path / "shared.sqlite"
+    with WindowStore(path) as writer, WindowStore(path) as reader:
+        assert reader.keys() == []
+        writer.add([item("a", 1.0), item("b", 2.0, feature="y")])
+        assert reader.keys() == [("m", "v", "x"), ("m", "v", "y")]
+        assert reader.values("m", "v", "x") == [1.0]
+        # ids are shared too: a sample one of them took is a duplicate for the other
+        assert reader.add([item("a", 1.0), item("c", 3.0)]) == (1, 1)
+        assert writer.values("m", "v", "x") == [1.0, 3.0]
+        values, after = writer.values_since("m", "v", "x")
+        assert values == [1.0, 3.0]
+        writer.add([item("d", 4.0)])
+        newer, position = writer.values_since("m", "v", "x", after)
+        assert newer == [4.0] and position > after
+        assert writer.values_since("m", "v", "x", position) == ([], position)

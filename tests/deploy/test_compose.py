@@ -191,3 +191,20 @@ def test_otel_collector_config_is_consistent() -> None:
                 assert comp in cfg[kind], f"pipeline {name} uses undefined {kind[:-1]} {comp}"
     assert cfg["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
     assert cfg["exporters"]["prometheus"]["endpoint"].endswith(":8889")
+
+
+def test_dockerfile_copies_what_exists_and_installs_known_extras() -> None:
+    import tomllib
+
+    text = (DEPLOY / "Dockerfile").read_text()
+    for src in re.findall(r"(?m)^COPY\s+(\S+)\s", text):
+        assert (ROOT / src).exists(), f"Dockerfile copies missing {src}"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = set(pyproject["project"]["optional-dependencies"])
+    (wanted,) = re.findall(r'pip install "\.\[([\w,]+)\]"', text)
+    assert set(wanted.split(",")) <= extras, set(wanted.split(",")) - extras
+    for pkg in ("probes", "collector", "drift", "benchwatch"):
+        assert f"COPY {pkg} " in text, f"the image lacks package {pkg}"
+    compose = yaml.safe_load(COMPOSE.read_text())
+    assert compose["x-benchwatch"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert (DEPLOY / compose["x-benchwatch"]["build"]["context"]).resolve() == ROOT

@@ -30,6 +30,7 @@ def _build(model: str = "digits", version: str = "v3", seed: int = 0) -> Baselin
         {"latency_p99_s": 0.012, "accuracy": 0.97},
         source="unit-test",
         calibration=Calibration.fit(conf, correct),
+        tests={"confidence": "psi"},
     )
 
 
@@ -46,6 +47,7 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
     assert loaded.provenance.schema_version == SCHEMA_VERSION
     assert loaded.source == "unit-test"
     assert loaded.calibration == b.calibration
+    assert loaded.tests == {"confidence": "psi"}
     ref = loaded.reference("value")
     assert ref.n == 100 and ref.n_missing == 2
     for name in b.features:
@@ -168,5 +170,7 @@ def test_bad_build_input_is_explained() -> None:
         Baseline.build("m", "v1", {})
     with pytest.raises(BaselineError, match="feature 'x'"):
         Baseline.build("m", "v1", {"x": [1.0]})
+    with pytest.raises(BaselineError, match="does not apply to numeric feature 'x'"):
+        Baseline.build("m", "v1", {"x": [1.0, 2.0]}, tests={"x": "chi2"})
     with pytest.raises(BaselineError, match="finite number"):
         Baseline.build("m", "v1", {"x": [1.0, 2.0]}, {"accuracy": float("nan")})

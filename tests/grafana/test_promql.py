@@ -163,3 +163,12 @@ def test_alerts_fire_and_a_wrong_name_finds_nothing(stack: Stack) -> None:
     assert expected <= firing, f"not firing: {sorted(expected - firing)}"
     ok, _ = _has_data(stack.prometheus, "benchwatch_inference_duration_second_count")
     assert not ok
+    # every rule evaluates cleanly, and the firing alerts' annotation templates expand
+    groups = services._http_json(f"{stack.prometheus.url}/api/v1/rules")["data"]["groups"]
+    unhealthy = [f"{r['name']}: {r.get('lastError')}" for g in groups for r in g["rules"]
+                 if r.get("health") != "ok"]
+    assert not unhealthy, unhealthy
+    alerts = services._http_json(f"{stack.prometheus.url}/api/v1/alerts")["data"]["alerts"]
+    broken = [f"{a['labels']['alertname']} {k}: {v}" for a in alerts
+              for k, v in a.get("annotations", {}).items() if "error" in v.lower()]
+    assert not broken, broken

@@ -176,3 +176,35 @@ def test_rapl_package_energy_with_counter_wrap(tmp_path: Any) -> None:
     assert r1.energy_j == pytest.approx(1002.0)
     with pytest.raises(RuntimeError, match="no readable RAPL"):
         RaplSource(str(tmp_path / "nothing"))
+
+
+@pytest.mark.gpu
+def test_nvml_path_on_a_real_gpu() -> None:
+    """Runs where NVML and a CUDA GPU exist (the device machine); skipped elsewhere, where
+    `test_no_nvml_means_no_gpu_series_and_one_log_line` checks the CPU-only behaviour."""
+    try:
+        NvmlSource().close()
+    except RuntimeError as e:
+        pytest.skip(f"no NVML here: {e}")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("NVML but no CUDA device visible to PyTorch")
+    reg = Registry()
+    rt = configure("gpu-test", prometheus_port=0, gpu="required", registry=reg, energy_interval_s=0.1)
+    net = torch.nn.Sequential(torch.nn.Linear(4096, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 10)).cuda()
+    x = torch.randn(512, 4096, device="cuda")
+
+    @probe(model="cuda", version="v", registry=reg)
+    def infer(x: Any) -> Any:
+        with torch.no_grad():
+            return net(x).cpu()
+
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        infer(x)
+    assert rt.energy is not None
+    rt.energy.step()
+    metrics = {m.name: m for m in rt.collect()}
+    assert {"hw.energy", "hw.power", "hw.gpu.utilization", "hw.gpu.memory.usage"} <= set(metrics)
+    [pt] = [p for p in metrics["benchwatch.inference.energy"].data.data_points if p.attributes["model"] == "cuda"]
+    assert pt.value > 0

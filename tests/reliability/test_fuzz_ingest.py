@@ -24,7 +24,7 @@ from collector import Collector, WindowStore
 from collector.http_server import ingest_server
 
 MAX_BODY = 256 * 1024
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=150, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 

@@ -118,13 +118,14 @@ def test_small_windows_are_not_tested_and_say_why(baselines: Path, start_service
     assert "testing from 100" in ev.skipped[("digits", "v3", "confidence")]
 
 
-def test_all_missing_values_raise_the_missing_rate_test_not_a_crash(baselines: Path,
-                                                     start_service: Any) -> None:
-    svc = start_service(baselines, min_samples=2)
+def test_all_missing_values_raise_the_missing_rate_test_not_a_crash(
+        baselines: Path, start_service: Any) -> None:
     from probes.samples import Sample
 
+    svc = start_service(baselines, min_samples=2)
     svc.sink().send([Sample("digits", "v3", f"n{i}", 1.0,
-                            {"confidence": None, "predicted_class": "1"}) for i in range(50)])
+                            {"confidence": None, "predicted_class": str(i % 10)})
+                     for i in range(200)])
     ev = svc.evaluate()
     assert "non-missing" in ev.skipped[("digits", "v3", "confidence")]
     # the distribution cannot be tested, but the missing rate can: 100% against 0%
@@ -267,3 +268,16 @@ def test_alert_listeners_see_new_alerts_and_cannot_break_delivery(baselines: Pat
     svc.alerts.subscribe(seen.extend)
     assert call(svc.url, "/v1/alerts", ALERT) == (200, {"received": 1})
     assert [a.labels["feature"] for a in seen] == ["confidence"]
+
+
+def test_realized_accuracy_survives_a_restart(baselines: Path, tmp_path: Path,
+                                              start_service: Any) -> None:
+    state = tmp_path / "s.sqlite"
+    svc = start_service(baselines, state_path=state)
+    batch = samples(40)
+    svc.sink().send(batch)
+    labels = [{"sample_id": s.sample_id, "label": s.outputs["predicted_class"]} for s in batch]
+    assert svc.labels.receive({"labels": labels})[1]["matched"] == 40
+    svc.stop()
+    again = start_service(baselines, state_path=state)
+    assert again.labels.realized("digits", "v3") == (1.0, 40)
