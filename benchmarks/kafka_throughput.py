@@ -196,7 +196,7 @@ class NullSink:
 
 def per_call_ns(fn: Callable[[float], Any], n: int) -> float:
     t0 = time.perf_counter_ns()
-    for i in range(n):
+    for _ in range(n):
         fn(0.5)
     return (time.perf_counter_ns() - t0) / n
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -121,7 +122,7 @@ class _Progress:
 
     def __init__(self) -> None:
         self.prev: demo_metrics.Scrape | None = None
-        self.prev_count: tuple[float, float] | None = None
+        self.counts: deque[tuple[float, float]] = deque(maxlen=64)  # (at, requests so far)
 
     def latency(self, now: demo_metrics.Scrape | None) -> tuple[float | None, float | None,
                                                                  float | None]:
@@ -133,14 +134,15 @@ class _Progress:
         window = demo_metrics.delta(cur, old)
         p50 = demo_metrics.quantile(0.5, window)
         p99 = demo_metrics.quantile(0.99, window)
-        count = now.total("benchwatch_inference_duration_seconds_count")
-        qps = None
-        if self.prev_count is not None and now.at > self.prev_count[0]:
-            qps = (count - self.prev_count[1]) / (now.at - self.prev_count[0])
         # keep the older scrape for ~10 s so quantiles describe a few seconds, not one tick
         if self.prev is None or now.at - self.prev.at > 10:
             self.prev = now
-        self.prev_count = (now.at, count)
+        # throughput over the last ~5 s of scrapes
+        self.counts.append((now.at, now.total("benchwatch_inference_duration_seconds_count")))
+        while len(self.counts) > 2 and now.at - self.counts[1][0] >= 5:
+            self.counts.popleft()
+        (t_old, c_old), (t_new, c_new) = self.counts[0], self.counts[-1]
+        qps = (c_new - c_old) / (t_new - t_old) if t_new > t_old else None
         return p50, p99, qps
 
 

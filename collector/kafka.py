@@ -164,12 +164,12 @@ class KafkaIngestor:
                 if stop_event.wait(2.0):
                     return self.stats()
         if self.state_topic or self.dead_letter_topic:
-            from kafka import KafkaProducer
+            from kafka import KafkaProducer, codec
 
             self._producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
                 max_request_size=8 * 1024 * 1024, client_id=f"{self.client_id}-state",
-                compression_type="gzip")
+                compression_type="lz4" if codec.has_lz4() else "gzip", max_block_ms=10_000)
         consumer.subscribe([self.topic], listener=listener)
         last_commit = last_lag = time.monotonic()
         log.info("consuming %s as group %s from %s", self.topic, self.group, ",".join(self.bootstrap))
@@ -266,12 +266,12 @@ class KafkaIngestor:
         touched = {k: v for k, v in self._touched.items() if v[0] in self._owned}
         if self._producer is not None:
             futures = []
-            if self.state_topic:
-                for (model, version), (partition, offset) in touched.items():
-                    value = encode_snapshot(self.store, model, version, partition, offset)
-                    futures.append(self._producer.send(
-                        self.state_topic, key=record_key(model, version), value=value))
             try:
+                if self.state_topic:
+                    for (model, version), (partition, offset) in touched.items():
+                        value = encode_snapshot(self.store, model, version, partition, offset)
+                        futures.append(self._producer.send(
+                            self.state_topic, key=record_key(model, version), value=value))
                 self._producer.flush(timeout=10)
                 for f in futures:
                     f.get(timeout=0)

@@ -122,3 +122,23 @@ def describe(bootstrap: str | Sequence[str], group: str, topic: str) -> dict[str
                 "lag": sum(r["lag"] for r in rows)}
     finally:
         consumer.close(autocommit=False)
+
+
+def missing_topics(bootstrap: str | Sequence[str], topics: Sequence[str | None],
+                   timeout_s: float = 10.0) -> list[str]:
+    """The named topics that do not exist; raises ConnectionError when Kafka cannot be reached."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                 request_timeout_ms=int(timeout_s * 1000),
+                                 bootstrap_timeout_ms=int(timeout_s * 1000))
+    except KafkaError as e:
+        raise ConnectionError(f"cannot reach Kafka at {bootstrap} ({e}); is the broker running? "
+                              "(scripts/kafka.sh start)") from e
+    try:
+        existing = consumer.topics()
+    finally:
+        consumer.close(autocommit=False)
+    return [t for t in topics if t and t not in existing]

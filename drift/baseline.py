@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from drift.calibration import Calibration
+from drift.compare import TESTS
 from drift.reference import (
     DEFAULT_BINS,
     KINDS,
@@ -110,8 +111,6 @@ def _check_name(what: str, value: Any) -> str:
 
 
 def _check_tests(tests: Mapping[str, Any], refs: Mapping[str, Reference]) -> dict[str, str]:
-    from drift.compare import TESTS
-
     out = {}
     for feature, test in tests.items():
         ref = refs.get(feature)

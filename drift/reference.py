@@ -104,6 +104,8 @@ def as_numeric(values: Any) -> tuple[FloatArray, int]:
 
 def as_categorical(values: Any) -> tuple[list[str], int]:
     """Values as strings (so 3 and "3" are one category) and the count of missing ones."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "US":  # no None/NaN possible
+        return values.astype(str).tolist(), 0
     out: list[str] = []
     missing = 0
     seq = values.tolist() if isinstance(values, np.ndarray) else values

@@ -18,6 +18,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+try:  # faster JSON for the HTTP backend (the harness cost per query); stdlib otherwise
+    import orjson
+
+    def _encode(batch: np.ndarray) -> bytes:
+        return orjson.dumps({"inputs": np.ascontiguousarray(batch, dtype=np.float32)},
+                            option=orjson.OPT_SERIALIZE_NUMPY)
+
+    _decode: Any = orjson.loads
+except ImportError:
+    def _encode(batch: np.ndarray) -> bytes:
+        return b'{"inputs":' + json.dumps(batch.tolist()).encode() + b"}"
+
+    _decode = json.loads
+
 
 class BackendError(RuntimeError):
     def __init__(self, kind: str, message: str) -> None:
@@ -196,10 +210,9 @@ class HttpBackend:
             return {}
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        body = b'{"inputs":' + json.dumps(batch.tolist()).encode() + b"}"
-        data = self._request("POST", self._path, body)
+        data = self._request("POST", self._path, _encode(batch))
         try:
-            doc = json.loads(data)
+            doc = _decode(data)
             out = np.asarray(doc["outputs"], dtype=np.float32)
         except (ValueError, KeyError, TypeError) as e:
             raise BackendError("malformed", f"{self.url}{self._path}: response is not "

@@ -112,8 +112,18 @@ def _serve(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
 
+    consumer = None
+    if args.kafka:
+        from benchwatch.commands.kafka import check_topics, consumer_options
+
+        args.topic = args.kafka_topic
+        problem = check_topics(args.kafka, consumer_options(args), args.kafka_topic)
+        if problem:
+            service.stop()
+            print(f"benchwatch drift serve: {problem}", file=sys.stderr)
+            return 2
+        consumer = _start_kafka(args, service, stop)
     previous = signal.signal(signal.SIGTERM, on_signal)
-    consumer = _start_kafka(args, service, stop) if args.kafka else None
     print(f"drift service: metrics {service.metrics_url}"
           + (f", HTTP {service.url}" if service.url else "")
           + f"; baselines {', '.join(service.status()['baselines']) or '(none)'}"
@@ -140,7 +150,6 @@ def _start_kafka(args: argparse.Namespace, service: Any, stop: threading.Event) 
     from benchwatch.commands.kafka import consumer_options
     from collector.kafka import run_consumer
 
-    args.topic = args.kafka_topic
     thread = threading.Thread(
         target=run_consumer, name="kafka-consumer", daemon=True,
         args=(service.collector, args.kafka.split(","), args.kafka_topic, args.group, stop),

@@ -103,10 +103,30 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_topics(bootstrap: str, options: dict[str, Any], topic: str) -> str | None:
+    """A message saying what to do when Kafka or a topic is missing (None when all is there)."""
+    from collector.kafka_topics import missing_topics
+
+    try:
+        missing = missing_topics(bootstrap.split(","), [topic, options.get("state_topic"),
+                                                        options.get("dead_letter_topic")])
+    except ConnectionError as e:
+        return str(e)
+    if missing:
+        return (f"topics {', '.join(missing)} do not exist at {bootstrap}: create them with "
+                f"`benchwatch kafka topics --bootstrap {bootstrap} --topic {topic}` "
+                "(or pass --state-topic none / --dead-letter-topic none)")
+    return None
+
+
 def _consume(args: argparse.Namespace) -> int:
     from collector import Collector, WindowStore
     from collector.kafka import KafkaIngestor
 
+    problem = check_topics(args.bootstrap, consumer_options(args), args.topic)
+    if problem:
+        print(f"benchwatch kafka consume: {problem}", file=sys.stderr)
+        return 2
     store = WindowStore(args.state, max_per_feature=args.window)
     ingestor = KafkaIngestor(Collector(store), args.bootstrap.split(","), args.topic, args.group,
                              **consumer_options(args))

@@ -37,6 +37,21 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # 1 MiB: ~4000 rows of 64 floats
 MAX_ROWS = 4096
 
+try:  # orjson parses and writes this JSON ~5x faster than the stdlib (numpy arrays natively)
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+
+    def _dump_outputs(out: np.ndarray) -> bytes:
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        return orjson.dumps({"outputs": out, "predicted": out.argmax(1)},
+                            option=orjson.OPT_SERIALIZE_NUMPY)
+except ImportError:  # the stdlib is fine, only slower
+    _loads = json.loads
+
+    def _dump_outputs(out: np.ndarray) -> bytes:
+        return json.dumps({"outputs": out.tolist(), "predicted": out.argmax(1).tolist()}).encode()
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -122,7 +137,7 @@ class Model:
 
     def handle_predict(self, body: bytes) -> bytes:
         try:
-            doc = json.loads(body)
+            doc = _loads(body)
         except ValueError as e:
             raise RequestError(400, f"body is not JSON ({e}); send {{\"inputs\": [[...]]}}") from e
         rows = doc.get("inputs") if isinstance(doc, dict) else None
@@ -137,9 +152,7 @@ class Model:
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise RequestError(400, f"inputs have shape {list(x.shape)}; the model expects "
                                f"[rows, {self.input_dim}]")
-        out = self.predict(x)
-        return json.dumps({"outputs": out.tolist(),
-                           "predicted": out.argmax(1).tolist()}).encode()
+        return _dump_outputs(self.predict(x))
 
 
 class HttpProtocol(asyncio.Protocol):

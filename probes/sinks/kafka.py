@@ -110,6 +110,7 @@ class KafkaSink:
             "request_timeout_ms": 10_000,
             "max_block_ms": 1000,  # our own thread waits at most this; then we re-buffer
             "reconnect_backoff_max_ms": 1000,
+            "bootstrap_timeout_ms": 5000,  # a broker that is down: retry from our loop
             "retry_backoff_ms": 100,
         }
         self._config.update(producer_config or {})
@@ -125,6 +126,7 @@ class KafkaSink:
         self._acked = self._failed = self._records = self._in_flight = 0
         self._count_lock = threading.Lock()  # producer I/O thread callbacks vs flush()
         self._producer: Any = None
+        self._close_left_to_thread = False
         self._logged: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="benchwatch-kafka-sink", daemon=True)
         self._thread.start()
@@ -149,7 +151,14 @@ class KafkaSink:
         self.flush(timeout_s)
         self._stop.set()
         self._wake.set()
+        self._hurry.set()
         self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            self._close_left_to_thread = True
+        else:
+            self._close_producer(timeout_s)
+
+    def _close_producer(self, timeout_s: float) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -212,6 +221,8 @@ class KafkaSink:
             except Exception as e:  # keep the thread alive whatever the client does
                 self._log_once("drain", f"unexpected error producing to Kafka: {e!r}")
                 self._stop.wait(0.5)
+        if self._close_left_to_thread:
+            self._close_producer(1.0)  # close() gave up waiting for us (stuck connecting)
 
     def _connect(self) -> bool:
         from kafka import KafkaProducer

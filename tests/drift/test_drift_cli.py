@@ -32,7 +32,8 @@ def test_build_from_csv_then_show(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = tmp_path / "baselines" / "digits-v3.json"
     rc = main(["baseline", "build", "--from", str(src), "--model", "digits", "--version", "v3",
                "-o", str(out), "--label-column", "label", "--kind", "predicted_class=categorical",
-               "--figure", "latency_p99_s=0.012", "--figure", "accuracy=0.8"])
+               "--figure", "latency_p99_s=0.012", "--figure", "accuracy=0.8",
+               "--test", "latency=psi"])
     assert rc == 0, capsys.readouterr().err
     b = Baseline.load(out)
     kinds = {k: v.kind for k, v in b.features.items()}
@@ -41,6 +42,7 @@ def test_build_from_csv_then_show(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert b.features["latency"].n_missing == 30
     assert b.figures == {"latency_p99_s": 0.012, "accuracy": 0.8}
     assert b.calibration is not None and b.provenance.source == str(src)
+    assert b.tests == {"latency": "psi"}
     assert not compare(b.reference("confidence"), np.random.default_rng(1).beta(8, 2, 500)).detected
     capsys.readouterr()
     assert main(["baseline", "show", str(out), "--json"]) == 0

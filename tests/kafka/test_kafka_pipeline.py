@@ -175,3 +175,24 @@ def test_broker_restart_mid_stream_loses_no_acknowledged_sample(kafka_broker: An
     assert not missing, f"{len(missing)} acknowledged samples lost"
     total = sum(len(store.values(f"m{k}", "v1", "x")) for k in range(3))
     assert total == len(acked_now), "a sample was counted twice"
+
+
+def test_cli_creates_topics_once_and_reports_lag(kafka_broker: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    topic = "cli-topics-check"
+
+    def cli(*args: str) -> Any:
+        out = subprocess.run([sys.executable, "-m", "benchwatch", "kafka", *args,
+                              "--bootstrap", kafka_broker.bootstrap, "--topic", topic],
+                             capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(out.stdout)
+
+    first = cli("topics", "--partitions", "2")
+    assert first == {topic: "created", f"{topic}.dead-letter": "created",
+                     f"{topic}.window-state": "created"}
+    assert set(cli("topics").values()) == {"exists"}
+    lag = cli("lag", "--group", "nobody")
+    assert lag["lag"] == 0 and [p["partition"] for p in lag["partitions"]] == [0, 1]
