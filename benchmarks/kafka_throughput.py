@@ -11,8 +11,11 @@
    Kafka sink and with a sink that discards (the sink runs on the drain thread, so the two
    should match); plus KafkaSink.send per sample on the drain thread.
 4. Outage: 5 000 samples/s; the broker is stopped for --outage-s seconds and restarted; the time
-   from the broker being back until the producer's backlog is delivered and the group's lag
-   (log end - committed offset) is 0.
+   from the broker being back until the producer's backlog is delivered and the group has
+   committed every record in the log at that moment (lag 0). Twice: with a local buffer that
+   holds the whole outage (nothing dropped) and with the sink's default bound (drops, counted).
+
+`--parts producer,e2e,serving,outage` runs a subset.
 
 Medians of --repeats runs. Note on this machine: 2 cores shared with other workers (say so when
 quoting the figures); the broker's JVM, the producer and the consumer all compete for them.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -229,13 +233,16 @@ def serving_cost(bootstrap: str, topic: str, calls: int) -> dict[str, float]:
 
 
 # -- 4. outage --------------------------------------------------------------------------------
-def outage(broker: Broker, rate: int, outage_s: float, warm_s: float = 5.0) -> dict[str, float]:
+def outage(broker: Broker, rate: int, outage_s: float, keep_all: bool,
+           warm_s: float = 5.0) -> dict[str, float]:
+    """keep_all: a local buffer big enough for the whole outage; else the sink's default bound
+    (the probe then drops, and counts, what does not fit)."""
     topic = broker.topic()
     with tempfile.TemporaryDirectory() as d:
         consumer = ConsumerProcess(broker.bootstrap, topic, Path(d) / "w.db")
         assert consumer.assigned.wait(60)
         sink = KafkaSink(f"kafka://{broker.bootstrap}/{topic}",
-                         buffer_size=int(rate * (outage_s + 30)),
+                         **({"buffer_size": int(rate * (outage_s + 30))} if keep_all else {}),
                          delivery_timeout_s=outage_s + 120)
         stop = threading.Event()
         pool = make_samples(1000)
@@ -296,52 +303,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--outage-s", type=float, default=None, help="broker outage (default 60, quick 10)")
     ap.add_argument("--rate", type=int, default=5000, help="samples/s during the outage test")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--parts", default="producer,e2e,serving,outage",
+                    help="comma-separated subset of producer,e2e,serving,outage")
     args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
     n = args.samples or (50_000 if args.quick else 200_000)
     outage_s = args.outage_s if args.outage_s is not None else (10.0 if args.quick else 60.0)
+    med = statistics.median
+    reps = range(args.repeats)
     broker = Broker()
     broker.start()
     figures: dict[str, Any] = {"samples": n, "repeats": args.repeats, "cpus": os.cpu_count()}
+    rows: list[tuple[str, str, str]] = []
     try:
         samples = make_samples(n)
-        ours = [produce_ours(broker.bootstrap, broker.topic(), samples) for _ in range(args.repeats)]
-        naive = [produce_naive(broker.bootstrap, broker.topic(), samples) for _ in range(args.repeats)]
-        e2e = [end_to_end(broker, samples) for _ in range(args.repeats)]
-        e2e2 = [end_to_end(broker, samples, consumers=2) for _ in range(args.repeats)]
-        e2e_decode = [end_to_end(broker, samples, decode_only=True) for _ in range(args.repeats)]
-        figures["end_to_end_2_consumers_per_s"] = statistics.median(e2e2)
-        figures["end_to_end_decode_only_per_s"] = statistics.median(e2e_decode)
-        figures["producer_ours_per_s"] = statistics.median(ours)
-        figures["producer_naive_per_s"] = statistics.median(naive)
-        figures["end_to_end_per_s"] = statistics.median(e2e)
-        costs = [serving_cost(broker.bootstrap, broker.topic(), 20_000) for _ in range(args.repeats)]
-        for k in costs[0]:
-            figures[f"ns_{k}"] = statistics.median(c[k] for c in costs)
-        figures["outage"] = outage(broker, args.rate, outage_s)
+        if "producer" in parts:
+            ours = med(produce_ours(broker.bootstrap, broker.topic(), samples) for _ in reps)
+            naive = med(produce_naive(broker.bootstrap, broker.topic(), samples) for _ in reps)
+            figures.update(producer_ours_per_s=ours, producer_naive_per_s=naive)
+            rows.append(("producer: KafkaSink, batched envelope (samples/s)", f"{ours:,.0f}",
+                         f"naive 1 record/sample: {naive:,.0f} (x{ours / naive:.1f})"))
+        if "e2e" in parts:
+            one = med(end_to_end(broker, samples) for _ in reps)
+            two = med(end_to_end(broker, samples, consumers=2) for _ in reps)
+            dec = med(end_to_end(broker, samples, decode_only=True) for _ in reps)
+            figures.update(end_to_end_per_s=one, end_to_end_2_consumers_per_s=two,
+                           end_to_end_decode_only_per_s=dec)
+            rows += [
+                ("end to end, probe sink -> broker -> SQLite windows (samples/s)", f"{one:,.0f}",
+                 "target >= 50,000 (1 drift worker)"),
+                ("  same, 2 drift workers in one group (samples/s)", f"{two:,.0f}", ""),
+                ("  same, consumer decodes only, no windows: transport ceiling", f"{dec:,.0f}", ""),
+            ]
+        if "serving" in parts:
+            costs = [serving_cost(broker.bootstrap, broker.topic(), 20_000) for _ in reps]
+            c = {k: med(x[k] for x in costs) for k in costs[0]}
+            figures.update({f"ns_{k}": v for k, v in c.items()})
+            rows += [
+                ("serving thread, sampled - unsampled, Kafka sink (us/request)",
+                 f"{(c['kafka@1'] - c['kafka@0']) / 1000:.2f}",
+                 f"discarding sink: {(c['discard@1'] - c['discard@0']) / 1000:.2f}; target <= 2"),
+                ("probe call, unsampled / sampled, Kafka sink (us)",
+                 f"{c['kafka@0'] / 1000:.2f} / {c['kafka@1'] / 1000:.2f}", ""),
+                ("KafkaSink.send on the drain thread (us/sample)",
+                 f"{c['sink_send_per_sample'] / 1000:.3f}", ""),
+            ]
+        if "outage" in parts:
+            for keep_all in (True, False):
+                o = outage(broker, args.rate, outage_s, keep_all)
+                label = "buffer holds the outage" if keep_all else "default 100k-sample buffer"
+                figures[f"outage_{'keep_all' if keep_all else 'default_buffer'}"] = o
+                rows += [
+                    (f"outage {outage_s:g} s at {o['rate']}/s, {label}: broker start (s)",
+                     f"{o['broker_start_s']:.1f}", ""),
+                    ("  then backlog delivered and group lag 0 (s)", f"{o['catch_up_s']:.1f}",
+                     "target <= 10"),
+                    ("  samples dropped / failed / acknowledged",
+                     f"{o['dropped']} / {o['failed']} / {o['acked']}", ""),
+                ]
     finally:
         broker.stop()
-    o = figures["outage"]
-    rows = [
-        ("producer: KafkaSink, batched envelope (samples/s)", f"{figures['producer_ours_per_s']:,.0f}",
-         f"naive 1 record/sample: {figures['producer_naive_per_s']:,.0f} "
-         f"(x{figures['producer_ours_per_s'] / figures['producer_naive_per_s']:.1f})"),
-        ("end to end, probe sink -> broker -> SQLite windows (samples/s)",
-         f"{figures['end_to_end_per_s']:,.0f}", "target >= 50,000 (1 drift worker)"),
-        ("  same, 2 drift workers in one group (samples/s)",
-         f"{figures['end_to_end_2_consumers_per_s']:,.0f}", ""),
-        ("  same, consumer decodes only, no windows: transport ceiling",
-         f"{figures['end_to_end_decode_only_per_s']:,.0f}", ""),
-        ("serving thread, sampled - unsampled, Kafka sink (us/request)",
-         f"{(figures['ns_kafka@1'] - figures['ns_kafka@0']) / 1000:.2f}",
-         f"discarding sink: {(figures['ns_discard@1'] - figures['ns_discard@0']) / 1000:.2f}; target <= 2"),
-        ("probe call, unsampled / sampled, Kafka sink (us)",
-         f"{figures['ns_kafka@0'] / 1000:.2f} / {figures['ns_kafka@1'] / 1000:.2f}", ""),
-        ("KafkaSink.send on the drain thread (us/sample)",
-         f"{figures['ns_sink_send_per_sample'] / 1000:.3f}", ""),
-        (f"outage {outage_s:g} s at {o['rate']}/s: broker start (s)", f"{o['broker_start_s']:.1f}", ""),
-        ("  then backlog delivered and group lag 0 (s)", f"{o['catch_up_s']:.1f}", "target <= 10"),
-        ("  samples dropped / failed / acknowledged", f"{o['dropped']} / {o['failed']} / {o['acked']}", ""),
-    ]
+        shutil.rmtree(broker.dir, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
     print(f"benchwatch Kafka transport ({n:,} samples, median of {args.repeats}, "
           f"{os.cpu_count()} CPUs shared with other work)")

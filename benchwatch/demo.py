@@ -1,10 +1,12 @@
 """`benchwatch demo`: the whole product end to end on embedded defaults, in one command.
 
-Order of events: train/export the example model (cached) → durable sample spool (SQLite WAL) fed
-in-process by the probes → the model served over HTTP with probes → its benchmark baseline → the
-drift service on that spool → Prometheus + Alertmanager with the deploy/prometheus rules and a
-webhook receiver (when installed) → steady traffic that drifts at `--drift-at` → a live view →
-the HTML report. Every process and port is released on exit, Ctrl-C included.
+Order of events: the example model (trained and exported at first use, then cached) → served
+over HTTP (ONNX Runtime, probed) → benchmarked on the digits suite through that endpoint, the
+run saved as its baseline → the drift service on the embedded transport (an in-process sink into
+a durable SQLite WAL spool) → probes exporting and sampling every request into it → Prometheus +
+Alertmanager with deploy/prometheus's rules, routed to the drift service's webhook (when
+installed) → steady traffic that drifts at `--drift-at` → a live view → the HTML report. Every
+process and port is released on exit, Ctrl-C included.
 
 A part of benchwatch that is missing from this install makes the demo say which one and carry
 on without it (or stop, when nothing meaningful is left); it never pretends.
@@ -60,7 +62,8 @@ class DemoConfig:
             raise ValueError(f"--rate must be > 0 requests/s, got {self.rate_qps}")
         for name, port in self.ports.items():
             if not 0 <= port <= 65535:
-                raise ValueError(f"--{name}-port must be in 0..65535, got {port}")
+                flag = "--port" if name == "model" else f"--{name}-port"
+                raise ValueError(f"{flag} must be in 0..65535 (0 = any free port), got {port}")
 
 
 DRIFT_ALERT = "BenchwatchFeatureDrift"
@@ -176,7 +179,7 @@ def run_demo(cfg: DemoConfig, out: IO[str] | None = None) -> DemoResult:
                 raise KeyboardInterrupt
             _drive(cfg, parts, view, state, stop.event)
             if not state.interrupted:
-                state.report_path = parts.report(cfg.duration_s)
+                state.report_path = _report(parts, cfg, view)
         except KeyboardInterrupt:
             state.interrupted = True
             view.say("demo: interrupted — stopping everything")
@@ -190,6 +193,16 @@ def run_demo(cfg: DemoConfig, out: IO[str] | None = None) -> DemoResult:
     if state.interrupted:
         state.exit_code = 130
     return _finish(workdir, state, view)
+
+
+def _report(parts: demo_parts.Parts, cfg: DemoConfig, view: View) -> str | None:
+    try:
+        return parts.report(cfg.duration_s)
+    except Exception as exc:  # a failed report must not hide the run's other results
+        log.exception("demo: the report failed")
+        view.say(f"demo: the report from Prometheus failed ({exc}); writing the drift "
+                 "service's last evaluation instead")
+        return parts.plain_report()
 
 
 @dataclass

@@ -256,14 +256,20 @@ class Parts:
         if self.service is None or self.service.url is None:
             raise MissingPart("the drift service has no HTTP endpoint for Alertmanager's webhook")
         rules = self.demo_rules()
-        am = services.start_alertmanager(self.alertmanager_config(), host=self.host,
-                                         port=self.port("alertmanager"))
+        try:
+            am = services.start_alertmanager(self.alertmanager_config(), host=self.host,
+                                             port=self.port("alertmanager"))
+        except services.ServiceError as exc:
+            raise MissingPart(f"Alertmanager did not start: {exc}") from exc
         self.on_close("alertmanager", am.stop)
         self.alertmanager = am
         targets = {"benchwatch-probes": [self._hostport(self.probe_metrics_url)],
                    "benchwatch-drift": [self._hostport(self.drift_metrics_url)]}
-        prom = services.start_prometheus(targets, rule_files=rules, alertmanager=am.url,
-                                         host=self.host, port=self.port("prometheus"))
+        try:
+            prom = services.start_prometheus(targets, rule_files=rules, alertmanager=am.url,
+                                             host=self.host, port=self.port("prometheus"))
+        except services.ServiceError as exc:
+            raise MissingPart(f"Prometheus did not start: {exc}") from exc
         self.on_close("prometheus", prom.stop)
         self.prometheus = prom
         self.say(f"demo: Prometheus {prom.url} (rules: {', '.join(p.name for p in rules)}), "

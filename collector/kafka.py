@@ -11,6 +11,9 @@ Guarantees, and how:
   snapshots of its models and skips their records below each snapshot's offset. So when a worker
   dies, the survivor's windows hold every acknowledged sample once. Without a state topic each
   worker keeps its own windows (fine for one worker, or one per partition set).
+  Cost: each checkpoint re-sends the whole windows of every model that changed since the last
+  one (values read from SQLite, JSON, lz4); with many models raise `commit_interval_s` (a
+  failover then replays more, which costs time, not correctness).
 - Poison records (not a benchwatch batch, unknown wire version, bad JSON) are skipped, counted
   per reason (`stats().poison`), logged once, and copied to a dead-letter topic when one is set.
   Samples that decode but fail validation are counted by the `Collector` (`rejected`).
@@ -133,6 +136,14 @@ class KafkaIngestor:
     def stats(self) -> ConsumerStats:
         with self._lock:
             return self._stats
+
+    def reset(self) -> None:
+        """Zero the counts (not the offsets or windows). Call from the consumer thread's owner
+        while it runs or not; the next published stats start from zero."""
+        self._counts.clear()
+        self._rejected.clear()
+        self._poison.clear()
+        self._publish()
 
     def run(self, stop_event: threading.Event) -> ConsumerStats:
         from kafka import KafkaConsumer

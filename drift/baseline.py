@@ -306,10 +306,11 @@ def _build_reference(kind: str, values: Any, rng: np.random.Generator, n_bins: i
         return CategoricalReference.from_counts(dict(zip(u.tolist(), c.tolist(), strict=True)),
                                                 n_missing=missing)
     a, missing = as_vectors(values)
+    if a.shape[0] < 2:
+        raise BaselineError("needs at least 2 complete vectors")
     if a.shape[0] > DEFAULT_MAX_VECTORS:
         a = a[np.sort(rng.choice(a.shape[0], size=DEFAULT_MAX_VECTORS, replace=False))]
-    return VectorReference.from_values(a) if not missing else VectorReference(
-        values=VectorReference.from_values(a).values, n_missing=missing)
+    return VectorReference(values=np.ascontiguousarray(a), n_missing=missing)
 
 
 def _fail(p: Path, msg: str) -> BaselineError:

@@ -128,11 +128,13 @@ def compare_features(
     """Compare every feature present in both; adjust p-values across all the tests run.
 
     missing=True adds a missing-rate test for each feature that has missing values on either
-    side (one more hypothesis in the family).
+    side (one more hypothesis in the family). `tests` defaults to the Baseline's own.
     """
     if correction not in CORRECTIONS:
         raise DriftError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
     refs = _references(reference)
+    if tests is None:  # a Baseline may pin a test per feature
+        tests = getattr(reference, "tests", None)
     tests, min_effect = tests or {}, min_effect or {}
     results: list[tuple[str, DriftResult]] = []
     skipped: dict[str, str] = {}

@@ -1,9 +1,10 @@
 """Numeric two-sample statistics against a prepared reference.
 
-The current sample is sorted once (SIMD sort, ~1 ms at n = 200 000); the reference's distinct
-values are then located in it with two binary searches. From those positions and the prefix sums
-of the sorted current sample we get the exact KS statistic, the exact 1-Wasserstein distance and
-the quantile-bin counts, without merging the two samples.
+The current sample is sorted once (numpy's SIMD sort, ~1 ms at n = 200 000); the reference's
+distinct values are then located in it by binary search. From those positions and prefix sums of
+the sorted current sample (taken only at those positions) we get the exact KS statistic, the exact
+1-Wasserstein distance and the quantile-bin counts, without merging the two samples: the cost is
+O(n log n) in the current sample plus O(m) in the reference's distinct values.
 """
 
 from __future__ import annotations

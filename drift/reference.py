@@ -121,24 +121,23 @@ def as_vectors(values: Any) -> tuple[FloatArray, int]:
     """Rows of a 2-D float64 array; rows with a missing or non-finite entry are counted missing."""
     if isinstance(values, np.ndarray) and values.ndim == 2:
         a = values.astype(np.float64, copy=False)
+        missing = 0
     else:
-        rows = [v for v in values]
-        missing_rows = sum(1 for v in rows if v is None)
-        rows = [v for v in rows if v is not None]
-        if not rows:
-            return np.empty((0, 0)), missing_rows
+        rows = list(values)
+        present = [v for v in rows if v is not None]
+        missing = len(rows) - len(present)
+        if not present:
+            return np.empty((0, 0)), missing
         try:
-            a = np.array(rows, dtype=np.float64)
+            a = np.array(present, dtype=np.float64)
         except (TypeError, ValueError) as e:
             raise DriftError(f"vectors must be equal-length numeric tuples ({e})") from None
         if a.ndim != 2:
             raise DriftError(f"vectors must be equal-length numeric tuples, got shape {a.shape}")
-        ok = np.isfinite(a).all(axis=1)
-        return a[ok], missing_rows + int((~ok).sum())
     ok = np.isfinite(a).all(axis=1)
     if ok.all():
-        return a, 0
-    return a[ok], int((~ok).sum())
+        return a, missing
+    return a[ok], missing + int((~ok).sum())
 
 
 @dataclass(frozen=True, eq=False)

@@ -46,15 +46,16 @@ def new_run_dir(parent: str | Path, prefix: str) -> Path:
 
 def result_dict(r: BenchResult) -> dict[str, Any]:
     ss = r.single_stream
-    return _finite({
+    out: dict[str, Any] = _finite({
         "backend": r.backend.name, "detail": r.backend.detail, "model": r.backend.model,
         "version": r.backend.version, "error": r.error,
         "accuracy": {"n": r.accuracy.n, "accuracy": r.accuracy.accuracy} if r.accuracy else None,
         "single_stream": asdict(ss.summary) if ss else None,
         "offline": asdict(r.offline) if r.offline else None,
         "server": asdict(r.server) if r.server else None,
-        "figures": r.figures(),
+        "figures": r.figures(), "energy_per_inference_j": r.energy_per_inference_j,
     })
+    return out
 
 
 def output_features(outputs: np.ndarray) -> dict[str, list[Any]]:
@@ -67,6 +68,24 @@ def output_features(outputs: np.ndarray) -> dict[str, list[Any]]:
         for k, v in row.items():
             cols.setdefault(k, []).append(v)
     return cols
+
+
+def output_summary(outputs: np.ndarray) -> dict[str, Any]:
+    """What the report shows of a backend's output distribution."""
+    feats = output_features(outputs)
+    conf = np.array([v for v in feats.get("confidence", []) if v is not None], dtype=float)
+    ent = np.array([v for v in feats.get("entropy", []) if v is not None], dtype=float)
+    classes: dict[str, int] = {}
+    for c in feats.get("predicted_class", []):
+        classes[str(c)] = classes.get(str(c), 0) + 1
+    out: dict[str, Any] = {"predicted_class_counts": dict(sorted(classes.items()))}
+    if len(conf):
+        out.update(confidence_p05=float(np.quantile(conf, 0.05)),
+                   confidence_p50=float(np.quantile(conf, 0.5)),
+                   confidence_p95=float(np.quantile(conf, 0.95)))
+    if len(ent):
+        out["entropy_mean"] = float(ent.mean())
+    return out
 
 
 def build_baseline(r: BenchResult, suite: Suite, version: str | None = None) -> Any:
@@ -95,8 +114,10 @@ def write_run(out_dir: Path, suite: Suite, results: Sequence[BenchResult],
                 f"python {platform.python_version()}",
         "runs": [result_dict(r) for r in results], "baselines": {}, **(extra or {}),
     }
+    doc["outputs"] = {r.backend.name: output_summary(r.accuracy.outputs)
+                      for r in results if r.accuracy is not None}
     lat = {r.backend.name: r.single_stream.latencies_s for r in results if r.single_stream}
-    np.savez_compressed(out_dir / "latencies.npz", **lat)
+    np.savez_compressed(out_dir / "latencies.npz", **lat)  # type: ignore[arg-type]
     for r in results:
         if r.accuracy is None or r.backend.name == "null":
             continue

@@ -115,8 +115,10 @@ def judge_quantile(canary: np.ndarray, reference: np.ndarray | float, q: float,
     n_c = len(canary)
     n_r = len(reference) if isinstance(reference, np.ndarray) else 0
     c_val = stats.quantile(canary, q) if n_c else float("nan")
-    r_val = stats.quantile(reference, q) if n_r else float(reference) if not isinstance(
-        reference, np.ndarray) else float("nan")
+    if isinstance(reference, np.ndarray):
+        r_val = stats.quantile(reference, q) if n_r else float("nan")
+    else:
+        r_val = float(reference)
     base = MetricVerdict(name, INCONCLUSIVE, True, None, None, None, s.latency_margin,
                          "ratio<=margin", n_reference=n_r, n_canary=n_c,
                          canary_value=c_val, reference_value=r_val)

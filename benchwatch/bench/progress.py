@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from benchwatch.bench.runner import Progress
 
@@ -18,7 +19,7 @@ def rich_progress(prefix: str = "", enabled: bool = True) -> Iterator[Progress |
 
     with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), transient=False) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, Any] = {}
 
         def update(task: str, done: int, total: int) -> None:
             key = f"{prefix}{task}"

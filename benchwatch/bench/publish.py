@@ -43,7 +43,7 @@ def grafana_annotation(outcome: str, text: str, tags: list[str]) -> bool:
     if not url:
         return False
     try:
-        from grafana_client import GrafanaApi
+        from grafana_client import GrafanaApi  # type: ignore[attr-defined]
 
         api = GrafanaApi.from_url(url, credential=os.environ.get("GRAFANA_TOKEN") or None)
         api.annotations.add_annotation(time_from=int(time.time() * 1000),

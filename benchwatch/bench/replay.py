@@ -52,6 +52,7 @@ def replay(arms: Mapping[str, Backend], suite: Suite, queries: int, warmup: int,
     seen = np.zeros(len(suite), dtype=bool)
     errors: list[str] = []
     done = 0
+    classes = suite.metadata.get("num_classes")
     try:
         for i in query_order(len(suite), warmup, seed + 1):
             for n in names:
@@ -67,6 +68,10 @@ def replay(arms: Mapping[str, Backend], suite: Suite, queries: int, warmup: int,
                 lat[n][j] = (pc() - t0) / 1e9
                 if not seen[i]:
                     o = outs[n]
+                    if classes is not None and out.shape[1] != int(classes):
+                        raise BackendError("shape", f"{n} returns {out.shape[1]} scores per row "
+                                           f"but suite {suite.name!r} has {classes} classes: "
+                                           "the suite does not fit this model")
                     if o is None:
                         o = outs[n] = np.full((len(suite), out.shape[1]), np.nan, np.float32)
                     if out.shape[1] != o.shape[1]:

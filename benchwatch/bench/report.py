@@ -42,6 +42,10 @@ def fmt(v: Any, digits: int = 4) -> str:
     return _esc(v)
 
 
+def _num(v: Any) -> str:
+    return "–" if not isinstance(v, int | float) or not math.isfinite(v) else f"{v:,.0f}"
+
+
 def cdf_svg(series: Mapping[str, np.ndarray], width: int = 720, height: int = 360,
             title: str = "Latency CDF (log scale)") -> str:
     """Empirical CDFs of latency samples, log-scaled x axis."""
@@ -62,11 +66,11 @@ def cdf_svg(series: Mapping[str, np.ndarray], width: int = 720, height: int = 36
 
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>",
              f"<text x='{ml}' y='18' font-size='14'>{_esc(title)}</text>"]
-    for p in (0, 0.5, 0.9, 0.99, 1.0):
+    for p in (0, 0.5, 0.9, 0.99):
         parts.append(f"<line x1='{ml}' x2='{ml + pw}' y1='{y(p):.1f}' y2='{y(p):.1f}' "
                      "stroke='#eee'/>")
-        parts.append(f"<text x='{ml - 6}' y='{y(p) + 4:.1f}' font-size='11' "
-                     f"text-anchor='end'>{p:g}</text>")
+        parts.append(f"<text x='{ml - 6}' y='{y(p) + (8 if p == 0.99 else 4):.1f}' "
+                     f"font-size='11' text-anchor='end'>{p:g}</text>")
     for e in range(math.floor(lx0), math.ceil(lx1) + 1):
         v = 10.0**e
         if lo <= v <= hi * 1.0001:
@@ -74,10 +78,10 @@ def cdf_svg(series: Mapping[str, np.ndarray], width: int = 720, height: int = 36
                          "stroke='#eee'/>")
             parts.append(f"<text x='{x(v):.1f}' y='{mt + ph + 16}' font-size='11' "
                          f"text-anchor='middle'>{fmt_s(v)}</text>")
-    for i, (name, v) in enumerate(series.items()):
-        n = len(v)
+    for i, (name, arr) in enumerate(series.items()):
+        n = len(arr)
         step = max(1, n // 800)  # at most ~800 points per curve
-        pts = " ".join(f"{x(float(v[j])):.1f},{y((j + 1) / n):.1f}"
+        pts = " ".join(f"{x(float(arr[j])):.1f},{y((j + 1) / n):.1f}"
                        for j in list(range(0, n, step)) + [n - 1])
         color = COLORS[i % len(COLORS)]
         parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='1.8' points='{pts}'/>")
@@ -135,7 +139,8 @@ def bench_html(doc: Mapping[str, Any], latencies: Mapping[str, np.ndarray]) -> s
     """The side-by-side bench report. `doc` is the run's results.json content."""
     runs = doc["runs"]
     head = ("<tr><th>backend</th><th>p50</th><th>p90</th><th>p99</th><th>offline samples/s"
-            "</th><th>server QPS @ p99 ≤ bound</th><th>accuracy</th><th>notes</th></tr>")
+            "</th><th>server QPS @ p99 ≤ bound</th><th>accuracy</th><th>J / inference</th>"
+            "<th>notes</th></tr>")
     rows = []
     for r in runs:
         ss = r.get("single_stream") or {}
@@ -148,9 +153,10 @@ def bench_html(doc: Mapping[str, Any], latencies: Mapping[str, np.ndarray]) -> s
             f"<tr><td>{_esc(r['backend'])}<div class='muted'>{_esc(r.get('detail', ''))}</div>"
             f"</td><td>{fmt_s(ss.get('p50_s'))}</td><td>{fmt_s(ss.get('p90_s'))}</td>"
             f"<td>{fmt_s(ss.get('p99_s'))}</td>"
-            f"<td>{fmt((r.get('offline') or {}).get('throughput_qps'), 6)}</td>"
-            f"<td>{fmt(server.get('best_qps'), 5)}</td>"
+            f"<td>{_num((r.get('offline') or {}).get('throughput_qps'))}</td>"
+            f"<td>{_num(server.get('best_qps'))}</td>"
             f"<td>{fmt((r.get('accuracy') or {}).get('accuracy'))}</td>"
+            f"<td>{fmt(r.get('energy_per_inference_j'), 3)}</td>"
             f"<td class='warn'>{_esc('; '.join(notes))}</td></tr>")
     s = doc.get("settings", {})
     body = (f"<h1>benchwatch bench: {_esc(doc.get('model'))} on suite {_esc(doc.get('suite'))}</h1>"
@@ -161,9 +167,27 @@ def bench_html(doc: Mapping[str, Any], latencies: Mapping[str, np.ndarray]) -> s
             f"{_esc(doc.get('host', ''))}</p>"
             f"<table>{head}{''.join(rows)}</table>"
             f"<h2>Single-stream latency</h2>{cdf_svg(latencies)}"
+            f"<h2>Output distributions (accuracy pass)</h2>{outputs_table(doc.get('outputs', {}))}"
             "<p class='muted'>Percentiles need ≥ 64 queries (p90) and ≥ 662 (p99) to be "
             "significant at 99% confidence; warm-up queries are excluded.</p>")
     return page("benchwatch bench", body)
+
+
+def outputs_table(outputs: Mapping[str, Mapping[str, Any]]) -> str:
+    if not outputs:
+        return "<p class='muted'>no outputs recorded</p>"
+    classes = sorted({c for o in outputs.values() for c in o.get("predicted_class_counts", {})},
+                     key=lambda c: (len(c), c))
+    head = ("<tr><th>backend</th><th>confidence p5 / p50 / p95</th><th>mean entropy</th>"
+            + "".join(f"<th>class {_esc(c)}</th>" for c in classes) + "</tr>")
+    rows = []
+    for name, o in outputs.items():
+        counts = o.get("predicted_class_counts", {})
+        conf = " / ".join(fmt(o.get(k), 3) for k in ("confidence_p05", "confidence_p50",
+                                                    "confidence_p95"))
+        rows.append(f"<tr><td>{_esc(name)}</td><td>{conf}</td><td>{fmt(o.get('entropy_mean'), 3)}"
+                    "</td>" + "".join(f"<td>{counts.get(c, 0)}</td>" for c in classes) + "</tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
 
 
 def verdict_html(doc: Mapping[str, Any], latencies: Mapping[str, np.ndarray]) -> str:

@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class RunSettings:
     single_stream_queries: int = 2000
     offline_batch_size: int = 64
     offline_samples: int = 20_000
+    offline_min_duration_s: float = 0.5  # cycle the batches until both are met
     server: bool = True
     server_latency_bound_s: float = 0.010
     server_percentile: float = 0.99
@@ -129,6 +130,7 @@ class BenchResult:
     offline: OfflineResult | None
     server: ServerResult | None
     error: str | None = None  # set when the run stopped early; results so far are kept
+    energy_per_inference_j: float | None = None  # offline window, when an energy meter exists
 
     def figures(self) -> dict[str, float]:
         """The drift baseline's figures keys (absent when unknown)."""
@@ -140,6 +142,8 @@ class BenchResult:
             out["throughput_qps"] = self.offline.throughput_qps
         if self.accuracy:
             out["accuracy"] = self.accuracy.accuracy
+        if self.energy_per_inference_j is not None:
+            out["energy_per_inference_j"] = self.energy_per_inference_j
         return out
 
 
@@ -205,16 +209,24 @@ def run_offline(backend: Backend, suite: Suite, settings: RunSettings,
     bs = settings.offline_batch_size
     batches = [np.ascontiguousarray(suite.inputs[order[s : s + bs]])
                for s in range(0, len(order), bs)]
-    backend.predict(batches[0])  # warm-up
-    t0 = time.perf_counter()
-    for i, b in enumerate(batches):
+    for b in batches[:10]:  # warm-up (thread pools, allocator)
         backend.predict(b)
-        if progress and i % 16 == 15:
-            progress("offline", min((i + 1) * bs, len(order)), len(order))
-    dt = time.perf_counter() - t0
+    done, i = 0, 0
+    t0 = time.perf_counter()
+    while True:
+        b = batches[i % len(batches)]
+        backend.predict(b)
+        done += len(b)
+        i += 1
+        if progress and i % 16 == 0:
+            progress("offline", min(done, len(order)), len(order))
+        if done >= len(order) and (i % 16 == 0 or i % len(batches) == 0):
+            dt = time.perf_counter() - t0
+            if dt >= settings.offline_min_duration_s:
+                break
     if progress:
         progress("offline", len(order), len(order))
-    return OfflineResult(len(order), bs, dt, len(order) / dt)
+    return OfflineResult(done, bs, dt, done / dt)
 
 
 def run_server_step(backend: Backend, rows: list[np.ndarray], qps: float, n: int,
@@ -293,23 +305,37 @@ def run_server(backend: Backend, suite: Suite, settings: RunSettings,
                         tuple(steps))
 
 
+EnergyMeter = Callable[[], float]  # a cumulative energy counter in joules
+
+
 def run_benchmark(backend: Backend, suite: Suite, settings: RunSettings,
-                  progress: Progress | None = None) -> BenchResult:
-    """All scenarios on one backend; a backend failure stops the run but keeps what was done."""
+                  progress: Progress | None = None,
+                  energy: EnergyMeter | None = None) -> BenchResult:
+    """All scenarios on one backend; a backend failure stops the run but keeps what was done.
+
+    With an `energy` meter (e.g. NVML's total-energy counter), the offline window runs for at
+    least 2 s (the counter moves about every 100 ms) and gives energy per inference."""
     acc = single = offline = server = None
+    joules: float | None = None
     try:
         acc = run_accuracy(backend, suite, settings.offline_batch_size, progress)
         single = run_single_stream(backend, suite, settings, progress)
-        offline = run_offline(backend, suite, settings, progress)
+        if energy is None:
+            offline = run_offline(backend, suite, settings, progress)
+        else:
+            long = replace(settings, offline_min_duration_s=max(2.0, settings.offline_min_duration_s))
+            e0 = energy()
+            offline = run_offline(backend, suite, long, progress)
+            joules = (energy() - e0) / offline.samples
         if settings.server:
             guess = 0.5 * settings.server_workers / max(single.summary.p50_s, 1e-6)
             server = run_server(backend, suite, settings, guess, progress)
     except BackendError as e:
         log.error("backend %s failed (%s): %s", backend.info.name, e.kind, e)
         return BenchResult(backend.info, suite.name, suite.content_hash, settings, acc, single,
-                           offline, server, f"{e.kind}: {e}")
+                           offline, server, f"{e.kind}: {e}", joules)
     return BenchResult(backend.info, suite.name, suite.content_hash, settings, acc, single,
-                       offline, server)
+                       offline, server, None, joules)
 
 
 def combine_repeats(runs: list[BenchResult]) -> BenchResult:
@@ -336,5 +362,7 @@ def combine_repeats(runs: list[BenchResult]) -> BenchResult:
                               float(np.median([s.best_qps for s in servers])),
                               tuple(st for s in servers for st in s.steps))
     errors = [r.error for r in runs if r.error]
+    joules = [r.energy_per_inference_j for r in runs if r.energy_per_inference_j is not None]
     return BenchResult(first.backend, first.suite, first.suite_hash, first.settings,
-                       first.accuracy, single, offline, server, errors[0] if errors else None)
+                       first.accuracy, single, offline, server, errors[0] if errors else None,
+                       float(np.median(joules)) if joules else None)

@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline-version", default=None,
                    help="model_version for the baselines (default: the model's version)")
+    p.add_argument("--energy", choices=("auto", "gpu", "cpu", "off"), default="auto",
+                   help="energy per inference over the offline window: GPU via NVML when "
+                        "present (auto), CPU package via RAPL (cpu), or off")
     p.add_argument("--loadgen-check", action="store_true",
                    help="also drive each backend with mlperf_loadgen (SingleStream) and report "
                         "its figures beside ours")
@@ -56,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from benchwatch.bench.suites import SuiteError, check_fits, load_suite
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+    if min(args.queries, args.batch_size, args.offline_samples, args.repeats) < 1 or args.warmup < 0:
+        console.print("[red]error:[/red] --queries, --batch-size, --offline-samples and --repeats "
+                      "must be >= 1, --warmup >= 0")
+        return 3
     settings = RunSettings(
         seed=args.seed, warmup_queries=args.warmup, single_stream_queries=args.queries,
         offline_batch_size=args.batch_size, offline_samples=args.offline_samples,
@@ -66,6 +73,14 @@ def run(args: argparse.Namespace) -> int:
     except SuiteError as e:
         console.print(f"[red]error:[/red] {e}")
         return 3
+    from benchwatch.bench.energy import EnergyUnavailable, energy_meter
+
+    try:
+        meter, meter_desc = energy_meter(args.energy)
+    except EnergyUnavailable as e:
+        console.print(f"[red]error:[/red] {e}")
+        return 3
+    log.info("energy: %s", meter_desc)
     kinds = args.backend or ["onnxruntime", "torch"]
     backends = {}
     try:
@@ -83,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
                 label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
                 with rich_progress(label, enabled=not args.no_progress) as progress:
-                    per_kind[kind].append(run_benchmark(backends[kind], suite, settings, progress))
+                    per_kind[kind].append(run_benchmark(backends[kind], suite, settings, progress,
+                                                        meter))
         results = [combine_repeats(per_kind[k]) for k in kinds]
         loadgen = {}
         if args.loadgen_check:
@@ -103,10 +119,14 @@ def run(args: argparse.Namespace) -> int:
         for b in backends.values():
             b.close()
     out_dir = new_run_dir(args.output, results[0].backend.model)
-    doc = write_run(out_dir, suite, results, {**settings.__dict__, "repeats": args.repeats},
+    doc = write_run(out_dir, suite, results, {**settings.__dict__, "repeats": args.repeats,
+                                               "energy": meter_desc},
                     args.baseline_version, extra={"loadgen": loadgen} if loadgen else None)
     table = Table(title=f"{doc['model']} on {suite.name} ({len(suite)} rows, seed {args.seed})")
-    for col in ("backend", "p50", "p90", "p99", "offline samples/s", "server QPS", "accuracy"):
+    cols = ["backend", "p50", "p90", "p99", "offline samples/s", "server QPS", "accuracy"]
+    if meter:
+        cols.append("J/inference")
+    for col in cols:
         table.add_column(col, justify="right")
     for r in results:
         s = r.single_stream.summary if r.single_stream else None
@@ -115,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
             (fmt_s(s.p99_s) + ("" if s.significant["p99"] else " (n.s.)")) if s else "–",
             f"{r.offline.throughput_qps:,.0f}" if r.offline else "–",
             f"{r.server.best_qps:,.0f}" if r.server else "–",
-            f"{r.accuracy.accuracy:.4f}" if r.accuracy else "–")
+            f"{r.accuracy.accuracy:.4f}" if r.accuracy else "–",
+            *([f"{r.energy_per_inference_j:.3g}" if r.energy_per_inference_j is not None
+               else "–"] if meter else []))
     Console(width=None if sys.stdout.isatty() else 140).print(table)
     ref = results[0]
     for r in results[1:]:
@@ -126,6 +148,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"wrote {out_dir}/results.json, report.html, latencies.npz, baselines: "
                   f"{', '.join(doc['baselines'].values()) or 'none'}")
     errors = [f"{r.backend.name}: {r.error}" for r in results if r.error]
-    for e in errors:
-        console.print(f"[red]stopped early:[/red] {e} (partial results kept)")
+    for err in errors:
+        console.print(f"[red]stopped early:[/red] {err} (partial results kept)")
     return 3 if errors else 0

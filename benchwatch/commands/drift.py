@@ -114,8 +114,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     consumer = None
     if args.kafka:
-        from benchwatch.commands.kafka import check_topics, consumer_options
+        from benchwatch.commands.kafka import check_topics, consumer_options, quiet_kafka_client
 
+        quiet_kafka_client()
         args.topic = args.kafka_topic
         problem = check_topics(args.kafka, consumer_options(args), args.kafka_topic)
         if problem:
@@ -146,14 +147,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _start_kafka(args: argparse.Namespace, service: Any, stop: threading.Event) -> threading.Thread:
-    """Consume the samples topic into the service's collector (collector.kafka)."""
+    """Consume the samples topic into the service's collector (collector.kafka); the consumer's
+    counts (lag, poison records, restores) are `service.kafka.stats()`."""
     from benchwatch.commands.kafka import consumer_options
-    from collector.kafka import run_consumer
+    from collector.kafka import KafkaIngestor
 
-    thread = threading.Thread(
-        target=run_consumer, name="kafka-consumer", daemon=True,
-        args=(service.collector, args.kafka.split(","), args.kafka_topic, args.group, stop),
-        kwargs=consumer_options(args))
+    service.kafka = KafkaIngestor(service.collector, args.kafka.split(","), args.kafka_topic,
+                                  args.group, **consumer_options(args))
+    thread = threading.Thread(target=service.kafka.run, args=(stop,), name="kafka-consumer",
+                              daemon=True)
     thread.start()
     print(f"drift service: consuming {args.kafka_topic} from {args.kafka} as group {args.group}",
           flush=True)

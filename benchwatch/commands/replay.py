@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = JudgeSettings(alpha=args.alpha, latency_margin=args.latency_margin,
                                  accuracy_margin=args.accuracy_margin, seed=args.seed)
+        if args.queries < 1 or args.warmup < 0 or args.timeout_s <= 0:
+            raise ValueError("--queries must be >= 1, --warmup >= 0 and --timeout-s > 0")
         if not args.primary and not args.baseline:
             raise ValueError("nothing to compare the canary with: pass --primary URL "
                              "and/or --baseline FILE")

@@ -120,7 +120,7 @@ class Model:
         except ImportError:
             log.warning("probes.probe is not available: serving without a probe")
             return fn
-        return probe(model=self.name, version=self.version)(fn)  # type: ignore[no-any-return]
+        return probe(model=self.name, version=self.version)(fn)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         out = self._raw(x)
@@ -191,6 +191,10 @@ class HttpProtocol(asyncio.Protocol):
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 lname = name.strip().lower()
+                if lname == "transfer-encoding":
+                    self._respond(400, b'{"error":"chunked bodies are not supported: send '
+                                  b'Content-Length"}', close=True)
+                    return
                 if lname == "content-length":
                     try:
                         length = int(value.strip())

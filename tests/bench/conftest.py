@@ -81,3 +81,28 @@ def example_server(model_cache: Path) -> Iterator[Callable[..., str]]:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+@pytest.fixture(scope="session")
+def chromium_screenshot() -> Callable[[Path, Path], str]:
+    """Render a page in headless Debian chromium: keep a PNG screenshot, return the DOM."""
+    import shutil
+    import tempfile
+
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.fail("chromium is not installed: run scripts/bootstrap.sh (apt-get install chromium)")
+
+    def shoot(html: Path, png: Path) -> str:
+        with tempfile.TemporaryDirectory() as profile:
+            common = [binary, "--headless", "--no-sandbox", "--disable-gpu",
+                      "--disable-background-networking", "--no-first-run",
+                      f"--user-data-dir={profile}"]
+            subprocess.run([*common, f"--screenshot={png}", "--window-size=1200,1400",
+                            html.as_uri()], check=True, capture_output=True, timeout=90)
+            dom = subprocess.run([*common, "--dump-dom", html.as_uri()], check=True,
+                                 capture_output=True, timeout=90, text=True).stdout
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+        return dom
+
+    return shoot

@@ -15,8 +15,9 @@ from benchwatch.cli import main
 from benchwatch.services import Prometheus, free_port
 
 
-def test_bench_writes_a_side_by_side_run_and_drift_baselines(tmp_path: Path,
-                                                            model_cache: Path) -> None:
+def test_bench_writes_a_side_by_side_run_and_drift_baselines(
+        tmp_path: Path, model_cache: Path, artifacts_dir: Path,
+        chromium_screenshot: Callable[..., str]) -> None:
     code = main(["bench", "--backend", "onnxruntime", "--backend", "torch", "--backend", "null",
                  "-o", str(tmp_path), "--queries", "700", "--offline-samples", "3000",
                  "--no-server", "--no-progress"])
@@ -38,6 +39,9 @@ def test_bench_writes_a_side_by_side_run_and_drift_baselines(tmp_path: Path,
     assert "null" not in doc["baselines"]
     html = (run / "report.html").read_text()
     assert "onnxruntime" in html and "<polyline" in html
+    dom = chromium_screenshot(run / "report.html", artifacts_dir / "bench-report.png")
+    assert "<svg" in dom and "torch" in dom and "0.9688" in dom
+    assert "Output distributions" in dom and doc["outputs"]["torch"]["predicted_class_counts"]
 
 
 def test_bench_http_backend_then_replay_against_that_baseline(

@@ -57,7 +57,7 @@ def test_null_backend_run_has_every_scenario() -> None:
     r = run_benchmark(NullBackend(10, (64,)), suite, settings)
     assert r.error is None and r.single_stream and r.offline and r.server and r.accuracy
     assert r.single_stream.summary.n == 700 and r.single_stream.summary.significant["p99"]
-    assert r.offline.samples == 5000 and r.offline.throughput_qps > 0
+    assert r.offline.samples >= 5000 and r.offline.duration_s >= 0.5 and r.offline.throughput_qps > 0
     assert r.server.steps and r.server.steps[0].queries >= 662
     assert set(r.figures()) == {"latency_p50_s", "latency_p90_s", "latency_p99_s",
                                 "throughput_qps", "accuracy"}
@@ -111,3 +111,29 @@ def test_bench_bad_model_or_suite_exits_3(tmp_path: Path) -> None:
                  "--no-progress"]) == 3
     assert main(["bench", "--suite", str(tmp_path / "nope"), "-o", str(tmp_path),
                  "--no-progress"]) == 3
+
+
+def test_energy_per_inference_from_a_meter() -> None:
+    """No GPU here: a fake meter standing in for NVML's counter (a constant 50 W)."""
+    suite = load_suite("digits")
+    settings = RunSettings(single_stream_queries=100, offline_samples=2000, server=False)
+    r = run_benchmark(NullBackend(10, (64,)), suite, settings,
+                      energy=lambda: 50.0 * time.perf_counter())
+    assert r.offline and r.offline.duration_s >= 2.0  # long enough for a 100 ms counter
+    expected = 50.0 / r.offline.throughput_qps
+    assert r.energy_per_inference_j == pytest.approx(expected, rel=0.05)
+    assert r.figures()["energy_per_inference_j"] == r.energy_per_inference_j
+
+
+def test_energy_meter_without_a_gpu_is_not_measured_or_a_clear_error() -> None:
+    from benchwatch.bench.energy import EnergyUnavailable, energy_meter
+
+    meter, why = energy_meter("off")
+    assert meter is None and why == "off"
+    meter, why = energy_meter("auto")
+    if meter is None:  # the development machines: no NVML
+        assert why.startswith("not measured")
+        with pytest.raises(EnergyUnavailable, match="gpu"):
+            energy_meter("gpu")
+    else:  # a GPU machine
+        assert meter() >= 0 and why.startswith("gpu")

@@ -96,3 +96,19 @@ def test_baseline_figures_as_reference() -> None:
     by = {m.metric: m.outcome for m in v.metrics}
     assert by["latency_p50"] == PASS and by["latency_p99"] == PASS
     assert by["accuracy"] in ("pass", "inconclusive")
+
+
+def test_identical_canaries_with_every_gating_metric_fail_at_most_alpha() -> None:
+    """Latency, paired accuracy (independent 3% errors: the pessimistic case) and output
+    distributions (drift.compare) all gating, Holm across them."""
+    rng = np.random.default_rng(21)
+
+    def arm(name: str) -> Arm:
+        rows = 449
+        return Arm(name, latencies(rng, 2000), rng.random(rows) < 0.97,
+                   {"predicted_class": [str(c) for c in rng.integers(0, 10, rows)],
+                    "confidence": list(rng.beta(20, 1, rows))})
+
+    res = [judge(arm("c"), arm("p"), JudgeSettings(bootstrap_draws=2000, seed=t)).outcome
+           for t in range(200)]
+    assert res.count(FAIL) / len(res) <= ALPHA

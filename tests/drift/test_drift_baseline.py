@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drift import Baseline, BaselineError, Calibration, compare, load_dir
 from drift.baseline import SCHEMA_VERSION
@@ -174,3 +176,21 @@ def test_bad_build_input_is_explained() -> None:
         Baseline.build("m", "v1", {"x": [1.0, 2.0]}, tests={"x": "chi2"})
     with pytest.raises(BaselineError, match="finite number"):
         Baseline.build("m", "v1", {"x": [1.0, 2.0]}, {"accuracy": float("nan")})
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6)), min_size=3, max_size=50),
+    st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ü", "3"])), min_size=1, max_size=50),
+)
+def test_any_valid_input_round_trips(tmp_path_factory, numbers, labels) -> None:
+    if sum(v is not None for v in numbers) < 2 or all(v is None for v in labels):
+        return
+    b = Baseline.build("m", "v", {"x": numbers, "label": labels})
+    p = b.save(tmp_path_factory.mktemp("rt") / "m-v.json")
+    loaded = Baseline.load(p)
+    assert loaded.provenance.data_hash == b.provenance.data_hash
+    x, y = b.features["x"], loaded.features["x"]
+    np.testing.assert_array_equal(x.sorted_values, y.sorted_values)
+    assert x.n_missing == y.n_missing == sum(v is None for v in numbers)
+    assert loaded.features["label"].categories == b.features["label"].categories

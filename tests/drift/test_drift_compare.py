@@ -138,6 +138,16 @@ def test_infers_kind_and_reports_bad_input_clearly():
         compare([1.0, 2.0], [1.0, 2.0], alpha=1.5)
 
 
+def test_inputs_are_not_modified():
+    rng = np.random.default_rng(18)
+    ref, cur = rng.normal(size=300), rng.normal(size=200)
+    ref0, cur0 = ref.copy(), cur.copy()
+    compare(ref, cur)
+    compare(ref, cur, test="psi")
+    np.testing.assert_array_equal(ref, ref0)
+    np.testing.assert_array_equal(cur, cur0)
+
+
 def test_result_is_frozen_and_explains_itself():
     r = compare(np.arange(100.0), np.arange(100.0) + 50)
     with pytest.raises(AttributeError):

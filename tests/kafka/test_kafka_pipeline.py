@@ -196,3 +196,44 @@ def test_cli_creates_topics_once_and_reports_lag(kafka_broker: Any) -> None:
     assert set(cli("topics").values()) == {"exists"}
     lag = cli("lag", "--group", "nobody")
     assert lag["lag"] == 0 and [p["partition"] for p in lag["partitions"]] == [0, 1]
+    missing = subprocess.run([sys.executable, "-m", "benchwatch", "kafka", "consume",
+                              "--bootstrap", kafka_broker.bootstrap, "--topic", "no-such-topic",
+                              "--state", "unused.db"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2
+    assert "benchwatch kafka topics --bootstrap" in missing.stderr
+
+
+def test_scale_up_moves_windows_to_the_new_worker(kafka_broker: Any, workers: Any) -> None:
+    """A second worker joins: the first forgets the partitions it hands over, the second
+    restores their windows from the state topic; every sample is in exactly one of them."""
+    from kafka.partitioner.default import murmur2
+
+    from probes.sinks.kafka_wire import record_key
+
+    topic = kafka_broker.topics(partitions=4)
+    models = [f"m{k}" for k in range(8)]
+    sink = KafkaSink(f"kafka://{kafka_broker.bootstrap}/{topic}")
+    for i in range(0, 4000, 40):
+        sink.send([Sample.new(models[j % 8], "v1", {"x": float(i + j)}) for j in range(40)])
+    assert sink.flush(30)
+    sink.close()
+    first = workers(kafka_broker.bootstrap, topic, "drift", WindowStore(None))
+    wait_until(lambda: first.stats().accepted == 4000, 30, "the first worker to read everything")
+    from collector.kafka_topics import describe
+
+    wait_until(lambda: describe(kafka_broker.bootstrap, "drift", topic)["lag"] == 0, 10,
+               "a checkpoint of everything")
+    second = workers(kafka_broker.bootstrap, topic, "drift", WindowStore(None))
+    wait_until(lambda: len(first.stats().assigned) == 2 and len(second.stats().assigned) == 2, 30,
+               "the partitions to be shared")
+    wait_until(lambda: second.stats().restored_models > 0, 10, "the second worker to restore")
+
+    def partition(model: str) -> int:
+        return (murmur2(record_key(model, "v1")) & 0x7FFFFFFF) % 4
+
+    for model in models:
+        owner, other = ((second, first) if partition(model) in second.stats().assigned
+                        else (first, second))
+        assert owner.store.count(model, "v1", "x") == 500, model
+        assert other.store.count(model, "v1", "x") == 0, model
+    assert second.stats().accepted == 0  # nothing re-read: everything came from the snapshots

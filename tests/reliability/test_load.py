@@ -72,7 +72,10 @@ def _run_load(tmp_path: Path, sample_rate: float, duration_s: float,
     collector = Collector(store)
     ingest = ingest_server(collector, port=0).start()
     port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "BENCHWATCH_QUEUE_SIZE": "20000", "BENCHWATCH_TOKEN": ""}
+    # a small sample queue, so that under this load some samples are dropped: the accounting
+    # (delivered + counted as dropped == served) is then tested on both sides
+    env = {**os.environ, "BENCHWATCH_QUEUE_SIZE": os.environ.get("BENCHWATCH_LOAD_QUEUE", "300"),
+           "BENCHWATCH_TOKEN": ""}
     server = subprocess.Popen(
         [sys.executable, "-m", "benchwatch.example.server", "--port", str(port),
          "--metrics-port", str(metrics_port), "--sink", f"{ingest.url}/v1/samples",
