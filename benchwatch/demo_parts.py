@@ -216,8 +216,11 @@ class Parts:
                 state["stop"] = stop = asyncio.Event()
                 cfg = server.ServerConfig(host=self.host, port=port, version=files.version,
                                           seed=self.seed, metrics_port=0)
-                await server.serve(cfg, ready=lambda p: (state.update(port=p), ready.set()),
-                                   stop=stop)
+                def on_ready(p: int) -> None:
+                    state["port"] = p
+                    ready.set()
+
+                await server.serve(cfg, ready=on_ready, stop=stop)
 
             try:
                 asyncio.run(main())

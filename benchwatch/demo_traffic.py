@@ -36,7 +36,7 @@ def digits_images() -> np.ndarray:
 
     x, _ = load_digits_arrays()
     _, test_idx = split_indices(len(x))
-    return x[test_idx]
+    return np.asarray(x[test_idx], dtype=np.float32)
 
 
 def drifted(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -135,7 +136,7 @@ def _result(
         alpha=alpha,
         min_effect=floor,
         statistic=float(statistic),
-        details=details,
+        details=MappingProxyType(details),  # read-only: the result is a frozen value
     )
 
 

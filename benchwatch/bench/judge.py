@@ -40,6 +40,7 @@ class JudgeSettings:
     accuracy_margin: float = 0.01  # canary accuracy >= reference - 0.01
     energy_margin: float = 1.10
     min_accuracy_rows: int = 100
+    min_energy_windows: int = 5
     drift_features: tuple[str, ...] = ("predicted_class", "confidence")
     bootstrap_draws: int = 4000
     seed: int = 0
@@ -187,6 +188,13 @@ def judge_energy(canary: Arm, reference: Arm, s: JudgeSettings,
         return replace(base, reason="no energy readings (no GPU/NVML on the canary)")
     c = np.asarray(canary.energy_j, dtype=float)
     ref_fig = reference.figures.get("energy_per_inference_j")
+    n_ref = 0 if reference.energy_j is None else len(reference.energy_j)
+    if len(c) < s.min_energy_windows or (not ref_fig and n_ref < s.min_energy_windows):
+        if n_ref == 0 and not ref_fig:
+            return replace(base, n_canary=len(c), reason="no reference energy")
+        return replace(base, outcome=INCONCLUSIVE, gating=True, n_canary=len(c),
+                       n_reference=n_ref,
+                       reason=f"not significant: fewer than {s.min_energy_windows} energy windows")
     if reference.energy_j is not None and len(reference.energy_j):
         r = np.asarray(reference.energy_j, dtype=float)
         boot_r = rng.choice(r, (s.bootstrap_draws, len(r))).mean(1)

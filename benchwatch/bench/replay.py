@@ -19,6 +19,7 @@ import numpy as np
 
 from benchwatch.bench.artifacts import output_features
 from benchwatch.bench.backends import Backend, BackendError
+from benchwatch.bench.energy_scrape import EnergyWindows
 from benchwatch.bench.judge import Arm, JudgeSettings, Verdict, judge
 from benchwatch.bench.runner import Progress, query_order
 from benchwatch.bench.suites import Suite
@@ -32,6 +33,7 @@ class ArmRecord:
     latencies_s: np.ndarray = field(repr=False)
     outputs: np.ndarray | None = field(repr=False)  # (rows, k); NaN rows never answered
     answered: int
+    energy_j: np.ndarray | None = field(default=None, repr=False)  # per-window J/inference
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,9 @@ class ReplayResult:
 
 
 def replay(arms: Mapping[str, Backend], suite: Suite, queries: int, warmup: int, seed: int,
-           progress: Progress | None = None) -> ReplayResult:
+           progress: Progress | None = None,
+           energy: Mapping[str, EnergyWindows] | None = None,
+           energy_window_s: float = 1.0) -> ReplayResult:
     rows = [suite.inputs[i : i + 1] for i in range(len(suite))]
     names = list(arms)
     rng = np.random.default_rng(seed + 7)
@@ -60,7 +64,15 @@ def replay(arms: Mapping[str, Backend], suite: Suite, queries: int, warmup: int,
         order = query_order(len(suite), queries, seed)
         flips = rng.random(queries) < 0.5
         pc = time.perf_counter_ns
+        energy = energy or {}
+        for w in energy.values():
+            w.mark()
+        next_mark = time.monotonic() + energy_window_s
         for j in range(queries):
+            if energy and time.monotonic() >= next_mark:  # between queries: never timed
+                for w in energy.values():
+                    w.mark()
+                next_mark = time.monotonic() + energy_window_s
             i = int(order[j])
             for n in (reversed(names) if flips[j] else names):
                 t0 = pc()
@@ -82,10 +94,14 @@ def replay(arms: Mapping[str, Backend], suite: Suite, queries: int, warmup: int,
             done = j + 1
             if progress and (done % 128 == 0 or done == queries):
                 progress("replay", done, queries)
+        for w in (energy or {}).values():
+            w.mark()
     except BackendError as e:
         errors.append(f"{e.kind}: {e} (after {done} of {queries} queries)")
         log.error("replay stopped: %s", errors[-1])
-    records = {n: ArmRecord(n, lat[n][:done], outs[n], done) for n in names}
+    records = {n: ArmRecord(n, lat[n][:done], outs[n], done,
+                            energy[n].samples if energy and n in energy else None)
+               for n in names}
     return ReplayResult(records, done, queries, tuple(errors))
 
 
@@ -98,7 +114,8 @@ def arm_from_record(rec: ArmRecord, suite: Suite) -> Arm:
             correct = rec.outputs.argmax(1) == suite.expected
         if answered.any():
             features = output_features(rec.outputs[answered])
-    return Arm(rec.name, latencies_s=rec.latencies_s, correct=correct, features=features)
+    return Arm(rec.name, latencies_s=rec.latencies_s, correct=correct, features=features,
+               energy_j=rec.energy_j)
 
 
 def arm_from_baseline(baseline: Any) -> Arm:

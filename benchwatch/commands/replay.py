@@ -39,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve benchwatch_canary_verdict on 127.0.0.1:PORT after the verdict")
     p.add_argument("--metrics-hold-s", type=float, default=30.0,
                    help="how long to keep that endpoint up (>= 2 scrape intervals)")
+    p.add_argument("--canary-metrics", help="the canary's probe /metrics URL: energy per "
+                   "inference from benchwatch_inference_energy_joules_total (GPU serving)")
+    p.add_argument("--primary-metrics", help="the primary's probe /metrics URL")
+    p.add_argument("--energy-window-s", type=float, default=1.0,
+                   help="one energy sample per window (NVML's counter moves every ~100 ms)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -102,9 +107,15 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]{msg}[/red]")
         doc = _error_doc(out_dir, args, msg)
         return _finish(doc, out_dir, latencies, args, model, version, console)
+    from benchwatch.bench.energy_scrape import EnergyWindows
+
+    energy = {name: EnergyWindows(url, model) for name, url in
+              (("canary", args.canary_metrics), ("primary", args.primary_metrics))
+              if url and name in arms}
     try:
         with rich_progress(enabled=not args.no_progress) as progress:
-            result = replay(arms, suite, args.queries, args.warmup, args.seed, progress)
+            result = replay(arms, suite, args.queries, args.warmup, args.seed, progress,
+                            energy, args.energy_window_s)
     finally:
         for b in arms.values():
             b.close()

@@ -148,3 +148,51 @@ def test_suite_that_does_not_fit_the_model_exits_3(tmp_path: Path, primary: str)
     assert code == 3 and "missing.json" in doc["verdict"]["reason"]
     code, doc, _ = replay(tmp_path, primary, "--suite", str(path), "--primary", primary)
     assert code == 3 and "(32,)" in doc["verdict"]["reason"]
+
+
+def _fake_gpu_metrics(joules_per_inference: float) -> tuple[ThreadingHTTPServer, str]:
+    """No GPU here: a /metrics endpoint standing in for a GPU-serving probe, its counters
+    growing with wall time at 2000 inferences/s and the given joules per inference."""
+    import time as _time
+
+    t0 = _time.monotonic()
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            n = 2000.0 * (_time.monotonic() - t0)
+            body = (
+                "# TYPE benchwatch_inference_energy_joules_total counter\n"
+                f'benchwatch_inference_energy_joules_total{{model="digits"}} {n * joules_per_inference}\n'
+                "# TYPE benchwatch_inference_duration_seconds histogram\n"
+                f'benchwatch_inference_duration_seconds_count{{model="digits"}} {n}\n'
+                f'benchwatch_inference_duration_seconds_sum{{model="digits"}} {n * 1e-4}\n'
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/metrics"
+
+
+def test_energy_per_inference_is_judged_from_probe_metrics(
+        tmp_path: Path, primary: str, example_server: Callable[..., str]) -> None:
+    canary = example_server()
+    p_srv, p_url = _fake_gpu_metrics(0.010)
+    c_srv, c_url = _fake_gpu_metrics(0.020)  # the canary burns twice the energy
+    try:
+        code, doc, _ = replay(tmp_path, canary, "--primary", primary, "--primary-metrics", p_url,
+                              "--canary-metrics", c_url, "--energy-window-s", "0.05")
+    finally:
+        for s in (p_srv, c_srv):
+            s.shutdown()
+            s.server_close()
+    energy = {m["metric"]: m for m in doc["verdict"]["metrics"]}["energy_per_inference"]
+    assert energy["gating"] and energy["n_canary"] >= 5
+    assert energy["estimate"] == pytest.approx(2.0, rel=0.05)
+    assert energy["outcome"] == "fail" and code == 1

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +96,7 @@ class DemoRun:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
+def demo(tmp_path: Path) -> Iterator[Callable[..., DemoRun]]:
     runs: list[DemoRun] = []
 
     def start(*args: str) -> DemoRun:
@@ -131,7 +131,8 @@ def _alive(pids: set[int]) -> list[str]:
     return out
 
 
-def test_demo_alerts_within_60s_of_drift_and_writes_report(demo) -> None:  # type: ignore[no-untyped-def]
+def test_demo_alerts_within_60s_of_drift_and_writes_report(
+        demo: Callable[..., DemoRun]) -> None:
     _need_binaries()
     run = demo("--duration", "40", "--drift-at", "10")
     code = run.finish(timeout_s=240)
@@ -157,7 +158,7 @@ def test_demo_alerts_within_60s_of_drift_and_writes_report(demo) -> None:  # typ
     assert not leftovers, f"processes left running: {leftovers}"
 
 
-def test_ctrl_c_stops_everything_cleanly(demo) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_stops_everything_cleanly(demo: Callable[..., DemoRun]) -> None:
     _need_binaries()
     run = demo("--duration", "300", "--drift-at", "200")
     run.wait_for_line(r"^demo: traffic ", timeout_s=180)

@@ -160,7 +160,7 @@ def _reject_stream(stop: threading.Event, drift_url: str) -> None:
         n += 1
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")  # probes.configure is per process: never outlive a module
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     import probes
     from benchwatch.bench.publish import serve_verdict_gauge
