@@ -88,6 +88,19 @@ def main() -> int:
     if cuda:  # CPU reference in the same run, for the ratio
         result["runs"]["onnxruntime-CPUExecutionProvider-reference"] = measure(
             OnnxRuntimeBackend(files.onnx_path, files.name, files.version), suite, None, [64])
+    # the product path: the bench runner with the probes' NVML meter, and its drift baseline
+    from benchwatch.bench.artifacts import build_baseline
+    from benchwatch.bench.energy import energy_meter
+    from benchwatch.bench.runner import run_benchmark
+
+    meter, meter_desc = energy_meter("auto")
+    r = run_benchmark(TorchBackend(load_torch_module(files), files.name, files.version, (64,),
+                                   device=device), suite,
+                      RunSettings(single_stream_queries=2000, offline_samples=20_000,
+                                  server=False), energy=meter)
+    baseline = build_baseline(r, suite)
+    result["bench_runner"] = {"energy_meter": meter_desc, "figures": r.figures(),
+                              "error": r.error, "baseline_figures": dict(baseline.figures)}
     result["wall_s"] = time.perf_counter() - t_start
     out = Path(os.environ.get("OUT", ".")) / "gpu_bench.json"
     out.write_text(json.dumps(result, indent=2))
@@ -96,6 +109,8 @@ def main() -> int:
         ss = r["single_stream"]
         offs = " / ".join(f"{v['throughput_qps']:,.0f}" for k, v in r.items() if k.startswith("offline"))
         print(f"{name:<44}{ss['p50_s'] * 1e6:>9.1f}{ss['p99_s'] * 1e6:>9.1f}  {offs}")
+    print(f"bench runner ({result['bench_runner']['energy_meter']}): "
+          f"{result['bench_runner']['figures']}")
     print(f"wrote {out} in {result['wall_s']:.0f}s")
     return 0
 

@@ -235,8 +235,11 @@ BACKENDS = ("onnxruntime", "torch", "http", "null")
 
 
 def make_backend(kind: str, model: str | None = None, url: str | None = None,
-                 timeout_s: float = 5.0, threads: int | None = None) -> Backend:
-    """Build a backend. `model` is an ONNX file / torch state_dict, or `digits` (the example)."""
+                 timeout_s: float = 5.0, threads: int | None = None,
+                 device: str = "cpu") -> Backend:
+    """Build a backend. `model` is an ONNX file / torch state_dict, or `digits` (the example).
+    `device="cuda"`: torch on the GPU, ONNX Runtime with its CUDA provider (an error when the
+    installed onnxruntime has none: install onnxruntime-gpu)."""
     if kind == "null":
         return NullBackend(10, (64,))
     if kind == "http":
@@ -255,8 +258,21 @@ def make_backend(kind: str, model: str | None = None, url: str | None = None,
     if kind == "onnxruntime":
         if onnx_path.suffix != ".onnx":
             raise ValueError(f"--backend onnxruntime needs an .onnx file, got {onnx_path}")
-        return OnnxRuntimeBackend(onnx_path, name, version, threads)
+        providers = None
+        if device.startswith("cuda"):
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError("--device cuda: this onnxruntime has no CUDAExecutionProvider "
+                                 f"(has {ort.get_available_providers()}): install onnxruntime-gpu")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return OnnxRuntimeBackend(onnx_path, name, version, threads, providers)
     if kind == "torch":
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("--device cuda: PyTorch sees no CUDA device")
         module = example.torch_module_from_path(onnx_path)
-        return TorchBackend(module, name, version, (example.INPUT_DIM,), threads)
+        return TorchBackend(module, name, version, (example.INPUT_DIM,), threads, device)
     raise ValueError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")

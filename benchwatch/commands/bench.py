@@ -29,8 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-bound-ms", type=float, default=10.0,
                    help="server scenario: p99 bound for the QPS search")
     p.add_argument("--server-step-s", type=float, default=0.5)
+    p.add_argument("--server-workers", type=int, default=2,
+                   help="server scenario: concurrent workers (raise for HTTP endpoints)")
     p.add_argument("--no-server", action="store_true", help="skip the server (Poisson) scenario")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per backend")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (torch; onnxruntime-gpu)")
     p.add_argument("--timeout-s", type=float, default=5.0, help="HTTP timeout per request")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline-version", default=None,
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, warmup_queries=args.warmup, single_stream_queries=args.queries,
         offline_batch_size=args.batch_size, offline_samples=args.offline_samples,
         server=not args.no_server, server_latency_bound_s=args.latency_bound_ms / 1000,
-        server_step_s=args.server_step_s)
+        server_step_s=args.server_step_s, server_workers=max(1, args.server_workers))
     try:
         suite = load_suite(args.suite)
     except SuiteError as e:
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         for kind in kinds:
             try:
                 backends[kind] = make_backend(kind, args.model, args.url, args.timeout_s,
-                                              args.threads)
+                                              args.threads, args.device)
                 check_fits(suite, backends[kind].info.input_shape, backends[kind].info.num_outputs)
             except (BackendError, SuiteError, FileNotFoundError, ValueError) as e:
                 console.print(f"[red]error:[/red] backend {kind}: {e}")

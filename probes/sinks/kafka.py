@@ -26,7 +26,11 @@ from typing import Any
 from probes.samples import Sample
 from probes.sinks.kafka_wire import encode_batch, record_key
 
-__all__ = ["KafkaSink", "KafkaSinkStats", "parse_kafka_url"]
+__all__ = ["MAX_RECORD_BYTES", "KafkaSink", "KafkaSinkStats", "parse_kafka_url"]
+
+# under the samples topic's max.message.bytes (1 MiB, deploy/kafka/topics.json) with room for
+# the batch header; measured before compression, so it is conservative
+MAX_RECORD_BYTES = 900_000
 
 log = logging.getLogger(__name__)
 
@@ -249,14 +253,24 @@ class KafkaSink:
             for mv, batch in groups.items()
             for i in range(0, len(batch), self.samples_per_record)
         ]
-        for idx, ((model, version), chunk) in enumerate(pending):
+        pending.reverse()  # a stack: pop() takes the oldest chunk
+        while pending:
+            (model, version), chunk = pending.pop()
             value = encode_batch(model, version, chunk)
+            if len(value) > MAX_RECORD_BYTES:
+                if len(chunk) > 1:  # big inputs (embeddings): split until a record fits
+                    half = len(chunk) // 2
+                    pending += [((model, version), chunk[half:]), ((model, version), chunk[:half])]
+                else:
+                    self._give_up(chunk, ValueError(
+                        f"one sample encodes to {len(value)} bytes, over {MAX_RECORD_BYTES}"))
+                continue
             try:
                 future = self._producer.send(self.topic, key=record_key(model, version), value=value)
             except KafkaTimeoutError:
                 # The producer's own buffer is full or the topic's metadata is unknown: Kafka is
                 # unreachable. Put everything not handed over back in front, in order, and wait.
-                rest = [s for _, c in pending[idx:] for s in c]
+                rest = chunk + [s for _, c in reversed(pending) for s in c]
                 self._buf.extendleft(reversed(rest))
                 excess = len(self._buf) - self.buffer_size
                 for _ in range(max(0, excess)):  # keep the bound: drop the newest
@@ -265,11 +279,19 @@ class KafkaSink:
                 self._log_once("blocked", "Kafka is not accepting records; buffering locally")
                 self._stop.wait(0.2)
                 return
+            except Exception as e:  # a record the client refuses: count it, keep going
+                self._give_up(chunk, e)
+                continue
             with self._count_lock:
                 self._in_flight += len(chunk)
                 self._records += 1
             future.add_callback(self._delivered, chunk)
             future.add_errback(self._undelivered, chunk)
+
+    def _give_up(self, chunk: list[Sample], error: BaseException) -> None:
+        with self._count_lock:
+            self._in_flight += len(chunk)  # _undelivered takes them off again
+        self._undelivered(chunk, error)
 
     def _delivered(self, chunk: list[Sample], _metadata: Any) -> None:
         with self._count_lock:

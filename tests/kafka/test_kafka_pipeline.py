@@ -237,3 +237,24 @@ def test_scale_up_moves_windows_to_the_new_worker(kafka_broker: Any, workers: An
         assert owner.store.count(model, "v1", "x") == 500, model
         assert other.store.count(model, "v1", "x") == 0, model
     assert second.stats().accepted == 0  # nothing re-read: everything came from the snapshots
+
+
+def test_big_samples_are_split_to_fit_a_record_and_oversized_ones_counted(kafka_broker: Any,
+                                                                         workers: Any) -> None:
+    from probes.sinks.kafka import MAX_RECORD_BYTES
+
+    topic = kafka_broker.topics(partitions=1)
+    sink = KafkaSink(f"kafka://{kafka_broker.bootstrap}/{topic}")
+    emb = tuple(float(i) / 7 for i in range(4096))  # ~80 kB of JSON per sample
+    big = [Sample.new("digits", "v3", {"confidence": i / 40}, inputs={"emb": emb}) for i in range(40)]
+    huge = Sample.new("digits", "v3", {f"f{k}": emb for k in range(16)})  # one sample > 1 MB
+    sink.send([*big, huge])
+    assert sink.flush(30)
+    stats = sink.stats()
+    sink.close()
+    assert (stats.acked, stats.failed) == (40, 1)
+    assert stats.records >= 40 * 80_000 // MAX_RECORD_BYTES
+    store = WindowStore(None)
+    worker = workers(kafka_broker.bootstrap, topic, "drift", store)
+    wait_until(lambda: worker.stats().accepted == 40, 30, "40 big samples in the windows")
+    assert store.values("digits", "v3", "emb")[0] == emb
