@@ -3,6 +3,8 @@ is) vs uvicorn + a minimal ASGI app with `probes.ProbeMiddleware`, same model, s
 
     .venv/bin/python benchmarks/example_server.py [--seconds 4] [--connections 32] [--repeats 3]
 
+"raw asyncio + metrics" is the same server with the probes configured (`--metrics-port`).
+
 The client is a separate process: a closed loop over N keep-alive connections (asyncio
 protocol, pre-encoded single-row requests), so server and client each get about one core of a
 2-core machine. Prints medians over repeats and the ratio; the reliability suite's target is
@@ -147,8 +149,10 @@ def measure(kind: str, seconds: float, connections: int) -> dict[str, float]:
 
     port = free_port()
     cmd = ([sys.executable, "-m", "benchwatch.example.server", "--port", str(port),
-            "--log-level", "WARNING"] if kind == "raw asyncio"
+            "--log-level", "WARNING"] if kind.startswith("raw asyncio")
            else [sys.executable, __file__, "--serve-asgi", str(port)])
+    if kind.endswith("+ metrics"):  # probes configured: Prometheus endpoint, output statistics
+        cmd += ["--metrics-port", str(free_port())]
     server = subprocess.Popen(cmd, cwd=ROOT)
     try:
         _wait(port, server)
@@ -177,17 +181,18 @@ def main() -> int:
     if a.client:
         client_main(a.client, a.seconds, a.connections)
         return 0
-    results: dict[str, list[dict[str, float]]] = {"raw asyncio": [], "uvicorn (h11) + ASGI": []}
+    results: dict[str, list[dict[str, float]]] = {"raw asyncio": [], "uvicorn (h11) + ASGI": [],
+                                                  "raw asyncio + metrics": []}
     for _ in range(a.repeats):  # alternate, so load on the shared machine hits both alike
         for kind in results:
             results[kind].append(measure(kind, a.seconds, a.connections))
     print(f"digits server, {a.connections} keep-alive connections, {a.seconds:.0f}s x "
           f"{a.repeats} (medians); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'server':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'server':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     med = {}
     for kind, runs in results.items():
         med[kind] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
-        print(f"{kind:<24}{med[kind]['rps']:>10.0f}{med[kind]['p50_ms']:>9.2f}"
+        print(f"{kind:<26}{med[kind]['rps']:>10.0f}{med[kind]['p50_ms']:>9.2f}"
               f"{med[kind]['p99_ms']:>9.2f}")
     ratio = med["raw asyncio"]["rps"] / med["uvicorn (h11) + ASGI"]["rps"]
     print(f"raw asyncio / uvicorn: {ratio:.2f}x; target 10 000 req/s: "

@@ -25,15 +25,16 @@ from benchwatch.bench.suites import load_suite  # noqa: E402
 from benchwatch.example.model import ensure_model, load_torch_module  # noqa: E402
 
 
-def nvml_energy_mj() -> Any:
-    """A callable returning GPU 0's total energy counter in mJ, or None without NVML."""
+def nvml_energy_j() -> Any:
+    """(a callable returning GPU 0's total energy counter in J, the GPU's name), or (None, why)."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
         h = pynvml.nvmlDeviceGetHandleByIndex(0)
         pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
-        return lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(h), pynvml.nvmlDeviceGetName(h)
+        return (lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0,  # mJ -> J
+                pynvml.nvmlDeviceGetName(h))
     except Exception as e:  # noqa: BLE001
         return None, f"no NVML: {e}"
 
@@ -46,16 +47,14 @@ def measure(backend: Any, suite: Any, energy: Any, batch_sizes: list[int]) -> di
         "mean_s": single.mean_s}}
     for bs in batch_sizes:
         samples = max(bs * 200, 50_000)
-        e0 = energy() if energy else None
-        t0 = time.perf_counter()
-        off = run_offline(backend, suite, RunSettings(offline_batch_size=bs, offline_samples=samples))
-        # the energy counter moves about every 100 ms: only long windows give a usable figure
-        e1 = energy() if energy else None
-        dt = time.perf_counter() - t0
-        rec = {"batch_size": bs, "samples": samples, "throughput_qps": off.throughput_qps,
+        # with a meter: >= 2 s windows, since NVML's energy counter moves about every 100 ms
+        off = run_offline(backend, suite, RunSettings(
+            offline_batch_size=bs, offline_samples=samples,
+            offline_min_duration_s=2.0 if energy else 0.5), energy=energy)
+        rec = {"batch_size": bs, "samples": off.samples, "throughput_qps": off.throughput_qps,
                "duration_s": off.duration_s}
-        if e0 is not None and e1 is not None and dt > 0.5:
-            rec["energy_per_inference_j"] = (e1 - e0) / 1000.0 / samples
+        if off.energy_per_inference_j is not None:
+            rec["energy_per_inference_j"] = off.energy_per_inference_j
         out[f"offline_bs{bs}"] = rec
     return out
 
@@ -68,7 +67,7 @@ def main() -> int:
     files = ensure_model()
     suite = load_suite("digits")
     cuda = torch.cuda.is_available()
-    energy, gpu_name = nvml_energy_mj() if cuda else (None, "no CUDA")
+    energy, gpu_name = nvml_energy_j() if cuda else (None, "no CUDA")
     providers = ort.get_available_providers()
     ort_providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
                      if "CUDAExecutionProvider" in providers else ["CPUExecutionProvider"])
@@ -82,25 +81,30 @@ def main() -> int:
     result["runs"][f"torch-{device}"] = measure(
         TorchBackend(load_torch_module(files), files.name, files.version, (64,), device=device),
         suite, energy, batch_sizes)
+    # GPU energy only for runs on the GPU: a CPU run would be charged the idle GPU's power
+    ort_on_gpu = ort_providers[0] == "CUDAExecutionProvider"
     result["runs"][f"onnxruntime-{ort_providers[0]}"] = measure(
         OnnxRuntimeBackend(files.onnx_path, files.name, files.version, providers=ort_providers),
-        suite, energy, batch_sizes)
+        suite, energy if ort_on_gpu else None, batch_sizes)
     if cuda:  # CPU reference in the same run, for the ratio
         result["runs"]["onnxruntime-CPUExecutionProvider-reference"] = measure(
             OnnxRuntimeBackend(files.onnx_path, files.name, files.version), suite, None, [64])
     # the product path: the bench runner with the probes' NVML meter, and its drift baseline
-    from benchwatch.bench.artifacts import build_baseline
-    from benchwatch.bench.energy import energy_meter
-    from benchwatch.bench.runner import run_benchmark
+    try:
+        from benchwatch.bench.artifacts import build_baseline
+        from benchwatch.bench.energy import energy_meter
+        from benchwatch.bench.runner import run_benchmark
 
-    meter, meter_desc = energy_meter("auto")
-    r = run_benchmark(TorchBackend(load_torch_module(files), files.name, files.version, (64,),
-                                   device=device), suite,
-                      RunSettings(single_stream_queries=2000, offline_samples=20_000,
-                                  server=False), energy=meter)
-    baseline = build_baseline(r, suite)
-    result["bench_runner"] = {"energy_meter": meter_desc, "figures": r.figures(),
-                              "error": r.error, "baseline_figures": dict(baseline.figures)}
+        meter, meter_desc = energy_meter("auto")
+        r = run_benchmark(TorchBackend(load_torch_module(files), files.name, files.version, (64,),
+                                       device=device), suite,
+                          RunSettings(single_stream_queries=2000, offline_samples=20_000,
+                                      server=False), energy=meter)
+        baseline = build_baseline(r, suite)
+        result["bench_runner"] = {"energy_meter": meter_desc, "figures": r.figures(),
+                                  "error": r.error, "baseline_figures": dict(baseline.figures)}
+    except Exception as e:  # noqa: BLE001 - keep the figures above whatever happens here
+        result["bench_runner"] = {"energy_meter": "?", "figures": {}, "error": repr(e)}
     result["wall_s"] = time.perf_counter() - t_start
     out = Path(os.environ.get("OUT", ".")) / "gpu_bench.json"
     out.write_text(json.dumps(result, indent=2))

@@ -180,6 +180,12 @@ def overview() -> Dashboard:
                   (Query(f"sum by (instance) (rate({m.DROPPED}{{instance=~\"$instance\"}}[{RATE}]))",
                          "{{instance}}"),),
                   "Drift samples dropped because the probe's bounded queue was full."),
+            Panel("Probe faults per second", "timeseries", "short",
+                  (Query(f"sum by (instance, fault) (rate({m.FAULTS}{{instance=~\"$instance\"}}"
+                         f"[{RATE}]))", "{{instance}} {{fault}}"),),
+                  "Faults inside the probe (unreadable outputs, sink or exporter errors): "
+                  "counted and logged once, never raised into the served call.", width=24,
+                  height=6),
         ),
     )
 
@@ -299,6 +305,14 @@ def drift() -> Dashboard:
                          "{{outcome}} {{reason}}"),),
                   "Samples per second the collector accepted, deduplicated or rejected (by "
                   "reason)."),
+            Panel("Seconds since the last drift evaluation", "timeseries", "s",
+                  (Query(f"time() - max by (instance) ({m.DRIFT_EVALUATED})", "{{instance}}"),),
+                  "Age of the drift service's last evaluation per instance (an alert fires "
+                  "when it stops evaluating).", min=0),
+            Panel("Refused baselines", "stat", "short",
+                  (Query(f"max by (instance) ({m.BASELINE_REFUSED})", "{{instance}}",
+                         instant=True),),
+                  "Baseline files the drift service could not load (its log says why)."),
             Panel("benchwatch alerts (pending and firing)", "table", "short",
                   (Query(f'sum by (alertname, alertstate, {BY}, feature) '
                          f'(ALERTS{{alertname=~"{m.ALERT_PREFIX}.*", {SEL_MV}}})',

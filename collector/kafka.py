@@ -43,6 +43,7 @@ __all__ = ["ConsumerStats", "KafkaIngestor", "run_consumer"]
 log = logging.getLogger(__name__)
 
 _NO_OFFSET = "-1:-1"
+CHECKPOINT_TIMEOUT_S = 30.0  # snapshots not acknowledged by then: give up, retry next time
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class ConsumerStats:
     commits: int = 0
     commit_failures: int = 0
     snapshots: int = 0
+    snapshot_features_left_out: int = 0  # windows too big for a snapshot record
     restored_models: int = 0
     rebalances: int = 0
     assigned: tuple[int, ...] = ()
@@ -127,6 +129,9 @@ class KafkaIngestor:
         self._skip: dict[tuple[str, str], int] = {}
         self._touched: dict[tuple[str, str], tuple[int, int]] = {}
         self._pending: dict[int, int] = {}  # partition -> next offset to commit
+        # (started, snapshot futures, offsets, touched) of the checkpoint awaiting acks
+        self._inflight: tuple[float, list[Any], dict[int, int],
+                              dict[tuple[str, str], tuple[int, int]]] | None = None
         self._logged: set[str] = set()
         self._lag: int | None = None
         self._consumer: Any = None
@@ -180,7 +185,9 @@ class KafkaIngestor:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
                 max_request_size=8 * 1024 * 1024, client_id=f"{self.client_id}-state",
-                compression_type="lz4" if codec.has_lz4() else "gzip", max_block_ms=10_000)
+                compression_type="lz4" if codec.has_lz4() else "gzip", max_block_ms=1000,
+                delivery_timeout_ms=int(CHECKPOINT_TIMEOUT_S * 1000), request_timeout_ms=10_000,
+                reconnect_backoff_max_ms=1000)
         consumer.subscribe([self.topic], listener=listener)
         last_commit = last_lag = time.monotonic()
         log.info("consuming %s as group %s from %s", self.topic, self.group, ",".join(self.bootstrap))
@@ -195,6 +202,7 @@ class KafkaIngestor:
                 self._apply_events(listener)
                 if polled:
                     self._process(polled)
+                self._finish_checkpoint()  # commit as soon as the snapshots are acknowledged
                 now = time.monotonic()
                 if now - last_commit >= self.commit_interval_s:
                     self._checkpoint()
@@ -203,7 +211,8 @@ class KafkaIngestor:
                     self._update_lag()
                     last_lag = now
                 self._publish()
-            self._checkpoint()
+            self._checkpoint(wait_s=5.0)
+            self._finish_checkpoint(wait_s=5.0)
         finally:
             try:
                 consumer.close(autocommit=False)
@@ -269,40 +278,76 @@ class KafkaIngestor:
                 self._log_once("dead-letter", f"cannot write to {self.dead_letter_topic}: {e!r}")
 
     # -- checkpoints and commits -------------------------------------------------------------
-    def _checkpoint(self) -> None:
-        if not self._pending and not self._touched:
-            return
-        from kafka.structs import OffsetAndMetadata, TopicPartition
+    # Two phases so that the consumer thread never waits on Kafka while it is down (it would
+    # stop polling, and catch up late): `_start_checkpoint` sends the snapshots and moves the
+    # pending offsets to `_inflight`; `_finish_checkpoint` commits them once every snapshot is
+    # acknowledged, or hands them back to the next checkpoint when one failed.
+    def _checkpoint(self, wait_s: float = 0.0) -> None:
+        self._finish_checkpoint(wait_s)
+        if self._inflight is None and (self._pending or self._touched):
+            self._start_checkpoint()
+            self._finish_checkpoint(wait_s)
 
+    def _start_checkpoint(self) -> None:
         touched = {k: v for k, v in self._touched.items() if v[0] in self._owned}
-        if self._producer is not None:
-            futures = []
+        offsets = {p: o for p, o in self._pending.items() if p in self._owned}
+        futures = []
+        if self._producer is not None and self.state_topic:
             try:
-                if self.state_topic:
-                    for (model, version), (partition, offset) in touched.items():
-                        value = encode_snapshot(self.store, model, version, partition, offset)
-                        futures.append(self._producer.send(
-                            self.state_topic, key=record_key(model, version), value=value))
-                self._producer.flush(timeout=10)
-                for f in futures:
-                    f.get(timeout=0)
-            except Exception as e:  # no commit without the snapshots: the replay is safe
+                for (model, version), (partition, offset) in touched.items():
+                    value, left_out = encode_snapshot(self.store, model, version, partition, offset)
+                    if left_out:
+                        self._counts["snapshot_features_left_out"] += len(left_out)
+                        self._log_once(f"left-out:{model}/{version}",
+                                       f"windows {left_out} of {model} {version} are too big for "
+                                       "a snapshot record; they start empty after a failover")
+                    futures.append(self._producer.send(
+                        self.state_topic, key=record_key(model, version), value=value))
+            except Exception as e:  # Kafka unreachable: keep everything for the next try
                 self._log_once("snapshot", f"writing window snapshots failed ({e!r}); not committing")
                 self._counts["commit_failures"] += 1
                 return
-            self._counts["snapshots"] += len(futures)
-        offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-                   for p, o in self._pending.items() if p in self._owned}
-        try:
-            if offsets:
-                self._consumer.commit(offsets)
-                self._counts["commits"] += 1
-        except Exception as e:  # e.g. a rebalance in between: the next owner replays safely
-            self._log_once("commit", f"committing offsets failed ({e!r})")
-            self._counts["commit_failures"] += 1
-            return
         self._pending.clear()
         self._touched.clear()
+        self._inflight = (time.monotonic(), futures, offsets, touched)
+
+    def _finish_checkpoint(self, wait_s: float = 0.0) -> None:
+        if self._inflight is None:
+            return
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        started, futures, offsets, touched = self._inflight
+        if wait_s > 0 and self._producer is not None:
+            try:
+                self._producer.flush(timeout=wait_s)
+            except Exception:
+                pass
+        if not all(f.is_done for f in futures):
+            if time.monotonic() - started < CHECKPOINT_TIMEOUT_S:
+                return  # still waiting for the snapshots to be acknowledged
+            failed: Exception | None = TimeoutError("snapshots not acknowledged in time")
+        else:
+            failed = next((f.exception for f in futures if f.failed()), None)
+        self._inflight = None
+        if failed is None:
+            commit = {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                      for p, o in offsets.items() if p in self._owned}
+            try:
+                if commit:
+                    self._consumer.commit(commit, timeout_ms=5000)
+                    self._counts["commits"] += 1
+                self._counts["snapshots"] += len(futures)
+                return
+            except Exception as e:  # a rebalance in between, or Kafka gone: replay is safe
+                failed = e
+        self._log_once("commit", f"a checkpoint failed ({failed!r}); retrying with the next one")
+        self._counts["commit_failures"] += 1
+        for p, o in offsets.items():  # hand back what is still ours and not superseded
+            if p in self._owned and p not in self._pending:
+                self._pending[p] = o
+        for key, value in touched.items():
+            if value[0] in self._owned and key not in self._touched:
+                self._touched[key] = value
 
     # -- rebalances -------------------------------------------------------------------------
     def _apply_events(self, listener: _Events) -> None:
@@ -368,15 +413,20 @@ class KafkaIngestor:
         return f"kafka:{self.topic}:{model}/{version}"
 
     def _update_lag(self) -> None:
+        """Records between our position and the log end, from the high watermarks the fetches
+        bring back (no request of its own, so it never waits on a broker that is down)."""
         from kafka.structs import TopicPartition
 
         try:
-            tps = [TopicPartition(self.topic, p) for p in self._owned]
-            if not tps:
-                self._lag = 0
-                return
-            end = self._consumer.end_offsets(tps)
-            self._lag = sum(max(0, end[tp] - self._consumer.position(tp)) for tp in tps)
+            lag = 0
+            for p in self._owned:
+                tp = TopicPartition(self.topic, p)
+                high = self._consumer.highwater(tp)
+                if high is None:
+                    self._lag = None
+                    return
+                lag += max(0, high - self._consumer.position(tp, timeout_ms=0))
+            self._lag = lag
         except Exception:
             self._lag = None
 
@@ -388,6 +438,7 @@ class KafkaIngestor:
             rejected=MappingProxyType(dict(self._rejected)),
             poison=MappingProxyType(dict(self._poison)), commits=c["commits"],
             commit_failures=c["commit_failures"], snapshots=c["snapshots"],
+            snapshot_features_left_out=c["snapshot_features_left_out"],
             restored_models=c["restored_models"], rebalances=c["rebalances"],
             assigned=tuple(sorted(self._owned)), lag=self._lag)
         with self._lock:

@@ -43,13 +43,27 @@ class Snapshot:
     written_at: float
 
 
+MAX_SNAPSHOT_BYTES = 7_500_000  # under the state topic's max.message.bytes (8 MiB)
+
+
 def encode_snapshot(store: WindowStore, model: str, version: str, partition: int,
-                    next_offset: int) -> bytes:
-    windows = {f: [list(x) if isinstance(x, tuple) else x for x in store.values(model, version, f)]
-               for f in store.features(model, version)}
-    body = {"m": model, "v": version, "p": partition, "o": next_offset, "t": time.time(),
-            "w": windows}
-    return STATE_MAGIC + bytes([STATE_VERSION]) + json.dumps(body, separators=(",", ":")).encode()
+                    next_offset: int, max_bytes: int = MAX_SNAPSHOT_BYTES) -> tuple[bytes, list[str]]:
+    """The snapshot record value, and the features left out because the whole would not fit in
+    one record (largest first; e.g. embedding windows): their windows start empty on failover."""
+    parts = {}
+    for f in store.features(model, version):
+        vals = [list(x) if isinstance(x, tuple) else x for x in store.values(model, version, f)]
+        parts[f] = json.dumps(vals, separators=(",", ":"))
+    left_out: list[str] = []
+    while parts and sum(len(v) + len(k) + 4 for k, v in parts.items()) > max_bytes - 512:
+        biggest = max(parts, key=lambda k: len(parts[k]))
+        left_out.append(biggest)
+        del parts[biggest]
+    head = json.dumps({"m": model, "v": version, "p": partition, "o": next_offset,
+                       "t": time.time()}, separators=(",", ":"))
+    windows = ",".join(f"{json.dumps(k)}:{v}" for k, v in parts.items())
+    body = f'{head[:-1]},"w":{{{windows}}}}}'
+    return STATE_MAGIC + bytes([STATE_VERSION]) + body.encode(), left_out
 
 
 def decode_snapshot(value: bytes | None) -> Snapshot:

@@ -92,6 +92,7 @@ class OfflineResult:
     batch_size: int
     duration_s: float
     throughput_qps: float
+    energy_per_inference_j: float | None = None  # when run with an energy meter
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,10 @@ def run_single_stream(backend: Backend, suite: Suite, settings: RunSettings,
 
 
 def run_offline(backend: Backend, suite: Suite, settings: RunSettings,
-                progress: Progress | None = None) -> OfflineResult:
+                progress: Progress | None = None,
+                energy: Callable[[], float] | None = None) -> OfflineResult:
+    """Batched throughput; with an `energy` meter (cumulative joules), read around the timed
+    loop only, also energy per inference."""
     order = query_order(len(suite), settings.offline_samples, settings.seed)
     bs = settings.offline_batch_size
     batches = [np.ascontiguousarray(suite.inputs[order[s : s + bs]])
@@ -212,6 +216,7 @@ def run_offline(backend: Backend, suite: Suite, settings: RunSettings,
     for b in batches[:10]:  # warm-up (thread pools, allocator)
         backend.predict(b)
     done, i = 0, 0
+    e0 = energy() if energy else 0.0
     t0 = time.perf_counter()
     while True:
         b = batches[i % len(batches)]
@@ -224,9 +229,10 @@ def run_offline(backend: Backend, suite: Suite, settings: RunSettings,
             dt = time.perf_counter() - t0
             if dt >= settings.offline_min_duration_s:
                 break
+    joules = (energy() - e0) / done if energy else None
     if progress:
         progress("offline", len(order), len(order))
-    return OfflineResult(done, bs, dt, done / dt)
+    return OfflineResult(done, bs, dt, done / dt, joules)
 
 
 def run_server_step(backend: Backend, rows: list[np.ndarray], qps: float, n: int,
@@ -324,9 +330,8 @@ def run_benchmark(backend: Backend, suite: Suite, settings: RunSettings,
             offline = run_offline(backend, suite, settings, progress)
         else:
             long = replace(settings, offline_min_duration_s=max(2.0, settings.offline_min_duration_s))
-            e0 = energy()
-            offline = run_offline(backend, suite, long, progress)
-            joules = (energy() - e0) / offline.samples
+            offline = run_offline(backend, suite, long, progress, energy)
+            joules = offline.energy_per_inference_j
         if settings.server:
             guess = 0.5 * settings.server_workers / max(single.summary.p50_s, 1e-6)
             server = run_server(backend, suite, settings, guess, progress)

@@ -91,3 +91,17 @@ def test_probe_metrics_and_verdict_gauge_reach_prometheus(
     assert float(count[0]["value"][1]) >= 2 * 700  # canary and primary are one server here
     with pytest.raises(OSError):  # the endpoint is gone once the hold is over
         urllib.request.urlopen(f"http://127.0.0.1:{gauge_port}/metrics", timeout=2)
+
+
+def test_bench_repeats_alternate_and_pool(tmp_path: Path, model_cache: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "--backend", "onnxruntime", "--backend", "null", "--repeats", "2",
+                 "-o", str(tmp_path), "--queries", "400", "--offline-samples", "1000",
+                 "--no-server", "--no-progress", "--energy", "off"])
+    assert code == 0
+    (run,) = tmp_path.glob("digits-*")
+    doc = json.loads((run / "results.json").read_text())
+    assert doc["settings"]["repeats"] == 2 and doc["settings"]["energy"] == "off"
+    ss = doc["runs"][0]["single_stream"]
+    assert ss["n"] == 800 and ss["significant"]["p99"]  # two repeats of 400, pooled
+    assert "null / onnxruntime: p50 x" in capsys.readouterr().err

@@ -187,7 +187,7 @@ def test_energy_per_inference_is_judged_from_probe_metrics(
     c_srv, c_url = _fake_gpu_metrics(0.020)  # the canary burns twice the energy
     try:
         code, doc, _ = replay(tmp_path, canary, "--primary", primary, "--primary-metrics", p_url,
-                              "--canary-metrics", c_url, "--energy-window-s", "0.05")
+                              "--canary-metrics", c_url, "--energy-window-s", "0.02")
     finally:
         for s in (p_srv, c_srv):
             s.shutdown()

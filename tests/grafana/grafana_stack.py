@@ -120,11 +120,22 @@ def _drive_probe(stop: threading.Event, rng: np.random.Generator) -> None:
             raise ValueError("input out of range")
         return _softmax(rng.normal(0, 0.7, size=(batch.shape[0], N_CLASSES)))
 
+    def unreadable(output: object) -> dict[str, float]:
+        raise TypeError("statistics cannot read this output")
+
+    @probe(model=MODEL, version=VERSION, outputs=unreadable)
+    def odd(batch: np.ndarray) -> str:  # a probe fault: counted, never raised to the caller
+        return "not an array"
+
+    n = 0
     while not stop.is_set():
         try:
             predict(rng.normal(size=(2, 8)))
         except ValueError:
             pass
+        n += 1
+        if n % 20 == 0:
+            assert odd(np.zeros((1, 8))) == "not an array"
         time.sleep(0.002)
 
 

@@ -107,3 +107,22 @@ def test_sink_with_no_broker_never_blocks_and_counts_drops() -> None:
         start = time.perf_counter()
         sink.close(timeout_s=1.0)
         assert time.perf_counter() - start < 5.0
+
+
+def test_window_snapshot_round_trip_and_size_bound() -> None:
+    from collector.kafka_state import decode_snapshot, encode_snapshot, load_snapshot
+
+    store = WindowStore(None)
+    store.add([(f"s{i}", "m", "v", 1.0, {}, {"a": float(i), "b": str(i % 3), "emb": (1.0, float(i))})
+               for i in range(100)])
+    value, left_out = encode_snapshot(store, "m", "v", partition=3, next_offset=42)
+    snap = decode_snapshot(value)
+    assert (left_out, snap.partition, snap.next_offset) == ([], 3, 42)
+    restored = WindowStore(None)
+    load_snapshot(restored, snap)
+    for feature in ("a", "b", "emb"):
+        assert restored.values("m", "v", feature) == store.values("m", "v", feature)
+    small, left_out = encode_snapshot(store, "m", "v", 3, 42, max_bytes=2000)
+    assert left_out == ["emb"] and len(small) <= 2000
+    with pytest.raises(WireError, match="unknown_version"):
+        decode_snapshot(b"BWS\x09{}")

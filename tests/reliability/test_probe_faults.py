@@ -322,3 +322,41 @@ def _wait(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+def test_onnxruntime_session_and_torch_module_answer_exactly_as_unprobed(configured: Any) -> None:
+    """The example model through ONNX Runtime and PyTorch: probed outputs bit-identical, and a
+    bad input raises the framework's own exception type, counted as an error."""
+    import onnxruntime as ort
+    import torch
+
+    from benchwatch.example import ensure_model, load_digits_arrays, load_torch_module
+
+    rt, url = configured()
+    files = ensure_model()
+    x, _ = load_digits_arrays()
+    batch = x[:64]
+    plain_sess = ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"])
+    v = version()
+    sess = probes.probe(model="faults-ort", version=v)(
+        ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"]))
+    want = plain_sess.run(None, {"input": batch})[0]
+    for _ in range(20):
+        assert np.array_equal(sess.run(None, {"input": batch})[0], want)
+    with pytest.raises(Exception) as plain_err:
+        plain_sess.run(None, {"input": batch[:, :10]})
+    with pytest.raises(type(plain_err.value)):
+        sess.run(None, {"input": batch[:, :10]})  # wrong shape: the framework's own error
+
+    plain_mod, mod = load_torch_module(files), probes.probe(model="faults-torch", version=v)(
+        load_torch_module(files))
+    with torch.inference_mode():
+        t = torch.from_numpy(batch)
+        assert torch.equal(mod(t), plain_mod(t))
+        with pytest.raises(RuntimeError):
+            mod(t[:, :10])
+    s = scrape(url)
+    assert s.total("benchwatch_inference_duration_seconds_count", model="faults-ort") == 21
+    assert s.total("benchwatch_inference_errors_total", model="faults-ort") == 1
+    assert s.total("benchwatch_inference_duration_seconds_count", model="faults-torch") == 2
+    assert s.total("benchwatch_inference_errors_total", model="faults-torch") == 1
