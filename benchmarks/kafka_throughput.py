@@ -233,14 +233,19 @@ def serving_cost(bootstrap: str, topic: str, calls: int) -> dict[str, float]:
 
 
 # -- 4. outage --------------------------------------------------------------------------------
-def outage(broker: Broker, rate: int, outage_s: float, keep_all: bool,
+def outage(broker: Broker, rate: int, outage_s: float, keep_all: bool, consumers: int = 1,
            warm_s: float = 5.0) -> dict[str, float]:
     """keep_all: a local buffer big enough for the whole outage; else the sink's default bound
     (the probe then drops, and counts, what does not fit)."""
     topic = broker.topic()
     with tempfile.TemporaryDirectory() as d:
-        consumer = ConsumerProcess(broker.bootstrap, topic, Path(d) / "w.db")
-        assert consumer.assigned.wait(60)
+        procs = [ConsumerProcess(broker.bootstrap, topic, Path(d) / f"w{i}.db")
+                 for i in range(consumers)]
+        deadline = time.monotonic() + 60
+        while sum(len(c.last.get("assigned", [])) for c in procs) < 6 or \
+                not all(c.assigned.is_set() for c in procs):
+            assert time.monotonic() < deadline, "the consumers never shared the partitions"
+            time.sleep(0.1)
         sink = KafkaSink(f"kafka://{broker.bootstrap}/{topic}",
                          **({"buffer_size": int(rate * (outage_s + 30))} if keep_all else {}),
                          delivery_timeout_s=outage_s + 120)
@@ -282,7 +287,7 @@ def outage(broker: Broker, rate: int, outage_s: float, keep_all: bool,
                     if all(r["committed"] >= target[r["partition"]] for r in rows):
                         break
                 if time.perf_counter() - t_up > 300:
-                    raise TimeoutError(f"no catch-up after 300 s: {st}, consumer {consumer.last}")
+                    raise TimeoutError(f"no catch-up after 300 s: {st}, consumers {[c.last for c in procs]}")
                 time.sleep(0.1)
             t_done = time.perf_counter()
             st = sink.stats()
@@ -290,7 +295,8 @@ def outage(broker: Broker, rate: int, outage_s: float, keep_all: bool,
             stop.set()
             thread.join()
             sink.close(timeout_s=30)
-            consumer.stop()
+            for c in procs:
+                c.stop()
     return {"broker_start_s": t_up - t_restart, "catch_up_s": t_done - t_up,
             "producer_drained_s": t_drained - t_up,
             "during_outage_samples": rate * outage_s, "dropped": st.dropped, "failed": st.failed,
@@ -351,10 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f"{c['sink_send_per_sample'] / 1000:.3f}", ""),
             ]
         if "outage" in parts:
-            for keep_all in (True, False):
-                o = outage(broker, args.rate, outage_s, keep_all)
-                label = "buffer holds the outage" if keep_all else "default 100k-sample buffer"
-                figures[f"outage_{'keep_all' if keep_all else 'default_buffer'}"] = o
+            for keep_all, workers in ((True, 1), (False, 1), (True, 2)):
+                o = outage(broker, args.rate, outage_s, keep_all, workers)
+                label = ("buffer holds the outage" if keep_all else "default 100k-sample buffer") \
+                    + f", {workers} drift worker{'s' if workers > 1 else ''}"
+                figures[f"outage_{'keep_all' if keep_all else 'default_buffer'}_{workers}"] = o
                 rows += [
                     (f"outage {outage_s:g} s at {o['rate']}/s, {label}: broker start (s)",
                      f"{o['broker_start_s']:.1f}", ""),

@@ -340,6 +340,10 @@ class KafkaIngestor:
                 return
             except Exception as e:  # a rebalance in between, or Kafka gone: replay is safe
                 failed = e
+        if "TooLarge" in type(failed).__name__:
+            self._log_once("too-large", f"the broker refused a window snapshot as too large "
+                           f"({failed!r}): set max.message.bytes=8388608 on {self.state_topic} "
+                           "(deploy/kafka/topics.json; `benchwatch kafka topics` does)")
         self._log_once("commit", f"a checkpoint failed ({failed!r}); retrying with the next one")
         self._counts["commit_failures"] += 1
         for p, o in offsets.items():  # hand back what is still ours and not superseded

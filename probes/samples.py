@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from os import urandom as _urandom
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,6 +26,7 @@ __all__ = [
     "SampleError",
     "Sink",
     "new_sample_id",
+    "new_sample_ids",
 ]
 
 Feature = float | str | tuple[float, ...] | None
@@ -61,8 +62,25 @@ class SampleError(ValueError):
 
 
 def new_sample_id() -> str:
-    """A globally unique id (the collector de-duplicates retries and redeliveries with it)."""
-    return uuid.uuid4().hex
+    """A globally unique id (the collector de-duplicates retries and redeliveries with it):
+    `uuid.uuid4().hex`'s format and randomness (os.urandom), a quarter of its cost, since
+    sampled requests pay it on the serving thread."""
+    b = bytearray(_urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
+
+
+def new_sample_ids(n: int) -> list[str]:
+    """`n` ids as `new_sample_id` makes them, from one `os.urandom` call (a sampled batch)."""
+    if n == 1:
+        return [new_sample_id()]
+    b = bytearray(_urandom(16 * n))
+    for i in range(6, 16 * n, 16):
+        b[i] = (b[i] & 0x0F) | 0x40
+        b[i + 2] = (b[i + 2] & 0x3F) | 0x80
+    h = b.hex()
+    return [h[i : i + 32] for i in range(0, 32 * n, 32)]
 
 
 @dataclass(frozen=True)

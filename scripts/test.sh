@@ -6,4 +6,4 @@ cd "$ROOT"
 scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/mypy probes
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider -rsx "$@"

@@ -1,0 +1,129 @@
+"""The fast paths of the output statistics give the same figures as the plain ones.
+
+Small outputs go row by row through plain Python, larger batches through the vectorized path;
+the sampled summaries come from `summarize_output`. These tests pin them to each other (and to
+a direct numpy reference), so a speed-up cannot quietly change a statistic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+
+from probes import probe
+from probes.state import ProbeState, Registry
+from probes.stats import _classifier_batch, _classifier_row, record_output
+from probes.summarize import summarize_output
+
+
+def _figures(st: ProbeState) -> tuple[Any, ...]:
+    t = st.snapshot().totals
+    return dict(sorted(t.classes.items())), list(t.conf), t.conf_sum, list(t.ent), t.ent_sum, dict(t.invalid)
+
+
+def _batches() -> list[np.ndarray[Any, Any]]:
+    rng = np.random.default_rng(7)
+    out = []
+    for trial in range(120):
+        n, k = int(rng.integers(1, 150)), int(rng.integers(2, 40))
+        a = rng.normal(scale=[0.1, 1.0, 5.0, 40.0][trial % 4], size=(n, k))
+        if trial % 3 == 0:  # probabilities, some batches mixed with logits
+            a = np.exp(a) / np.exp(a).sum(1, keepdims=True)
+            if trial % 2:
+                a[: n // 2] = rng.normal(size=(n // 2, k))
+        if trial % 5 == 0:
+            a[rng.integers(0, n, 3), 0] = [np.nan, np.inf, -np.inf]
+        if trial % 11 == 0:
+            a[0] = 0.0
+            a[0, 1] = 1.0  # one-hot probabilities: entropy exactly 0
+        out.append(a.astype(np.float32) if trial % 7 == 0 else a)
+    out.append(np.full((20, 10), np.nan))  # every row unusable
+    return out
+
+
+@pytest.mark.parametrize("i", range(121))
+def test_batch_path_equals_row_path(i: int) -> None:
+    a = _batches()[i]
+    by_row, batched = ProbeState("m", "v"), ProbeState("m", "v")
+    for r in a.tolist():
+        _classifier_row(by_row, by_row.local.shard, r)
+    _classifier_batch(batched, batched.local.shard, a)
+    cls_r, conf_r, conf_sum_r, ent_r, ent_sum_r, inv_r = _figures(by_row)
+    cls_b, conf_b, conf_sum_b, ent_b, ent_sum_b, inv_b = _figures(batched)
+    assert (cls_r, conf_r, ent_r, inv_r) == (cls_b, conf_b, ent_b, inv_b)
+    assert conf_sum_b == pytest.approx(conf_sum_r, rel=1e-12, abs=1e-12)
+    assert ent_sum_b == pytest.approx(ent_sum_r, rel=1e-9, abs=1e-9)
+
+
+def test_statistics_match_a_numpy_reference_and_the_sampled_summaries() -> None:
+    rng = np.random.default_rng(3)
+    for n in (1, 3, 4, 5, 64, 300):  # both sides of the row/batch switch
+        logits = rng.normal(scale=3.0, size=(n, 10)).astype(np.float32)
+        st = ProbeState("m", "v")
+        record_output(st, st.local.shard, logits, "auto")
+        x = logits.astype(np.float64)
+        p = np.exp(x - x.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        ent = -(p * np.log(p)).sum(1)
+        t = st.snapshot().totals
+        assert t.conf_sum == pytest.approx(p.max(1).sum(), rel=1e-9)
+        assert t.ent_sum == pytest.approx(ent.sum(), rel=1e-9)
+        assert sum(t.classes.values()) == n and sum(t.conf) == n and sum(t.ent) == n
+        assert t.classes == {str(c): int(m) for c, m in enumerate(np.bincount(x.argmax(1))) if m}
+        rows = summarize_output(logits)
+        assert [r["predicted_class"] for r in rows] == [str(c) for c in x.argmax(1)]
+        assert [r["confidence"] for r in rows] == pytest.approx(p.max(1).tolist(), rel=1e-9)
+        assert [r["entropy"] for r in rows] == pytest.approx(ent.tolist(), rel=1e-7, abs=1e-12)
+
+
+def test_summaries_of_non_finite_and_overflowing_rows() -> None:
+    rows = summarize_output(np.array([[np.nan, 1.0, 2.0], [-np.inf, 0.0, 1.0], [1e308, 1e308, 0.0]]))
+    assert rows[0] == rows[1] == {"predicted_class": None, "confidence": None, "entropy": None}
+    assert rows[2]["predicted_class"] == "0" and rows[2]["confidence"] == pytest.approx(0.5)
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    def offer(self, samples: list[Any]) -> bool:
+        self.got.extend(samples)
+        return True
+
+
+def test_sampled_call_summarizes_only_the_rows_it_keeps() -> None:
+    reg = Registry()
+    q = _Queue()
+    reg.sample_queue, reg.sample_rate = q, 1.0
+    out = np.random.default_rng(0).normal(size=(1000, 10))
+    f = probe(model="m", version="v", registry=reg, inputs=lambda x: {"n": float(len(x))})(lambda x: out)
+    f(out)
+    assert len(q.got) == 64
+    assert [s.outputs for s in q.got] == summarize_output(out[:64])
+    assert all(dict(s.inputs) == {"n": 1000.0} for s in q.got)
+    ids = [s.sample_id for s in q.got]
+    assert len(set(ids)) == 64
+    for i in ids:  # uuid4().hex's format
+        u = uuid.UUID(hex=i)
+        assert u.version == 4 and u.variant == uuid.RFC_4122 and u.hex == i
+    assert reg.faults.counts()["sampling"] == 0
+    st = reg.state("m", "v").snapshot().totals
+    assert sum(st.classes.values()) == 1000  # statistics still count every row
+
+
+@pytest.mark.parametrize("i", range(0, 121, 3))
+def test_vectorized_summaries_equal_row_summaries(i: int) -> None:
+    from probes.summarize import _classify_row, _classify_rows
+
+    a = _batches()[i]
+    vec, by_row = _classify_rows(a), [_classify_row(r) for r in a.tolist()]
+    assert [r["predicted_class"] for r in vec] == [r["predicted_class"] for r in by_row]
+    for v, r in zip(vec, by_row, strict=True):
+        if r["confidence"] is None:
+            assert v == r
+        else:
+            assert v["confidence"] == pytest.approx(r["confidence"], rel=1e-12)
+            assert v["entropy"] == pytest.approx(r["entropy"], rel=1e-9, abs=1e-12)
