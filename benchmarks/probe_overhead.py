@@ -2,6 +2,7 @@
 instrumentation, in one run, side by side (medians of repeats).
 
     .venv/bin/python benchmarks/probe_overhead.py [--calls 200000] [--repeats 7] [--json out.json]
+        [--server-path]   # also the example server's request path, probe variants side by side
 
 Every variant wraps the same trivial function; "added" = median per-call time minus the bare
 call's. The "+ stats ..." rows are what the example server's probe pays per request (float32
@@ -12,6 +13,7 @@ sampled (sample_rate=1; the queue discards, so only the serving thread's share i
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -151,11 +153,54 @@ def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
     }
 
 
+def server_path(repeats: int) -> list[dict[str, object]]:
+    """The example server's own request path, in process: `Model.handle_predict(body)` (JSON
+    parse, ONNX Runtime, probe, JSON out) with the probe variants, interleaved, medians. The
+    HTTP benchmark (benchmarks/example_server.py) cannot resolve a few µs of ~25 µs per
+    request on a shared machine; this can."""
+    import json as _json
+
+    from benchwatch.bench.suites import load_suite
+    from benchwatch.example.server import Model, ServerConfig
+
+    model = Model(ServerConfig())
+    raw_predict = model._predict
+    inputs = load_suite("digits").inputs
+
+    def probed(version: str, sampled: bool = False, **kw: object) -> Callable[[np.ndarray], np.ndarray]:
+        reg = Registry()
+        if sampled:
+            reg.sample_queue = _DiscardingQueue()
+            reg.sample_rate = 1.0
+        return probe(model="digits", version=version, registry=reg, **kw)(raw_predict)  # type: ignore[arg-type]
+
+    variants = {"no probe": raw_predict, "@probe outputs=None": probed("n", outputs=None),
+                "@probe (stats)": probed("a"), "@probe + sample 100%": probed("s", sampled=True)}
+    out: list[dict[str, object]] = []
+    for rows, calls in ((1, 20_000), (64, 1_000)):
+        body = _json.dumps({"inputs": inputs[:rows].tolist()}).encode()
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for r in range(repeats + 1):
+            for name, fn in variants.items():
+                model.predict = fn
+                t = per_call_ns(functools.partial(model.handle_predict, body), calls if r else calls // 10, 1)
+                if r:  # the first round warms up
+                    times[name].append(t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for name in variants:
+            added = (med[name] - med["no probe"]) / 1e3
+            print(f"{rows:>4} row(s) {name:24} {med[name] / 1e3:8.2f}µs/request  added {added:6.2f}µs")
+            out.append({"rows": rows, "variant": name, "per_request_us": med[name] / 1e3, "added_us": added})
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--server-path", action="store_true",
+                    help="also time the example server's request path (trains/loads its model)")
     args = ap.parse_args()
     variants = build_variants()
     for fn, _ in variants.values():  # warm up
@@ -186,8 +231,13 @@ def main() -> int:
         verdict = "meets" if added <= limit else "MISSES"
         ok &= added <= limit
         print(f"target: {name} added {added:.3f}µs <= {limit}µs: {verdict}")
+    server: list[dict[str, object]] = []
+    if args.server_path:
+        print("example server request path (handle_predict: JSON, ONNX Runtime, probe, JSON), medians:")
+        server = server_path(args.repeats)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "load_avg_1m": load}, indent=2))
+        Path(args.json).write_text(json.dumps({"rows": rows, "server_path": server, "load_avg_1m": load},
+                                              indent=2))
     return 0 if ok else 1
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from probes.buckets import CONFIDENCE_BOUNDS, ENTROPY_BOUNDS, VALUE_BOUNDS
 from probes.state import ProbeState, Shard, new_value_slot
-from probes.summarize import SummarizeError, as_array
+from probes.summarize import _BLAS_MAX_SIZE, SummarizeError, _row_sums, as_array
 
 __all__ = ["OutputSpec", "record_output"]
 
@@ -35,7 +35,6 @@ _log = math.log
 _add = np.add.reduce
 _min = np.minimum.reduce
 _TINY = 1e-300  # log floor: p = 0 gives 0·log(1e-300) = 0, as the row path's `p > 0` skip
-_BLAS_MAX_SIZE = 1 << 14
 _CONF_BOUNDS = np.array(CONFIDENCE_BOUNDS)
 _ENT_BOUNDS = np.array(ENTROPY_BOUNDS)
 
@@ -146,7 +145,7 @@ def _classifier_batch(st: ProbeState, sh: Shard, rows: np.ndarray[Any, Any]) -> 
     n, k = rows.shape
     small = rows.size <= _BLAS_MAX_SIZE  # big products would wake BLAS threads: use ufuncs
     ones = _ones(k)
-    total = rows.dot(ones) if small else _add(rows, 1)
+    total = _row_sums(rows, ones, small)
     finite = np.isfinite(total)  # a NaN/inf anywhere makes the row's sum non-finite
     n_ok = int(np.count_nonzero(finite))
     if n_ok < n:
@@ -168,12 +167,12 @@ def _classifier_batch(st: ProbeState, sh: Shard, rows: np.ndarray[Any, Any]) -> 
     if n_prob < n:  # logits: softmax shifted by the row max
         shifted = rows - mx[:, None]
         exps = np.exp(shifted)
-        s = exps.dot(ones) if small else _add(exps, 1)
+        s = _row_sums(exps, ones, small)
         conf = 1.0 / s
         exps *= shifted
-        ent = np.log(s) - (exps.dot(ones) if small else _add(exps, 1)) * conf
+        ent = np.log(s) - _row_sums(exps, ones, small) * conf
     if n_prob:  # probabilities: -Σ p·log p (0·log 0 = 0 through the floor inside the log)
-        prob_ent = -(rows * np.log(np.maximum(rows, _TINY))).dot(ones)
+        prob_ent = -_row_sums(rows * np.log(np.maximum(rows, _TINY)), ones, small)
         if n_prob == n:
             conf, ent = mx, prob_ent
         else:

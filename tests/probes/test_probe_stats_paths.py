@@ -127,3 +127,14 @@ def test_vectorized_summaries_equal_row_summaries(i: int) -> None:
         else:
             assert v["confidence"] == pytest.approx(r["confidence"], rel=1e-12)
             assert v["entropy"] == pytest.approx(r["entropy"], rel=1e-9, abs=1e-12)
+
+
+def test_torch_outputs_keep_their_kind() -> None:
+    torch = pytest.importorskip("torch")
+    st = ProbeState("m", "v")
+    record_output(st, st.local.shard, torch.tensor([3, 1, 3]), "auto")  # integer 1-D: labels
+    assert st.snapshot().totals.classes == {"3": 2, "1": 1}
+    logits = torch.tensor([[0.0, 5.0, 1.0]], dtype=torch.bfloat16)  # no numpy dtype: as float32
+    assert summarize_output(logits)[0]["predicted_class"] == "1"
+    x = torch.tensor([[0.1, 0.2, 0.7]], dtype=torch.float64)
+    assert summarize_output(x)[0]["confidence"] == 0.7  # float64 kept: no rounding to float32
