@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from collector.ingest import Collector
+from collector.ingest import Collector, envelope_problem
 
 log = logging.getLogger(__name__)
 
@@ -272,8 +272,9 @@ def samples_handler(collector: Collector, on_report: Callable[[Any], None] | Non
     """`POST /v1/samples`: `{"samples": [...]}` -> the ingest report."""
 
     def handle(payload: Any) -> tuple[int, Any]:
-        if not isinstance(payload, dict) or not isinstance(payload.get("samples"), list):
-            return 400, {"error": 'send {"samples": [sample, ...]} (a JSON object with a list)'}
+        problem = envelope_problem(payload)  # shape, unknown fields, schema_version
+        if problem is not None:
+            return 400, {"error": problem}
         try:
             report = collector.ingest(payload["samples"])
         except Exception as exc:  # the store failed (disk full, ...): tell the sender to retry

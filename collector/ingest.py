@@ -52,6 +52,29 @@ class IngestReport:
                 "rejected": dict(self.rejected)}
 
 
+# The HTTP ingest body: {"samples": [Sample.to_dict(), ...]}, optionally with
+# "schema_version": 1. Anything else at the top level is refused rather than ignored: a sender
+# speaking a newer format must hear that this collector cannot read it, not lose data silently.
+ENVELOPE_VERSION = 1
+ENVELOPE_KEYS = ("samples", "schema_version")
+
+
+def envelope_problem(payload: object) -> str | None:
+    """What is wrong with an HTTP ingest body (a clear message for a 4xx), or None."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("samples"), list):
+        return 'send {"samples": [sample, ...]} (a JSON object with a list)'
+    unknown = [k for k in payload if k not in ENVELOPE_KEYS]
+    if unknown:
+        return (f"unknown top-level field {str(unknown[0])[:40]!r}; allowed: "
+                f"{', '.join(ENVELOPE_KEYS)}")
+    version = payload.get("schema_version", ENVELOPE_VERSION)
+    if type(version) is not int or version != ENVELOPE_VERSION:
+        return (f"schema_version {str(version)[:40]} is not supported: this collector reads "
+                f"schema_version {ENVELOPE_VERSION} (or none); upgrade the collector or send "
+                f"version {ENVELOPE_VERSION}")
+    return None
+
+
 class Rejected(Exception):
     """Internal: a sample failed validation (`reason` is the metric label)."""
 

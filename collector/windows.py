@@ -14,7 +14,9 @@ same transaction that adds new ones, so the file stays bounded.
 Layout (schema 2): a batch's values of one window are ONE row (`chunks`, a JSON array), not one
 row per value: SQLite's per-row cost (b-tree inserts into the table and its index) was ~2.5 µs,
 paid 3x per 3-feature sample; now it is paid once per window per batch. A window is the newest
-`max_per_feature` values of its chunks (reads trim; whole chunks older than that are pruned).
+`max_per_feature` values of its chunks (reads trim); once a window holds 1.5x that, the whole
+chunks older than its newest `max_per_feature` values are pruned (so a file holds at most
+~1.5x the bound per window, plus one batch).
 Per sample there is one row left: `samples` (rowid = arrival order, unique `sample_id`).
 A schema-1 file (one row per value) is migrated in place when opened.
 """
@@ -44,6 +46,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
     key_id INTEGER PRIMARY KEY AUTOINCREMENT,
     model TEXT NOT NULL, version TEXT NOT NULL, feature TEXT NOT NULL,
+    n INTEGER NOT NULL DEFAULT 0,
     UNIQUE (model, version, feature));
 CREATE TABLE IF NOT EXISTS chunks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -153,6 +156,8 @@ class WindowStore:
         self.path = None if path is None else Path(path)
         self.max_per_feature = max_per_feature
         self.max_sample_ids = max_sample_ids
+        # windows are pruned when they hold this many values (see _prune)
+        self._prune_at = max_per_feature + max(1, max_per_feature // 2)
         self._lock = threading.Lock()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +200,7 @@ class WindowStore:
         transaction: windows keep their values and order, remembered ids their arrival order."""
         db = self._db
         db.execute("ALTER TABLE samples RENAME TO samples_v1")
+        db.execute("ALTER TABLE windows ADD COLUMN n INTEGER NOT NULL DEFAULT 0")
         db.execute("DROP INDEX IF EXISTS samples_by_seq")
         for statement in SCHEMA.split(";"):
             if statement.strip():
@@ -211,6 +217,7 @@ class WindowStore:
                 kind, data = _chunk([old[k](v) for k, v, _ in rows])
                 db.execute("INSERT INTO chunks (key_id, n, kind, data, ts) VALUES (?, ?, ?, ?, ?)",
                            (key_id, len(rows), kind, data, rows[-1][2]))
+                db.execute("UPDATE windows SET n = ? WHERE key_id = ?", (len(rows), key_id))
         db.execute("DROP TABLE vals")
         db.execute("DROP TABLE samples_v1")
         db.execute("UPDATE meta SET v = ? WHERE k = 'schema'", (SCHEMA_VERSION,))
@@ -266,8 +273,11 @@ class WindowStore:
                     chunk_rows.append((self._key_id(*key), len(vals), kind, data, last_ts[key]))
                 db.executemany("INSERT INTO chunks (key_id, n, kind, data, ts) "
                                "VALUES (?, ?, ?, ?, ?)", chunk_rows)
-                for row in chunk_rows:
-                    self._prune(row[0])
+                for key_id, n, *_ in chunk_rows:
+                    total = db.execute("UPDATE windows SET n = n + ? WHERE key_id = ? RETURNING n",
+                                       (n, key_id)).fetchone()[0]
+                    if total >= self._prune_at:
+                        self._prune(key_id)
                 if accepted and recv_seq > self.max_sample_ids:
                     db.execute("DELETE FROM samples WHERE received_seq <= ?",
                                (recv_seq - self.max_sample_ids,))
@@ -301,15 +311,17 @@ class WindowStore:
         return key_id
 
     def _prune(self, key_id: int) -> None:
-        """Drop the chunks wholly older than the window's newest `max_per_feature` values."""
-        kept = 0
-        for seq, n in self._db.execute(
-                "SELECT seq, n FROM chunks WHERE key_id = ? ORDER BY seq DESC", (key_id,)):
-            kept += n
-            if kept >= self.max_per_feature:
-                self._db.execute("DELETE FROM chunks WHERE key_id = ? AND seq < ?",
-                                 (key_id, seq))
-                return
+        """Drop the chunks wholly older than the window's newest `max_per_feature` values.
+
+        Run only once a window holds `_prune_at` values (1.5x its bound), so its cost (a scan
+        of the window's chunks) is paid once per ~max/2 values, not per batch; reads trim."""
+        db = self._db
+        db.execute(
+            "DELETE FROM chunks WHERE key_id = ?1 AND seq < (SELECT seq FROM ("
+            "SELECT seq, SUM(n) OVER (ORDER BY seq DESC) AS kept FROM chunks WHERE key_id = ?1)"
+            " WHERE kept >= ?2 LIMIT 1)", (key_id, self.max_per_feature))
+        db.execute("UPDATE windows SET n = (SELECT COALESCE(SUM(n), 0) FROM chunks "
+                   "WHERE key_id = ?1) WHERE key_id = ?1", (key_id,))
 
     # -- reading ---------------------------------------------------------------------------
     def _window(self, model: str, version: str, feature: str, after: int = 0
@@ -355,10 +367,8 @@ class WindowStore:
             key_id = self._key_ids.get((model, version, feature))
             if key_id is None:
                 return 0
-            total = self._db.execute(
-                "SELECT COALESCE(SUM(n), 0) FROM chunks WHERE key_id = ?", (key_id,)).fetchone()[0]
-            return min(int(total), self.max_per_feature)
-
+            row = self._db.execute("SELECT n FROM windows WHERE key_id = ?", (key_id,)).fetchone()
+            return 0 if row is None else min(int(row[0]), self.max_per_feature)
 
     def features(self, model: str, version: str) -> list[str]:
         with self._lock:

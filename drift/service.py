@@ -131,6 +131,9 @@ class DriftService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.metrics: ServiceMetrics | None = None
+        # the Kafka consumer (`collector.kafka.KafkaIngestor`) when one feeds the collector
+        # (`benchwatch drift serve --kafka` sets it); its stats() are exported as metrics
+        self.kafka: Any = None
         self.http: JsonHttpServer | None = None
         self.last: Evaluation | None = None
         self._failures_logged: set[tuple[str, str, str, str]] = set()
@@ -151,7 +154,7 @@ class DriftService:
         cfg = self.config
         try:
             self.metrics = ServiceMetrics(cfg.host, cfg.metrics_port, self.collector.totals,
-                                          self.alerts.counts)
+                                          self.alerts.counts, kafka_stats=self._kafka_stats)
             if cfg.ingest_port is not None:
                 self.http = self._http_server().start()
         except Exception:
@@ -208,6 +211,10 @@ class DriftService:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _kafka_stats(self) -> Any:
+        kafka = self.kafka
+        return None if kafka is None else kafka.stats()
 
     def sink(self) -> InProcessSink:
         """The embedded transport: `probes.configure(..., sink=service.sink())`."""

@@ -17,6 +17,11 @@ value forever). Names follow DESIGN.md (OTel name -> Prometheus name):
   {model, model_version}, `benchwatch.accuracy.labels` (labelled samples in the realized window)
 - `benchwatch.ingest.samples` (counter) {outcome: accepted|duplicate|rejected, reason}
 - `benchwatch.alerts.received` (counter) {status}
+- with Kafka on (`benchwatch drift serve --kafka`), the consumer's `stats()`:
+  `benchwatch.kafka.consumer.lag` ({record}, gauge; absent while unknown, e.g. broker down),
+  `.poison` {reason}, `.commit_failures`, `.restored_models`, `.commits`, `.rebalances`,
+  `.records` (counters) -> `benchwatch_kafka_consumer_lag`,
+  `benchwatch_kafka_consumer_poison_total`, ...; absent without Kafka.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
@@ -72,11 +78,15 @@ class ServiceMetrics:
 
     def __init__(self, host: str, port: int, totals: Callable[[], IngestReport],
                  alert_counts: Callable[[], Mapping[str, int]],
-                 service_name: str = "benchwatch-drift") -> None:
+                 service_name: str = "benchwatch-drift",
+                 kafka_stats: Callable[[], Any] | None = None) -> None:
+        """`kafka_stats()` returns the Kafka consumer's `collector.kafka.ConsumerStats`, or
+        None while there is no consumer (read at each scrape: it may be attached later)."""
         self._snapshot = Snapshot()
         self._lock = threading.Lock()
         self._totals = totals
         self._alert_counts = alert_counts
+        self._kafka_stats = kafka_stats or (lambda: None)
         self.endpoint = PrometheusEndpoint(host, port)
         self.provider = MeterProvider(
             metric_readers=[self.endpoint.reader],
@@ -111,6 +121,18 @@ class ServiceMetrics:
                                         description="samples received, by outcome and reason")
         meter.create_observable_counter("benchwatch.alerts.received", [self._alerts],
                                         description="Alertmanager notifications received")
+        gauge("benchwatch.kafka.consumer.lag", [self._kafka_lag], unit="{record}",
+              description="records between the consumer's position and the log end")
+        counter = meter.create_observable_counter
+        counter("benchwatch.kafka.consumer.poison", [self._kafka_poison],
+                description="unreadable Kafka records skipped, by reason")
+        for name, what in (("commit_failures", "offset commits that failed (retried)"),
+                           ("restored_models", "model windows restored from the state topic"),
+                           ("commits", "offset commits"),
+                           ("rebalances", "consumer group rebalances seen"),
+                           ("records", "Kafka records read (each a batch of samples)")):
+            counter(f"benchwatch.kafka.consumer.{name}", [self._kafka_count(name)],
+                    description=what)
 
     @property
     def url(self) -> str:
@@ -176,6 +198,28 @@ class ServiceMetrics:
 
     def _alerts(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(n, {"status": s}) for s, n in self._alert_counts().items()]
+
+    def _kafka(self) -> Any:
+        try:
+            return self._kafka_stats()
+        except Exception:  # a scrape must not fail because the consumer is half-built
+            return None
+
+    def _kafka_lag(self, options: CallbackOptions) -> Iterable[Observation]:
+        stats = self._kafka()
+        lag = None if stats is None else stats.lag
+        return [] if lag is None else [Observation(int(lag))]
+
+    def _kafka_poison(self, options: CallbackOptions) -> Iterable[Observation]:
+        stats = self._kafka()
+        return [] if stats is None else [Observation(int(n), {"reason": str(r)})
+                                         for r, n in stats.poison.items()]
+
+    def _kafka_count(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            stats = self._kafka()
+            return [] if stats is None else [Observation(int(getattr(stats, name)))]
+        return callback
 
     def close(self) -> None:
         self.endpoint.close()

@@ -5,6 +5,13 @@ Small outputs (up to 4 rows: a served request is often 1 row) are read through `
 plain Python, several times cheaper than numpy's fixed cost per call on 10 numbers; larger
 batches use a vectorized path with as few numpy calls as it can (no per-row Python). Both give
 the same statistics (`tests/probes/test_probe_stats_paths.py`).
+
+The work per call is bounded: an array output of more than `MAX_STAT_VALUES` numbers is read
+through an evenly spaced subsample of its rows (a strided view: no copy of the output, and for
+torch tensors only those rows are copied to the host). Each kept row stands for n/m rows: counts
+are scaled back with largest-remainder rounding, so totals (rows, values, classes + invalid) stay
+exact while the split over classes and buckets is the subsample's. Measured here: a 20M-value
+regression output went from 26 s to well under 5 ms per call, 20k×1000 logits from ~2 s too.
 Everything here may raise on unreadable outputs: the decorator counts that as a fault.
 """
 
@@ -23,10 +30,16 @@ from probes.buckets import CONFIDENCE_BOUNDS, ENTROPY_BOUNDS, VALUE_BOUNDS
 from probes.state import ProbeState, Shard, new_value_slot
 from probes.summarize import _BLAS_MAX_SIZE, SummarizeError, _row_sums, as_array
 
-__all__ = ["OutputSpec", "record_output"]
+__all__ = ["MAX_STAT_VALUES", "OutputSpec", "record_output"]
 
 OutputSpec = str | Callable[[Any], Mapping[str, float]] | None
+# Numbers of one output read per call; above, an evenly spaced subsample of rows. 2**14: every
+# output up to ~1600 rows of 10 classes is still read whole; the vectorized paths take ~0.1-0.3
+# ms on 16k numbers here (the cap, not the output, sets the cost); a bucket share estimated from
+# 16k values has a standard error <= 0.4 percentage points per call, and calls add up.
+MAX_STAT_VALUES = 16_384
 _SMALL_ROWS = 4  # rows; above this the vectorized path (~10 µs fixed numpy cost) is cheaper
+_SMALL_VALUES = 64  # regression values / labels read in plain Python up to this many
 _PROB_TOL = 1e-3
 _LABELS = tuple(str(i) for i in range(1024))
 _isfinite = math.isfinite
@@ -37,6 +50,8 @@ _min = np.minimum.reduce
 _TINY = 1e-300  # log floor: p = 0 gives 0·log(1e-300) = 0, as the row path's `p > 0` skip
 _CONF_BOUNDS = np.array(CONFIDENCE_BOUNDS)
 _ENT_BOUNDS = np.array(ENTROPY_BOUNDS)
+_VAL_BOUNDS = np.array(VALUE_BOUNDS)
+_N_VAL = len(VALUE_BOUNDS) + 1
 
 
 def record_output(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None:
@@ -48,8 +63,10 @@ def record_output(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None
             if n <= _SMALL_ROWS:
                 for row in out.tolist():
                     _classifier_row(st, sh, row)
-            else:
+            elif out.size <= MAX_STAT_VALUES:
                 _classifier_batch(st, sh, out)
+            else:
+                _subsampled(st, sh, out, spec)
             return
     if callable(spec):
         named = spec(out)
@@ -58,7 +75,100 @@ def record_output(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None
         for name, v in named.items():
             _value(st, sh, str(name), float(v))
         return
-    a = as_array(out)
+    if _is_array(out) and out.ndim >= 1 and math.prod(out.shape) > MAX_STAT_VALUES:
+        _subsampled(st, sh, out, spec)
+        return
+    _record_array(st, sh, as_array(out), spec)
+
+
+def _is_array(out: Any) -> bool:
+    """numpy arrays and torch tensors (without importing torch): what can be sliced as a view."""
+    return isinstance(out, np.ndarray) or (type(out).__module__.startswith("torch") and hasattr(out, "shape"))
+
+
+def _subsampled(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None:
+    """Statistics of an evenly spaced subsample of `out`'s rows, scaled back to all rows."""
+    shape = tuple(out.shape)
+    if len(shape) > 2:
+        raise SummarizeError(f"output of shape {shape} is not classifier or regression output")
+    n = shape[0]
+    per_row = shape[1] if len(shape) == 2 and shape[1] else 1
+    cap_rows = max(1, MAX_STAT_VALUES // per_row)  # a single row wider than the cap is read whole
+    if n <= cap_rows:
+        _record_array(st, sh, as_array(out), spec)
+        return
+    step = -(-n // cap_rows)
+    sub = out[::step]  # a view: nothing copied for numpy; torch copies only these rows to host
+    m = int(sub.shape[0])
+    scratch = Shard(None)
+    _record_array(st, scratch, as_array(sub), spec)
+    _merge_scaled(scratch, sh, n, m)
+
+
+def _apportion(counts: list[int], total: int) -> list[int]:
+    """`counts` scaled to sum to `total`: floors plus one for the largest remainders
+    (ties to the lower index), so every scaled total is an exact integer."""
+    c = sum(counts)
+    if c == 0:
+        return [0] * len(counts)
+    out = [x * total // c for x in counts]
+    left = total - sum(out)
+    if left:
+        order = sorted(range(len(counts)), key=lambda i: (-(counts[i] * total % c), i))
+        for i in order[:left]:
+            out[i] += 1
+    return out
+
+
+def _merge_scaled(src: Shard, dst: Shard, n: int, m: int) -> None:
+    """Add `src` (statistics of m of n rows) into `dst` as if all n rows had been read. Every
+    unit read (a classifier row, a label, a regression value) landed in exactly one class,
+    invalid reason or value bucket: those are apportioned together to exactly n/m times their
+    total; the confidence/entropy histograms then to the scaled number of classified rows."""
+    keys: list[tuple[int, str, int]] = []
+    counts: list[int] = []
+    for lab, c in src.classes.items():
+        keys.append((0, lab, 0))
+        counts.append(c)
+    for reason, c in src.invalid.items():
+        keys.append((1, reason, 0))
+        counts.append(c)
+    for name, (buckets, _) in src.values.items():
+        for i, c in enumerate(buckets):
+            if c:
+                keys.append((2, name, i))
+                counts.append(c)
+    units = sum(counts)
+    scaled = _apportion(counts, (units * n + m // 2) // m)
+    classified = 0
+    value_counts: dict[str, int] = {}
+    for (what, key, i), c in zip(keys, scaled, strict=True):
+        if what == 0:
+            dst.classes[key] = dst.classes.get(key, 0) + c
+            classified += c
+        elif what == 1:
+            dst.invalid[key] = dst.invalid.get(key, 0) + c
+        else:
+            slot = dst.values.get(key)
+            if slot is None:
+                slot = dst.values[key] = new_value_slot()
+            slot[0][i] += c
+            value_counts[key] = value_counts.get(key, 0) + c
+    for name, (buckets, total) in src.values.items():
+        read = sum(buckets)
+        if read:  # the sum scaled like the count: the mean is the subsample's
+            dst.values[name][1] += total * value_counts[name] / read
+    read = sum(src.conf)
+    if read:
+        for i, c in enumerate(_apportion(src.conf, classified)):
+            dst.conf[i] += c
+        for i, c in enumerate(_apportion(src.ent, classified)):
+            dst.ent[i] += c
+        dst.conf_sum += src.conf_sum * classified / read
+        dst.ent_sum += src.ent_sum * classified / read
+
+
+def _record_array(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any], spec: OutputSpec) -> None:
     if a.ndim > 2 or a.dtype.kind not in "fiub":
         raise SummarizeError(f"output of shape {a.shape} / dtype {a.dtype} is not classifier or regression output")
     kind = spec
@@ -84,13 +194,7 @@ def record_output(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None
             _classifier_batch(st, sh, rows)
         return
     if kind == "regression":
-        if a.ndim == 2 and a.shape[1] > 1:
-            for r in a.tolist():
-                for i, x in enumerate(r):
-                    _value(st, sh, f"value_{i}", x)
-        else:
-            for x in a.reshape(-1).tolist():
-                _value(st, sh, "value", x)
+        _regression(st, sh, a)
         return
     raise SummarizeError(f"unknown outputs kind {spec!r}")
 
@@ -102,10 +206,59 @@ def _invalid(sh: Shard, reason: str, n: int = 1) -> None:
 def _labels(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any]) -> None:
     classes = sh.classes
     guard = st.class_labels
-    for c in a.reshape(-1).tolist():
+    flat = a.reshape(-1)
+    if flat.size <= _SMALL_VALUES:
+        for c in flat.tolist():
+            c = int(c)
+            lab = guard.get(_LABELS[c] if 0 <= c < 1024 else str(c))
+            classes[lab] = classes.get(lab, 0) + 1
+        return
+    found, counts = np.unique(flat, return_counts=True)
+    for c, m in zip(found.tolist(), counts.tolist(), strict=True):
         c = int(c)
         lab = guard.get(_LABELS[c] if 0 <= c < 1024 else str(c))
-        classes[lab] = classes.get(lab, 0) + 1
+        classes[lab] = classes.get(lab, 0) + m
+
+
+def _regression(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any]) -> None:
+    """Value histograms per output column: `value` for one column, `value_0`, ... for several.
+    Up to `_SMALL_VALUES` numbers in plain Python, beyond that in a few whole-array numpy calls
+    (bucket index of every value, one bincount over column × bucket)."""
+    several = a.ndim == 2 and a.shape[1] > 1
+    if a.size <= _SMALL_VALUES:
+        if several:
+            for r in a.tolist():
+                for i, x in enumerate(r):
+                    _value(st, sh, f"value_{i}", x)
+        else:
+            for x in a.reshape(-1).tolist():
+                _value(st, sh, "value", x)
+        return
+    x = (a if several else a.reshape(-1, 1)).astype(np.float64, copy=False)
+    k = x.shape[1]
+    finite = np.isfinite(x)
+    ok_per_col = np.count_nonzero(finite, axis=0)
+    bad = x.size - int(_add(ok_per_col))
+    if bad:
+        _invalid(sh, "not_finite", bad)
+        x = np.where(finite, x, 0.0)
+    idx = _VAL_BOUNDS.searchsorted(x, side="left") + np.arange(k) * _N_VAL
+    hist = np.bincount(idx[finite] if bad else idx.reshape(-1), minlength=k * _N_VAL).reshape(k, _N_VAL)
+    sums = _add(x, 0).tolist()
+    guard = st.feature_names
+    values = sh.values
+    for i, ok in enumerate(ok_per_col.tolist()):
+        if not ok:
+            continue
+        name = guard.get(f"value_{i}" if several else "value")
+        slot = values.get(name)
+        if slot is None:
+            slot = values[name] = new_value_slot()
+        counts = slot[0]
+        row = hist[i]
+        for j in np.flatnonzero(row).tolist():
+            counts[j] += int(row[j])
+        slot[1] += sums[i]
 
 
 def _classifier_row(st: ProbeState, sh: Shard, row: list[float]) -> None:

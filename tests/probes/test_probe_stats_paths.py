@@ -138,3 +138,97 @@ def test_torch_outputs_keep_their_kind() -> None:
     assert summarize_output(logits)[0]["predicted_class"] == "1"
     x = torch.tensor([[0.1, 0.2, 0.7]], dtype=torch.float64)
     assert summarize_output(x)[0]["confidence"] == 0.7  # float64 kept: no rounding to float32
+
+
+# ---- bounded work on huge outputs (probes.stats.MAX_STAT_VALUES) ----
+
+def test_outputs_up_to_the_cap_are_read_whole() -> None:
+    from probes.stats import MAX_STAT_VALUES
+
+    a = np.random.default_rng(5).normal(size=(MAX_STAT_VALUES // 10, 10))
+    whole, full = ProbeState("m", "v"), ProbeState("m", "v")
+    record_output(whole, whole.local.shard, a, "auto")
+    _classifier_batch(full, full.local.shard, a)
+    assert _figures(whole) == _figures(full)
+
+
+def test_apportion_keeps_totals_exact_and_proportional() -> None:
+    from probes.stats import _apportion
+
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        counts = rng.integers(0, 50, int(rng.integers(1, 30))).tolist()
+        c = sum(counts)
+        total = c * int(rng.integers(1, 1000)) + int(rng.integers(0, 7))
+        got = _apportion(counts, total)
+        assert sum(got) == (total if c else 0)
+        for x, g in zip(counts, got, strict=True):
+            assert abs(g - x * total / c if c else g) < 1  # each within one of its exact share
+
+
+def test_huge_classifier_batch_is_subsampled_with_exact_totals() -> None:
+    rng = np.random.default_rng(11)
+    n = 200_000
+    cls = rng.integers(0, 10, n)
+    logits = rng.normal(size=(n, 10))
+    logits[np.arange(n), cls] += 3.0
+    logits[::97, 0] = np.nan  # ~1% unusable rows, also spread evenly
+    st, ref = ProbeState("m", "v"), ProbeState("m", "v")
+    record_output(st, st.local.shard, logits, "auto")
+    _classifier_batch(ref, ref.local.shard, logits)  # the whole batch, for reference
+    t, r = st.snapshot().totals, ref.snapshot().totals
+    assert sum(t.classes.values()) + t.invalid["not_finite"] == n  # every row accounted for
+    assert sum(t.conf) == sum(t.ent) == sum(t.classes.values())
+    assert t.invalid["not_finite"] == pytest.approx(r.invalid["not_finite"], rel=0.2)
+    for c in r.classes:  # class shares and means as the whole batch's, within sampling error
+        assert t.classes[c] / n == pytest.approx(r.classes[c] / n, abs=0.02)
+    assert t.conf_sum / sum(t.conf) == pytest.approx(r.conf_sum / sum(r.conf), abs=0.02)
+    assert t.ent_sum / sum(t.ent) == pytest.approx(r.ent_sum / sum(r.ent), abs=0.03)
+
+
+def test_huge_regression_and_labels_are_subsampled_with_exact_counts() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.lognormal(size=(300_000, 3))
+    values[5, 1] = np.inf
+    st = ProbeState("m", "v")
+    record_output(st, st.local.shard, values, "regression")
+    t = st.snapshot().totals
+    assert sorted(t.values) == ["value_0", "value_1", "value_2"]
+    counted = sum(sum(c) for c, _ in t.values.values()) + t.invalid.get("not_finite", 0)
+    assert counted == values.size
+    for i in range(3):
+        counts, total = t.values[f"value_{i}"]
+        assert total / sum(counts) == pytest.approx(np.exp(0.5), rel=0.05)
+    labels = rng.integers(0, 5, 1_000_003)
+    lt = ProbeState("m", "v")
+    record_output(lt, lt.local.shard, labels, "auto")
+    got = lt.snapshot().totals.classes
+    assert sum(got.values()) == labels.size and sorted(got) == ["0", "1", "2", "3", "4"]
+    assert all(abs(m / labels.size - 0.2) < 0.02 for m in got.values())
+
+
+def test_vectorized_regression_equals_the_plain_loop() -> None:
+    from probes.stats import _value
+
+    rng = np.random.default_rng(8)
+    a = rng.normal(scale=100.0, size=(500, 4))
+    a[3, 2] = np.nan
+    a[7, 0] = -np.inf
+    vec, loop = ProbeState("m", "v"), ProbeState("m", "v")
+    record_output(vec, vec.local.shard, a, "regression")
+    for r in a.tolist():
+        for i, x in enumerate(r):
+            _value(loop, loop.local.shard, f"value_{i}", x)
+    tv, tl = vec.snapshot().totals, loop.snapshot().totals
+    assert tv.invalid == tl.invalid == {"not_finite": 2}
+    assert {k: c for k, (c, _) in tv.values.items()} == {k: c for k, (c, _) in tl.values.items()}
+    for k, (_, s) in tl.values.items():
+        assert tv.values[k][1] == pytest.approx(s, rel=1e-9)
+
+
+def test_huge_torch_output_is_subsampled_before_the_host_copy() -> None:
+    torch = pytest.importorskip("torch")
+    st = ProbeState("m", "v")
+    record_output(st, st.local.shard, torch.rand(2_000_000), "auto")
+    (counts, total), = st.snapshot().totals.values.values()
+    assert sum(counts) == 2_000_000 and total / 2_000_000 == pytest.approx(0.5, abs=0.02)

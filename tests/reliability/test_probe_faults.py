@@ -184,25 +184,43 @@ def test_outputs_the_statistics_cannot_read(configured: Any, kind: str) -> None:
     assert s.total("benchwatch_inference_errors_total", model_version=v) == 0
 
 
-HUGE_REGRESSION_DEFECT = pytest.mark.xfail(strict=False, reason=(
-    "known probe defect (issue 2): regression output statistics walk every element on the "
-    "serving thread, so a 1M-value output adds ~1.3 s to the call; the probe should bound that "
-    "work (e.g. summarise a capped subsample)"))
-
-
-# (classifier statistics are vectorised: ~0.5 µs a row here, so no bound is asserted for them;
-# a wall-clock bound on this shared 2-core machine would only be flaky)
+# Huge outputs: the statistics read at most probes.stats.MAX_STAT_VALUES numbers per call (an
+# evenly spaced subsample of rows, scaled back), so the added time does not grow with the output.
+# Before that bound: 1M regression values added ~1.3 s, 20M 26 s, 20k x 1000 logits ~2 s.
+# The best of 3 calls is asserted (the bound is ~0.3 ms here; 5 ms leaves room for a busy machine).
 @pytest.mark.parametrize("kind,shape", [
-    pytest.param("regression", (1_000_000,), marks=HUGE_REGRESSION_DEFECT),
+    ("regression", (1_000_000,)),
+    ("regression", (20_000_000,)),
+    ("auto", (20_000, 1_000)),  # classifier logits
+    ("classifier", (4_000_000,)),  # predicted labels (integers)
 ])
 def test_huge_output_adds_bounded_time(kind: str, shape: tuple[int, ...]) -> None:
-    out = np.random.default_rng(0).random(shape, dtype=np.float32)
-    plain = lambda: out  # noqa: E731
-    probed = probes.probe(model="faults", version=version(), outputs=kind)(plain)
-    t0 = time.perf_counter()
-    assert probed() is out
-    added = time.perf_counter() - t0
-    assert added < 0.05, f"the probe added {added * 1000:.0f} ms to one call ({kind}, {shape})"
+    rng = np.random.default_rng(0)
+    labels = kind == "classifier"
+    out = rng.integers(0, 10, shape) if labels else rng.random(shape, dtype=np.float32)
+    before = out.copy()
+    reg = probes.Registry()
+    v = version()
+    probed = probes.probe(model="faults", version=v, outputs=kind, registry=reg)(lambda: out)
+    added = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        assert probed() is out
+        added.append(time.perf_counter() - t0)
+    assert min(added) < 0.005, f"the probe added {min(added) * 1000:.1f} ms to one call ({kind}, {shape})"
+    assert np.array_equal(out, before)  # the caller's array is untouched
+    t = reg.state("faults", v).snapshot().totals
+    assert reg.faults.counts()["output_stats"] == 0
+    calls = 3
+    if kind == "regression":  # every value counted, the mean that of the subsample (uniform 0..1)
+        (counts, total), = t.values.values()
+        assert sum(counts) == calls * out.size
+        assert total / sum(counts) == pytest.approx(0.5, abs=0.01)
+    elif labels:
+        assert sum(t.classes.values()) == calls * out.size
+        assert max(t.classes.values()) / min(t.classes.values()) < 1.1  # ~uniform over 10 labels
+    else:
+        assert sum(t.classes.values()) == sum(t.conf) == sum(t.ent) == calls * shape[0]
 
 
 class RaisingSinkFree:
