@@ -3,6 +3,11 @@
 `offer` never blocks and never raises: past `maxsize` it drops the new samples and counts them
 (`benchwatch.probe.dropped{reason="queue_full"}`); samples a sink fails to take are counted
 with `reason="sink_error"` and the failure is logged once.
+
+A sink that buffers and delivers on its own (`probes.sinks.kafka.KafkaSink`) can lose samples
+after `send` returned. If it has `dropped_counts() -> Mapping[str, int]` (reason -> samples,
+cumulative), `dropped` adds those reasons (`sink_buffer_full`, `sink_failed`), so the one
+`benchwatch.probe.dropped` series tells where every lost sample went.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ class SampleQueue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._drop_lock = threading.Lock()
-        self.dropped: dict[str, int] = {"queue_full": 0, "sink_error": 0}
+        self._dropped: dict[str, int] = {"queue_full": 0, "sink_error": 0}
         self.sent = 0
         self._thread = threading.Thread(target=self._run, name="benchwatch-samples", daemon=True)
         self._thread.start()
@@ -51,7 +56,22 @@ class SampleQueue:
 
     def _drop(self, reason: str, n: int) -> None:
         with self._drop_lock:
-            self.dropped[reason] += n
+            self._dropped[reason] += n
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Samples lost, by reason: the queue's own and, when the sink reports them, the sink's."""
+        with self._drop_lock:
+            out = dict(self._dropped)
+        counts = getattr(self.sink, "dropped_counts", None)
+        if counts is not None:
+            try:
+                for reason, n in counts().items():
+                    if reason not in out:  # the queue's own reasons are never overwritten
+                        out[str(reason)] = int(n)
+            except Exception:  # reading a sink's counters must not break export
+                log.debug("reading %s.dropped_counts() failed", type(self.sink).__name__, exc_info=True)
+        return out
 
     def __len__(self) -> int:
         return len(self._q)

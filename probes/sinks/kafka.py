@@ -10,6 +10,8 @@ When Kafka is down the producer keeps what it already accepted (up to `delivery_
 the buffer fills, and then new samples are dropped and counted (`stats().dropped`), never
 blocking and never raising into the caller. Delivery outcomes are counted per sample:
 `acked` (the broker confirmed with acks=all) and `failed` (gave up after the delivery timeout).
+`dropped_counts()` hands the losses to the probe's sample queue, which exports them in
+`benchwatch.probe.dropped` as `reason="sink_buffer_full"` and `reason="sink_failed"`.
 """
 
 from __future__ import annotations
@@ -204,6 +206,12 @@ class KafkaSink:
                 records=self._records,
                 connected=self._producer is not None,
             )
+
+    def dropped_counts(self) -> dict[str, int]:
+        """Samples lost after `send` returned, by reason (the probe's `benchwatch.probe.dropped`
+        reasons): `sink_buffer_full` (local buffer full), `sink_failed` (Kafka never acked)."""
+        st = self.stats()
+        return {"sink_buffer_full": st.dropped, "sink_failed": st.failed}
 
     # -- the sending thread -----------------------------------------------------------------
     def _run(self) -> None:
