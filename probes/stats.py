@@ -10,8 +10,8 @@ The work per call is bounded: an array output of more than `MAX_STAT_VALUES` num
 through an evenly spaced subsample of its rows (a strided view: no copy of the output, and for
 torch tensors only those rows are copied to the host). Each kept row stands for n/m rows: counts
 are scaled back with largest-remainder rounding, so totals (rows, values, classes + invalid) stay
-exact while the split over classes and buckets is the subsample's. Measured here: a 20M-value
-regression output went from 26 s to well under 5 ms per call, 20k×1000 logits from ~2 s too.
+exact while the split over classes and buckets is the subsample's. Measured here: 20M regression
+values went from 4.5 s to 0.3 ms per call, 20k×1000 logits from 1.2 s to 0.07 ms.
 Everything here may raise on unreadable outputs: the decorator counts that as a fault.
 """
 
