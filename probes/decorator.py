@@ -18,27 +18,25 @@ import time
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from time import perf_counter_ns
-from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from probes.buckets import BATCH_BOUNDS, LATENCY_BOUNDS_NS
-from probes.samples import Feature, Sample, new_sample_ids
+from probes.samples import Feature
+from probes.sampling import MAX_SAMPLE_ROWS, READY_ROWS, build_samples
 from probes.state import DEFAULT_REGISTRY, MAX_LABEL_LEN, ProbeState, Registry, Shard
 from probes.stats import OutputSpec, record_output
-from probes.summarize import summarize_output
+from probes.summarize import as_array, summarize_output
 
-__all__ = ["Probe", "ProbeConfigError", "ProbeSpan", "probe"]
+__all__ = ["MAX_SAMPLE_ROWS", "Probe", "ProbeConfigError", "ProbeSpan", "probe"]
 
 log = logging.getLogger("probes")
 T = TypeVar("T")
 
 _OUTPUT_KINDS = ("auto", "classifier", "regression")
-MAX_SAMPLE_ROWS = 64  # rows of one sampled call that become Samples (bounds the drain cost)
 # Output types "auto" reads; torch.Tensor is added once torch has been imported (never import it here).
 _ARRAY_TYPES: set[type] = {np.ndarray}
-_NO_INPUTS: Mapping[str, Feature] = MappingProxyType({})
 
 
 class ProbeConfigError(ValueError):
@@ -120,32 +118,37 @@ class Probe:
             self._sample(out, args, kwargs, dt_ns)
 
     def _sample(self, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any], dt_ns: int) -> None:
+        """A sampled call: on this (the serving) thread only what cannot wait, i.e. the time,
+        the inputs callable (its arguments are the caller's) and a private copy of the kept
+        output rows; the drain thread summarizes them and builds the Samples."""
         reg = self.registry
         try:
             queue = reg.sample_queue
             if queue is None:
                 return
-            inp: Mapping[str, Feature] | None = None
+            inp: dict[str, Feature] | None = None
             if self.inputs is not None:
                 try:
                     inp = dict(self.inputs(*args, **kwargs))
                 except Exception as e:
                     reg.faults.record("inputs", e, f"{self.model}/{self.version}:")
             spec = self.outputs
-            if callable(spec):
-                rows: list[dict[str, Feature]] = [{k: float(v) for k, v in spec(out).items()}]
-            elif spec is None:
-                rows = [{}]
-            else:
-                rows = summarize_output(_head(out), spec)[:MAX_SAMPLE_ROWS]  # type: ignore[arg-type]
             now = time.time()
-            latency = dt_ns / 1e9
-            # What Sample.new does, once per call instead of per row: the rows are fresh dicts
-            # nobody else holds, the inputs one read-only view shared by the call's rows.
-            inputs = MappingProxyType(inp) if inp else _NO_INPUTS
-            m, v = self.model, self.version
-            queue.offer([Sample(m, v, sid, now, r, inputs, latency)
-                         for sid, r in zip(new_sample_ids(len(rows)), rows, strict=True)])
+            if callable(spec):  # user code reading the caller's object: must run now
+                data: Any = [{k: float(v) for k, v in spec(out).items()}]
+                kind: Any = READY_ROWS
+                n, nbytes = 1, 0
+            elif spec is None:
+                data, kind, n, nbytes = [{}], READY_ROWS, 1, 0
+            else:
+                data, n, nbytes = _kept_copy(out, spec)
+                kind = spec
+            offer_snapshot = getattr(queue, "offer_snapshot", None)
+            if offer_snapshot is not None:
+                offer_snapshot(n, nbytes, self.model, self.version, now, dt_ns / 1e9, data, kind, inp)
+            else:  # a queue that takes finished Samples only: build them here
+                queue.offer(build_samples((n, nbytes, self.model, self.version, now, dt_ns / 1e9,
+                                           data, kind, inp)))
         except Exception as e:
             reg.faults.record("sampling", e, f"{self.model}/{self.version}:")
 
@@ -371,12 +374,46 @@ class ProbeSpan:
                 self._probe.registry.faults.record("output_stats", e)
 
 
-def _head(out: Any) -> Any:
-    """The rows of an array output that can become Samples: summarizing a 4096-row batch to
-    keep 64 rows cost the serving thread the other 4032."""
-    if type(out) in _ARRAY_TYPES and out.ndim >= 1 and out.shape[0] > MAX_SAMPLE_ROWS:
-        return out[:MAX_SAMPLE_ROWS]
-    return out
+def _one_row(ndim: int, integer: bool, spec: str) -> bool:
+    """A 1-D non-integer output read as a classifier is one row of scores, not many rows."""
+    return ndim == 1 and spec == "classifier" and not integer
+
+
+def _kept_copy(out: Any, spec: str) -> tuple[Any, int, int]:
+    """(a private copy of the output rows that become Samples, how many Samples, its bytes).
+
+    Only the first MAX_SAMPLE_ROWS rows are copied (summarizing a 4096-row batch to keep 64
+    cost the serving thread the other 4032), and they are copied because the caller owns the
+    output and may reuse its buffer as soon as we return. Torch tensors: a detached host copy
+    (the drain thread's `summarize_output` converts dtypes exactly as before). Lists and
+    numbers become a fresh float64 array, as `summarize_output` reads them."""
+    torch = None if type(out) is np.ndarray else sys.modules.get("torch")
+    if torch is not None and isinstance(out, torch.Tensor):
+        t = out.detach()
+        integer = not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+        if t.ndim >= 1 and t.shape[0] > MAX_SAMPLE_ROWS and not _one_row(t.ndim, integer, spec):
+            t = t[:MAX_SAMPLE_ROWS]
+        t = t.clone() if t.device.type == "cpu" else t.cpu()  # .cpu() of a CPU tensor is no copy
+        return t, _rows(t.ndim, t.shape, integer, spec), t.element_size() * t.nelement()
+    if isinstance(out, np.ndarray):
+        a = out
+        if a.ndim >= 1 and a.shape[0] > MAX_SAMPLE_ROWS and not _one_row(a.ndim, a.dtype.kind in "iu", spec):
+            a = a[:MAX_SAMPLE_ROWS]
+        a = a.copy()
+    else:
+        a = as_array(out)  # lists, tuples, numbers: a new array; anything else raises (a fault)
+        if a.ndim >= 1 and a.shape[0] > MAX_SAMPLE_ROWS and not _one_row(a.ndim, a.dtype.kind in "iu", spec):
+            a = a[:MAX_SAMPLE_ROWS].copy()  # don't hold the whole converted list
+    if a.ndim > 2 or a.dtype.kind not in "fiub":
+        summarize_output(a, spec)  # type: ignore[arg-type]  # raises its own clear error here
+    return a, _rows(a.ndim, a.shape, a.dtype.kind in "iu", spec), a.nbytes
+
+
+def _rows(ndim: int, shape: Any, integer: bool, spec: str) -> int:
+    """How many Samples `summarize_output` makes of an output of this shape (capped)."""
+    if ndim == 0 or _one_row(ndim, integer, spec):
+        return 1
+    return min(int(shape[0]), MAX_SAMPLE_ROWS)
 
 
 def _first(out: Any) -> Any:
