@@ -3,6 +3,7 @@ instrumentation, in one run, side by side (medians of repeats).
 
     .venv/bin/python benchmarks/probe_overhead.py [--calls 200000] [--repeats 7] [--json out.json]
         [--server-path]   # also the example server's request path, probe variants side by side
+        [--kafka]         # also sampled calls into a real KafkaSink (starts a local broker)
 
 Every variant wraps the same trivial function; "added" = median per-call time minus the bare
 call's. The "+ stats ..." rows are what the example server's probe pays per request (float32
@@ -21,6 +22,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -191,40 +193,60 @@ def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
     }
 
 
-def live_drain(calls: int, repeats: int) -> dict[str, float]:
-    """Sampled vs unsampled 1x10 calls with the real SampleQueue's drain thread running (null
-    sink): the serving thread's own CPU time per call (`time.thread_time_ns`, what the request
-    pays) and wall time per call, which in a tight loop also carries the drain thread's work,
-    since both need the GIL (in a server it runs while requests wait on I/O or native code)."""
+class _EagerOnly:
+    """The real queue seen without offer_snapshot: the probe builds Samples on the serving
+    thread and offers them finished (the path before snapshots), same queue and drain."""
+
+    def __init__(self, q: object) -> None:
+        self.q = q
+
+    def offer(self, samples: list[object]) -> bool:
+        return self.q.offer(samples)  # type: ignore[attr-defined, no-any-return]
+
+
+def live_drain(calls: int, repeats: int, sink: object | None = None) -> dict[str, float]:
+    """Unsampled vs sampled (snapshot, and eager as before) 1x10 calls with the real
+    SampleQueue's drain thread running into `sink` (default: one that discards): the serving
+    thread's own CPU time per call (`time.thread_time_ns`: what the request pays) and wall time
+    per call, which in this tight loop also carries the drain (and sink) threads' work, since
+    they all need the GIL (in a server they run while requests wait on I/O or native code)."""
     from probes.sampling import SampleQueue
     from probes.state import Faults
 
     logits1 = np.random.default_rng(1).normal(scale=3.0, size=(1, 10)).astype(np.float32)
     x1 = np.zeros((1, 64), dtype=np.float32)
-    q = SampleQueue(_NullSink(), Faults(), maxsize=calls + 1)
+    q = SampleQueue(sink if sink is not None else _NullSink(), Faults(), maxsize=calls + 1)  # type: ignore[arg-type]
     fns = {}
-    for rate in (0.0, 1.0):
+    for name, rate, target in (("unsampled", 0.0, q), ("snapshot", 1.0, q), ("eager", 1.0, _EagerOnly(q))):
         reg = Registry()
-        reg.sample_queue, reg.sample_rate = q, rate  # type: ignore[assignment]
-        fns[rate] = probe(model="bench", version=f"live{rate}", registry=reg)(lambda a: logits1)
-    cpu: dict[float, list[float]] = {0.0: [], 1.0: []}
-    wall: dict[float, list[float]] = {0.0: [], 1.0: []}
+        reg.sample_queue, reg.sample_rate = target, rate  # type: ignore[assignment]
+        fns[name] = probe(model="bench", version=f"live-{name}", registry=reg)(lambda a: logits1)
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
     for r in range(repeats + 1):
-        for rate, fn in fns.items():
+        for name, fn in fns.items():
             c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
             for _ in range(calls):
                 fn(x1)
             c1, w1 = time.thread_time_ns(), time.perf_counter_ns()
             q.flush()  # outside the timing: the next variant starts from an empty queue
             if r:  # the first round warms up
-                cpu[rate].append((c1 - c0) / calls)
-                wall[rate].append((w1 - w0) / calls)
+                cpu[name].append((c1 - c0) / calls)
+                wall[name].append((w1 - w0) / calls)
     q.close()
-    med = statistics.median
-    return {"cpu_extra_us": (med(cpu[1.0]) - med(cpu[0.0])) / 1e3,
-            "wall_extra_us": (med(wall[1.0]) - med(wall[0.0])) / 1e3,
-            "cpu_unsampled_us": med(cpu[0.0]) / 1e3, "cpu_sampled_us": med(cpu[1.0]) / 1e3,
-            "sent": float(q.sent)}
+    out = {"sent": float(q.sent), "dropped": float(sum(q.dropped.values()))}
+    for name in fns:
+        out[f"cpu_{name}_us"] = statistics.median(cpu[name]) / 1e3
+        out[f"wall_{name}_us"] = statistics.median(wall[name]) / 1e3
+    return out
+
+
+def print_live(label: str, live: dict[str, float]) -> None:
+    base_c, base_w = live["cpu_unsampled_us"], live["wall_unsampled_us"]
+    for name in ("snapshot", "eager"):
+        print(f"{label}, sampled ({name:8}) - unsampled: serving thread CPU "
+              f"+{live[f'cpu_{name}_us'] - base_c:.3f}µs, wall +{live[f'wall_{name}_us'] - base_w:.3f}µs "
+              f"per request (unsampled: {base_c:.3f}µs CPU)")
 
 
 def server_path(repeats: int) -> list[dict[str, object]]:
@@ -275,6 +297,8 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--kafka", action="store_true",
+                    help="also time sampled calls into the Kafka sink (starts a local broker)")
     ap.add_argument("--server-path", action="store_true",
                     help="also time the example server's request path (trains/loads its model)")
     args = ap.parse_args()
@@ -317,11 +341,24 @@ def main() -> int:
         sampled[name] = extra
         print(f"sampled - unsampled, serving thread: {name:30} {extra:6.3f}µs per sampled request"
               f"{'  (target <= 2µs: ' + ('meets' if extra <= 2.0 else 'MISSES') + ')' if '1x10' in name else ''}")
-    live = live_drain(max(args.calls // 4, 1000), args.repeats)
-    print(f"with the drain thread running (null sink), 1x10: serving thread CPU per call "
-          f"{live['cpu_unsampled_us']:.3f} -> {live['cpu_sampled_us']:.3f}µs, sampled - unsampled "
-          f"{live['cpu_extra_us']:.3f}µs; wall per call +{live['wall_extra_us']:.3f}µs "
-          f"(tight loop: includes the drain thread's share of the GIL)")
+    print("with the drain thread running (wall: tight loop, includes the drain/sink threads' GIL share):")
+    live = {"null": live_drain(max(args.calls // 4, 1000), args.repeats)}
+    print_live("null sink ", live["null"])
+    if args.kafka:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from kafka_throughput import Broker  # the same broker script the Kafka tests use
+
+        from probes.sinks.kafka import KafkaSink
+
+        broker = Broker()
+        broker.start()
+        try:
+            sink = KafkaSink(f"kafka://{broker.bootstrap}/{broker.topic()}", buffer_size=10_000_000)
+            live["kafka"] = live_drain(max(args.calls // 4, 1000), args.repeats, sink)
+        finally:
+            broker.stop()
+            shutil.rmtree(broker.dir, ignore_errors=True)
+        print_live("Kafka sink", live["kafka"])
     server: list[dict[str, object]] = []
     if args.server_path:
         print("example server request path (handle_predict: JSON, ONNX Runtime, probe, JSON), medians:")

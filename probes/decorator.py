@@ -396,6 +396,9 @@ def _kept_copy(out: Any, spec: str) -> tuple[Any, int, int]:
         t = t.clone() if t.device.type == "cpu" else t.cpu()  # .cpu() of a CPU tensor is no copy
         return t, _rows(t.ndim, t.shape, integer, spec), t.element_size() * t.nelement()
     if isinstance(out, np.ndarray):
+        if out.ndim == 2 and out.dtype.kind in "fiub":  # the common case: (rows, columns)
+            a = out[:MAX_SAMPLE_ROWS].copy() if out.shape[0] > MAX_SAMPLE_ROWS else out.copy()
+            return a, a.shape[0], a.nbytes
         a = out
         if a.ndim >= 1 and a.shape[0] > MAX_SAMPLE_ROWS and not _one_row(a.ndim, a.dtype.kind in "iu", spec):
             a = a[:MAX_SAMPLE_ROWS]

@@ -104,7 +104,19 @@ class SampleQueue:
         """Enqueue what one sampled call will become: `n` samples built on the drain thread
         from `data` (a private copy of the kept output rows, summarized as `kind`, or a list of
         feature dicts when `kind` is READY_ROWS). `nbytes`: the copy's size, for the byte bound."""
-        return self._put((n, nbytes, model, version, timestamp, latency_s, data, kind, inputs))
+        # _put inlined: this runs on the serving thread of every sampled request
+        with self._lock:
+            if self._stop.is_set() or self._size + n > self.maxsize or \
+                    (nbytes and self._bytes + nbytes > self.max_bytes):
+                self._dropped["queue_full"] += n
+                return False
+            self._q.append((n, nbytes, model, version, timestamp, latency_s, data, kind, inputs))
+            self._size += n
+            self._bytes += nbytes
+            size = self._size
+        if size >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+        return True
 
     def _put(self, entry: _Entry) -> bool:
         n, nbytes = entry[0], entry[1]

@@ -138,7 +138,7 @@ def test_torch_outputs_equal_the_eager_ones(queue: tuple[SampleQueue, ListSink])
         for target in (q, eager):
             reg = Registry()
             reg.sample_queue, reg.sample_rate = target, 1.0
-            probe(model="m", version="v", registry=reg)(lambda: out)()
+            probe(model="m", version="v", registry=reg)(lambda out=out: out)()
             assert reg.faults.counts()["sampling"] == 0
         q.flush()
         head = out[:MAX_SAMPLE_ROWS] if out.ndim else out
