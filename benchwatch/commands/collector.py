@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from benchwatch.commands._until_stopped import wait_until_stopped
 
 TOKEN_ENV = "BENCHWATCH_TOKEN"
 
@@ -78,15 +79,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"benchwatch collector: {exc}", file=sys.stderr)
         return 2
     print(f"collector: POST {server.url}/v1/samples -> {args.state}", flush=True)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda s, f: stop.set())
     try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped(threading.Event())
     finally:
-        signal.signal(signal.SIGTERM, previous)
         server.stop()
         store.close()
         print(f"collector: {collector.totals().to_dict()}", flush=True)

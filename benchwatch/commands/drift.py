@@ -8,11 +8,12 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from benchwatch.commands._until_stopped import wait_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,6 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"benchwatch drift serve: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
     consumer = None
     if args.kafka:
         from benchwatch.commands.kafka import check_topics, consumer_options, quiet_kafka_client
@@ -124,20 +121,14 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"benchwatch drift serve: {problem}", file=sys.stderr)
             return 2
         consumer = _start_kafka(args, service, stop)
-    previous = signal.signal(signal.SIGTERM, on_signal)
     print(f"drift service: metrics {service.metrics_url}"
           + (f", HTTP {service.url}" if service.url else "")
           + f"; baselines {', '.join(service.status()['baselines']) or '(none)'}"
           + ("" if args.state else "; windows in memory only (--state PATH keeps them across "
              "restarts)"), flush=True)
     try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped(stop)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        stop.set()
         if consumer is not None:
             consumer.join(timeout=30)
         service.stop()
