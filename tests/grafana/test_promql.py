@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from grafana_stack import MODEL, ROOT, Stack
+from grafana_stack import MODEL, ROOT, VERSION, Stack
 
 from benchwatch import dashboards, dashboards_k8s, services
 
@@ -138,9 +138,10 @@ def test_single_model_selection_narrows(stack: Stack) -> None:
 def test_latency_quantiles_are_seconds(stack: Stack) -> None:
     """The probed function sleeps >= 1 ms: p50 must read in milliseconds, not ms-as-seconds."""
     panel = next(p for p in dashboards.overview().panels if p.title.startswith("Latency p50"))
-    # only this module's model: probes decorated by earlier tests in the same process keep
-    # exporting (by design: decorators run before configure), with no traffic, so NaN quantiles
-    q = dashboards.substitute(panel.queries[0].expr, {"model": MODEL}, "15s")
+    # only this module's model and version: probes decorated by earlier tests in the same
+    # process keep exporting (by design: decorators run before configure) with no traffic now,
+    # and their quantiles read NaN
+    q = dashboards.substitute(panel.queries[0].expr, {"model": MODEL, "version": VERSION}, "15s")
     result = stack.prometheus.wait_for(q, timeout_s=30)
     p50 = float(result[0]["value"][1])
     assert 0.001 <= p50 < 0.05, p50
