@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -141,6 +142,14 @@ class JsonHttpServer:
         class Server(ThreadingHTTPServer):
             address_family = family
             daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # a client that hangs up mid-request (e.g. after a 413) is routine, not a
+                # traceback on stderr; anything else still gets the default report
+                if isinstance(sys.exc_info()[1], ConnectionError):
+                    log.debug("client %s disconnected", client_address)
+                    return
+                super().handle_error(request, client_address)
 
         try:
             self._server = Server((self.host, self._requested_port), RequestHandler)
