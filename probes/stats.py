@@ -21,14 +21,20 @@ import functools
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
-from operator import mul as _mul
 from typing import Any
 
 import numpy as np
 
 from probes.buckets import CONFIDENCE_BOUNDS, ENTROPY_BOUNDS, VALUE_BOUNDS
 from probes.state import ProbeState, Shard, new_value_slot
-from probes.summarize import _BLAS_MAX_SIZE, SummarizeError, _row_sums, as_array
+from probes.summarize import (
+    _BLAS_MAX_SIZE,
+    SummarizeError,
+    _row_sums,
+    as_array,
+    top1_row,
+    top1_rows,
+)
 
 __all__ = ["MAX_STAT_VALUES", "OutputSpec", "record_output"]
 
@@ -40,14 +46,9 @@ OutputSpec = str | Callable[[Any], Mapping[str, float]] | None
 MAX_STAT_VALUES = 16_384
 _SMALL_ROWS = 4  # rows; above this the vectorized path (~10 µs fixed numpy cost) is cheaper
 _SMALL_VALUES = 64  # regression values / labels read in plain Python up to this many
-_PROB_TOL = 1e-3
 _LABELS = tuple(str(i) for i in range(1024))
 _isfinite = math.isfinite
-_exp = math.exp
-_log = math.log
 _add = np.add.reduce
-_min = np.minimum.reduce
-_TINY = 1e-300  # log floor: p = 0 gives 0·log(1e-300) = 0, as the row path's `p > 0` skip
 _CONF_BOUNDS = np.array(CONFIDENCE_BOUNDS)
 _ENT_BOUNDS = np.array(ENTROPY_BOUNDS)
 _VAL_BOUNDS = np.array(VALUE_BOUNDS)
@@ -262,29 +263,16 @@ def _regression(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any]) -> None:
 
 
 def _classifier_row(st: ProbeState, sh: Shard, row: list[float]) -> None:
-    # map() over C functions where it beats a comprehension (exp, products): measured
     total = sum(row)
     if not _isfinite(total):  # NaN/inf anywhere in the row (or an overflowing sum)
         _invalid(sh, "not_finite")
         return
-    top = max(row)
-    cls = row.index(top)
-    if top <= 1.0 and min(row) >= 0.0 and abs(total - 1.0) <= _PROB_TOL:  # probabilities
-        ent = -sum([p * _log(p) for p in row if p > 0.0])
-        conf = top
-    else:  # logits: H = log Σe^(x-top) - Σ p·(x-top)
-        shifted = [x - top for x in row]
-        exps = list(map(_exp, shifted))
-        s = sum(exps)
-        conf = 1.0 / s
-        ent = _log(s) - sum(map(_mul, exps, shifted)) * conf
+    cls, conf, ent = top1_row(row, total)
     lab = st.class_labels.get(_LABELS[cls] if cls < 1024 else str(cls))
     classes = sh.classes
     classes[lab] = classes.get(lab, 0) + 1
     sh.conf[bisect_left(CONFIDENCE_BOUNDS, conf)] += 1
     sh.conf_sum += conf
-    if not ent > 0.0:  # rounding on a one-hot row
-        ent = 0.0
     sh.ent[bisect_left(ENTROPY_BOUNDS, ent)] += 1
     sh.ent_sum += ent
 
@@ -292,8 +280,7 @@ def _classifier_row(st: ProbeState, sh: Shard, row: list[float]) -> None:
 def _classifier_batch(st: ProbeState, sh: Shard, rows: np.ndarray[Any, Any]) -> None:
     """The same statistics as `_classifier_row`, vectorized. On batches of tens of rows numpy's
     fixed cost per call dominates, so: row reductions as a BLAS product with ones (a quarter of
-    `sum(axis=1)`'s cost), the max read at the argmax, the probability branch only when some row
-    can be probabilities, and histograms/class counts added from `bincount`."""
+    `sum(axis=1)`'s cost), `top1_rows`, and histograms/class counts added from `bincount`."""
     rows = rows.astype(np.float64, copy=False)
     n, k = rows.shape
     small = rows.size <= _BLAS_MAX_SIZE  # big products would wake BLAS threads: use ufuncs
@@ -306,32 +293,7 @@ def _classifier_batch(st: ProbeState, sh: Shard, rows: np.ndarray[Any, Any]) -> 
         if not n_ok:
             return
         rows, total = rows[finite], total[finite]
-        n = n_ok
-    cls = rows.argmax(axis=1)
-    mx = rows[np.arange(n), cls]
-    is_prob = mx <= 1.0
-    n_prob = int(np.count_nonzero(is_prob))
-    if n_prob:
-        is_prob &= np.abs(total - 1.0) <= _PROB_TOL
-        is_prob &= _min(rows, 1) >= 0.0
-        n_prob = int(np.count_nonzero(is_prob))
-    conf: np.ndarray[Any, Any]
-    ent: np.ndarray[Any, Any]
-    if n_prob < n:  # logits: softmax shifted by the row max
-        shifted = rows - mx[:, None]
-        exps = np.exp(shifted)
-        s = _row_sums(exps, ones, small)
-        conf = 1.0 / s
-        exps *= shifted
-        ent = np.log(s) - _row_sums(exps, ones, small) * conf
-    if n_prob:  # probabilities: -Σ p·log p (0·log 0 = 0 through the floor inside the log)
-        prob_ent = -_row_sums(rows * np.log(np.maximum(rows, _TINY)), ones, small)
-        if n_prob == n:
-            conf, ent = mx, prob_ent
-        else:
-            conf = np.where(is_prob, mx, conf)
-            ent = np.where(is_prob, prob_ent, ent)
-    np.maximum(ent, 0.0, out=ent)
+    cls, conf, ent = top1_rows(rows, total, ones, small)
     labels = st.class_labels
     classes = sh.classes
     counts = np.bincount(cls)

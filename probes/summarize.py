@@ -100,12 +100,20 @@ def _finite(x: float) -> float | None:
 
 
 def _classify_row(row: list[float]) -> dict[str, Feature]:
-    # Sampled requests run this on the serving thread: map() over C functions where it is
-    # faster than a comprehension, and H = log Z - Σ e^(x-top)·(x-top) / Z with
-    # Z = Σ e^(x-top), the same value as -Σ p·log p without dividing every e by Z.
     total = sum(row)  # finite exactly when every value is (or the sum overflowed: check)
     if not _isfinite(total) and not all(map(_isfinite, row)):
         return {"predicted_class": None, "confidence": None, "entropy": None}
+    cls, conf, entropy = top1_row(row, total)
+    return {"predicted_class": _LABELS[cls] if cls < 1024 else str(cls), "confidence": conf,
+            "entropy": entropy}
+
+
+def top1_row(row: list[float], total: float) -> tuple[int, float, float]:
+    """Predicted class, top-1 probability and entropy (nats, >= 0) of one row of finite
+    probabilities or logits (`total` = its sum). The probe runs this on the serving thread:
+    map() over C functions where it is faster than a comprehension, and
+    H = log Z - Σ e^(x-top)·(x-top) / Z with Z = Σ e^(x-top), the same value as -Σ p·log p
+    without dividing every e by Z."""
     top = max(row)
     cls = row.index(top)
     if top <= 1.0 and min(row) >= 0.0 and abs(total - 1.0) <= _PROB_TOL:
@@ -117,14 +125,12 @@ def _classify_row(row: list[float]) -> dict[str, Feature]:
         z = sum(exps)
         conf = 1.0 / z
         entropy = _log(z) - sum(map(_mul, exps, shifted)) * conf
-    return {"predicted_class": _LABELS[cls] if cls < 1024 else str(cls), "confidence": conf,
-            "entropy": entropy if entropy > 0.0 else 0.0}
+    return cls, conf, entropy if entropy > 0.0 else 0.0  # rounding on a one-hot row (or NaN)
 
 
 def _classify_rows(rows: np.ndarray[Any, Any]) -> list[dict[str, Feature]]:
     """`_classify_row` on every row, vectorized with few numpy calls (their fixed cost is most
-    of the time on a sampled batch of tens of rows): row sums as a product with ones, the max
-    read at the argmax, the probability branch only where some row can be probabilities."""
+    of the time on a sampled batch of tens of rows)."""
     x = rows.astype(np.float64, copy=False)
     n, k = x.shape
     small = x.size <= _BLAS_MAX_SIZE  # big products would wake BLAS threads: use ufuncs
@@ -135,6 +141,22 @@ def _classify_rows(rows: np.ndarray[Any, Any]) -> list[dict[str, Feature]]:
     if not all_finite:  # a non-finite value, or only an overflowing sum
         finite = np.isfinite(x).all(axis=1)
         x = np.where(finite[:, None], x, 0.0)
+    cls, conf, ent = top1_rows(x, total, ones, small)
+    names = _LABELS if k <= len(_LABELS) else tuple(str(i) for i in range(k))
+    out = [{"predicted_class": names[c], "confidence": p, "entropy": h}
+           for c, p, h in zip(cls.tolist(), conf.tolist(), ent.tolist(), strict=True)]
+    if not all_finite:
+        for i in np.flatnonzero(~finite).tolist():
+            out[i] = {"predicted_class": None, "confidence": None, "entropy": None}
+    return out
+
+
+def top1_rows(x: np.ndarray[Any, Any], total: np.ndarray[Any, Any], ones: np.ndarray[Any, Any],
+              small: bool) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """`top1_row` on every row of a float64 matrix (`total` = its row sums, `ones`/`small` as
+    for `_row_sums`), with few numpy calls: the max read at the argmax, and the probability
+    branch only where some row can be probabilities."""
+    n = len(x)
     cls = x.argmax(axis=1)
     mx = x[np.arange(n), cls]
     is_prob = mx <= 1.0
@@ -159,13 +181,7 @@ def _classify_rows(rows: np.ndarray[Any, Any]) -> list[dict[str, Feature]]:
             conf = np.where(is_prob, mx, conf)
             ent = np.where(is_prob, prob_ent, ent)
     np.maximum(ent, 0.0, out=ent)
-    names = _LABELS if k <= len(_LABELS) else tuple(str(i) for i in range(k))
-    out = [{"predicted_class": names[c], "confidence": p, "entropy": h}
-           for c, p, h in zip(cls.tolist(), conf.tolist(), ent.tolist(), strict=True)]
-    if not all_finite:
-        for i in np.flatnonzero(~finite).tolist():
-            out[i] = {"predicted_class": None, "confidence": None, "entropy": None}
-    return out
+    return cls, conf, ent
 
 
 def _row_sums(a: np.ndarray[Any, Any], ones: np.ndarray[Any, Any], small: bool) -> np.ndarray[Any, Any]:
