@@ -23,6 +23,7 @@ from probes.samples import (
     MAX_VECTOR_LEN,
     Sample,
     SampleError,
+    check_feature,
 )
 from probes.samples import MAX_STRING_LEN as MAX_STR_LEN
 
@@ -83,34 +84,6 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def _check_value(name: str, value: object) -> Feature:
-    if value is None:
-        return None  # a missing value: kept, its rate is itself a drift signal
-    if isinstance(value, bool):
-        raise Rejected("wrong_type", f"feature {name!r} is a bool; send a number or a string")
-    if isinstance(value, int | float):
-        f = float(value)
-        if not math.isfinite(f):
-            raise Rejected("not_finite", f"feature {name!r} is {f}")
-        return f
-    if isinstance(value, str):
-        if len(value) > MAX_STR_LEN:
-            raise Rejected("too_large", f"feature {name!r} is a string of {len(value)} chars")
-        return value
-    if isinstance(value, tuple | list):
-        if len(value) > MAX_VECTOR_LEN:
-            raise Rejected("too_large", f"feature {name!r} is a vector of {len(value)}")
-        out = []
-        for x in value:
-            if isinstance(x, bool) or not isinstance(x, int | float):
-                raise Rejected("wrong_type", f"feature {name!r} holds a {type(x).__name__}")
-            if not math.isfinite(x):
-                raise Rejected("not_finite", f"feature {name!r} holds {x}")
-            out.append(float(x))
-        return tuple(out)
-    raise Rejected("wrong_type", f"feature {name!r} is a {type(value).__name__}")
-
-
 def flatten_features(sample: Sample) -> dict[str, Feature]:
     """One flat name -> value mapping per sample: outputs by name, then inputs by name
     (an input named like an output becomes `input.<name>`), validated."""
@@ -126,7 +99,10 @@ def flatten_features(sample: Sample) -> dict[str, Feature]:
             if not isinstance(name, str) or not name or len(name) > MAX_NAME_LEN:
                 raise Rejected("wrong_type", f"feature name {name!r} is not a short string")
             key = name if (not prefix or name not in flat) else prefix + name
-            flat[key] = _check_value(name, value)
+            try:
+                flat[key] = check_feature(value, f"feature {name!r}")
+            except SampleError as exc:
+                raise Rejected(exc.reason, exc.message) from exc
     return flat
 
 

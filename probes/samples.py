@@ -25,6 +25,7 @@ __all__ = [
     "Sample",
     "SampleError",
     "Sink",
+    "check_feature",
     "new_sample_id",
     "new_sample_ids",
 ]
@@ -202,7 +203,9 @@ def _non_negative(v: float, what: str) -> float:
     return v
 
 
-def _feature(v: Any, what: str) -> Feature:
+def check_feature(v: Any, what: str) -> Feature:
+    """A feature value in its stored form (finite float, short str, tuple of finite floats or
+    None), or SampleError naming the reason; ints become floats, lists tuples."""
     if v is None:
         return None
     if type(v) is float and v - v == 0.0:
@@ -226,5 +229,5 @@ def _features(v: Any, what: str) -> Mapping[str, Feature]:
     out: dict[str, Feature] = {}
     for k, x in v.items():
         name = _name(k, f"{what} feature name")
-        out[name] = _feature(x, f"{what}.{name}")
+        out[name] = check_feature(x, f"{what}.{name}")
     return MappingProxyType(out)
