@@ -90,6 +90,24 @@ class ManagedProcess:
         self.stop()
 
 
+def wait_http(url: str, timeout_s: float = 30.0,
+              proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll until `url` answers 200; ServiceError when `proc` exits first or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise ServiceError(f"exited with code {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 (loopback URL)
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{url} did not answer within {timeout_s:.0f}s")
+        time.sleep(0.1)
+
+
 def _start(name: str, cmd: list[str], url: str, ready_path: str, workdir: Path,
            timeout_s: float = 30.0) -> ManagedProcess:
     log_path = workdir / f"{name}.log"
@@ -97,23 +115,14 @@ def _start(name: str, cmd: list[str], url: str, ready_path: str, workdir: Path,
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=workdir,
                             start_new_session=True)
     mp = ManagedProcess(name, url, proc, workdir, log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = mp.log_tail()
-            mp.stop()
-            raise ServiceError(f"{name} exited with code {proc.returncode} at start:\n{tail}")
-        try:
-            with urllib.request.urlopen(url + ready_path, timeout=1) as r:  # noqa: S310
-                if r.status == 200:
-                    log.info("%s ready at %s", name, url)
-                    return mp
-        except OSError:
-            pass
-        time.sleep(0.1)
-    tail = mp.log_tail()
-    mp.stop()
-    raise ServiceError(f"{name} did not become ready within {timeout_s:.0f}s:\n{tail}")
+    try:
+        wait_http(url + ready_path, timeout_s, proc)
+    except ServiceError as exc:
+        tail = mp.log_tail()
+        mp.stop()
+        raise ServiceError(f"{name}: {exc}:\n{tail}") from None
+    log.info("%s ready at %s", name, url)
+    return mp
 
 
 @dataclass

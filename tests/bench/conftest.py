@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from benchwatch.services import free_port
+from benchwatch.services import ServiceError, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,18 +39,11 @@ def artifacts_dir() -> Path:
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: "
-                               f"{proc.stdout.read().decode() if proc.stdout else ''}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server at {url} not ready after {timeout_s}s")
+    try:
+        wait_http(url + "/healthz", timeout_s, proc)
+    except ServiceError as exc:
+        out = proc.stdout.read().decode() if proc.stdout and proc.poll() is not None else ""
+        raise RuntimeError(f"example server: {exc} {out}") from None
 
 
 @pytest.fixture(scope="module")

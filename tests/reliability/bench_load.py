@@ -16,32 +16,14 @@ import json
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from benchwatch.services import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 LOADGEN = Path(__file__).with_name("loadgen.py")
 NO_PROBE_SHIM = ("import sys, probes; probes.probe = lambda *a, **k: (lambda f: f); "
                  "from benchwatch.example.server import main; sys.exit(main(sys.argv[1:]))")
-
-
-def free_port() -> int:
-    from benchwatch.services import free_port as fp
-
-    return fp()
-
-
-def wait_http(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback)
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def run_one(config: str, seconds: float, collector_url: str, rate: float) -> dict[str, object]:

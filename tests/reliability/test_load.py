@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from benchwatch import demo_metrics
-from benchwatch.services import free_port
+from benchwatch.services import free_port, wait_http
 from collector import Collector, WindowStore
 from collector.http_server import ingest_server
 
@@ -36,18 +36,6 @@ LOADGEN = Path(__file__).with_name("loadgen.py")
 DURATION_S = float(os.environ.get("BENCHWATCH_LOAD_SECONDS", "60"))
 UNSAMPLED_S = min(DURATION_S, 20.0)
 TARGET_RATE = 10_000.0
-
-
-def _wait_http(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback)
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def _scrape(url: str) -> demo_metrics.Scrape:
@@ -84,7 +72,7 @@ def _run_load(tmp_path: Path, sample_rate: float, duration_s: float,
         start_new_session=True)
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/healthz")
         proc = psutil.Process(server.pid)
         loadgen = subprocess.Popen(
             [sys.executable, str(LOADGEN), "--port", str(port), "--rate", str(TARGET_RATE),

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from benchwatch.cli import main
-from benchwatch.services import free_port
+from benchwatch.services import free_port, wait_http
 from probes.sinks.http import HttpSink
 from tests.service.conftest import build_baseline, samples
 
@@ -48,18 +48,6 @@ def test_compare_exit_codes_and_json(tmp_path: Path, capsys: Any) -> None:
     assert main(["drift", "compare", str(ref), str(tmp_path / "missing.csv")]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert main(["drift", "compare", str(ref), str(moved), "--column", "nope"]) == 2
-
-
-def wait_http(url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def serve(baselines: Path, state: Path, metrics: int, ingest: int, *extra: str
