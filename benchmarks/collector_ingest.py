@@ -131,7 +131,7 @@ def main() -> int:
 
     # the drift service's evaluation pass: full windows, 3 features
     from drift import Baseline
-    from drift.service import DriftService, ServiceConfig
+    from drift.service.engine import DriftService, ServiceConfig
 
     bdir = tmp / "baselines"
     bdir.mkdir()

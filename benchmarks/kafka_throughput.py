@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collector.kafka_topics import create_topics, default_topics, describe  # noqa: E402
+from collector.kafka.topics import create_topics, default_topics, describe  # noqa: E402
 from probes.samples import Sample  # noqa: E402
 from probes.sinks.kafka import KafkaSink  # noqa: E402
 

@@ -104,7 +104,7 @@ def build_baseline(r: BenchResult, suite: Suite, version: str | None = None) -> 
 def write_run(out_dir: Path, suite: Suite, results: Sequence[BenchResult],
               settings: Mapping[str, Any], baseline_version: str | None = None,
               extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    from benchwatch.bench.report import bench_html
+    from benchwatch.report.bench import bench_html
 
     out_dir.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchwatch import demo_metrics
+from benchwatch import promtext
 from benchwatch.cli import main
-from benchwatch.demo import DemoConfig
+from benchwatch.demo.session import DemoConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,12 +39,12 @@ def test_config_defaults_are_valid() -> None:
 def test_quantile_matches_prometheus_histogram_quantile() -> None:
     # 100 observations: 50 in (0, 0.1], 40 in (0.1, 0.2], 10 in (0.2, 0.4]
     cum = {0.1: 50.0, 0.2: 90.0, 0.4: 100.0, math.inf: 100.0}
-    assert demo_metrics.quantile(0.5, cum) == pytest.approx(0.1)
-    assert demo_metrics.quantile(0.7, cum) == pytest.approx(0.15)
-    assert demo_metrics.quantile(0.95, cum) == pytest.approx(0.3)
-    assert demo_metrics.quantile(0.5, {}) is None
-    assert demo_metrics.quantile(0.5, {0.1: 0.0, math.inf: 0.0}) is None
-    assert demo_metrics.quantile(0.99, {0.1: 1.0, math.inf: 2.0}) == 0.1  # +Inf bucket
+    assert promtext.quantile(0.5, cum) == pytest.approx(0.1)
+    assert promtext.quantile(0.7, cum) == pytest.approx(0.15)
+    assert promtext.quantile(0.95, cum) == pytest.approx(0.3)
+    assert promtext.quantile(0.5, {}) is None
+    assert promtext.quantile(0.5, {0.1: 0.0, math.inf: 0.0}) is None
+    assert promtext.quantile(0.99, {0.1: 1.0, math.inf: 2.0}) == 0.1  # +Inf bucket
 
 
 def test_quantile_from_a_real_histogram_scrape() -> None:
@@ -55,18 +55,18 @@ def test_quantile_from_a_real_histogram_scrape() -> None:
     values = np.random.default_rng(0).uniform(0, 0.1, 20_000)
     for v in values:
         h.observe(v)
-    s = demo_metrics.parse(generate_latest(reg).decode(), 0.0)
-    got = demo_metrics.quantile(0.9, demo_metrics.buckets(s, "lat_seconds"))
+    s = promtext.parse(generate_latest(reg).decode(), 0.0)
+    got = promtext.quantile(0.9, promtext.buckets(s, "lat_seconds"))
     assert got == pytest.approx(float(np.quantile(values, 0.9)), rel=0.02)
     old = {0.1: 10.0, math.inf: 10.0}
-    assert demo_metrics.delta({0.1: 15.0, math.inf: 15.0}, old) == {0.1: 5.0, math.inf: 5.0}
-    assert demo_metrics.delta({0.1: 3.0}, {0.1: 10.0}) == {0.1: 3.0}  # counter reset
+    assert promtext.delta({0.1: 15.0, math.inf: 15.0}, old) == {0.1: 5.0, math.inf: 5.0}
+    assert promtext.delta({0.1: 3.0}, {0.1: 10.0}) == {0.1: 3.0}  # counter reset
 
 
 def test_scrape_of_nothing_is_none() -> None:
     from benchwatch.services import free_port
 
-    assert demo_metrics.scrape(f"http://127.0.0.1:{free_port()}/metrics", 0.0) is None
+    assert promtext.scrape(f"http://127.0.0.1:{free_port()}/metrics", 0.0) is None
 
 
 @pytest.mark.slow

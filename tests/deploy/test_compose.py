@@ -76,7 +76,7 @@ def _flag(cmd: list[str], flag: str) -> str:
 
 def test_ports_match_code_defaults(compose: dict[str, Any]) -> None:
     """The drift service's and the probes' own defaults, read from the code."""
-    from drift.service import ServiceConfig
+    from drift.service.engine import ServiceConfig
     from probes.runtime import Settings
 
     fields = ServiceConfig.__dataclass_fields__

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from deploy_ports import DEPLOY, PORT_NAMES, documented_ports
 
-from benchwatch import dashboards_k8s
+from benchwatch import deploy
 
 K8S = DEPLOY / "k8s"
 
@@ -52,7 +52,7 @@ def _pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_generated_configmaps_are_current() -> None:
     committed = (K8S / "configmaps.generated.yaml").read_text()
-    assert committed == dashboards_k8s.render(), \
+    assert committed == deploy.render(), \
         "deploy/k8s/configmaps.generated.yaml is stale: run `benchwatch grafana generate`"
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from deploy_ports import DEPLOY
 
-from benchwatch import dashboards_k8s
+from benchwatch import deploy
 
 pytestmark = pytest.mark.prometheus
 
@@ -30,7 +30,7 @@ def test_promtool_checks_config_with_rules(tmp_path: Path) -> None:
     assert cfg["rule_files"] == ["/etc/prometheus/rules/*.rules.yml"]
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
-    rules = dashboards_k8s.rule_files()
+    rules = deploy.rule_files()
     assert rules, "deploy/prometheus/ holds no rule files"
     for name, text in rules.items():
         assert re.fullmatch(r"[\w.-]+\.rules\.yml", name), \
@@ -49,7 +49,7 @@ def test_amtool_checks_alertmanager_configs() -> None:
     configs = sorted((DEPLOY / "alertmanager").glob("*.yml"))
     if not configs:
         pytest.skip("deploy/alertmanager/ has no config yet (collector/service engineer)")
-    for path in [*configs, dashboards_k8s.STACK_ALERTMANAGER]:
+    for path in [*configs, deploy.STACK_ALERTMANAGER]:
         out = subprocess.run([_tool("amtool"), "check-config", str(path)], capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 0, f"{path.name}:\n{out.stdout}{out.stderr}"
@@ -58,11 +58,11 @@ def test_amtool_checks_alertmanager_configs() -> None:
 def test_stack_alertmanager_reaches_the_drift_service() -> None:
     """compose/k8s mount the generated stack config; its webhook goes to the `drift` service
     with the token where compose's secret and k8s's Secret put it."""
-    text = dashboards_k8s.STACK_ALERTMANAGER.read_text()
-    assert text == dashboards_k8s.stack_alertmanager(), "run `benchwatch grafana generate`"
+    text = deploy.STACK_ALERTMANAGER.read_text()
+    assert text == deploy.stack_alertmanager(), "run `benchwatch grafana generate`"
     cfg = yaml.safe_load(text)
     hooks = [w for r in cfg["receivers"] for w in r.get("webhook_configs", [])]
-    assert hooks and all(w["url"] == dashboards_k8s.STACK_WEBHOOK for w in hooks)
+    assert hooks and all(w["url"] == deploy.STACK_WEBHOOK for w in hooks)
     token_files = {w["http_config"]["authorization"]["credentials_file"] for w in hooks}
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     am = compose["services"]["alertmanager"]

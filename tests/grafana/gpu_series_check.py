@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchwatch import dashboards, services
-from benchwatch import dashboards_metrics as m
+from benchwatch import services
+from benchwatch.grafana import boards as dashboards
+from probes import metric_names as m
 
 HW_SERIES = (m.HW_POWER, m.HW_ENERGY, m.HW_UTILIZATION, m.HW_MEMORY, m.HW_MEMORY_LIMIT)
 

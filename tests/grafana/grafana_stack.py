@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchwatch import dashboards_k8s, services
+from benchwatch import deploy, services
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL, VERSION = "digits", "v3"
@@ -81,7 +81,7 @@ def write_baselines(directory: Path, rng: np.random.Generator) -> None:
 def shortened_rules(dest: Path) -> list[Path]:
     """deploy/prometheus rule files with every `for:` set to 1s, in `dest`."""
     out = []
-    for name, text in dashboards_k8s.rule_files(ROOT).items():
+    for name, text in deploy.rule_files(ROOT).items():
         path = dest / name
         path.write_text(re.sub(r"(?m)^(\s+for:\s*)\S+", r"\g<1>1s", text))
         out.append(path)
@@ -175,7 +175,7 @@ def _reject_stream(stop: threading.Event, drift_url: str) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     import probes
     from benchwatch.bench.publish import serve_verdict_gauge
-    from drift.service import DriftService, ServiceConfig
+    from drift.service.engine import DriftService, ServiceConfig
 
     tmp = tmp_path_factory.mktemp("stack")
     rng = np.random.default_rng(7)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchwatch import dashboards
-from benchwatch.commands import grafana as grafana_cmd
+from benchwatch.cli import grafana as grafana_cmd
+from benchwatch.grafana import boards as dashboards
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARDS = ROOT / "grafana" / "dashboards"

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import pytest
 from grafana_fake import RecordingGrafana
 
-from benchwatch import dashboards, services
-from benchwatch.commands import grafana as grafana_cmd
-from benchwatch.grafana_annotations import AnnotationConfig, GrafanaAnnotations
+from benchwatch import services
+from benchwatch.cli import grafana as grafana_cmd
+from benchwatch.grafana import boards as dashboards
+from benchwatch.grafana.annotations import AnnotationConfig, GrafanaAnnotations
 
 GRAFANA_URL = os.environ.get("GRAFANA_URL")
 real_grafana = pytest.mark.skipif(
@@ -58,7 +59,7 @@ def test_annotation_region_for_an_alert(fake_grafana: RecordingGrafana) -> None:
     ann = GrafanaAnnotations(AnnotationConfig(fake_grafana.url, "test-token"))
 
     @dataclass(frozen=True)
-    class Alert:  # the shape of drift.service_alerts.ReceivedAlert
+    class Alert:  # the shape of drift.service.alerts.ReceivedAlert
         status: str
         name: str
         labels: dict[str, str]

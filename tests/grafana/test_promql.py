@@ -17,7 +17,8 @@ import pytest
 import yaml
 from grafana_stack import MODEL, ROOT, VERSION, Stack
 
-from benchwatch import dashboards, dashboards_k8s, services
+from benchwatch import deploy, services
+from benchwatch.grafana import boards as dashboards
 
 pytestmark = pytest.mark.prometheus
 
@@ -68,7 +69,7 @@ def dashboard_checks() -> list[tuple[str, str, bool]]:
 
 def rule_checks() -> list[tuple[str, str, bool]]:
     checks = []
-    for name, text in dashboards_k8s.rule_files(ROOT).items():
+    for name, text in deploy.rule_files(ROOT).items():
         for group in yaml.safe_load(text)["groups"]:
             for rule in group["rules"]:
                 expr = rule["expr"].strip()
@@ -151,7 +152,7 @@ def test_alerts_fire_and_a_wrong_name_finds_nothing(stack: Stack) -> None:
     """Controls for the test above: the rules really are loaded and evaluated (every alert
     that can fire here is firing), and a misspelled metric really returns no data."""
     expected = set()
-    for text in dashboards_k8s.rule_files(ROOT).values():
+    for text in deploy.rule_files(ROOT).values():
         for group in yaml.safe_load(text)["groups"]:
             expected |= {r["alert"] for r in group["rules"] if "alert" in r}
     expected -= set(CANNOT_FIRE_HERE)

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from grafana_stack import ROOT, Stack
 
-from benchwatch import dashboards, report
+from benchwatch.grafana import boards as dashboards
+from benchwatch.report import dashboards as report
 
 pytestmark = pytest.mark.prometheus
 ARTIFACTS = Path(os.environ.get("BENCHWATCH_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
@@ -66,7 +67,7 @@ def test_report_has_every_panel_and_is_self_contained(stack: Stack, tmp_path: Pa
 
 
 def test_label_values_are_escaped() -> None:
-    from benchwatch.report_svg import Series
+    from benchwatch.report.svg import Series
 
     panel = dashboards.overview().panels[0]
     evil = Series('<script>alert("x")</script>', ((1.0, 2.0), (2.0, 3.0)))
@@ -76,7 +77,7 @@ def test_label_values_are_escaped() -> None:
 
 
 def test_units_format_readably() -> None:
-    from benchwatch.report_svg import fmt
+    from benchwatch.report.svg import fmt
 
     assert fmt(0.0123, "s") == "12.3 ms"
     assert fmt(0.25, "percentunit") == "25%"

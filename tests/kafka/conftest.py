@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.kafka_topics import create_topics, default_topics
+from collector.kafka.topics import create_topics, default_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "kafka.sh"

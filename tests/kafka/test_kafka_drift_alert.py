@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchwatch.rules import rule_files, shorten_for
 from benchwatch.services import free_port
 from drift.baseline import Baseline
-from drift.service_rules import rule_files, shorten_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
 

@@ -15,9 +15,9 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchwatch.services import free_port
-from collector.kafka import KafkaIngestor
+from collector.kafka.consumer import KafkaIngestor
 from drift.baseline import Baseline
-from drift.service import DriftService, ServiceConfig
+from drift.service.engine import DriftService, ServiceConfig
 from probes.samples import Sample
 from probes.sinks.kafka_wire import encode_batch
 

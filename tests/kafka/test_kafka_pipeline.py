@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from collector import Collector, WindowStore
-from collector.kafka import ConsumerStats, KafkaIngestor
+from collector.kafka.consumer import ConsumerStats, KafkaIngestor
 from probes.samples import Sample
 from probes.sinks.kafka import KafkaSink
 from probes.sinks.kafka_wire import encode_batch
@@ -219,7 +219,7 @@ def test_scale_up_moves_windows_to_the_new_worker(kafka_broker: Any, workers: An
     sink.close()
     first = workers(kafka_broker.bootstrap, topic, "drift", WindowStore(None))
     wait_until(lambda: first.stats().accepted == 4000, 30, "the first worker to read everything")
-    from collector.kafka_topics import describe
+    from collector.kafka.topics import describe
 
     wait_until(lambda: describe(kafka_broker.bootstrap, "drift", topic)["lag"] == 0, 10,
                "a checkpoint of everything")

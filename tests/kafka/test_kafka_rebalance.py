@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from collector import WindowStore
-from collector.kafka_topics import describe
+from collector.kafka.topics import describe
 from probes.samples import Sample
 from probes.sinks.kafka import KafkaSink
 

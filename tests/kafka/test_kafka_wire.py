@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from collector import Collector, WindowStore
-from collector.kafka_topics import default_topics, load_specs
+from collector.kafka.topics import default_topics, load_specs
 from probes.samples import Sample
 from probes.sinks import from_url
 from probes.sinks.kafka import KafkaSink, parse_kafka_url
@@ -110,7 +110,7 @@ def test_sink_with_no_broker_never_blocks_and_counts_drops() -> None:
 
 
 def test_window_snapshot_round_trip_and_size_bound() -> None:
-    from collector.kafka_state import decode_snapshot, encode_snapshot, load_snapshot
+    from collector.kafka.snapshots import decode_snapshot, encode_snapshot, load_snapshot
 
     store = WindowStore(None)
     store.add([(f"s{i}", "m", "v", 1.0, {}, {"a": float(i), "b": str(i % 3), "emb": (1.0, float(i))})

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import probes
-from benchwatch import demo_metrics
+from benchwatch import promtext
 from benchwatch.services import free_port
 from probes import Sample
 from probes.sampling import SampleQueue
@@ -46,7 +46,7 @@ def _wait(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 def _dropped(url: str) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=5) as resp:
-        s = demo_metrics.parse(resp.read().decode(), time.time())
+        s = promtext.parse(resp.read().decode(), time.time())
     return {r: s.total("benchwatch_probe_dropped_total", reason=r)
             for r in ("queue_full", "sink_error", "sink_buffer_full", "sink_failed")}
 

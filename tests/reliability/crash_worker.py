@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drift.service import DriftService, ServiceConfig
+from drift.service.engine import DriftService, ServiceConfig
 from probes.samples import Sample
 
 BATCH = 25

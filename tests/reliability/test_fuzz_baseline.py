@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from drift import Baseline
 from drift.baseline import BaselineError, load_dir
-from drift.service import DriftService, ServiceConfig
+from drift.service.engine import DriftService, ServiceConfig
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

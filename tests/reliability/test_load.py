@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchwatch import demo_metrics
+from benchwatch import promtext
 from benchwatch.services import free_port, wait_http
 from collector import Collector, WindowStore
 from collector.http_server import ingest_server
@@ -38,9 +38,9 @@ UNSAMPLED_S = min(DURATION_S, 20.0)
 TARGET_RATE = 10_000.0
 
 
-def _scrape(url: str) -> demo_metrics.Scrape:
+def _scrape(url: str) -> promtext.Scrape:
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
-        return demo_metrics.parse(resp.read().decode(), time.time())
+        return promtext.parse(resp.read().decode(), time.time())
 
 
 def test_load_every_request_sampled_60s(tmp_path: Path) -> None:

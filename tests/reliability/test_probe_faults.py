@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import probes
-from benchwatch import demo_metrics
+from benchwatch import promtext
 from benchwatch.services import free_port
 from probes import Sample
 
@@ -41,9 +41,9 @@ def configured() -> Iterator[Callable[..., tuple[Any, str]]]:
     probes.shutdown()
 
 
-def scrape(url: str) -> demo_metrics.Scrape:
+def scrape(url: str) -> promtext.Scrape:
     with urllib.request.urlopen(url, timeout=5) as resp:
-        return demo_metrics.parse(resp.read().decode(), time.time())
+        return promtext.parse(resp.read().decode(), time.time())
 
 
 def version() -> str:

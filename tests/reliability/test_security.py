@@ -33,7 +33,7 @@ from benchwatch.services import free_port
 from collector import Collector, WindowStore
 from collector.http_server import ServerConfigError, hmac_signature, ingest_server
 from drift import Baseline
-from drift.service import DriftService, ServiceConfig
+from drift.service.engine import DriftService, ServiceConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ import pytest
 
 from drift import Baseline
 from drift.calibration import Calibration
-from drift.service import DriftService, ServiceConfig
+from drift.service.engine import DriftService, ServiceConfig
 from probes.samples import Sample
 
 FIGURES = {"latency_p50_s": 0.004, "latency_p90_s": 0.008, "latency_p99_s": 0.02,

@@ -1,7 +1,7 @@
 """The important one: a real probed function -> the drift service (in-process sink) -> real
 Prometheus scraping it with deploy/prometheus rules -> real Alertmanager -> the drift service's
 own webhook receiver gets the alert, with model, feature and score. `for:` durations are
-shortened to 1 s (drift.service_rules.shorten_for) so it runs in seconds."""
+shortened to 1 s (benchwatch.rules.shorten_for) so it runs in seconds."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import probes
+from benchwatch.rules import rule_files, shorten_for
 from benchwatch.services import free_port
 from drift import Baseline
-from drift.service import DriftService, ServiceConfig
-from drift.service_rules import rule_files, shorten_for
+from drift.service.engine import DriftService, ServiceConfig
 from probes.summarize import summarize_output
 
 pytestmark = pytest.mark.prometheus

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drift.service_rules import shorten_for
+from benchwatch.rules import shorten_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "deploy" / "prometheus"

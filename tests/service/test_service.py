@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from drift.service import DriftService, ServiceConfig, ServiceError
-from drift.service_stats import holm_adjust
+from drift.service.engine import DriftService, ServiceConfig, ServiceError
+from drift.service.stats import holm_adjust
 from tests.service.conftest import build_baseline, samples
 
 

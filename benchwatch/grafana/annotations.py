@@ -156,7 +156,7 @@ class GrafanaAnnotations:
 
     def on_alerts(self, alerts: Iterable[Any]) -> None:
         """Alertmanager webhook alerts (objects with `status`, `name`, `labels`, `annotations`,
-        `fingerprint`, `starts_at`, e.g. `drift.service_alerts.ReceivedAlert`): a firing alert
+        `fingerprint`, `starts_at`, e.g. `drift.service.alerts.ReceivedAlert`): a firing alert
         opens a region at its start, a resolved one closes it.
 
         Returns at once: the Grafana calls run on a background thread (the webhook must answer

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchwatch import dashboards, dashboards_k8s
+from benchwatch import deploy
+from benchwatch.grafana import boards as dashboards
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "grafana/dashboards); '' to skip")
     chk = sub.add_parser("check", help="fail when committed JSON differs from the generator")
     chk.add_argument("-d", "--dir", type=Path, default=DEFAULT_DIR)
-    chk.add_argument("--k8s", default=str(dashboards_k8s.DEFAULT_PATH))
+    chk.add_argument("--k8s", default=str(deploy.DEFAULT_PATH))
     push = sub.add_parser("push", help="publish the dashboards to a Grafana server")
     push.add_argument("--url", default=os.environ.get("GRAFANA_URL"),
                       help="Grafana base URL, e.g. http://127.0.0.1:3000 (default $GRAFANA_URL)")
@@ -63,8 +64,8 @@ def check(directory: Path, k8s: Path | None = None) -> list[str]:
         if path.name not in want:
             problems.append(f"{path.name}: not produced by the generator (remove it)")
     if k8s is not None:
-        for path, text in ((k8s, dashboards_k8s.render()), (dashboards_k8s.STACK_ALERTMANAGER,
-                                                           dashboards_k8s.stack_alertmanager())):
+        for path, text in ((k8s, deploy.render()), (deploy.STACK_ALERTMANAGER,
+                                                           deploy.stack_alertmanager())):
             if not path.exists() or path.read_text() != text:
                 problems.append(f"{path}: differs from the generator")
     return problems
@@ -108,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
         k8s = args.k8s
         if k8s is None and args.out.resolve() == DEFAULT_DIR and (DEFAULT_DIR.parents[1] /
                                                                    "deploy").is_dir():
-            k8s = str(dashboards_k8s.DEFAULT_PATH)
+            k8s = str(deploy.DEFAULT_PATH)
         if k8s:
-            print(dashboards_k8s.write_stack_alertmanager())
-            print(dashboards_k8s.write(Path(k8s)))
+            print(deploy.write_stack_alertmanager())
+            print(deploy.write(Path(k8s)))
         return 0
     if args.action == "check":
         problems = check(args.dir, Path(args.k8s) if args.k8s else None)

@@ -6,7 +6,7 @@ Guarantees, and how:
 - Nothing is counted twice: a redelivered sample is a duplicate by `sample_id` in the store; and
   each (model, version) remembers the next offset it has durably ingested (store meta), so a
   replay after a crash skips that model's records below it.
-- Rebalance-safe: with a window-state topic (compacted; `collector.kafka_state`), the owner writes
+- Rebalance-safe: with a window-state topic (compacted; `collector.kafka.snapshots`), the owner writes
   one snapshot per changed model before each commit; a worker that is given a partition loads the
   snapshots of its models and skips their records below each snapshot's offset. So when a worker
   dies, the survivor's windows hold every acknowledged sample once. Without a state topic each
@@ -35,7 +35,7 @@ from types import MappingProxyType
 from typing import Any
 
 from collector.ingest import Collector
-from collector.kafka_state import encode_snapshot, load_snapshot, read_snapshots
+from collector.kafka.snapshots import encode_snapshot, load_snapshot, read_snapshots
 from probes.sinks.kafka_wire import WireError, decode_batch, record_key
 
 __all__ = ["ConsumerStats", "KafkaIngestor", "run_consumer"]

@@ -27,10 +27,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from benchwatch import demo_metrics, demo_parts
-from benchwatch.demo_parts import MissingPart
-from benchwatch.demo_traffic import Traffic, percentile
-from benchwatch.demo_view import FeatureScore, Snapshot, View
+from benchwatch import promtext
+from benchwatch.demo import parts as demo_parts
+from benchwatch.demo.parts import MissingPart
+from benchwatch.demo.traffic import Traffic, percentile
+from benchwatch.demo.view import FeatureScore, Snapshot, View
 
 log = logging.getLogger(__name__)
 
@@ -124,19 +125,19 @@ class _Progress:
     """Figures the live view needs that come from more than one scrape."""
 
     def __init__(self) -> None:
-        self.prev: demo_metrics.Scrape | None = None
+        self.prev: promtext.Scrape | None = None
         self.counts: deque[tuple[float, float]] = deque(maxlen=64)  # (at, requests so far)
 
-    def latency(self, now: demo_metrics.Scrape | None) -> tuple[float | None, float | None,
+    def latency(self, now: promtext.Scrape | None) -> tuple[float | None, float | None,
                                                                  float | None]:
         if now is None:
             return None, None, None
-        cur = demo_metrics.buckets(now, "benchwatch_inference_duration_seconds")
-        old = None if self.prev is None else demo_metrics.buckets(
+        cur = promtext.buckets(now, "benchwatch_inference_duration_seconds")
+        old = None if self.prev is None else promtext.buckets(
             self.prev, "benchwatch_inference_duration_seconds")
-        window = demo_metrics.delta(cur, old)
-        p50 = demo_metrics.quantile(0.5, window)
-        p99 = demo_metrics.quantile(0.99, window)
+        window = promtext.delta(cur, old)
+        p50 = promtext.quantile(0.5, window)
+        p99 = promtext.quantile(0.99, window)
         # keep the older scrape for ~10 s so quantiles describe a few seconds, not one tick
         if self.prev is None or now.at - self.prev.at > 10:
             self.prev = now
@@ -149,7 +150,7 @@ class _Progress:
         return p50, p99, qps
 
 
-def _scores(s: demo_metrics.Scrape | None) -> tuple[FeatureScore, ...]:
+def _scores(s: promtext.Scrape | None) -> tuple[FeatureScore, ...]:
     if s is None:
         return ()
     out = []
@@ -257,9 +258,9 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
         while True:
             elapsed = time.monotonic() - t0
             now = time.time()
-            probe = demo_metrics.scrape(parts.probe_metrics_url, now) \
+            probe = promtext.scrape(parts.probe_metrics_url, now) \
                 if parts.probe_metrics_url else None
-            drift = demo_metrics.scrape(parts.drift_metrics_url, now) \
+            drift = promtext.scrape(parts.drift_metrics_url, now) \
                 if parts.drift_metrics_url else None
             p50, p99, qps = prog.latency(probe)
             stats = traffic.stats()

@@ -5,7 +5,7 @@
 refused with a logged reason and the others are served), opens the window store (SQLite WAL at
 `state_path`: windows survive restarts and kill -9), and serves:
 
-- Prometheus metrics on `host:metrics_port` (see `drift.service_metrics`),
+- Prometheus metrics on `host:metrics_port` (see `drift.service.metrics`),
 - HTTP on `host:ingest_port` (None: no HTTP): `POST /v1/samples` (collector ingest),
   `POST /v1/labels` (delayed labels), `POST /v1/alerts` (Alertmanager webhook, bearer token or
   HMAC), `GET /v1/alerts`, `GET /v1/status`, `POST /v1/acknowledge` (silence a firing
@@ -41,11 +41,11 @@ from collector.http_server import (
     is_loopback,
     samples_handler,
 )
-from drift.service_alerts import AlertInbox
-from drift.service_baselines import BaselineSet, ServedBaseline, load_baselines
-from drift.service_labels import LabelStore
-from drift.service_metrics import FeatureFigures, ServiceMetrics, Snapshot
-from drift.service_stats import estimate_accuracy, holm_adjust
+from drift.service.alerts import AlertInbox
+from drift.service.baselines import BaselineSet, ServedBaseline, load_baselines
+from drift.service.labels import LabelStore
+from drift.service.metrics import FeatureFigures, ServiceMetrics, Snapshot
+from drift.service.stats import estimate_accuracy, holm_adjust
 from drift.streaming import StreamDetector
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class DriftService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.metrics: ServiceMetrics | None = None
-        # the Kafka consumer (`collector.kafka.KafkaIngestor`) when one feeds the collector
+        # the Kafka consumer (`collector.kafka.consumer.KafkaIngestor`) when one feeds the collector
         # (`benchwatch drift serve --kafka` sets it); its stats() are exported as metrics
         self.kafka: Any = None
         self.http: JsonHttpServer | None = None

@@ -2,11 +2,11 @@
 
 The same `Dashboard` objects feed three consumers: the committed JSON under `grafana/dashboards/`
 (`benchwatch grafana generate`), `benchwatch grafana push`, and the static HTML report
-(`benchwatch.report`), which runs each panel's PromQL against Prometheus's HTTP API. A test runs
+(`benchwatch.report.dashboards`), which runs each panel's PromQL against Prometheus's HTTP API. A test runs
 every expression here against a real Prometheus fed by real probes and the drift service.
 
 Metric names are the Prometheus translation of the OpenTelemetry names in DESIGN.md, as the real
-exporters print them (see `benchwatch.dashboards_metrics`).
+exporters print them (see `probes.metric_names`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchwatch import dashboards_metrics as m
+from probes import metric_names as m
 
 __all__ = [
     "DATASOURCE_UID",

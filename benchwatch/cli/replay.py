@@ -145,7 +145,7 @@ def _finish(doc: dict[str, Any], out_dir: Path, latencies: dict[str, Any],
     from rich.table import Table
 
     from benchwatch.bench.publish import grafana_annotation, serve_verdict_gauge
-    from benchwatch.bench.report import verdict_html
+    from benchwatch.report.bench import verdict_html
 
     v = doc["verdict"]
     (out_dir / "verdict.json").write_text(json.dumps(doc, indent=2) + "\n")

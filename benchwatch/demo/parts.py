@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from benchwatch import services
-from benchwatch.demo_traffic import json_body
+from benchwatch.demo.traffic import json_body
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO_ROOT / "deploy" / "prometheus"
 DEMO_FOR = "5s"  # the demo shortens the rules' `for:` (production: minutes) to this
 DEMO_RANGE = "30s"  # ... and their rate windows (production: 5m)
@@ -172,7 +172,7 @@ class Parts:
         return BaselineInfo(path, dict(figures), tuple(sorted(features)))
 
     def drift_service(self, interval_s: float, window: int) -> Any:
-        mod = _import("the drift service", "drift.service", "it comes with benchwatch")
+        mod = _import("the drift service", "drift.service.engine", "it comes with benchwatch")
         cfg = mod.ServiceConfig(
             baselines_dir=self.workdir / "baselines",
             state_path=self.workdir / "spool.sqlite",  # the durable spool (SQLite WAL)
@@ -296,7 +296,7 @@ class Parts:
 
     def demo_rules(self) -> list[Path]:
         """deploy/prometheus's rule files with `for:` and rate windows shortened for a demo."""
-        rules = _import("the rule helpers", "drift.service_rules", "")
+        rules = _import("the rule helpers", "benchwatch.rules", "")
         files = rules.rule_files(RULES_DIR) if RULES_DIR.is_dir() else []
         if not files:
             raise MissingPart(f"no alerting rules in {RULES_DIR} (this install has no deploy/ "
@@ -317,7 +317,7 @@ class Parts:
     def report(self, duration_s: float) -> str | None:
         if self.prometheus is None:
             return self.plain_report()
-        report = _import("the HTML report", "benchwatch.report", "")
+        report = _import("the HTML report", "benchwatch.report.dashboards", "")
         time.sleep(2.5)  # let Prometheus scrape the final state
         minutes = max(2.0, duration_s / 60 + 1.5)
         summary = report.write_report(self.prometheus.url, self.workdir / "report.html",

@@ -1,6 +1,6 @@
 """A static HTML report of the benchwatch dashboards, rendered from Prometheus's HTTP API.
 
-For people without Grafana: the same panels (`benchwatch.dashboards`), the same PromQL with the
+For people without Grafana: the same panels (`benchwatch.grafana.boards`), the same PromQL with the
 template variables substituted, drawn as inline SVG in one self-contained HTML file (no
 JavaScript, no CDN, nothing fetched when it is opened).
 
@@ -24,9 +24,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from benchwatch import __version__, dashboards
-from benchwatch import report_svg as svg
-from benchwatch.dashboards import Dashboard, Panel, Query
+from benchwatch import __version__
+from benchwatch.grafana import boards as dashboards
+from benchwatch.grafana.boards import Dashboard, Panel, Query
+from benchwatch.report import svg
 
 log = logging.getLogger(__name__)
 

@@ -69,7 +69,7 @@ class AlertInbox:
         It runs on the webhook's thread: keep it quick; its exceptions are logged, not raised."""
         self._listeners.append(listener)
 
-    add_listener = subscribe  # the name benchwatch.grafana_annotations' wiring uses
+    add_listener = subscribe  # the name benchwatch.grafana.annotations' wiring uses
 
     def receive(self, payload: Any) -> tuple[int, Any]:
         """The `POST /v1/alerts` handler (payload already parsed from JSON)."""

@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from benchwatch.bench.artifacts import new_run_dir, write_run
     from benchwatch.bench.backends import BackendError, make_backend
     from benchwatch.bench.progress import rich_progress
-    from benchwatch.bench.report import fmt_s
     from benchwatch.bench.runner import RunSettings, combine_repeats, run_benchmark
     from benchwatch.bench.suites import SuiteError, check_fits, load_suite
+    from benchwatch.report.bench import fmt_s
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
     if min(args.queries, args.batch_size, args.offline_samples, args.repeats) < 1 or args.warmup < 0:

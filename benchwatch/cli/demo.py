@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchwatch.demo import DemoConfig, run_demo
+    from benchwatch.demo.session import DemoConfig, run_demo
 
     cfg = DemoConfig(
         duration_s=args.duration, drift_at_s=args.drift_at, prometheus=not args.no_prometheus,
@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg.validate()
     except ValueError as exc:
-        logging.getLogger("benchwatch.demo").error("%s", exc)
+        logging.getLogger("benchwatch.demo.session").error("%s", exc)
         return 2
     return run_demo(cfg).exit_code

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from benchwatch.commands._until_stopped import wait_until_stopped
+from benchwatch.cli._until_stopped import wait_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from drift.service import DriftService, ServiceConfig, ServiceError
+    from drift.service.engine import DriftService, ServiceConfig, ServiceError
 
     try:
         config = ServiceConfig(
@@ -98,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_hmac_secret=args.webhook_hmac_secret or None, alpha=args.alpha,
             min_samples=args.min_samples, max_per_feature=args.window,
             require_features=not args.allow_missing_features, stream_ert=args.stream_ert)
-        from benchwatch.grafana_annotations import GrafanaAnnotations
+        from benchwatch.grafana.annotations import GrafanaAnnotations
 
         annotations = GrafanaAnnotations.from_env()  # GRAFANA_URL set: alerts become regions
         service = DriftService(config)
@@ -111,7 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     consumer = None
     if args.kafka:
-        from benchwatch.commands.kafka import check_topics, consumer_options, quiet_kafka_client
+        from benchwatch.cli.kafka import check_topics, consumer_options, quiet_kafka_client
 
         quiet_kafka_client()
         args.topic = args.kafka_topic
@@ -138,10 +138,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _start_kafka(args: argparse.Namespace, service: Any, stop: threading.Event) -> threading.Thread:
-    """Consume the samples topic into the service's collector (collector.kafka); the consumer's
+    """Consume the samples topic into the service's collector (collector.kafka.consumer); the consumer's
     counts (lag, poison records, restores) are `service.kafka.stats()`."""
-    from benchwatch.commands.kafka import consumer_options
-    from collector.kafka import KafkaIngestor
+    from benchwatch.cli.kafka import consumer_options
+    from collector.kafka.consumer import KafkaIngestor
 
     service.kafka = KafkaIngestor(service.collector, args.kafka.split(","), args.kafka_topic,
                                   args.group, **consumer_options(args))
@@ -181,7 +181,7 @@ def _read_csv(path: Path) -> dict[str, list[Any]]:
 def _compare(args: argparse.Namespace) -> int:
     from drift.compare import compare
     from drift.result import DriftError
-    from drift.service_stats import holm_adjust
+    from drift.service.stats import holm_adjust
 
     try:
         ref, cur = _read_csv(args.reference), _read_csv(args.current)

@@ -80,7 +80,7 @@ class ServiceMetrics:
                  alert_counts: Callable[[], Mapping[str, int]],
                  service_name: str = "benchwatch-drift",
                  kafka_stats: Callable[[], Any] | None = None) -> None:
-        """`kafka_stats()` returns the Kafka consumer's `collector.kafka.ConsumerStats`, or
+        """`kafka_stats()` returns the Kafka consumer's `collector.kafka.consumer.ConsumerStats`, or
         None while there is no consumer (read at each scrape: it may be attached later)."""
         self._snapshot = Snapshot()
         self._lock = threading.Lock()

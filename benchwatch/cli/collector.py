@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from benchwatch.commands._until_stopped import wait_until_stopped
+from benchwatch.cli._until_stopped import wait_until_stopped
 
 TOKEN_ENV = "BENCHWATCH_TOKEN"
 

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         if command == "consume":
             return _consume(args)
         if command == "lag":
-            from collector.kafka_topics import describe
+            from collector.kafka.topics import describe
 
             print(json.dumps(describe(args.bootstrap.split(","), args.group, args.topic), indent=2))
             return 0
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from collector.kafka_topics import create_topics, default_topics, load_specs
+    from collector.kafka.topics import create_topics, default_topics, load_specs
 
     specs = load_specs(args.spec) if args.spec else default_topics(args.topic, args.partitions)
     print(json.dumps(create_topics(args.bootstrap.split(","), specs), indent=2))
@@ -116,7 +116,7 @@ def _topics(args: argparse.Namespace) -> int:
 
 def check_topics(bootstrap: str, options: dict[str, Any], topic: str) -> str | None:
     """A message saying what to do when Kafka or a topic is missing (None when all is there)."""
-    from collector.kafka_topics import missing_topics
+    from collector.kafka.topics import missing_topics
 
     try:
         missing = missing_topics(bootstrap.split(","), [topic, options.get("state_topic"),
@@ -132,7 +132,7 @@ def check_topics(bootstrap: str, options: dict[str, Any], topic: str) -> str | N
 
 def _consume(args: argparse.Namespace) -> int:
     from collector import Collector, WindowStore
-    from collector.kafka import KafkaIngestor
+    from collector.kafka.consumer import KafkaIngestor
 
     problem = check_topics(args.bootstrap, consumer_options(args), args.topic)
     if problem:

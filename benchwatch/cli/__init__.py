@@ -1,4 +1,4 @@
-"""The `benchwatch` command line: one verb per module in `benchwatch.commands`.
+"""The `benchwatch` command line: one verb per module in this package.
 
 Each verb module defines `HELP: str`, `add_arguments(parser)` and `run(args) -> int`. Verbs are
 imported only when used, so a serving host without the heavy extras can still run the others.
@@ -36,7 +36,7 @@ def _build_parser(verb: str | None) -> argparse.ArgumentParser:
     for name, help_text in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == verb:
-            module = importlib.import_module(f"benchwatch.commands.{name}")
+            module = importlib.import_module(f"benchwatch.cli.{name}")
             module.add_arguments(p)
             p.set_defaults(_run=module.run)
     return parser

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchwatch.report import ReportError, write_report
+    from benchwatch.report.dashboards import ReportError, write_report
 
     variables = {k: v for k, v in (("model", args.model), ("version", args.model_version),
                                    ("instance", args.instance)) if v}

@@ -1,0 +1,1 @@
+"""Grafana: the dashboards as code (model, boards, rendering to Grafana JSON) and annotations."""

@@ -1,0 +1,1 @@
+"""Static HTML reports with inline SVG: the dashboards report and the bench/replay report."""
