@@ -3,8 +3,8 @@
 
     .venv/bin/python benchmarks/bench_harness.py [--queries 50000] [--repeats 7] [--no-loadgen]
 
-Prints a table of medians over repeats. The machine is shared (2 cores, several workers): read
-the medians, not single runs.
+Prints a table of medians over repeats: on a small or shared machine single runs are noisy, so
+read the medians.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Rows (samples/s, median of repeats; each sample = 3 features like the digits cla
 - one transaction per sample (what a naive per-request write costs)
 - HTTP: HttpSink -> POST /v1/samples -> the same store, on loopback
 and the evaluation pass of the drift service (3 features x 5000-value windows).
-The machine is shared (2 cores, other workers busy): read ratios, not absolute figures.
+On a small or shared machine the absolute figures move from run to run: read the ratios.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchwatch.bench.backends import OnnxRuntimeBackend, TorchBackend  # noqa: E402
 from benchwatch.bench.runner import RunSettings, run_offline, run_single_stream  # noqa: E402
 from benchwatch.bench.suites import load_suite  # noqa: E402
-from benchwatch.example.model import ensure_model, load_torch_module  # noqa: E402
+from benchwatch.example.model import load_torch_module, shipped_model  # noqa: E402
 
 
 def nvml_energy_j() -> Any:
@@ -64,7 +64,7 @@ def main() -> int:
     import onnxruntime as ort
     import torch
 
-    files = ensure_model()
+    files = shipped_model()
     suite = load_suite("digits")
     cuda = torch.cuda.is_available()
     energy, gpu_name = nvml_energy_j() if cuda else (None, "no CUDA")

@@ -107,7 +107,7 @@ def main() -> int:
 
     import numpy as np
 
-    from probes import configure, probe, shutdown
+    from probes import configure, metric_names, probe, shutdown
 
     torch.manual_seed(0)
     source = _SyntheticGpu() if self_test else None
@@ -239,7 +239,7 @@ def main() -> int:
         "utilization_mean_sampled": statistics.fmean(util) if util else None,
         "per_model": per_model,
         "gpu_series_exported": sorted(n for n in names if n.startswith("hw.")),
-        "energy_series_exported": "benchwatch.inference.energy" in names,
+        "energy_series_exported": metric_names.OTEL_ENERGY in names,
     }
     print(f"{'model':12} {'calls':>7} {'J attributed':>13} {'J/inference':>12} {'p50 ms':>8}")
     for name, m in per_model.items():

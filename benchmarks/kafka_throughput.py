@@ -17,8 +17,8 @@
 
 `--parts producer,e2e,serving,outage` runs a subset.
 
-Medians of --repeats runs. Note on this machine: 2 cores shared with other workers (say so when
-quoting the figures); the broker's JVM, the producer and the consumer all compete for them.
+Medians of --repeats runs. The broker's JVM, the producer and the consumer compete for the same
+cores: quote the figures with the machine's core count.
 """
 
 from __future__ import annotations

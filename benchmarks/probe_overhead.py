@@ -12,8 +12,8 @@ sampled (sample_rate=1) two ways, side by side: into the real `SampleQueue` (the
 takes a snapshot; its drain thread, kept asleep here, builds the Samples later) and the eager
 path (Samples built on the serving thread, offered to a queue that only takes finished Samples,
 as every sampled call did before). Only the serving thread's share is timed; the "sampled -
-unsampled" lines compare with the same probe unsampled (target <= 2 µs, issue 5).
-The machine's load is printed: on a shared 2-core box, read the ratios, not the µs.
+unsampled" lines compare with the same probe unsampled (target <= 2 µs per sampled call).
+The machine's load is printed: on a small or busy machine, read the ratios, not the µs.
 """
 
 from __future__ import annotations

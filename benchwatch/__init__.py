@@ -3,11 +3,6 @@
 The libraries are the top-level packages `probes`, `collector` and `drift`; this package wires them.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("benchwatch")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+source"
+from probes._version import __version__
 
 __all__ = ["__version__"]

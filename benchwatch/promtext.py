@@ -1,15 +1,17 @@
-"""Read the demo's live figures straight from Prometheus text endpoints (probe, drift service).
+"""Read Prometheus text endpoints (probe, drift service) without a Prometheus server.
 
-The demo's terminal view must work with `--no-prometheus` too, so it scrapes the exposition
-itself instead of asking a Prometheus server. Latency quantiles are computed from the
-difference of two scrapes of the cumulative histogram (what `histogram_quantile(rate(...))`
-does), so they describe the last few seconds, not the whole run.
+The one scraper of the exposition format: the demo's terminal view (which must work with
+`--no-prometheus`), a replay's energy windows and the tests all read series through it.
+Latency quantiles are computed from the difference of two scrapes of the cumulative histogram
+(what `histogram_quantile(rate(...))` does), so they describe the last few seconds, not the
+whole run.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,7 +42,8 @@ class Scrape:
         return sum(self.get(name, **match).values())
 
 
-def parse(text: str, at: float) -> Scrape:
+def parse(text: str, at: float = 0.0) -> Scrape:
+    """Parse exposition text; raises ValueError when it is not the Prometheus text format."""
     series: dict[str, dict[Labels, float]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -48,11 +51,21 @@ def parse(text: str, at: float) -> Scrape:
     return Scrape(at, series)
 
 
+def fetch(url: str, timeout_s: float = 2.0) -> str:
+    """The exposition text at `url` (a /metrics endpoint); raises OSError when unreachable."""
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 (operator's URL)
+        return str(resp.read().decode("utf-8", "replace"))
+
+
+def read(url: str, timeout_s: float = 2.0) -> Scrape:
+    """Scrape `url` now; raises OSError (unreachable) or ValueError (not the text format)."""
+    return parse(fetch(url, timeout_s), time.time())
+
+
 def scrape(url: str, at: float, timeout_s: float = 2.0) -> Scrape | None:
-    """Scrape `url` (a /metrics endpoint); None when it cannot be read (shown as 'n/a')."""
+    """Scrape `url`, stamped `at`; None when it cannot be read (the demo shows 'n/a')."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 (loopback)
-            return parse(resp.read().decode("utf-8", "replace"), at)
+        return parse(fetch(url, timeout_s), at)
     except (OSError, ValueError) as exc:
         log.debug("scrape of %s failed: %s", url, exc)
         return None

@@ -1,23 +1,29 @@
-"""Copies of deploy/prometheus rule files with short `for:` durations and rate windows, for
-tests and the demo (which need an alert within seconds, not minutes); the rules themselves
-stay in one place."""
+"""The packaged Prometheus rule files, and copies of them with short `for:` durations and rate
+windows for tests and the demo (which need an alert within seconds, not minutes); the rules
+themselves stay in one place (benchwatch/assets/deploy/prometheus/)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-RULES_DIR = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
+from benchwatch import assets
+
+RULES = "deploy/prometheus"
 _FOR = re.compile(r"^(\s*for:\s*)\S+\s*$", re.MULTILINE)
 _RANGE = re.compile(r"\[(\d+[smhd])\]")
 
 
-def rule_files(directory: Path = RULES_DIR) -> list[Path]:
-    return sorted(directory.glob("*.rules.yml"))
+def rule_files() -> list[Traversable]:
+    """The alerting and recording rule files (`*.rules.yml`; their promtool tests excluded).
+    Read them with `.read_text()`; Prometheus needs real paths: `shorten_for` writes them."""
+    return sorted((f for f in assets.asset(RULES).iterdir() if f.name.endswith(".rules.yml")),
+                  key=lambda f: f.name)
 
 
-def shorten_for(files: Iterable[Path], out_dir: Path, for_duration: str = "1s",
+def shorten_for(files: Iterable[Traversable | Path], out_dir: Path, for_duration: str = "1s",
                 range_window: str | None = None) -> list[Path]:
     """Write each rule file to `out_dir` with every `for:` set to `for_duration` (and every
     range selector `[5m]` set to `range_window` when given); returns the new paths."""
@@ -28,10 +34,10 @@ def shorten_for(files: Iterable[Path], out_dir: Path, for_duration: str = "1s",
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for f in files:
-        text = _FOR.sub(lambda m: f"{m.group(1)}{for_duration}", Path(f).read_text())
+        text = _FOR.sub(lambda m: f"{m.group(1)}{for_duration}", f.read_text(encoding="utf-8"))
         if range_window is not None:
             text = _RANGE.sub(f"[{range_window}]", text)
-        target = out_dir / Path(f).name
+        target = out_dir / f.name
         target.write_text(text)
         written.append(target)
     return written

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probes.errors import BenchwatchError
+
 log = logging.getLogger(__name__)
 
 PROMETHEUS_BIN = "prometheus"
@@ -30,8 +32,9 @@ INSTALL_HINT = (
 )
 
 
-class ServiceError(RuntimeError):
-    """A real component could not be started; the message says what to do."""
+class ServiceError(BenchwatchError, RuntimeError):
+    """A service benchwatch starts or talks to (Prometheus, Alertmanager, Grafana, a server of
+    its own) could not be started or reached; the message says what to do."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -136,11 +139,6 @@ class Prometheus(ManagedProcess):
         if out.get("status") != "success":
             raise ServiceError(f"query {promql!r} failed: {out}")
         return list(out["data"]["result"])
-
-    def targets_up(self) -> bool:
-        out = _http_json(f"{self.url}/api/v1/targets")
-        active = out["data"]["activeTargets"]
-        return bool(active) and all(t["health"] == "up" for t in active)
 
     def wait_for(self, promql: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
         """Poll until the query returns data; raise naming the query otherwise."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from collector.errors import CollectorConfigError
 from collector.ingest import Collector, envelope_problem
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,6 @@ DEFAULT_MAX_BODY = 8 * 1024 * 1024
 DRAIN_FACTOR = 4  # bodies up to this many times the limit are read and dropped before the 413
 Handler = Callable[[Any], tuple[int, Any]]
 Verifier = Callable[[Mapping[str, str], bytes], str | None]
-
-
-class ServerConfigError(ValueError):
-    """The server cannot start as configured; the message says what to change."""
 
 
 def is_loopback(host: str) -> bool:
@@ -102,7 +99,7 @@ class JsonHttpServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  max_body: int = DEFAULT_MAX_BODY, name: str = "benchwatch") -> None:
         if not is_loopback(host) and not token:
-            raise ServerConfigError(
+            raise CollectorConfigError(
                 f"refusing to listen on {host} without a token: anyone who can reach it could "
                 "send data. Pass --token (or BENCHWATCH_TOKEN) or bind 127.0.0.1")
         self.host = host
@@ -154,7 +151,7 @@ class JsonHttpServer:
         try:
             self._server = Server((self.host, self._requested_port), RequestHandler)
         except OSError as exc:
-            raise ServerConfigError(
+            raise CollectorConfigError(
                 f"{self.name}: cannot listen on {self.host}:{self._requested_port} ({exc}); "
                 "choose another port") from exc
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),

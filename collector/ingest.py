@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from collector.windows import Feature, WindowStore
+from probes.errors import BenchwatchError
 from probes.samples import (
     MAX_FEATURES,
     MAX_NAME_LEN,
@@ -76,7 +77,7 @@ def envelope_problem(payload: object) -> str | None:
     return None
 
 
-class Rejected(Exception):
+class Rejected(BenchwatchError):
     """Internal: a sample failed validation (`reason` is the metric label)."""
 
     def __init__(self, reason: str, message: str) -> None:

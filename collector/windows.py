@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector.errors import CollectorConfigError
+
 log = logging.getLogger(__name__)
 
 Feature = float | str | tuple[float, ...] | None
@@ -71,17 +73,6 @@ class StoredSample:
     version: str
     timestamp: float
     outputs: Mapping[str, Feature]
-
-
-@dataclass(frozen=True)
-class WindowRow:
-    """One feature value to store: the collector flattens samples into these."""
-
-    model: str
-    version: str
-    feature: str
-    value: Feature
-    timestamp: float
 
 
 def _chunk(values: Sequence[Any]) -> tuple[int, str]:
@@ -148,11 +139,11 @@ class WindowStore:
     def __init__(self, path: str | Path | None, max_per_feature: int = 5000,
                  max_sample_ids: int = 200_000, synchronous: str = "NORMAL") -> None:
         if synchronous.upper() not in ("NORMAL", "FULL"):
-            raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+            raise CollectorConfigError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         if max_per_feature < 1:
-            raise ValueError(f"max_per_feature must be >= 1, got {max_per_feature}")
+            raise CollectorConfigError(f"max_per_feature must be >= 1, got {max_per_feature}")
         if max_sample_ids < 1:
-            raise ValueError(f"max_sample_ids must be >= 1, got {max_sample_ids}")
+            raise CollectorConfigError(f"max_sample_ids must be >= 1, got {max_sample_ids}")
         self.path = None if path is None else Path(path)
         self.max_per_feature = max_per_feature
         self.max_sample_ids = max_sample_ids
@@ -185,11 +176,11 @@ class WindowStore:
                 self._db.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as exc:
-            raise ValueError(
+            raise CollectorConfigError(
                 f"window store {self.path} is not a usable SQLite database ({exc}); "
                 "move it aside or pass another --state path") from exc
         if row is not None and row[0] not in ("1", SCHEMA_VERSION):
-            raise ValueError(
+            raise CollectorConfigError(
                 f"window store {self.path} has schema {row[0]}, this benchwatch writes "
                 f"{SCHEMA_VERSION}; move it aside or pass another --state path")
         self._key_ids: dict[tuple[str, str, str], int] = {}
@@ -207,8 +198,9 @@ class WindowStore:
                 db.execute(statement)
         db.execute("INSERT INTO samples (received_seq, sample_id, model, version, ts, outputs) "
                    "SELECT received_seq, sample_id, model, version, ts, outputs FROM samples_v1")
-        old = {_NUM: float, _STR: str, _NONE: lambda v: None,
-               _VEC: lambda v: tuple(float(x) for x in json.loads(v))}
+        old: dict[int, Callable[[Any], Any]] = {
+            _NUM: float, _STR: str, _NONE: lambda v: None,
+            _VEC: lambda v: tuple(float(x) for x in json.loads(v))}
         key_ids = [r[0] for r in db.execute("SELECT key_id FROM windows")]
         for key_id in key_ids:
             rows = db.execute("SELECT kind, value, ts FROM vals WHERE key_id = ? ORDER BY seq",

@@ -4,6 +4,9 @@
 and a ranking); `Baseline` stores references and figures safely; `StreamDetector` watches a
 stream with a calibrated false-alarm budget; `AccuracyMonitor` estimates accuracy without labels
 (CBPE) and realizes it when labels arrive.
+
+The statistics need SciPy (the `drift` extra): without it, importing the package raises
+`probes.errors.MissingExtraError` naming that extra.
 """
 
 from drift.baseline import Baseline, BaselineError, Provenance, load_dir

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import importlib.metadata
 import io
 import json
 import logging
@@ -42,6 +41,7 @@ from drift.reference import (
     infer_kind,
 )
 from drift.result import DriftError
+from probes._version import __version__
 
 __all__ = [
     "FIGURE_KEYS",
@@ -80,13 +80,6 @@ class Provenance:
     benchwatch_version: str
     source: str = ""
     schema_version: int = SCHEMA_VERSION
-
-
-def _benchwatch_version() -> str:
-    try:  # the distribution's version; drift must not import the benchwatch app package
-        return importlib.metadata.version("benchwatch")
-    except importlib.metadata.PackageNotFoundError:  # running from a bare source tree
-        return "0.0.0+source"
 
 
 def _hash_feature(h: Any, name: str, kind: str, values: Any) -> None:
@@ -203,7 +196,7 @@ class Baseline:
         prov = Provenance(
             data_hash="sha256:" + h.hexdigest(),
             created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            benchwatch_version=_benchwatch_version(),
+            benchwatch_version=__version__,
             source=str(source),
         )
         return cls(model, version, refs, _check_figures(figures or {}), prov, calibration,

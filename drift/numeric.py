@@ -14,8 +14,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
 
+from drift._scipy import special, stats
 from drift.reference import FloatArray, NumericReference
 
 __all__ = [

@@ -1,15 +1,18 @@
-"""The frozen result of one drift comparison, and the error raised on bad input."""
+"""The frozen result of one drift comparison, and drift's error for bad input or configuration."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from probes.errors import ConfigError
+
 __all__ = ["DriftError", "DriftResult"]
 
 
-class DriftError(ValueError):
-    """Bad input to a drift test; the message says what is wrong and what to do."""
+class DriftError(ConfigError):
+    """Bad input or configuration for drift (a test, a baseline, the drift service); the message
+    says what is wrong and what to do."""
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
 
+from drift._scipy import special, stats
 from drift.reference import NumericReference, as_numeric, prepare
 from drift.result import DriftError
 

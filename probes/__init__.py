@@ -7,23 +7,24 @@
 """
 
 from probes.asgi import ProbeMiddleware
-from probes.decorator import Probe, ProbeConfigError, ProbeSpan, probe
+from probes.decorator import Probe, ProbeSpan, probe
 from probes.energy import DeviceReading, EnergySource
-from probes.export import ExportConfigError, PrometheusEndpoint
-from probes.runtime import ConfigError, Runtime, configure, current, shutdown
+from probes.errors import BenchwatchError, ConfigError, MissingExtraError
+from probes.export import PrometheusEndpoint
+from probes.runtime import Runtime, configure, current, shutdown
 from probes.samples import Feature, Sample, SampleError, Sink
 from probes.state import DEFAULT_REGISTRY, Registry
 from probes.summarize import SummarizeError, summarize_output
 
 __all__ = [
     "DEFAULT_REGISTRY",
+    "BenchwatchError",
     "ConfigError",
     "DeviceReading",
     "EnergySource",
-    "ExportConfigError",
     "Feature",
+    "MissingExtraError",
     "Probe",
-    "ProbeConfigError",
     "ProbeMiddleware",
     "ProbeSpan",
     "PrometheusEndpoint",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from probes.decorator import Probe, ProbeConfigError
+from probes.decorator import Probe
+from probes.errors import ConfigError
 from probes.state import Registry
 
 __all__ = ["ProbeMiddleware"]
@@ -29,14 +30,14 @@ class ProbeMiddleware:
     def __init__(self, app: ASGIApp, routes: Mapping[str, tuple[str, str]],
                  registry: Registry | None = None) -> None:
         if not routes:
-            raise ProbeConfigError('ProbeMiddleware needs routes={"/predict": ("model", "version")}')
+            raise ConfigError('ProbeMiddleware needs routes={"/predict": ("model", "version")}')
         self.app = app
         self.probes: dict[str, Probe] = {}
         for path, mv in routes.items():
             if not isinstance(path, str) or not path.startswith("/"):
-                raise ProbeConfigError(f"route {path!r} must be a path starting with '/'")
+                raise ConfigError(f"route {path!r} must be a path starting with '/'")
             if not isinstance(mv, tuple | list) or len(mv) != 2:
-                raise ProbeConfigError(f"route {path!r} must map to (model, version), got {mv!r}")
+                raise ConfigError(f"route {path!r} must map to (model, version), got {mv!r}")
             self.probes[path] = Probe(mv[0], mv[1], outputs=None, registry=registry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

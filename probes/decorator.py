@@ -23,13 +23,14 @@ from typing import Any, TypeVar, cast
 import numpy as np
 
 from probes.buckets import BATCH_BOUNDS, LATENCY_BOUNDS_NS
+from probes.errors import ConfigError
 from probes.samples import Feature
 from probes.sampling import MAX_SAMPLE_ROWS, READY_ROWS, build_samples
 from probes.state import DEFAULT_REGISTRY, MAX_LABEL_LEN, ProbeState, Registry, Shard
 from probes.stats import OutputSpec, record_output
 from probes.summarize import as_array, summarize_output
 
-__all__ = ["MAX_SAMPLE_ROWS", "Probe", "ProbeConfigError", "ProbeSpan", "probe"]
+__all__ = ["MAX_SAMPLE_ROWS", "Probe", "ProbeSpan", "probe"]
 
 log = logging.getLogger("probes")
 T = TypeVar("T")
@@ -39,16 +40,12 @@ _OUTPUT_KINDS = ("auto", "classifier", "regression")
 _ARRAY_TYPES: set[type] = {np.ndarray}
 
 
-class ProbeConfigError(ValueError):
-    """A probe was declared wrongly; raised at decoration time with what to change."""
-
-
 def _check_name(value: object, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ProbeConfigError(f"probe {what} must be a non-empty string, got {value!r}: "
+        raise ConfigError(f"probe {what} must be a non-empty string, got {value!r}: "
                                f"@probe(model=\"digits\", version=\"v3\")")
     if len(value) > MAX_LABEL_LEN:
-        raise ProbeConfigError(f"probe {what} {value[:20]!r}... is {len(value)} characters; at most {MAX_LABEL_LEN}")
+        raise ConfigError(f"probe {what} {value[:20]!r}... is {len(value)} characters; at most {MAX_LABEL_LEN}")
     return value
 
 
@@ -74,13 +71,13 @@ class Probe:
         self.model = _check_name(model, "model")
         self.version = _check_name(version, "version")
         if not (outputs is None or callable(outputs) or outputs in _OUTPUT_KINDS):
-            raise ProbeConfigError(
+            raise ConfigError(
                 f"outputs must be one of {_OUTPUT_KINDS}, None or a callable returning {{name: number}}; "
                 f"got {outputs!r}")
         if inputs is not None and not callable(inputs):
-            raise ProbeConfigError(f"inputs must be None or a callable(*args, **kwargs) -> {{name: value}}, got {inputs!r}")
+            raise ConfigError(f"inputs must be None or a callable(*args, **kwargs) -> {{name: value}}, got {inputs!r}")
         if batch_size is not None and not callable(batch_size):
-            raise ProbeConfigError(f"batch_size must be None (auto from the first argument's shape) or a "
+            raise ConfigError(f"batch_size must be None (auto from the first argument's shape) or a "
                                    f"callable(*args, **kwargs) -> int, got {batch_size!r}")
         self.outputs = outputs
         self.inputs = inputs
@@ -173,7 +170,7 @@ class Probe:
             return cast(T, self._wrap_gen(target))
         if callable(target):
             return cast(T, self._wrap_sync(target))
-        raise ProbeConfigError(
+        raise ConfigError(
             f"@probe cannot wrap a {type(target).__name__}: use it on a function, async function, generator, "
             "torch.nn.Module or onnxruntime.InferenceSession, or as `with probe(...) as p:`")
 
@@ -320,14 +317,14 @@ class Probe:
         """Wraps `module.forward` in place (same object back, so `isinstance`, `.to()`,
         `state_dict()` and hooks are untouched)."""
         if getattr(module.forward, "__benchwatch_probe__", None) is not None:
-            raise ProbeConfigError(f"{type(module).__name__} is already probed")
+            raise ConfigError(f"{type(module).__name__} is already probed")
         object.__setattr__(module, "forward", self._wrap_sync(module.forward))
         return module
 
     def _wrap_ort(self, session: Any) -> Any:
         """Wraps `session.run` in place; statistics read the first output."""
         if getattr(session.run, "__benchwatch_probe__", None) is not None:
-            raise ProbeConfigError("this InferenceSession is already probed")
+            raise ConfigError("this InferenceSession is already probed")
         session.run = self._wrap_sync(session.run, select=_first)
         return session
 

@@ -35,8 +35,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import start_http_server
 
+from probes._version import __version__
+from probes.errors import ConfigError, MissingExtraError
+
 __all__ = [
-    "ExportConfigError",
     "CountingExporter",
     "ProducingPeriodicReader",
     "PrometheusEndpoint",
@@ -50,11 +52,7 @@ log = logging.getLogger(__name__)
 # A producer returns the metrics to add to each collection (called on the exporting thread).
 Producer = Callable[[], Sequence[Metric]]
 
-SCOPE = InstrumentationScope("benchwatch.probes", "0.1.0")
-
-
-class ExportConfigError(ValueError):
-    """The export settings cannot work; the message says what to change."""
+SCOPE = InstrumentationScope("benchwatch.probes", __version__)
 
 
 def merge_metrics(
@@ -119,7 +117,7 @@ class ProducingPeriodicReader(PeriodicExportingMetricReader):
 
 def _check_port(port: object, what: str) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ExportConfigError(f"{what} must be an integer port 0..65535, got {port!r}")
+        raise ConfigError(f"{what} must be an integer port 0..65535, got {port!r}")
     return port
 
 
@@ -138,10 +136,10 @@ class PrometheusEndpoint:
         _check_port(port, "prometheus port")
         if isinstance(port_span, bool) or not isinstance(port_span, int) or port_span < 1 \
                 or port + port_span - 1 > 65535:
-            raise ExportConfigError(f"prometheus port span must be an integer >= 1 that stays below 65536, "
+            raise ConfigError(f"prometheus port span must be an integer >= 1 that stays below 65536, "
                                     f"got {port_span!r}")
         if not isinstance(host, str) or not host:
-            raise ExportConfigError(f"prometheus host must be a non-empty string, got {host!r}")
+            raise ConfigError(f"prometheus host must be a non-empty string, got {host!r}")
         self.host = host
         self.registry = CollectorRegistry(auto_describe=False)
         self.reader: PrometheusMetricReader = _ProducingPrometheusReader(self.registry, producer, resource)
@@ -158,7 +156,7 @@ class PrometheusEndpoint:
         else:
             self.reader.shutdown()
             where = f"{host}:{port}" if port_span == 1 else f"{host}:{port}-{port + port_span - 1}"
-            raise ExportConfigError(
+            raise ConfigError(
                 f"cannot serve Prometheus metrics on {where} ({getattr(last, 'strerror', None) or last}): "
                 "the port is taken or the address is not local; choose another with "
                 "prometheus_port=... (or BENCHWATCH_PROMETHEUS_PORT), a range for several workers with "
@@ -228,11 +226,9 @@ def otlp_exporter(endpoint: str, timeout_s: float = 5.0) -> MetricExporter:
     try:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     except ImportError as e:
-        raise ExportConfigError(
-            "OTLP push needs `pip install benchwatch[otlp]` (opentelemetry-exporter-otlp-proto-http)"
-        ) from e
+        raise MissingExtraError("OTLP push", "otlp", "opentelemetry-exporter-otlp-proto-http") from e
     if not endpoint.startswith(("http://", "https://")):
-        raise ExportConfigError(f"otlp_endpoint must be an http(s):// URL, got {endpoint!r}")
+        raise ConfigError(f"otlp_endpoint must be an http(s):// URL, got {endpoint!r}")
     url = endpoint if endpoint.rstrip("/").endswith("/v1/metrics") else endpoint.rstrip("/") + "/v1/metrics"
     from opentelemetry.sdk.metrics import (
         Counter,

@@ -1,13 +1,21 @@
-"""Prometheus series names the dashboards query, as the real exporters print them.
+"""Every metric name benchwatch exports: the OpenTelemetry instrument names (`OTEL_*`) the probes
+and the drift service create, and the Prometheus series names (the rest) the dashboards, rules,
+demo, replay and tests read.
 
-One place to align with the probes' and the drift service's expositions (DESIGN.md's table;
-OTel → Prometheus: dots → `_`, unit suffix, `_total` on counters). tests/grafana/test_promql.py
-checks each against a real Prometheus fed by the real exporters.
+The names are a documented contract (docs/probes.md). The Prometheus exporter translates
+OTel names: dots -> `_`, a unit suffix (`s` -> `_seconds`, `J` -> `_joules`, `By` -> `_bytes`,
+`W` -> `_watts`; `1` and `{...}` add none), `_total` on counters. tests/grafana/test_promql.py
+checks the dashboards' names against a real Prometheus fed by the real exporters.
 """
 
 from __future__ import annotations
 
-# probes (benchwatch.inference.*)
+# probes: inference calls (benchwatch.inference.*)
+OTEL_LATENCY = "benchwatch.inference.duration"
+OTEL_ERRORS = "benchwatch.inference.errors"
+OTEL_IN_FLIGHT = "benchwatch.inference.in_flight"
+OTEL_BATCH_SIZE = "benchwatch.inference.batch_size"
+OTEL_ENERGY = "benchwatch.inference.energy"
 LATENCY = "benchwatch_inference_duration_seconds"
 LATENCY_BUCKET = LATENCY + "_bucket"
 REQUESTS = LATENCY + "_count"
@@ -15,38 +23,92 @@ ERRORS = "benchwatch_inference_errors_total"
 IN_FLIGHT = "benchwatch_inference_in_flight"
 BATCH_SIZE = "benchwatch_inference_batch_size"
 ENERGY = "benchwatch_inference_energy_joules_total"
-DROPPED = "benchwatch_probe_dropped_total"
-FAULTS = "benchwatch_probe_faults_total"
 
-# output statistics (benchwatch.output.*)
+# probes: output statistics (benchwatch.output.*)
+OTEL_OUTPUT_CLASS = "benchwatch.output.predicted_class"
+OTEL_OUTPUT_CONFIDENCE = "benchwatch.output.confidence"
+OTEL_OUTPUT_ENTROPY = "benchwatch.output.entropy"
+OTEL_OUTPUT_VALUE = "benchwatch.output.value"
+OTEL_OUTPUT_INVALID = "benchwatch.output.invalid"
 OUTPUT_CLASS = "benchwatch_output_predicted_class_total"
 CLASS_LABEL = "predicted_class"
 OUTPUT_CONFIDENCE = "benchwatch_output_confidence"
 OUTPUT_ENTROPY = "benchwatch_output_entropy"
+OUTPUT_VALUE = "benchwatch_output_value"
+OUTPUT_INVALID = "benchwatch_output_invalid_total"
 OUTPUT_FEATURES = "predicted_class|confidence|entropy"
 
+# probes: the probe's own health (benchwatch.probe.*)
+OTEL_DROPPED = "benchwatch.probe.dropped"
+OTEL_FAULTS = "benchwatch.probe.faults"
+OTEL_PROBE_MODELS = "benchwatch.probe.models"
+DROPPED = "benchwatch_probe_dropped_total"
+FAULTS = "benchwatch_probe_faults_total"
+PROBE_MODELS = "benchwatch_probe_models"
+
 # GPU (OTel hardware semantic conventions)
+OTEL_HW_ENERGY = "hw.energy"
+OTEL_HW_POWER = "hw.power"
+OTEL_HW_UTILIZATION = "hw.gpu.utilization"
+OTEL_HW_MEMORY = "hw.gpu.memory.usage"
+OTEL_HW_MEMORY_LIMIT = "hw.gpu.memory.limit"
 HW_ENERGY = "hw_energy_joules_total"
 HW_POWER = "hw_power_watts"
 HW_UTILIZATION = "hw_gpu_utilization"
-HW_MEMORY_LIMIT = "hw_gpu_memory_limit_bytes"
 HW_MEMORY = "hw_gpu_memory_usage_bytes"
+HW_MEMORY_LIMIT = "hw_gpu_memory_limit_bytes"
 
-# drift service
+# drift service (benchwatch.drift.*, .baseline.*, .accuracy.*, .ingest.*, .alerts.*)
+OTEL_DRIFT_SCORE = "benchwatch.drift.score"
+OTEL_DRIFT_THRESHOLD = "benchwatch.drift.threshold"
+OTEL_DRIFT_P_VALUE = "benchwatch.drift.p_value"
+OTEL_DRIFT_DETECTED = "benchwatch.drift.detected"
+OTEL_DRIFT_SINCE = "benchwatch.drift.since_timestamp"
+OTEL_DRIFT_WINDOW = "benchwatch.drift.window.samples"
+OTEL_DRIFT_EVALUATED = "benchwatch.drift.last_evaluation_timestamp"
+OTEL_BASELINE_FIGURE = "benchwatch.baseline.figure"
+OTEL_BASELINE_REFUSED = "benchwatch.baseline.refused"
+OTEL_ACCURACY_ESTIMATED = "benchwatch.accuracy.estimated"
+OTEL_ACCURACY_REALIZED = "benchwatch.accuracy.realized"
+OTEL_ACCURACY_LABELS = "benchwatch.accuracy.labels"
+OTEL_INGEST = "benchwatch.ingest.samples"
+OTEL_ALERTS_RECEIVED = "benchwatch.alerts.received"
 DRIFT_SCORE = "benchwatch_drift_score"
 DRIFT_THRESHOLD = "benchwatch_drift_threshold"
 DRIFT_P_VALUE = "benchwatch_drift_p_value"
 DRIFT_DETECTED = "benchwatch_drift_detected"
-DRIFT_WINDOW = "benchwatch_drift_window_samples"
 DRIFT_SINCE = "benchwatch_drift_since_timestamp_seconds"
+DRIFT_WINDOW = "benchwatch_drift_window_samples"
 DRIFT_EVALUATED = "benchwatch_drift_last_evaluation_timestamp_seconds"
-BASELINE_REFUSED = "benchwatch_baseline_refused"
 BASELINE_FIGURE = "benchwatch_baseline_figure"
+BASELINE_REFUSED = "benchwatch_baseline_refused"
 ACCURACY_ESTIMATED = "benchwatch_accuracy_estimated"
 ACCURACY_REALIZED = "benchwatch_accuracy_realized"
+ACCURACY_LABELS = "benchwatch_accuracy_labels"
 INGEST = "benchwatch_ingest_samples_total"
+ALERTS_RECEIVED = "benchwatch_alerts_received_total"
 
-# replay
+# drift service with Kafka on: the consumer's stats (benchwatch.kafka.consumer.*)
+OTEL_KAFKA_LAG = "benchwatch.kafka.consumer.lag"
+OTEL_KAFKA_POISON = "benchwatch.kafka.consumer.poison"
+# ConsumerStats field -> counter, for the counters that are one field each
+OTEL_KAFKA_COUNTERS = {
+    "commit_failures": "benchwatch.kafka.consumer.commit_failures",
+    "restored_models": "benchwatch.kafka.consumer.restored_models",
+    "commits": "benchwatch.kafka.consumer.commits",
+    "rebalances": "benchwatch.kafka.consumer.rebalances",
+    "records": "benchwatch.kafka.consumer.records",
+}
+KAFKA_PREFIX = "benchwatch_kafka_consumer_"
+KAFKA_LAG = KAFKA_PREFIX + "lag"
+KAFKA_POISON = KAFKA_PREFIX + "poison_total"
+KAFKA_COMMIT_FAILURES = KAFKA_PREFIX + "commit_failures_total"
+KAFKA_RESTORED_MODELS = KAFKA_PREFIX + "restored_models_total"
+KAFKA_COMMITS = KAFKA_PREFIX + "commits_total"
+KAFKA_REBALANCES = KAFKA_PREFIX + "rebalances_total"
+KAFKA_RECORDS = KAFKA_PREFIX + "records_total"
+
+# replay (a plain prometheus_client gauge: the same name on both sides)
 CANARY_VERDICT = "benchwatch_canary_verdict"
 
 # alert names in deploy/prometheus start with this

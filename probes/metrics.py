@@ -1,7 +1,8 @@
 """Build OpenTelemetry `Metric`s from the pre-aggregated probe state, once per export.
 
-Names, units and descriptions here are the contract in DESIGN.md; the Prometheus exporter
-translates them (`benchwatch.inference.duration` + `s` -> `benchwatch_inference_duration_seconds`).
+Names (`probes.metric_names`), units and descriptions here are the contract in docs/probes.md;
+the Prometheus exporter translates them (`benchwatch.inference.duration` + `s` ->
+`benchwatch_inference_duration_seconds`).
 All values are cumulative since the probe state was created (or reset).
 """
 
@@ -22,6 +23,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
+from probes import metric_names as m
 from probes.buckets import (
     BATCH_BOUNDS,
     CONFIDENCE_BOUNDS,
@@ -50,25 +52,25 @@ def _m(name: str, unit: str, description: str) -> MetricInfo:
 
 
 # Every metric the probe exports, with its help text (the Prometheus `# HELP` line).
-METRICS: dict[str, MetricInfo] = {m.name: m for m in (
-    _m("benchwatch.inference.duration", "s", "Inference call duration, from call to return, by outcome"),
-    _m("benchwatch.inference.errors", "", "Inference calls that raised, by exception type"),
-    _m("benchwatch.inference.in_flight", "", "Inference calls currently running"),
-    _m("benchwatch.inference.batch_size", "{item}", "Items per inference call"),
-    _m("benchwatch.inference.energy", "J",
+METRICS: dict[str, MetricInfo] = {info.name: info for info in (
+    _m(m.OTEL_LATENCY, "s", "Inference call duration, from call to return, by outcome"),
+    _m(m.OTEL_ERRORS, "", "Inference calls that raised, by exception type"),
+    _m(m.OTEL_IN_FLIGHT, "", "Inference calls currently running"),
+    _m(m.OTEL_BATCH_SIZE, "{item}", "Items per inference call"),
+    _m(m.OTEL_ENERGY, "J",
        "Device energy attributed to the model: each sampling interval's energy split by busy time"),
-    _m("benchwatch.output.predicted_class", "", "Predicted top-1 classes, per class"),
-    _m("benchwatch.output.confidence", "1", "Top-1 probability of classifier outputs"),
-    _m("benchwatch.output.entropy", "", "Entropy (nats) of classifier output distributions"),
-    _m("benchwatch.output.value", "", "Regression outputs and named output statistics, per feature"),
-    _m("benchwatch.output.invalid", "", "Output rows the statistics could not use (NaN/inf), by reason"),
-    _m("benchwatch.probe.dropped", "", "Sampled summaries dropped (full queue or failing sink), by reason"),
-    _m("benchwatch.probe.faults", "", "Faults inside the probe kept away from the caller, by kind"),
-    _m("hw.energy", "J", "Energy consumed by the device since the probe started"),
-    _m("hw.power", "W", "Instantaneous device power as reported by the driver"),
-    _m("hw.gpu.utilization", "1", "Fraction of time the GPU was busy over the last sample period"),
-    _m("hw.gpu.memory.usage", "By", "GPU memory in use"),
-    _m("hw.gpu.memory.limit", "By", "GPU memory size"),
+    _m(m.OTEL_OUTPUT_CLASS, "", "Predicted top-1 classes, per class"),
+    _m(m.OTEL_OUTPUT_CONFIDENCE, "1", "Top-1 probability of classifier outputs"),
+    _m(m.OTEL_OUTPUT_ENTROPY, "", "Entropy (nats) of classifier output distributions"),
+    _m(m.OTEL_OUTPUT_VALUE, "", "Regression outputs and named output statistics, per feature"),
+    _m(m.OTEL_OUTPUT_INVALID, "", "Output rows the statistics could not use (NaN/inf), by reason"),
+    _m(m.OTEL_DROPPED, "", "Sampled summaries dropped (full queue or failing sink), by reason"),
+    _m(m.OTEL_FAULTS, "", "Faults inside the probe kept away from the caller, by kind"),
+    _m(m.OTEL_HW_ENERGY, "J", "Energy consumed by the device since the probe started"),
+    _m(m.OTEL_HW_POWER, "W", "Instantaneous device power as reported by the driver"),
+    _m(m.OTEL_HW_UTILIZATION, "1", "Fraction of time the GPU was busy over the last sample period"),
+    _m(m.OTEL_HW_MEMORY, "By", "GPU memory in use"),
+    _m(m.OTEL_HW_MEMORY_LIMIT, "By", "GPU memory size"),
 )}
 
 
@@ -149,21 +151,21 @@ class Producer:
             for reason, n in sorted(t.invalid.items()):
                 invalid.append(_num({**base, "reason": reason}, start, now, n))
         out: list[Metric] = []
-        _histogram("benchwatch.inference.duration", dur, out)
-        _counter("benchwatch.inference.errors", errors, out)
-        _counter("benchwatch.inference.in_flight", inflight, out, monotonic=False)
-        _histogram("benchwatch.inference.batch_size", batch, out)
-        _counter("benchwatch.output.predicted_class", classes, out)
-        _histogram("benchwatch.output.confidence", conf, out)
-        _histogram("benchwatch.output.entropy", ent, out)
-        _histogram("benchwatch.output.value", vals, out)
-        _counter("benchwatch.output.invalid", invalid, out)
+        _histogram(m.OTEL_LATENCY, dur, out)
+        _counter(m.OTEL_ERRORS, errors, out)
+        _counter(m.OTEL_IN_FLIGHT, inflight, out, monotonic=False)
+        _histogram(m.OTEL_BATCH_SIZE, batch, out)
+        _counter(m.OTEL_OUTPUT_CLASS, classes, out)
+        _histogram(m.OTEL_OUTPUT_CONFIDENCE, conf, out)
+        _histogram(m.OTEL_OUTPUT_ENTROPY, ent, out)
+        _histogram(m.OTEL_OUTPUT_VALUE, vals, out)
+        _counter(m.OTEL_OUTPUT_INVALID, invalid, out)
         s0 = self.start_time_ns
-        _counter("benchwatch.probe.faults", [
+        _counter(m.OTEL_FAULTS, [
             _num({"fault": k, **extra}, s0, now, n) for k, n in sorted(self.registry.faults.counts().items())
         ], out)
         if self.queue is not None:
-            _counter("benchwatch.probe.dropped", [
+            _counter(m.OTEL_DROPPED, [
                 _num({"reason": k, **extra}, s0, now, n) for k, n in sorted(self.queue.dropped.items())
             ], out)
         if self.energy is not None:
@@ -174,7 +176,7 @@ class Producer:
         assert self.energy is not None
         s0 = self.start_time_ns
         device_energy, attributed, latest = self.energy.snapshot()
-        _counter("benchwatch.inference.energy", [
+        _counter(m.OTEL_ENERGY, [
             _num({"model": m, "model_version": v, "hw_id": hw, "hw_type": kind, **extra}, s0, now, j)
             for (m, v, hw, kind), j in sorted(attributed.items())
         ], out)
@@ -191,10 +193,10 @@ class Producer:
                 used.append(_num(attrs, s0, now, r.memory_used_bytes))
             if r.memory_limit_bytes is not None:
                 limit.append(_num(attrs, s0, now, r.memory_limit_bytes))
-        _counter("hw.energy", energy, out)
+        _counter(m.OTEL_HW_ENERGY, energy, out)
         if power:
-            out.append(_metric("hw.power", Gauge(data_points=power)))
+            out.append(_metric(m.OTEL_HW_POWER, Gauge(data_points=power)))
         if util:
-            out.append(_metric("hw.gpu.utilization", Gauge(data_points=util)))
-        _counter("hw.gpu.memory.usage", used, out, monotonic=False)
-        _counter("hw.gpu.memory.limit", limit, out, monotonic=False)
+            out.append(_metric(m.OTEL_HW_UTILIZATION, Gauge(data_points=util)))
+        _counter(m.OTEL_HW_MEMORY, used, out, monotonic=False)
+        _counter(m.OTEL_HW_MEMORY_LIMIT, limit, out, monotonic=False)

@@ -25,10 +25,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import Metric, MetricReader
 from opentelemetry.sdk.resources import Resource
 
+from probes import metric_names as m
 from probes.energy import EnergySampler, EnergySource, discover_sources
+from probes.errors import ConfigError
 from probes.export import (
     CountingExporter,
-    ExportConfigError,
     ProducingPeriodicReader,
     PrometheusEndpoint,
     otlp_exporter,
@@ -38,17 +39,13 @@ from probes.samples import Sink
 from probes.sampling import SampleQueue
 from probes.state import DEFAULT_REGISTRY, Registry
 
-__all__ = ["ConfigError", "Runtime", "Settings", "configure", "current", "shutdown"]
+__all__ = ["Runtime", "Settings", "configure", "current", "shutdown"]
 
 log = logging.getLogger("probes")
 
 _UNSET: Any = object()
 ENV_PREFIX = "BENCHWATCH_"
 GPU_MODES = ("auto", "off", "required")
-
-
-class ConfigError(ExportConfigError):
-    """`configure()` got settings that cannot work; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +172,7 @@ class Runtime:
             # One SDK instrument so every collection carries data (the SDK skips readers'
             # _receive_metrics, where the producer's metrics are merged, when it has none).
             self.meter_provider.get_meter("benchwatch.probes").create_observable_gauge(
-                "benchwatch.probe.models", callbacks=[self._observe_models],
+                m.OTEL_PROBE_MODELS, callbacks=[self._observe_models],
                 description="(model, version) pairs probed in this process")
             if self.energy is not None:
                 self.energy.start()
@@ -268,12 +265,9 @@ def configure(
         explicit["sink"] = sink
     settings = resolve_settings(explicit)
     if sink_obj is None and settings.sink:
-        from probes.sinks import SinkConfigError, from_url
+        from probes.sinks import from_url
 
-        try:
-            sink_obj = from_url(settings.sink)
-        except SinkConfigError as e:
-            raise ConfigError(str(e)) from e
+        sink_obj = from_url(settings.sink)
     if settings.sample_rate > 0 and sink_obj is None:
         raise ConfigError(f"sample_rate={settings.sample_rate} needs a sink: configure(sink=\"http://127.0.0.1:9466\") "
                           "or a Sink object (e.g. collector.InProcessSink), or BENCHWATCH_SINK")

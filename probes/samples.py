@@ -15,6 +15,8 @@ from os import urandom as _urandom
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
+from probes.errors import BenchwatchError
+
 __all__ = [
     "MAX_FEATURES",
     "MAX_NAME_LEN",
@@ -54,7 +56,7 @@ _REQUIRED = ("model", "version", "sample_id", "timestamp", "outputs")
 _FIELD_SET = frozenset(_FIELDS)
 
 
-class SampleError(ValueError):
+class SampleError(BenchwatchError, ValueError):
     """A sample failed validation; `reason` is a short code from `REASONS`."""
 
     def __init__(self, reason: str, message: str) -> None:

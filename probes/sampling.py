@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from probes.errors import ConfigError
 from probes.samples import Feature, Sample, Sink, new_sample_ids
 from probes.state import Faults
 from probes.summarize import summarize_output
@@ -72,9 +73,9 @@ class SampleQueue:
     def __init__(self, sink: Sink, faults: Faults, maxsize: int = 10_000, batch_size: int = 256,
                  flush_interval_s: float = 1.0, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if maxsize < 1:
-            raise ValueError(f"queue_size must be >= 1, got {maxsize}")
+            raise ConfigError(f"queue_size must be >= 1, got {maxsize}")
         if max_bytes < 1:
-            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+            raise ConfigError(f"max_bytes must be >= 1, got {max_bytes}")
         self.sink = sink
         self.faults = faults
         self.maxsize = maxsize

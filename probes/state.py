@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from probes import metric_names
 from probes.buckets import (
     BATCH_BOUNDS,
     CONFIDENCE_BOUNDS,
@@ -40,7 +41,7 @@ __all__ = [
     "ProbeState",
     "Registry",
     "Shard",
-    "Snapshot",
+    "ProbeSnapshot",
 ]
 
 log = logging.getLogger("probes")
@@ -173,7 +174,7 @@ def new_value_slot() -> list[Any]:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class ProbeSnapshot:
     """Merged, cumulative counters of one ProbeState at one instant (export side)."""
 
     model: str
@@ -210,7 +211,7 @@ class ProbeState:
             self._shards.append(sh)
         return sh
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> ProbeSnapshot:
         acc = Shard(None)
         with self._lock:
             live = []
@@ -223,7 +224,7 @@ class ProbeState:
             self._retired.add_into(acc)
             for sh in live:
                 sh.add_into(acc)
-        return Snapshot(self.model, self.version, self.start_time_ns, acc)
+        return ProbeSnapshot(self.model, self.version, self.start_time_ns, acc)
 
     def busy_ns(self, now_ns: int) -> int:
         """Integral of in-flight calls over time (perf_counter_ns clock) up to `now_ns`:
@@ -263,8 +264,8 @@ class Faults:
                 self._logged.add(kind)
             if first:
                 log.warning(
-                    "benchwatch probe fault (%s): %s%s — counted in benchwatch_probe_faults_total"
-                    "{fault=%r}; logged once", kind, detail, f" {type(exc).__name__}: {exc}" if exc else "",
+                    "benchwatch probe fault (%s): %s%s — counted in %s{fault=%r}; logged once",
+                    kind, detail, f" {type(exc).__name__}: {exc}" if exc else "", metric_names.FAULTS,
                     kind,
                 )
         except Exception:  # noqa: S110 - a fault counter must not become a fault

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from probes.errors import BenchwatchError
 from probes.samples import Feature
 
 __all__ = ["Kind", "SummarizeError", "as_array", "summarize_output"]
@@ -32,7 +33,7 @@ _log = math.log
 _TORCH_NUMPY_FLOATS = {"torch.float32", "torch.float64"}
 
 
-class SummarizeError(ValueError):
+class SummarizeError(BenchwatchError, ValueError):
     """The output cannot be read as classifier or regression output; says what was expected."""
 
 

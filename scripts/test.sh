@@ -5,5 +5,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 scripts/bootstrap.sh
 .venv/bin/ruff check .
-.venv/bin/mypy probes
+.venv/bin/mypy probes collector drift benchwatch
 exec .venv/bin/python -m pytest -p no:cacheprovider -rsx "$@"

@@ -117,7 +117,7 @@ def write_run(out_dir: Path, suite: Suite, results: Sequence[BenchResult],
     doc["outputs"] = {r.backend.name: output_summary(r.accuracy.outputs)
                       for r in results if r.accuracy is not None}
     lat = {r.backend.name: r.single_stream.latencies_s for r in results if r.single_stream}
-    np.savez_compressed(out_dir / "latencies.npz", **lat)  # type: ignore[arg-type]
+    np.savez_compressed(out_dir / "latencies.npz", **lat)  # type: ignore[arg-type]  # numpy stub: allow_pickle
     for r in results:
         if r.accuracy is None or r.backend.name == "null":
             continue

@@ -18,6 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from benchwatch.errors import UsageError
+from probes.errors import BenchwatchError, require
+
 try:  # faster JSON for the HTTP backend (the harness cost per query); stdlib otherwise
     import orjson
 
@@ -33,7 +36,9 @@ except ImportError:
     _decode = json.loads
 
 
-class BackendError(RuntimeError):
+class BackendError(BenchwatchError, RuntimeError):
+    """A backend could not answer; `kind` says how (see the module doc)."""
+
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
@@ -77,8 +82,7 @@ class TorchBackend:
     def __init__(self, module: Any, model: str = "model", version: str = "",
                  input_shape: tuple[int, ...] | None = None, threads: int | None = None,
                  device: str = "cpu") -> None:
-        import torch
-
+        torch = require("torch", "torch", "the torch backend")
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
@@ -109,8 +113,7 @@ class TorchBackend:
 class OnnxRuntimeBackend:
     def __init__(self, path: str | Path, model: str = "model", version: str = "",
                  threads: int | None = None, providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = require("onnxruntime", "bench", "the onnxruntime backend")
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -244,35 +247,34 @@ def make_backend(kind: str, model: str | None = None, url: str | None = None,
         return NullBackend(10, (64,))
     if kind == "http":
         if not url:
-            raise BackendError("unreachable", "--backend http needs --url http://HOST:PORT")
+            raise UsageError("--backend http needs --url http://HOST:PORT")
         return HttpBackend(url, timeout_s)
     from benchwatch.example import model as example
 
     if model in (None, "digits", "example"):
-        files = example.ensure_model()
+        files = example.shipped_model()
         onnx_path, name, version = files.onnx_path, files.name, files.version
     else:
         onnx_path, name, version = Path(model), Path(model).stem, ""
         if not onnx_path.exists():
-            raise FileNotFoundError(f"model file {model} does not exist")
+            raise UsageError(f"model file {model} does not exist: pass --model PATH.onnx, or "
+                             "--model digits for the example model")
     if kind == "onnxruntime":
         if onnx_path.suffix != ".onnx":
-            raise ValueError(f"--backend onnxruntime needs an .onnx file, got {onnx_path}")
+            raise UsageError(f"--backend onnxruntime needs an .onnx file, got {onnx_path}")
         providers = None
         if device.startswith("cuda"):
-            import onnxruntime as ort
-
+            ort = require("onnxruntime", "bench", "the onnxruntime backend")
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ValueError("--device cuda: this onnxruntime has no CUDAExecutionProvider "
+                raise UsageError("--device cuda: this onnxruntime has no CUDAExecutionProvider "
                                  f"(has {ort.get_available_providers()}): install onnxruntime-gpu")
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return OnnxRuntimeBackend(onnx_path, name, version, threads, providers)
     if kind == "torch":
         if device.startswith("cuda"):
-            import torch
-
+            torch = require("torch", "torch", "the torch backend")
             if not torch.cuda.is_available():
-                raise ValueError("--device cuda: PyTorch sees no CUDA device")
+                raise UsageError("--device cuda: PyTorch sees no CUDA device")
         module = example.torch_module_from_path(onnx_path)
         return TorchBackend(module, name, version, (example.INPUT_DIM,), threads, device)
-    raise ValueError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")
+    raise UsageError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")

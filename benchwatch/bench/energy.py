@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from benchwatch.errors import UsageError
+from probes.errors import BenchwatchError
+
 log = logging.getLogger(__name__)
 
 
-class EnergyUnavailable(RuntimeError):
-    pass
+class EnergyUnavailable(BenchwatchError, RuntimeError):
+    """The energy counter that was asked for is not on this machine."""
 
 
 def energy_meter(kind: str = "auto") -> tuple[Callable[[], float] | None, str]:
@@ -33,7 +36,7 @@ def energy_meter(kind: str = "auto") -> tuple[Callable[[], float] | None, str]:
             src = RaplSource()
             hw = "cpu"
         else:
-            raise ValueError(f"--energy must be auto, gpu, cpu or off, got {kind!r}")
+            raise UsageError(f"--energy must be auto, gpu, cpu or off, got {kind!r}")
     except RuntimeError as e:
         raise EnergyUnavailable(f"--energy {kind}: {e}") from e
     readings = [r for r in src.read() if r.hw_type == hw and r.energy_j is not None]

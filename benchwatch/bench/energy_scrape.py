@@ -11,32 +11,20 @@ GPUs: NVML counts a whole device, so two servers on one GPU share its energy.
 from __future__ import annotations
 
 import logging
-import urllib.request
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from benchwatch import promtext
+from probes import metric_names as m
 
-ENERGY = "benchwatch_inference_energy_joules_total"
-COUNT = "benchwatch_inference_duration_seconds_count"
+log = logging.getLogger(__name__)
 
 
 def scrape_totals(url: str, model: str | None = None, timeout_s: float = 2.0) -> tuple[float, float]:
     """(joules, inferences) summed over the model's series at `url` (a /metrics endpoint)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - operator's URL
-        text = r.read().decode("utf-8", errors="replace")
-    joules = count = 0.0
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if model is not None and s.labels.get("model") not in (None, model):
-                continue
-            if s.name == ENERGY:
-                joules += float(s.value)
-            elif s.name == COUNT:
-                count += float(s.value)
-    return joules, count
+    s = promtext.read(url, timeout_s)
+    match = {} if model is None else {"model": model}
+    return s.total(m.ENERGY, **match), s.total(m.REQUESTS, **match)
 
 
 class EnergyWindows:

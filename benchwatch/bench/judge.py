@@ -26,9 +26,12 @@ from typing import Any
 import numpy as np
 
 from benchwatch.bench import stats
+from benchwatch.cli.errors import ExitCode
+from benchwatch.errors import UsageError
 
 PASS, FAIL, INCONCLUSIVE, NOT_MEASURED = "pass", "fail", "inconclusive", "not_measured"
-EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 2, "error": 3}
+EXIT_CODES = {PASS: ExitCode.OK, FAIL: ExitCode.FINDING, INCONCLUSIVE: ExitCode.INCONCLUSIVE,
+              "error": ExitCode.COULD_NOT_RUN}
 GAUGE_VALUES = {PASS: 1, INCONCLUSIVE: 0, FAIL: -1, "error": -1}
 
 
@@ -47,9 +50,9 @@ class JudgeSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 0.5:
-            raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
+            raise UsageError(f"--alpha must be in (0, 0.5), got {self.alpha}")
         if self.latency_margin < 1 or self.energy_margin < 1 or self.accuracy_margin < 0:
-            raise ValueError("margins are tolerances: latency/energy >= 1.0, accuracy >= 0")
+            raise UsageError("margins are tolerances: latency/energy >= 1.0, accuracy >= 0")
 
 
 @dataclass(frozen=True)
@@ -274,8 +277,10 @@ def _p(p: float | None) -> float:
 
 def decide(metrics: Sequence[MetricVerdict], s: JudgeSettings) -> Verdict:
     """Holm across the gating metrics' fail p-values; per-metric and overall outcomes."""
+    from drift.features import holm
+
     tested = [i for i, m in enumerate(metrics) if m.gating and m.p_fail is not None]
-    adjusted = stats.holm_adjusted([_p(metrics[i].p_fail) for i in tested])
+    adjusted = holm([_p(metrics[i].p_fail) for i in tested]).tolist()
     final = list(metrics)
     for i, p_adj in zip(tested, adjusted, strict=True):
         m = metrics[i]

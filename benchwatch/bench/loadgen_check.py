@@ -20,6 +20,7 @@ import numpy as np
 
 from benchwatch.bench.backends import Backend
 from benchwatch.bench.suites import Suite
+from probes.errors import require
 
 _LINE = re.compile(r':::MLLOG (\{.*\})')
 
@@ -45,8 +46,7 @@ def run_loadgen(backend: Backend, suite: Suite, scenario: str = "SingleStream",
                 queries: int = 2000, server_qps: float = 1000.0,
                 server_latency_bound_s: float = 0.010, min_duration_s: float = 1.0) -> dict[str, Any]:
     """Run LoadGen in performance mode; return its figures (latencies in seconds)."""
-    import mlperf_loadgen as lg
-
+    lg = require("mlperf_loadgen", "bench", "the MLPerf LoadGen cross-check")
     rows = [suite.inputs[i : i + 1] for i in range(len(suite))]
 
     def issue(qs: Any) -> None:

@@ -13,6 +13,7 @@ import os
 import time
 
 from benchwatch.bench.judge import GAUGE_VALUES
+from probes import metric_names as m
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def serve_verdict_gauge(outcome: str, model: str, version: str, canary: str, por
     from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
     registry = CollectorRegistry()
-    g = Gauge("benchwatch_canary_verdict", "canary verdict: 1 pass, 0 inconclusive, -1 fail",
+    g = Gauge(m.CANARY_VERDICT, "canary verdict: 1 pass, 0 inconclusive, -1 fail",
               ["model", "model_version", "canary", "outcome"], registry=registry)
     g.labels(model, version, canary, outcome).set(GAUGE_VALUES[outcome])
     server, thread = start_http_server(port, addr=host, registry=registry)
@@ -43,7 +44,7 @@ def grafana_annotation(outcome: str, text: str, tags: list[str]) -> bool:
     if not url:
         return False
     try:
-        from grafana_client import GrafanaApi  # type: ignore[attr-defined]
+        from grafana_client.api import GrafanaApi
 
         api = GrafanaApi.from_url(url, credential=os.environ.get("GRAFANA_TOKEN") or None)
         api.annotations.add_annotation(time_from=int(time.time() * 1000),

@@ -23,6 +23,7 @@ from benchwatch.bench.energy_scrape import EnergyWindows
 from benchwatch.bench.judge import Arm, JudgeSettings, Verdict, judge
 from benchwatch.bench.runner import Progress, query_order
 from benchwatch.bench.suites import Suite
+from benchwatch.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -134,5 +135,5 @@ def judge_replay(result: ReplayResult, suite: Suite, baseline: Any | None,
     elif baseline is not None:
         reference = arm_from_baseline(baseline)
     else:
-        raise ValueError("nothing to compare with: pass --primary URL or --baseline FILE")
+        raise UsageError("nothing to compare with: pass --primary URL or --baseline FILE")
     return judge(canary, reference, settings)

@@ -1,10 +1,10 @@
 """Small statistics used by the runner and the judge: quantiles, significance rules, exact
-bootstrap of order statistics, Holm's step-down, and paired-accuracy (McNemar) tests."""
+bootstrap of order statistics and paired-accuracy (McNemar) tests. (Holm's step-down is
+`drift.features.holm`.)"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -44,30 +44,6 @@ def bootstrap_quantile(values: np.ndarray, q: float, draws: int,
     cdf = _order_stat_cdf(len(s), q)
     idx = np.searchsorted(cdf, rng.random(draws), side="left")
     return s[np.minimum(idx, len(s) - 1)]
-
-
-def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
-    """Holm's step-down: which hypotheses are rejected with family-wise error <= alpha."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    rejected = [False] * len(p_values)
-    m = len(p_values)
-    for rank, i in enumerate(order):
-        if p_values[i] <= alpha / (m - rank):
-            rejected[i] = True
-        else:
-            break
-    return rejected
-
-
-def holm_adjusted(p_values: Sequence[float]) -> list[float]:
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 def mcnemar_exact_p(b: int, c: int) -> float:

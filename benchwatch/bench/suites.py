@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from benchwatch.errors import UsageError
+
 FORMAT = "benchwatch-suite/1"
 BUILTIN_DIR = Path(__file__).with_name("suite_data")
 BUILTIN = ("digits",)
 
 
-class SuiteError(ValueError):
+class SuiteError(UsageError):
     """A suite could not be loaded or does not fit the model; the message says what to do."""
 
 

@@ -1,7 +1,9 @@
 """The `benchwatch` command line: one verb per module in this package.
 
-Each verb module defines `HELP: str`, `add_arguments(parser)` and `run(args) -> int`. Verbs are
-imported only when used, so a serving host without the heavy extras can still run the others.
+Each verb module defines `HELP: str`, `add_arguments(parser)` and `run(args) -> ExitCode`. Verbs
+are imported only when used, so a serving host without the heavy extras can still run the others.
+A verb returns OK, FINDING or INCONCLUSIVE and raises for anything else; `main` prints every
+error one way and maps it to the exit-code table in `benchwatch.cli.errors`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+
+from benchwatch.cli.errors import ExitCode, report_error
 
 # verb -> one-line description (kept here so `benchwatch --help` imports nothing heavy)
 VERBS: dict[str, str] = {
@@ -22,13 +26,16 @@ VERBS: dict[str, str] = {
     "collector": "run the sample collector (HTTP ingest)",
     "kafka": "Kafka transport helpers (topics, consumers)",
     "grafana": "generate dashboards or push them to a Grafana server",
+    "export": "write the deployment files (Prometheus rules, configs, dashboards) into a directory",
     "report": "render dashboards from Prometheus into a static HTML page",
 }
 
 
 def _build_parser(verb: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchwatch", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="logging level (default INFO; DEBUG also prints tracebacks)")
     from benchwatch import __version__
 
     parser.add_argument("--version", action="version", version=f"benchwatch {__version__}")
@@ -45,18 +52,26 @@ def _build_parser(verb: str | None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in args_list if a in VERBS), None)
-    parser = _build_parser(verb)
-    args = parser.parse_args(args_list)
+    try:
+        parser = _build_parser(verb)
+    except Exception as exc:  # noqa: BLE001 - a verb whose module cannot even be imported
+        return report_error(exc, f"benchwatch {verb}")
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # --help, --version (0) or a usage error argparse printed (2)
+        return ExitCode.OK if not exc.code else ExitCode.USAGE
     if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        return int(args._run(args) or 0)
+        return int(args._run(args) or ExitCode.OK)
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        return report_error(exc, f"benchwatch {args.verb}")
 
 
 if __name__ == "__main__":

@@ -15,15 +15,16 @@ import argparse
 import csv
 import json
 import math
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from drift.baseline import FIGURE_KEYS, Baseline, BaselineError
+from benchwatch.cli.errors import ExitCode
+from drift.baseline import FIGURE_KEYS, Baseline
 from drift.calibration import Calibration
 from drift.reference import CategoricalReference, NumericReference
 from drift.result import DriftError
+from probes.errors import require
 
 HELP = "build or inspect drift baselines"
 MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none"})
@@ -62,14 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        if args.action == "build":
-            return _build(args)
-        return _show(args)
-    except (BaselineError, DriftError, OSError) as e:
-        print(f"benchwatch baseline {args.action}: {e}", file=sys.stderr)
-        return 1
+def run(args: argparse.Namespace) -> ExitCode:
+    if args.action == "build":
+        return _build(args)
+    return _show(args)
 
 
 # ---- reading reference data -----------------------------------------------------------------
@@ -120,17 +117,23 @@ def read_columns(path: Path) -> dict[str, list[Any]]:
         raise DriftError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
+        pq = require("pyarrow.parquet", "drift", "reading Parquet")
         try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise DriftError("reading Parquet needs pyarrow: pip install 'benchwatch[drift]'") \
-                from None
-        table = pq.read_table(path)
+            table = pq.read_table(path)
+        except ValueError as e:  # pyarrow's ArrowInvalid: not a Parquet file
+            raise DriftError(f"{path}: not a readable Parquet file ({e})") from e
         return {name: [_cell(v) for v in col] for name, col in table.to_pydict().items()}
     if suffix not in (".csv", ".tsv"):
         raise DriftError(f"{path}: expected a .csv or .parquet file")
+    try:
+        return _read_csv(path, delimiter="\t" if suffix == ".tsv" else ",")
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DriftError(f"{path}: not a readable UTF-8 CSV file ({e})") from e
+
+
+def _read_csv(path: Path, delimiter: str) -> dict[str, list[Any]]:
     with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+        reader = csv.DictReader(f, delimiter=delimiter)
         if not reader.fieldnames:
             raise DriftError(f"{path}: empty file or no header row")
         cols: dict[str, list[Any]] = {name: [] for name in reader.fieldnames}
@@ -155,7 +158,10 @@ def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
 def _figures(args: argparse.Namespace) -> dict[str, float]:
     figures: dict[str, float] = {}
     if args.figures:
-        loaded = json.loads(args.figures.read_text())
+        try:
+            loaded = json.loads(args.figures.read_text())
+        except ValueError as e:
+            raise DriftError(f"{args.figures}: not JSON ({e})") from e
         if not isinstance(loaded, dict):
             raise DriftError(f"{args.figures}: expected a JSON object of figures")
         figures.update(loaded)
@@ -167,7 +173,7 @@ def _figures(args: argparse.Namespace) -> dict[str, float]:
     return figures
 
 
-def _build(args: argparse.Namespace) -> int:
+def _build(args: argparse.Namespace) -> ExitCode:
     cols = read_columns(args.source)
     kinds = _parse_pairs(args.kind, "--kind")
     calibration = None
@@ -204,7 +210,7 @@ def _build(args: argparse.Namespace) -> int:
     path = baseline.save(args.out)
     print(f"wrote {path} and {path.with_suffix('.npz').name}: {args.model}/{args.version}, "
           f"{len(baseline.features)} features, {baseline.provenance.data_hash[:19]}…")
-    return 0
+    return ExitCode.OK
 
 
 def _calibration(cols: Mapping[str, list[Any]], args: argparse.Namespace) -> Calibration:
@@ -248,11 +254,11 @@ def describe(b: Baseline) -> dict[str, Any]:
     }
 
 
-def _show(args: argparse.Namespace) -> int:
+def _show(args: argparse.Namespace) -> ExitCode:
     d = describe(Baseline.load(args.file))
     if args.json:
         print(json.dumps(d, indent=2, sort_keys=True))
-        return 0
+        return ExitCode.OK
     p = d["provenance"]
     print(f"{d['model']}/{d['version']}  (schema {d['schema_version']}, benchwatch "
           f"{p['benchwatch_version']}, created {p['created_at']})")
@@ -275,4 +281,4 @@ def _show(args: argparse.Namespace) -> int:
     if d["calibration"]:
         print(f"  CBPE calibration: {len(d['calibration']['accuracy'])} bins, "
               f"n={d['calibration']['n']}")
-    return 0
+    return ExitCode.OK

@@ -8,19 +8,25 @@ import logging
 import sys
 from typing import Any
 
+from benchwatch.cli.errors import ExitCode
+from benchwatch.errors import UsageError
+from probes.errors import BenchwatchError, require
+
 HELP = "benchmark a model on a suite (LoadGen-like scenarios); the run becomes a baseline"
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="digits",
-                   help="an .onnx file (torch loads the sibling .pt state_dict), or `digits` "
-                        "for the example model (trained at first use)")
+                   help="an .onnx file (torch: a .pt state_dict of the example architecture), "
+                        "or `digits` for the example model that ships with benchwatch")
     p.add_argument("--backend", action="append", choices=("onnxruntime", "torch", "http", "null"),
-                   help="repeat for a side-by-side run (default: onnxruntime and torch)")
+                   help="repeat for a side-by-side run, e.g. --backend onnxruntime --backend "
+                        "torch (default: onnxruntime)")
     p.add_argument("--url", help="endpoint for --backend http, e.g. http://127.0.0.1:8000")
     p.add_argument("--suite", default="digits", help="built-in name or path to SUITE.json")
-    p.add_argument("-o", "--output", default="runs", help="directory for the run's files")
+    p.add_argument("-o", "--out", "--output", dest="output", default="runs",
+                   help="directory for the run's files (default ./runs)")
     p.add_argument("--queries", type=int, default=2000, help="single-stream queries (>= 662 "
                    "for a significant p99)")
     p.add_argument("--warmup", type=int, default=100, help="warm-up queries, not measured")
@@ -50,74 +56,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
+    require("rich", "bench", "benchwatch bench")
     from rich.console import Console
-    from rich.table import Table
 
     from benchwatch.bench.artifacts import new_run_dir, write_run
-    from benchwatch.bench.backends import BackendError, make_backend
-    from benchwatch.bench.progress import rich_progress
-    from benchwatch.bench.runner import RunSettings, combine_repeats, run_benchmark
-    from benchwatch.bench.suites import SuiteError, check_fits, load_suite
-    from benchwatch.report.bench import fmt_s
+    from benchwatch.bench.energy import energy_meter
+    from benchwatch.bench.suites import load_suite
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-    if min(args.queries, args.batch_size, args.offline_samples, args.repeats) < 1 or args.warmup < 0:
-        console.print("[red]error:[/red] --queries, --batch-size, --offline-samples and --repeats "
-                      "must be >= 1, --warmup >= 0")
-        return 3
-    settings = RunSettings(
-        seed=args.seed, warmup_queries=args.warmup, single_stream_queries=args.queries,
-        offline_batch_size=args.batch_size, offline_samples=args.offline_samples,
-        server=not args.no_server, server_latency_bound_s=args.latency_bound_ms / 1000,
-        server_step_s=args.server_step_s, server_workers=max(1, args.server_workers))
-    try:
-        suite = load_suite(args.suite)
-    except SuiteError as e:
-        console.print(f"[red]error:[/red] {e}")
-        return 3
-    from benchwatch.bench.energy import EnergyUnavailable, energy_meter
-
-    try:
-        meter, meter_desc = energy_meter(args.energy)
-    except EnergyUnavailable as e:
-        console.print(f"[red]error:[/red] {e}")
-        return 3
+    settings = _settings(args)
+    suite = load_suite(args.suite)
+    meter, meter_desc = energy_meter(args.energy)
     log.info("energy: %s", meter_desc)
-    kinds = args.backend or ["onnxruntime", "torch"]
-    backends = {}
+    kinds = args.backend or ["onnxruntime"]
+    backends = _open_backends(kinds, suite, args)
     try:
-        for kind in kinds:
-            try:
-                backends[kind] = make_backend(kind, args.model, args.url, args.timeout_s,
-                                              args.threads, args.device)
-                check_fits(suite, backends[kind].info.input_shape, backends[kind].info.num_outputs)
-            except (BackendError, SuiteError, FileNotFoundError, ValueError) as e:
-                console.print(f"[red]error:[/red] backend {kind}: {e}")
-                return 3
-        # repeats rotate the backend order, so load on a shared machine hits every backend alike
-        per_kind: dict[str, list[Any]] = {k: [] for k in kinds}
-        for rep in range(args.repeats):
-            for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
-                label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
-                with rich_progress(label, enabled=not args.no_progress) as progress:
-                    per_kind[kind].append(run_benchmark(backends[kind], suite, settings, progress,
-                                                        meter))
-        results = [combine_repeats(per_kind[k]) for k in kinds]
-        loadgen = {}
-        if args.loadgen_check:
-            from benchwatch.bench.loadgen_check import compare_with_runner, run_loadgen
-
-            for r in results:
-                if r.single_stream is None:
-                    continue
-                lg = run_loadgen(backends[r.backend.name], suite, "SingleStream", args.queries,
-                                 min_duration_s=0.5)
-                lg["ratio_to_runner"] = compare_with_runner(r.single_stream.latencies_s, lg)
-                loadgen[r.backend.name] = lg
-                console.print(f"mlperf_loadgen SingleStream on {r.backend.name}: " + ", ".join(
-                    f"{k.removesuffix('_s')} {v:.3f}x ours"
-                    for k, v in lg["ratio_to_runner"].items() if v))
+        results = _measure(backends, suite, settings, meter, args)
+        loadgen = _loadgen_check(backends, results, suite, args, console)
     finally:
         for b in backends.values():
             b.close()
@@ -125,11 +81,96 @@ def run(args: argparse.Namespace) -> int:
     doc = write_run(out_dir, suite, results, {**settings.__dict__, "repeats": args.repeats,
                                                "energy": meter_desc},
                     args.baseline_version, extra={"loadgen": loadgen} if loadgen else None)
-    table = Table(title=f"{doc['model']} on {suite.name} ({len(suite)} rows, seed {args.seed})")
+    _print_results(doc, suite, results, meter is not None, args.seed, console)
+    console.print(f"wrote {out_dir}/results.json, report.html, latencies.npz, baselines: "
+                  f"{', '.join(doc['baselines'].values()) or 'none'}")
+    stopped = [f"{r.backend.name}: {r.error}" for r in results if r.error]
+    if stopped:
+        raise BenchwatchError(f"stopped early ({'; '.join(stopped)}); the partial results are "
+                              f"in {out_dir}")
+    return ExitCode.OK
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from benchwatch.bench.runner import RunSettings
+
+    if min(args.queries, args.batch_size, args.offline_samples, args.repeats) < 1 or args.warmup < 0:
+        raise UsageError("--queries, --batch-size, --offline-samples and --repeats must be >= 1, "
+                         "--warmup >= 0")
+    return RunSettings(
+        seed=args.seed, warmup_queries=args.warmup, single_stream_queries=args.queries,
+        offline_batch_size=args.batch_size, offline_samples=args.offline_samples,
+        server=not args.no_server, server_latency_bound_s=args.latency_bound_ms / 1000,
+        server_step_s=args.server_step_s, server_workers=max(1, args.server_workers))
+
+
+def _open_backends(kinds: list[str], suite: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """One backend per kind, each checked against the suite; none left open on an error."""
+    from benchwatch.bench.backends import make_backend
+    from benchwatch.bench.suites import check_fits
+
+    backends: dict[str, Any] = {}
+    try:
+        for kind in kinds:
+            backend = backends[kind] = make_backend(kind, args.model, args.url, args.timeout_s,
+                                                    args.threads, args.device)
+            check_fits(suite, backend.info.input_shape, backend.info.num_outputs)
+    except BaseException:
+        for b in backends.values():
+            b.close()
+        raise
+    return backends
+
+
+def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
+             args: argparse.Namespace) -> list[Any]:
+    """Every backend `args.repeats` times; the results of one backend's repeats combined."""
+    from benchwatch.bench.progress import rich_progress
+    from benchwatch.bench.runner import combine_repeats, run_benchmark
+
+    kinds = list(backends)
+    per_kind: dict[str, list[Any]] = {k: [] for k in kinds}
+    # repeats rotate the backend order, so load on a shared machine hits every backend alike
+    for rep in range(args.repeats):
+        for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
+            label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
+            with rich_progress(label, enabled=not args.no_progress) as progress:
+                per_kind[kind].append(run_benchmark(backends[kind], suite, settings, progress,
+                                                    meter))
+    return [combine_repeats(per_kind[k]) for k in kinds]
+
+
+def _loadgen_check(backends: dict[str, Any], results: list[Any], suite: Any,
+                   args: argparse.Namespace, console: Any) -> dict[str, Any]:
+    """With --loadgen-check: mlperf_loadgen's SingleStream figures beside ours, per backend."""
+    if not args.loadgen_check:
+        return {}
+    from benchwatch.bench.loadgen_check import compare_with_runner, run_loadgen
+
+    loadgen = {}
+    for r in results:
+        if r.single_stream is None:
+            continue
+        lg = run_loadgen(backends[r.backend.name], suite, "SingleStream", args.queries,
+                         min_duration_s=0.5)
+        lg["ratio_to_runner"] = compare_with_runner(r.single_stream.latencies_s, lg)
+        loadgen[r.backend.name] = lg
+        console.print(f"mlperf_loadgen SingleStream on {r.backend.name}: " + ", ".join(
+            f"{k.removesuffix('_s')} {v:.3f}x ours" for k, v in lg["ratio_to_runner"].items() if v))
+    return loadgen
+
+
+def _print_results(doc: dict[str, Any], suite: Any, results: list[Any], energy: bool, seed: int,
+                   console: Any) -> None:
+    """The results table on stdout, each backend's ratios to the first on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchwatch.report.bench import fmt_s
+
+    table = Table(title=f"{doc['model']} on {suite.name} ({len(suite)} rows, seed {seed})")
     cols = ["backend", "p50", "p90", "p99", "offline samples/s", "server QPS", "accuracy"]
-    if meter:
-        cols.append("J/inference")
-    for col in cols:
+    for col in cols + (["J/inference"] if energy else []):
         table.add_column(col, justify="right")
     for r in results:
         s = r.single_stream.summary if r.single_stream else None
@@ -140,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             f"{r.server.best_qps:,.0f}" if r.server else "–",
             f"{r.accuracy.accuracy:.4f}" if r.accuracy else "–",
             *([f"{r.energy_per_inference_j:.3g}" if r.energy_per_inference_j is not None
-               else "–"] if meter else []))
+               else "–"] if energy else []))
     Console(width=None if sys.stdout.isatty() else 140).print(table)
     ref = results[0]
     for r in results[1:]:
@@ -148,9 +189,3 @@ def run(args: argparse.Namespace) -> int:
             f"{k.replace('latency_', '').replace('_s', '')} x{v / ref.figures()[k]:.2f}"
             for k, v in r.figures().items()
             if k != "accuracy" and ref.figures().get(k)))
-    console.print(f"wrote {out_dir}/results.json, report.html, latencies.npz, baselines: "
-                  f"{', '.join(doc['baselines'].values()) or 'none'}")
-    errors = [f"{r.backend.name}: {r.error}" for r in results if r.error]
-    for err in errors:
-        console.print(f"[red]stopped early:[/red] {err} (partial results kept)")
-    return 3 if errors else 0

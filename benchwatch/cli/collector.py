@@ -9,18 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from benchwatch.cli._until_stopped import wait_until_stopped
+from benchwatch.cli.errors import ExitCode
+from benchwatch.errors import UsageError
 
 TOKEN_ENV = "BENCHWATCH_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="collector_command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="collector_command", metavar="COMMAND", required=True)
     serve = sub.add_parser("serve", help="accept POST /v1/samples into a window store")
     serve.add_argument("--state", type=Path, required=True, metavar="PATH",
                        help="SQLite file for the windows (created if missing)")
@@ -45,39 +46,19 @@ def _acceptor(allowed: list[str] | None) -> Any:
     return lambda m, v: (m, v) in pairs or (m, None) in pairs
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
+    if args.collector_command == "windows":
+        return _windows(args)
     from collector import Collector, WindowStore
     from collector.http_server import ingest_server
 
-    if args.collector_command not in ("serve", "windows"):
-        print("usage: benchwatch collector serve --state PATH | windows --state PATH",
-              file=sys.stderr)
-        return 2
-    if args.collector_command == "windows" and not args.state.exists():
-        print(f"benchwatch collector: no store at {args.state}", file=sys.stderr)
-        return 2
-    try:
-        store = WindowStore(args.state, max_per_feature=getattr(args, "window", 5000))
-    except ValueError as exc:
-        print(f"benchwatch collector: {exc}", file=sys.stderr)
-        return 2
-    if args.collector_command == "windows":
-        rows = [{"model": m, "model_version": v, "feature": f, "values": store.count(m, v, f)}
-                for m, v, f in store.keys()]
-        store.close()
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        else:
-            for r in rows:
-                print(f"{r['model']:20} {r['model_version']:10} {r['feature']:30} {r['values']}")
-        return 0
+    store = WindowStore(args.state, max_per_feature=args.window)
     collector = Collector(store, accept=_acceptor(args.model))
     try:
         server = ingest_server(collector, args.host, args.port, args.token or None).start()
-    except ValueError as exc:
+    except BaseException:
         store.close()
-        print(f"benchwatch collector: {exc}", file=sys.stderr)
-        return 2
+        raise
     print(f"collector: POST {server.url}/v1/samples -> {args.state}", flush=True)
     try:
         wait_until_stopped(threading.Event())
@@ -85,4 +66,24 @@ def run(args: argparse.Namespace) -> int:
         server.stop()
         store.close()
         print(f"collector: {collector.totals().to_dict()}", flush=True)
-    return 0
+    return ExitCode.OK
+
+
+def _windows(args: argparse.Namespace) -> ExitCode:
+    from collector import WindowStore
+
+    if not args.state.exists():
+        raise UsageError(f"no window store at {args.state}: pass the --state file "
+                         "`benchwatch collector serve` writes")
+    store = WindowStore(args.state)
+    try:
+        rows = [{"model": m, "model_version": v, "feature": f, "values": store.count(m, v, f)}
+                for m, v, f in store.keys()]
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['model']:20} {r['model_version']:10} {r['feature']:30} {r['values']}")
+    return ExitCode.OK

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
+
+from benchwatch.cli.errors import ExitCode
 
 HELP = "run the whole product end to end on embedded defaults"
 
@@ -30,15 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="requests per second the demo sends (default 40)")
     parser.add_argument("--interval", type=float, default=2.0, metavar="S",
                         help="drift evaluation interval (default 2)")
-    parser.add_argument("--workdir", type=Path, default=None,
+    parser.add_argument("-o", "--out", "--workdir", dest="workdir", type=Path, default=None,
                         help="where baselines, the spool and the report go "
-                             "(default runs/demo-<time>)")
+                             "(default ./runs/demo-<time>)")
     parser.add_argument("--plain", action="store_true",
                         help="plain progress lines instead of the live panel")
     parser.add_argument("--seed", type=int, default=0)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     from benchwatch.demo.session import DemoConfig, run_demo
 
     cfg = DemoConfig(
@@ -46,9 +47,4 @@ def run(args: argparse.Namespace) -> int:
         ports={key: getattr(args, flag.replace("-", "_")) for flag, key, _, _ in PORT_OPTIONS},
         rate_qps=args.rate, eval_interval_s=args.interval, workdir=args.workdir,
         live=False if args.plain else None, seed=args.seed)
-    try:
-        cfg.validate()
-    except ValueError as exc:
-        logging.getLogger("benchwatch.demo.session").error("%s", exc)
-        return 2
-    return run_demo(cfg).exit_code
+    return ExitCode(run_demo(cfg).exit_code)  # run_demo validates cfg first

@@ -8,12 +8,13 @@ import json
 import logging
 import math
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from benchwatch.cli._until_stopped import wait_until_stopped
+from benchwatch.cli.errors import ExitCode
+from benchwatch.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ HMAC_ENV = "BENCHWATCH_WEBHOOK_HMAC_SECRET"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="drift_command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="drift_command", metavar="COMMAND", required=True)
     serve = sub.add_parser("serve", help="run the drift service",
                            description="Evaluate live windows against baselines on an interval; "
                            "export benchwatch_drift_* metrics; receive samples, labels, alerts.")
@@ -64,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     cmp_ = sub.add_parser("compare", help="compare two CSV samples column by column",
                           description="Drift test per common column of two CSV files; exit 0: "
-                          "no drift, 1: drift, 2: bad input.")
+                          "no drift, 1: drift, 2: bad input (see `benchwatch --help`).")
     cmp_.add_argument("reference", type=Path, help="reference CSV (with a header row)")
     cmp_.add_argument("current", type=Path, help="current CSV (with a header row)")
     cmp_.add_argument("--column", action="append", default=None,
@@ -75,52 +76,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cmp_.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     if args.drift_command == "serve":
         return _serve(args)
-    if args.drift_command == "compare":
-        return _compare(args)
-    print("usage: benchwatch drift serve --baselines DIR | benchwatch drift compare A.csv B.csv",
-          file=sys.stderr)
-    return 2
+    return _compare(args)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from drift.service.engine import DriftService, ServiceConfig, ServiceError
+def _serve(args: argparse.Namespace) -> ExitCode:
+    from benchwatch.grafana.annotations import GrafanaAnnotations
+    from drift.service.engine import DriftService, ServiceConfig
 
-    try:
-        config = ServiceConfig(
-            baselines_dir=args.baselines, state_path=args.state, host=args.host,
-            metrics_port=args.port,
-            ingest_port=None if args.ingest_port is not None and args.ingest_port < 0
-            else args.ingest_port,
-            interval_s=args.interval, token=args.token or None,
-            webhook_hmac_secret=args.webhook_hmac_secret or None, alpha=args.alpha,
-            min_samples=args.min_samples, max_per_feature=args.window,
-            require_features=not args.allow_missing_features, stream_ert=args.stream_ert)
-        from benchwatch.grafana.annotations import GrafanaAnnotations
-
-        annotations = GrafanaAnnotations.from_env()  # GRAFANA_URL set: alerts become regions
-        service = DriftService(config)
-        if annotations is not None:
-            service.alerts.add_listener(annotations.on_alerts)
-        service.start()
-    except (ServiceError, ValueError) as exc:
-        print(f"benchwatch drift serve: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    consumer = None
+    config = ServiceConfig(
+        baselines_dir=args.baselines, state_path=args.state, host=args.host,
+        metrics_port=args.port,
+        ingest_port=None if args.ingest_port is not None and args.ingest_port < 0
+        else args.ingest_port,
+        interval_s=args.interval, token=args.token or None,
+        webhook_hmac_secret=args.webhook_hmac_secret or None, alpha=args.alpha,
+        min_samples=args.min_samples, max_per_feature=args.window,
+        require_features=not args.allow_missing_features, stream_ert=args.stream_ert)
     if args.kafka:
-        from benchwatch.cli.kafka import check_topics, consumer_options, quiet_kafka_client
+        from benchwatch.cli.kafka import consumer_options, quiet_kafka_client, require_topics
 
         quiet_kafka_client()
         args.topic = args.kafka_topic
-        problem = check_topics(args.kafka, consumer_options(args), args.kafka_topic)
-        if problem:
-            service.stop()
-            print(f"benchwatch drift serve: {problem}", file=sys.stderr)
-            return 2
-        consumer = _start_kafka(args, service, stop)
+        require_topics(args.kafka, consumer_options(args), args.kafka_topic)
+    annotations = GrafanaAnnotations.from_env()  # GRAFANA_URL set: alerts become regions
+    service = DriftService(config)
+    if annotations is not None:
+        service.alerts.add_listener(annotations.on_alerts)
+    service.start()
+    stop = threading.Event()
+    consumer = _start_kafka(args, service, stop) if args.kafka else None
     print(f"drift service: metrics {service.metrics_url}"
           + (f", HTTP {service.url}" if service.url else "")
           + f"; baselines {', '.join(service.status()['baselines']) or '(none)'}"
@@ -134,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
         service.stop()
         if annotations is not None:
             annotations.close()
-    return 0
+    return ExitCode.OK
 
 
 def _start_kafka(args: argparse.Namespace, service: Any, stop: threading.Event) -> threading.Thread:
@@ -160,9 +147,9 @@ def _read_csv(path: Path) -> dict[str, list[Any]]:
         with path.open(newline="") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise UsageError(f"cannot read {path}: {exc}") from exc
     if len(rows) < 2:
-        raise ValueError(f"{path}: need a header row and at least one data row")
+        raise UsageError(f"{path}: need a header row and at least one data row")
     header, body = rows[0], rows[1:]
     columns: dict[str, list[Any]] = {}
     for i, name in enumerate(header):
@@ -178,31 +165,23 @@ def _read_csv(path: Path) -> dict[str, list[Any]]:
     return columns
 
 
-def _compare(args: argparse.Namespace) -> int:
+def _compare(args: argparse.Namespace) -> ExitCode:
     from drift.compare import compare
     from drift.result import DriftError
     from drift.service.stats import holm_adjust
 
-    try:
-        ref, cur = _read_csv(args.reference), _read_csv(args.current)
-    except ValueError as exc:
-        print(f"benchwatch drift compare: {exc}", file=sys.stderr)
-        return 2
+    ref, cur = _read_csv(args.reference), _read_csv(args.current)
     names = args.column or [c for c in ref if c in cur]
     missing = [c for c in names if c not in ref or c not in cur]
     if missing or not names:
-        print(f"benchwatch drift compare: columns {missing or '(none in common)'} are not in "
-              f"both files; {args.reference} has {list(ref)}, {args.current} has {list(cur)}",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"columns {missing or '(none in common)'} are not in both files; "
+                         f"{args.reference} has {list(ref)}, {args.current} has {list(cur)}")
     results = {}
     for name in names:
         try:
-            results[name] = compare(ref[name], cur[name], test=args.test,
-                                                alpha=args.alpha)
+            results[name] = compare(ref[name], cur[name], test=args.test, alpha=args.alpha)
         except DriftError as exc:
-            print(f"benchwatch drift compare: column {name!r}: {exc}", file=sys.stderr)
-            return 2
+            raise DriftError(f"column {name!r}: {exc}") from exc
     adjusted = holm_adjust([r.p_value for r in results.values()])
     rows = []
     for (name, r), p_adj in zip(results.items(), adjusted, strict=True):
@@ -217,4 +196,4 @@ def _compare(args: argparse.Namespace) -> int:
             p = "n/a" if row["p_value_holm"] is None else f"{row['p_value_holm']:.3g}"
             print(f"{row['column'][:24]:24} {row['test']:12} {row['score']:10.4g} "
                   f"{row['threshold']:10.4g} {p:>10}  {'DRIFT' if row['drift'] else '-'}")
-    return 1 if any(r["drift"] for r in rows) else 0
+    return ExitCode.FINDING if any(r["drift"] for r in rows) else ExitCode.OK

@@ -9,10 +9,13 @@ import argparse
 import json
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from benchwatch.cli.errors import ExitCode
+from benchwatch.errors import UsageError
+from probes.errors import require
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +24,7 @@ DEFAULT_TOPIC = "benchwatch.samples"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="kafka_command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="kafka_command", metavar="COMMAND", required=True)
 
     topics = sub.add_parser("topics", help="create the samples, dead-letter and window-state topics",
                             description="Create benchwatch's topics (settings as in "
@@ -83,61 +86,46 @@ def quiet_kafka_client() -> None:
     client.setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
 
 
-def run(args: argparse.Namespace) -> int:
-    command = getattr(args, "kafka_command", None)
+def run(args: argparse.Namespace) -> ExitCode:
+    require("kafka", "kafka", "benchwatch kafka")
     quiet_kafka_client()
-    try:
-        if command == "topics":
-            return _topics(args)
-        if command == "consume":
-            return _consume(args)
-        if command == "lag":
-            from collector.kafka.topics import describe
+    if args.kafka_command == "topics":
+        return _topics(args)
+    if args.kafka_command == "consume":
+        return _consume(args)
+    from collector.kafka.topics import describe
 
-            print(json.dumps(describe(args.bootstrap.split(","), args.group, args.topic), indent=2))
-            return 0
-    except ImportError as e:
-        print(f"benchwatch kafka: {e}; install with pip install 'benchwatch[kafka]'", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"benchwatch kafka: {e}", file=sys.stderr)
-        return 2
-    print("usage: benchwatch kafka topics|consume|lag --bootstrap HOST:PORT ...", file=sys.stderr)
-    return 2
+    print(json.dumps(describe(args.bootstrap.split(","), args.group, args.topic), indent=2))
+    return ExitCode.OK
 
 
-def _topics(args: argparse.Namespace) -> int:
+def _topics(args: argparse.Namespace) -> ExitCode:
     from collector.kafka.topics import create_topics, default_topics, load_specs
 
     specs = load_specs(args.spec) if args.spec else default_topics(args.topic, args.partitions)
     print(json.dumps(create_topics(args.bootstrap.split(","), specs), indent=2))
-    return 0
+    return ExitCode.OK
 
 
-def check_topics(bootstrap: str, options: dict[str, Any], topic: str) -> str | None:
-    """A message saying what to do when Kafka or a topic is missing (None when all is there)."""
+def require_topics(bootstrap: str, options: dict[str, Any], topic: str) -> None:
+    """Raise, saying what to do, unless Kafka answers and has every topic the consumer uses
+    (ConnectionError when it cannot be reached, UsageError naming the missing topics)."""
+    require("kafka", "kafka", "consuming samples from Kafka")
     from collector.kafka.topics import missing_topics
 
-    try:
-        missing = missing_topics(bootstrap.split(","), [topic, options.get("state_topic"),
-                                                        options.get("dead_letter_topic")])
-    except ConnectionError as e:
-        return str(e)
+    missing = missing_topics(bootstrap.split(","), [topic, options.get("state_topic"),
+                                                    options.get("dead_letter_topic")])
     if missing:
-        return (f"topics {', '.join(missing)} do not exist at {bootstrap}: create them with "
-                f"`benchwatch kafka topics --bootstrap {bootstrap} --topic {topic}` "
-                "(or pass --state-topic none / --dead-letter-topic none)")
-    return None
+        raise UsageError(f"topics {', '.join(missing)} do not exist at {bootstrap}: create them "
+                         f"with `benchwatch kafka topics --bootstrap {bootstrap} --topic {topic}` "
+                         "(or pass --state-topic none / --dead-letter-topic none)")
 
 
-def _consume(args: argparse.Namespace) -> int:
+def _consume(args: argparse.Namespace) -> ExitCode:
     from collector import Collector, WindowStore
     from collector.kafka.consumer import KafkaIngestor
 
-    problem = check_topics(args.bootstrap, consumer_options(args), args.topic)
-    if problem:
-        print(f"benchwatch kafka consume: {problem}", file=sys.stderr)
-        return 2
+    require_topics(args.bootstrap, consumer_options(args), args.topic)
     store = WindowStore(args.state, max_per_feature=args.window)
     ingestor = KafkaIngestor(Collector(store), args.bootstrap.split(","), args.topic, args.group,
                              **consumer_options(args))
@@ -155,7 +143,7 @@ def _consume(args: argparse.Namespace) -> int:
     thread.join(timeout=30)
     print(json.dumps({"event": "stopped", **_stats_dict(ingestor)}), flush=True)
     store.close()
-    return 0
+    return ExitCode.OK
 
 
 def _stats_dict(ingestor: Any) -> dict[str, Any]:

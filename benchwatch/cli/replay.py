@@ -1,7 +1,9 @@
 """`benchwatch replay`: replay a suite against a canary (and, as shadow, the primary), judge it.
 
-Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 could not run (unreachable canary, timeouts,
-malformed responses, a suite that does not fit the model) — partial results are still written.
+Exit codes (the table in `benchwatch.cli.errors`): 0 PASS, 1 FAIL, 4 INCONCLUSIVE, 2 bad input
+(an option, the suite, the baseline file, a suite that does not fit the served model), 3 could not
+run (unreachable canary, timeouts, malformed responses). Once the run directory exists a
+verdict.json is always written, with partial results when the replay stopped early.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+from benchwatch.cli.errors import ExitCode, exit_code_for, message
+from benchwatch.errors import UsageError
+from probes.errors import BenchwatchError, ConfigError, require
 
 HELP = "replay a suite against a canary (and the primary) and judge it"
 log = logging.getLogger(__name__)
@@ -33,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accuracy-margin", type=float, default=0.01,
                    help="canary accuracy may be at most this much lower (default 0.01)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", default="runs", help="directory for verdict.json/report.html")
+    p.add_argument("-o", "--out", "--output", dest="output", default="runs",
+                   help="directory for verdict.json/report.html (default ./runs)")
     p.add_argument("--json", action="store_true", help="print the verdict JSON on stdout")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="serve benchwatch_canary_verdict on 127.0.0.1:PORT after the verdict")
@@ -47,68 +54,81 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _error_doc(out_dir: Path, args: argparse.Namespace, message: str,
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _error_doc(args: argparse.Namespace, exc: BaseException) -> dict[str, Any]:
+    """The verdict.json of a replay that could not start: why, and the exit code it ends with."""
+    if isinstance(exc, ConfigError):
+        reason = f"bad input: {exc}"
+    else:
+        reason = f"could not run ({getattr(exc, 'kind', 'setup')}): {message(exc)}"
     return {"format": "benchwatch-verdict/1", "suite": args.suite, "canary": args.canary,
             "reference": args.primary or args.baseline, "queries": args.queries,
-            "errors": [message], "verdict": {"outcome": "error", "exit_code": 3,
-                                             "reason": message, "metrics": [], "settings": {}},
-            **(extra or {})}
+            "errors": [reason], "verdict": {"outcome": "error", "exit_code": exit_code_for(exc),
+                                            "reason": reason, "metrics": [], "settings": {}}}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
+    for module in ("rich", "scipy"):
+        require(module, "bench", "benchwatch replay")
     from rich.console import Console
 
     from benchwatch.bench.artifacts import new_run_dir
-    from benchwatch.bench.backends import BackendError, HttpBackend
     from benchwatch.bench.judge import JudgeSettings
-    from benchwatch.bench.progress import rich_progress
-    from benchwatch.bench.replay import judge_replay, replay
-    from benchwatch.bench.suites import SuiteError, check_fits, load_suite
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+    settings = JudgeSettings(alpha=args.alpha, latency_margin=args.latency_margin,
+                             accuracy_margin=args.accuracy_margin, seed=args.seed)
+    if args.queries < 1 or args.warmup < 0 or args.timeout_s <= 0:
+        raise UsageError("--queries must be >= 1, --warmup >= 0 and --timeout-s > 0")
+    if not args.primary and not args.baseline:
+        raise UsageError("nothing to compare the canary with: pass --primary URL and/or "
+                         "--baseline FILE")
     out_dir = new_run_dir(args.output, "replay")
-    arms: dict[str, Any] = {}
-    doc: dict[str, Any]
-    latencies: dict[str, Any] = {}
-    model, version = "unknown", "unknown"
     try:
-        settings = JudgeSettings(alpha=args.alpha, latency_margin=args.latency_margin,
-                                 accuracy_margin=args.accuracy_margin, seed=args.seed)
-        if args.queries < 1 or args.warmup < 0 or args.timeout_s <= 0:
-            raise ValueError("--queries must be >= 1, --warmup >= 0 and --timeout-s > 0")
-        if not args.primary and not args.baseline:
-            raise ValueError("nothing to compare the canary with: pass --primary URL "
-                             "and/or --baseline FILE")
-        suite = load_suite(args.suite)
-        baseline = None
-        if args.baseline:
-            from drift.baseline import Baseline
+        suite, baseline, arms = _connect(args)
+    except (BenchwatchError, OSError) as exc:  # a verdict.json says why there is no verdict
+        _finish(_error_doc(args, exc), out_dir, {}, args, "unknown", "unknown", console)
+        raise
+    doc, latencies = _replay(args, suite, baseline, arms, settings)
+    code = _finish(doc, out_dir, latencies, args, doc["model"], doc["canary_version"], console)
+    if doc["verdict"]["outcome"] == "error":  # partial results are written, never judged
+        raise BenchwatchError(doc["verdict"]["reason"])
+    return code
 
-            baseline = Baseline.load(args.baseline)
+
+def _connect(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """The suite, the baseline (or None) and a backend per arm, each arm checked against the
+    suite; no backend is left open on an error."""
+    from benchwatch.bench.backends import HttpBackend
+    from benchwatch.bench.suites import SuiteError, check_fits, load_suite
+    from drift.baseline import Baseline
+
+    suite = load_suite(args.suite)
+    baseline = Baseline.load(args.baseline) if args.baseline else None
+    arms: dict[str, Any] = {}
+    try:
         for name, url in (("canary", args.canary), ("primary", args.primary)):
             if url:
-                b = HttpBackend(url, args.timeout_s)
-                arms[name] = b
+                b = arms[name] = HttpBackend(url, args.timeout_s)
                 check_fits(suite, b.info.input_shape, b.info.num_outputs)
                 suite_model = suite.metadata.get("model")
                 if suite_model and b.info.model not in ("unknown", suite_model):
                     raise SuiteError(f"suite {suite.name!r} is for model {suite_model!r} but "
                                      f"{url} serves {b.info.model!r}: pick its suite")
-        model, version = arms["canary"].info.model, arms["canary"].info.version
-    except (BackendError, SuiteError, ValueError, OSError) as e:
-        kind = getattr(e, "kind", "setup")
-        msg = f"could not run ({kind}): {e}"
-        console.print(f"[red]{msg}[/red]")
-        doc = _error_doc(out_dir, args, msg)
-        return _finish(doc, out_dir, latencies, args, model, version, console)
-    except Exception as e:  # BaselineError and friends: report, never a PASS
-        msg = f"could not run: {type(e).__name__}: {e}"
-        console.print(f"[red]{msg}[/red]")
-        doc = _error_doc(out_dir, args, msg)
-        return _finish(doc, out_dir, latencies, args, model, version, console)
-    from benchwatch.bench.energy_scrape import EnergyWindows
+    except BaseException:
+        for b in arms.values():
+            b.close()
+        raise
+    return suite, baseline, arms
 
+
+def _replay(args: argparse.Namespace, suite: Any, baseline: Any, arms: dict[str, Any],
+            settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Replay the suite on every arm and judge it: (verdict document, latencies per arm)."""
+    from benchwatch.bench.energy_scrape import EnergyWindows
+    from benchwatch.bench.progress import rich_progress
+    from benchwatch.bench.replay import judge_replay, replay
+
+    model, version = arms["canary"].info.model, arms["canary"].info.version
     energy = {name: EnergyWindows(url, model) for name, url in
               (("canary", args.canary_metrics), ("primary", args.primary_metrics))
               if url and name in arms}
@@ -119,28 +139,30 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for b in arms.values():
             b.close()
-    latencies = {n: r.latencies_s for n, r in result.arms.items()}
-    base = {"format": "benchwatch-verdict/1", "suite": suite.name,
-            "suite_hash": suite.content_hash, "canary": args.canary,
-            "reference": args.primary or args.baseline, "queries": result.queries_done,
-            "queries_planned": result.queries_planned, "model": model, "canary_version": version,
-            "primary_version": arms["primary"].info.version if "primary" in arms else None}
+    could_not_run = int(ExitCode.COULD_NOT_RUN)
     try:
         verdict = judge_replay(result, suite, baseline, settings).to_dict()
     except Exception as e:  # noqa: BLE001 - partial data may not be judgeable
-        verdict = {"outcome": "error", "exit_code": 3, "reason": f"could not judge: {e}",
-                   "metrics": [], "settings": {}}
+        verdict = {"outcome": "error", "exit_code": could_not_run,
+                   "reason": f"could not judge: {e}", "metrics": [], "settings": {}}
     if result.errors:
         # keep the per-metric figures of what was measured, but never let them pass
-        verdict = {**verdict, "outcome": "error", "exit_code": 3,
+        verdict = {**verdict, "outcome": "error", "exit_code": could_not_run,
                    "reason": f"could not run to the end: {result.errors[0]}; partial results "
                              f"({result.queries_done}/{result.queries_planned} queries) shown"}
-    doc = {**base, "errors": list(result.errors), "verdict": verdict}
-    return _finish(doc, out_dir, latencies, args, model, version, console)
+    doc = {"format": "benchwatch-verdict/1", "suite": suite.name,
+           "suite_hash": suite.content_hash, "canary": args.canary,
+           "reference": args.primary or args.baseline, "queries": result.queries_done,
+           "queries_planned": result.queries_planned, "model": model, "canary_version": version,
+           "primary_version": arms["primary"].info.version if "primary" in arms else None,
+           "errors": list(result.errors), "verdict": verdict}
+    return doc, {n: r.latencies_s for n, r in result.arms.items()}
 
 
 def _finish(doc: dict[str, Any], out_dir: Path, latencies: dict[str, Any],
-            args: argparse.Namespace, model: str, version: str, console: Any) -> int:
+            args: argparse.Namespace, model: str, version: str, console: Any) -> ExitCode:
+    """Write verdict.json, report.html and latencies.npz; show the verdict; publish it as a
+    Grafana annotation and (with --metrics-port) a gauge. Returns the verdict's exit code."""
     import numpy as np
     from rich.table import Table
 
@@ -154,20 +176,24 @@ def _finish(doc: dict[str, Any], out_dir: Path, latencies: dict[str, Any],
         np.savez_compressed(out_dir / "latencies.npz", **latencies)
     if args.json:
         print(json.dumps(doc, indent=2))
-    table = Table(title=f"replay {doc.get('suite')}: {v['outcome'].upper()}")
-    for col in ("metric", "outcome", "estimate", "interval", "margin", "why"):
-        table.add_column(col)
-    for m in v["metrics"]:
-        interval = (f"[{m['lower']:.4g}, {m['upper']:.4g}]" if m.get("lower") is not None else "–")
-        table.add_row(m["metric"], m["outcome"].upper(),
-                      "–" if m.get("estimate") is None else f"{m['estimate']:.4g}", interval,
-                      "–" if m.get("margin") is None else f"{m['margin']:g}", m.get("reason", ""))
-    console.print(table)
-    console.print(f"{v['outcome'].upper()}: {v.get('reason', '')}")
+    if v["metrics"]:
+        table = Table(title=f"replay {doc.get('suite')}: {v['outcome'].upper()}")
+        for col in ("metric", "outcome", "estimate", "interval", "margin", "why"):
+            table.add_column(col)
+        for m in v["metrics"]:
+            interval = (f"[{m['lower']:.4g}, {m['upper']:.4g}]" if m.get("lower") is not None
+                        else "–")
+            table.add_row(m["metric"], m["outcome"].upper(),
+                          "–" if m.get("estimate") is None else f"{m['estimate']:.4g}", interval,
+                          "–" if m.get("margin") is None else f"{m['margin']:g}",
+                          m.get("reason", ""))
+        console.print(table)
+    if v["outcome"] != "error":  # an error is printed once, by benchwatch.cli.main
+        console.print(f"{v['outcome'].upper()}: {v.get('reason', '')}")
     console.print(f"wrote {out_dir}/verdict.json and report.html")
     grafana_annotation(v["outcome"], f"canary {doc.get('canary')}: {v['outcome'].upper()} "
                        f"({v.get('reason', '')})", [f"model:{model}", f"version:{version}"])
     if args.metrics_port:
         serve_verdict_gauge(v["outcome"], model, version, str(doc.get("canary")),
                             args.metrics_port, args.metrics_hold_s)
-    return int(v["exit_code"])
+    return ExitCode(v["exit_code"])

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchwatch.cli.errors import ExitCode
+
 HELP = "render dashboards from Prometheus into a static HTML page"
 
 
@@ -26,21 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instance", help="only this scrape instance (host:port)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from benchwatch.report.dashboards import ReportError, write_report
+def run(args: argparse.Namespace) -> ExitCode:
+    from benchwatch.report.dashboards import write_report
 
     variables = {k: v for k, v in (("model", args.model), ("version", args.model_version),
                                    ("instance", args.instance)) if v}
-    try:
-        summary = write_report(args.prometheus, args.out, minutes=args.minutes,
-                               step_s=args.step, variables=variables,
-                               rate_interval=args.rate_interval)
-    except (ReportError, ValueError) as exc:
-        print(f"benchwatch report: {exc}", file=sys.stderr)
-        return 1
+    summary = write_report(args.prometheus, args.out, minutes=args.minutes, step_s=args.step,
+                           variables=variables, rate_interval=args.rate_interval)
     print(f"report: {summary.path} ({summary.with_data}/{summary.panels} panels with data)")
     for where in summary.empty:
         print(f"  no data: {where}")
     for err in summary.errors:
         print(f"  query error: {err}", file=sys.stderr)
-    return 0
+    return ExitCode.OK

@@ -1,8 +1,8 @@
 """The pieces `benchwatch demo` starts, each one call, each released by `Parts.close()`.
 
 Every step uses the real part of benchwatch (example model and server, probes, drift service,
-bench runner, Prometheus/Alertmanager via `benchwatch.services`, report). A part that is not
-installed raises `MissingPart` naming it and how to get it; the demo decides whether to go on.
+bench runner, Prometheus/Alertmanager via `benchwatch.services`, report). A part that cannot
+start raises `PartError` saying which and why; the demo decides whether to go on.
 """
 
 from __future__ import annotations
@@ -21,19 +21,26 @@ from typing import Any
 
 import numpy as np
 
-from benchwatch import services
+import probes
+from benchwatch import rules, services
+from benchwatch.bench import backends, runner, suites
 from benchwatch.demo.traffic import json_body
+from benchwatch.example import model as example
+from benchwatch.example import server
+from benchwatch.report import dashboards as html_report
+from drift.baseline import Baseline
+from drift.service.engine import DriftService, ServiceConfig
+from probes.errors import BenchwatchError
+from probes.summarize import summarize_output
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RULES_DIR = REPO_ROOT / "deploy" / "prometheus"
 DEMO_FOR = "5s"  # the demo shortens the rules' `for:` (production: minutes) to this
 DEMO_RANGE = "30s"  # ... and their rate windows (production: 5m)
 
 
-class MissingPart(RuntimeError):
-    """A part of benchwatch the demo needs is not installed or not built; says what to do."""
+class PartError(BenchwatchError):
+    """A part of the demo could not start or run; the message says which, and why."""
 
 
 @dataclass(frozen=True)
@@ -67,15 +74,6 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _import(what: str, module: str, hint: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingPart(f"{what} is not available ({module}: {exc}); {hint}") from exc
 
 
 class Parts:
@@ -119,14 +117,9 @@ class Parts:
 
     # -- steps -----------------------------------------------------------------------------
     def model(self) -> Any:
-        example = _import("the example model", "benchwatch.example",
-                          "reinstall benchwatch with `pip install -e '.[all]'`")
-        t0 = time.monotonic()
-        files = example.ensure_model()
-        took = time.monotonic() - t0
-        how = "trained and exported" if took > 2 else "loaded from cache"
-        self.say(f"demo: model {files.name} {files.version} {how} ({files.onnx_path}, "
-                 f"held-out accuracy {files.meta.get('test_accuracy', float('nan')):.3f})")
+        files = example.shipped_model()
+        self.say(f"demo: model {files.name} {files.version}, shipped with benchwatch "
+                 f"({files.onnx_path}, held-out accuracy {files.meta['test_accuracy']:.3f})")
         self.model_files = files
         return files
 
@@ -139,28 +132,23 @@ class Parts:
         baseline's unless the model slows down or the process is starved; an in-process ORT
         bench (a few µs a call) would make every live request look like a regression.
         """
-        runner = _import("the bench runner", "benchwatch.bench.runner", "it comes with benchwatch")
-        backends = _import("the bench backends", "benchwatch.bench.backends", "")
-        suites = _import("the bench suites", "benchwatch.bench.suites", "")
-        baseline_mod = _import("drift baselines", "drift.baseline", "")
-        summarize = _import("probes.summarize", "probes.summarize", "")
         backend = backends.HttpBackend(f"http://{served.host}:{served.port}")
         settings = runner.RunSettings(seed=self.seed, warmup_queries=100,
                                       single_stream_queries=1000, offline_samples=3000,
                                       server=False)
-        suite = suites.build_digits_suite()
+        suite = suites.load_suite("digits")
         t0 = time.monotonic()
         result = runner.run_benchmark(backend, suite, settings)
         backend.close()
         if result.error or result.accuracy is None:
-            raise MissingPart(f"the benchmark of the example model failed: {result.error}")
-        rows = summarize.summarize_output(result.accuracy.outputs, "classifier")
+            raise PartError(f"the benchmark of the example model failed: {result.error}")
+        rows = summarize_output(result.accuracy.outputs, "classifier")
         features: dict[str, list[Any]] = {}
         for row in rows:
             for k, v in row.items():
                 features.setdefault(k, []).append(v)
         figures = result.figures()
-        b = baseline_mod.Baseline.build(
+        b = Baseline.build(
             files.name, files.version, features, figures,
             source=f"benchwatch demo: bench {suite.name} suite ({suite.content_hash[:12]}) "
                    f"over HTTP at {backend.url}", seed=self.seed)
@@ -172,14 +160,13 @@ class Parts:
         return BaselineInfo(path, dict(figures), tuple(sorted(features)))
 
     def drift_service(self, interval_s: float, window: int) -> Any:
-        mod = _import("the drift service", "drift.service.engine", "it comes with benchwatch")
-        cfg = mod.ServiceConfig(
+        cfg = ServiceConfig(
             baselines_dir=self.workdir / "baselines",
             state_path=self.workdir / "spool.sqlite",  # the durable spool (SQLite WAL)
             host=self.host, metrics_port=self.port("drift"), ingest_port=0,
             interval_s=interval_s, webhook_token=self.webhook_token,
             min_samples=100, max_per_feature=window)
-        svc = mod.DriftService(cfg)
+        svc = DriftService(cfg)
         svc.store.reset()  # a demo run starts from empty windows
         svc.start()
         self.on_close("drift service", svc.stop)
@@ -191,9 +178,6 @@ class Parts:
         return svc
 
     def probes(self) -> None:
-        probes = _import("the probes", "probes", "it comes with benchwatch")
-        if not hasattr(probes, "configure"):
-            raise MissingPart("probes.configure is not in this build of benchwatch yet")
         port = self.port("metrics")
         handle = probes.configure("benchwatch-demo", prometheus_host=self.host,
                                   prometheus_port=port, export_interval_s=1.0,
@@ -205,7 +189,6 @@ class Parts:
                  "into the drift service in-process")
 
     def model_server(self, files: Any) -> ServedModel:
-        server = _import("the example model server", "benchwatch.example.server", "")
         port = self.port("model")
         ready = threading.Event()
         state: dict[str, Any] = {}
@@ -234,7 +217,7 @@ class Parts:
         thread.start()
         ready.wait(60)
         if "port" not in state:
-            raise MissingPart(f"the example model server did not start: {state.get('error')}")
+            raise PartError(f"the example model server did not start: {state.get('error')}")
 
         def stop() -> None:
             loop, ev = state.get("loop"), state.get("stop")
@@ -254,16 +237,16 @@ class Parts:
         """Alertmanager (webhook → drift service) then Prometheus with the deploy rules."""
         if services.find_binary(services.PROMETHEUS_BIN) is None or \
                 services.find_binary(*services.ALERTMANAGER_BINS) is None:
-            raise MissingPart("Prometheus/Alertmanager are not installed, so no alert will be "
+            raise PartError("Prometheus/Alertmanager are not installed, so no alert will be "
                               f"sent (drift is still shown): {services.INSTALL_HINT}")
         if self.service is None or self.service.url is None:
-            raise MissingPart("the drift service has no HTTP endpoint for Alertmanager's webhook")
+            raise PartError("the drift service has no HTTP endpoint for Alertmanager's webhook")
         rules = self.demo_rules()
         try:
             am = services.start_alertmanager(self.alertmanager_config(), host=self.host,
                                              port=self.port("alertmanager"))
         except services.ServiceError as exc:
-            raise MissingPart(f"Alertmanager did not start: {exc}") from exc
+            raise PartError(f"Alertmanager did not start: {exc}") from exc
         self.on_close("alertmanager", am.stop)
         self.alertmanager = am
         targets = {"benchwatch-probes": [self._hostport(self.probe_metrics_url)],
@@ -272,7 +255,7 @@ class Parts:
             prom = services.start_prometheus(targets, rule_files=rules, alertmanager=am.url,
                                              host=self.host, port=self.port("prometheus"))
         except services.ServiceError as exc:
-            raise MissingPart(f"Prometheus did not start: {exc}") from exc
+            raise PartError(f"Prometheus did not start: {exc}") from exc
         self.on_close("prometheus", prom.stop)
         self.prometheus = prom
         self.say(f"demo: Prometheus {prom.url} (rules: {', '.join(p.name for p in rules)}), "
@@ -281,7 +264,7 @@ class Parts:
     @staticmethod
     def _hostport(url: str | None) -> str:
         if not url:
-            raise MissingPart("a metrics endpoint is missing")
+            raise PartError("a metrics endpoint is missing")
         return url.split("://", 1)[1].split("/", 1)[0]
 
     def alertmanager_config(self) -> dict[str, Any]:
@@ -295,13 +278,8 @@ class Parts:
         }
 
     def demo_rules(self) -> list[Path]:
-        """deploy/prometheus's rule files with `for:` and rate windows shortened for a demo."""
-        rules = _import("the rule helpers", "benchwatch.rules", "")
-        files = rules.rule_files(RULES_DIR) if RULES_DIR.is_dir() else []
-        if not files:
-            raise MissingPart(f"no alerting rules in {RULES_DIR} (this install has no deploy/ "
-                              "directory; run the demo from a source checkout)")
-        return list(rules.shorten_for(files, self.workdir / "rules", DEMO_FOR,
+        """The packaged rule files with `for:` and rate windows shortened for a demo."""
+        return list(rules.shorten_for(rules.rule_files(), self.workdir / "rules", DEMO_FOR,
                                       range_window=DEMO_RANGE))
 
     def alerts_firing(self) -> list[AlertSeen]:
@@ -317,10 +295,9 @@ class Parts:
     def report(self, duration_s: float) -> str | None:
         if self.prometheus is None:
             return self.plain_report()
-        report = _import("the HTML report", "benchwatch.report.dashboards", "")
         time.sleep(2.5)  # let Prometheus scrape the final state
         minutes = max(2.0, duration_s / 60 + 1.5)
-        summary = report.write_report(self.prometheus.url, self.workdir / "report.html",
+        summary = html_report.write_report(self.prometheus.url, self.workdir / "report.html",
                                       minutes=minutes, step_s=2.0, rate_interval="30s")
         self.say(f"demo: report has {summary.with_data} of {summary.panels} panels with data")
         return str(summary.path)

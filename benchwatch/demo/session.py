@@ -1,6 +1,6 @@
 """`benchwatch demo`: the whole product end to end on embedded defaults, in one command.
 
-Order of events: the example model (trained and exported at first use, then cached) → served
+Order of events: the example model (the ONNX file that ships with benchwatch) → served
 over HTTP (ONNX Runtime, probed) → benchmarked on the digits suite through that endpoint, the
 run saved as its baseline → the drift service on the embedded transport (an in-process sink into
 a durable SQLite WAL spool) → probes exporting and sampling every request into it → Prometheus +
@@ -8,8 +8,11 @@ Alertmanager with deploy/prometheus's rules, routed to the drift service's webho
 installed) → steady traffic that drifts at `--drift-at` → a live view → the HTML report. Every
 process and port is released on exit, Ctrl-C included.
 
-A part of benchwatch that is missing from this install makes the demo say which one and carry
-on without it (or stop, when nothing meaningful is left); it never pretends.
+A Python package the demo needs that is not installed stops it before anything starts, with
+`probes.errors.MissingExtraError` naming the extra (`pip install 'benchwatch[demo]'`). A part
+that cannot start (`PartError`: no Prometheus binaries, a failed benchmark) makes the demo say
+which one and carry on without it, or stop with exit 3 when nothing meaningful is left; it
+never pretends.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from types import FrameType
 from typing import IO, Any
 
 from benchwatch import promtext
+from benchwatch.cli.errors import ExitCode
 from benchwatch.demo import parts as demo_parts
-from benchwatch.demo.parts import MissingPart
+from benchwatch.demo.parts import PartError
 from benchwatch.demo.traffic import Traffic, percentile
-from benchwatch.demo.view import FeatureScore, Snapshot, View
+from benchwatch.demo.view import DemoStatus, FeatureScore, View
+from benchwatch.errors import UsageError
+from probes import metric_names as m
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +61,16 @@ class DemoConfig:
 
     def validate(self) -> None:
         if self.duration_s <= 0:
-            raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
+            raise UsageError(f"--duration must be > 0 seconds, got {self.duration_s}")
         if not 0 <= self.drift_at_s < self.duration_s:
-            raise ValueError(f"--drift-at must be in [0, --duration); got {self.drift_at_s} "
+            raise UsageError(f"--drift-at must be in [0, --duration); got {self.drift_at_s} "
                              f"with --duration {self.duration_s}")
         if self.rate_qps <= 0:
-            raise ValueError(f"--rate must be > 0 requests/s, got {self.rate_qps}")
+            raise UsageError(f"--rate must be > 0 requests/s, got {self.rate_qps}")
         for name, port in self.ports.items():
             if not 0 <= port <= 65535:
                 flag = "--port" if name == "model" else f"--{name}-port"
-                raise ValueError(f"{flag} must be in 0..65535 (0 = any free port), got {port}")
+                raise UsageError(f"{flag} must be in 0..65535 (0 = any free port), got {port}")
 
 
 DRIFT_ALERT = "BenchwatchFeatureDrift"
@@ -132,9 +138,8 @@ class _Progress:
                                                                  float | None]:
         if now is None:
             return None, None, None
-        cur = promtext.buckets(now, "benchwatch_inference_duration_seconds")
-        old = None if self.prev is None else promtext.buckets(
-            self.prev, "benchwatch_inference_duration_seconds")
+        cur = promtext.buckets(now, m.LATENCY)
+        old = None if self.prev is None else promtext.buckets(self.prev, m.LATENCY)
         window = promtext.delta(cur, old)
         p50 = promtext.quantile(0.5, window)
         p99 = promtext.quantile(0.99, window)
@@ -142,7 +147,7 @@ class _Progress:
         if self.prev is None or now.at - self.prev.at > 10:
             self.prev = now
         # throughput over the last ~5 s of scrapes
-        self.counts.append((now.at, now.total("benchwatch_inference_duration_seconds_count")))
+        self.counts.append((now.at, now.total(m.REQUESTS)))
         while len(self.counts) > 2 and now.at - self.counts[1][0] >= 5:
             self.counts.popleft()
         (t_old, c_old), (t_new, c_new) = self.counts[0], self.counts[-1]
@@ -154,9 +159,9 @@ def _scores(s: promtext.Scrape | None) -> tuple[FeatureScore, ...]:
     if s is None:
         return ()
     out = []
-    thresholds = {dict(k).get("feature"): v for k, v in s.get("benchwatch_drift_threshold").items()}
-    detected = {dict(k).get("feature"): v for k, v in s.get("benchwatch_drift_detected").items()}
-    for labels, score in s.get("benchwatch_drift_score").items():
+    thresholds = {dict(k).get("feature"): v for k, v in s.get(m.DRIFT_THRESHOLD).items()}
+    detected = {dict(k).get("feature"): v for k, v in s.get(m.DRIFT_DETECTED).items()}
+    for labels, score in s.get(m.DRIFT_SCORE).items():
         d = dict(labels)
         feat = d.get("feature", "?")
         out.append(FeatureScore(feat, score, thresholds.get(feat), detected.get(feat, 0) >= 1,
@@ -184,15 +189,15 @@ def run_demo(cfg: DemoConfig, out: IO[str] | None = None) -> DemoResult:
         except KeyboardInterrupt:
             state.interrupted = True
             view.say("demo: interrupted — stopping everything")
-        except MissingPart as exc:
+        except PartError as exc:
             state.missing.append(str(exc))
             view.say(f"demo: cannot continue — {exc}")
-            state.exit_code = 3
+            state.exit_code = ExitCode.COULD_NOT_RUN
         finally:
             if state.traffic is not None:
                 state.traffic.stop()
     if state.interrupted:
-        state.exit_code = 130
+        state.exit_code = ExitCode.INTERRUPTED
     return _finish(workdir, state, view)
 
 
@@ -232,7 +237,7 @@ def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _R
     if cfg.prometheus:
         try:
             parts.monitoring()
-        except MissingPart as exc:
+        except PartError as exc:
             state.missing.append(str(exc))
             view.say(f"demo: going on without alerts — {exc}")
     else:
@@ -253,7 +258,7 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
     prog = _Progress()
     t0 = time.monotonic()
     drift_said = False
-    snap: Snapshot | None = None
+    snap: DemoStatus | None = None
     with view:
         while True:
             elapsed = time.monotonic() - t0
@@ -287,10 +292,10 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
                 after = "" if began is None else \
                     f" {alert.received_at - began:.1f} s after the drift began"
                 view.say(f"demo: ALERT {alert.name} fired{after}: {alert.summary}")
-            energy = probe.total("benchwatch_inference_energy_joules_total") if probe else 0.0
-            count = probe.total("benchwatch_inference_duration_seconds_count") if probe else 0.0
+            energy = probe.total(m.ENERGY) if probe else 0.0
+            count = probe.total(m.REQUESTS) if probe else 0.0
             recent = stats.latencies_s[-500:]
-            snap = Snapshot(
+            snap = DemoStatus(
                 elapsed_s=elapsed, duration_s=cfg.duration_s, drift_at_s=cfg.drift_at_s,
                 drifting=stats.drifting, requests=stats.sent, errors=stats.errors, qps=qps,
                 p50_s=p50, p99_s=p99, client_p50_s=percentile(recent, 0.5),

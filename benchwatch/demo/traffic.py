@@ -31,12 +31,11 @@ class TrafficStats:
 
 
 def digits_images() -> np.ndarray:
-    """The example suite's held-out digits (scaled to [0, 1]; they ship inside scikit-learn)."""
-    from benchwatch.example import load_digits_arrays, split_indices
+    """The shipped `digits` suite's held-out digits (scaled to [0, 1]), which the example model
+    never trained on."""
+    from benchwatch.bench.suites import load_suite
 
-    x, _ = load_digits_arrays()
-    _, test_idx = split_indices(len(x))
-    return np.asarray(x[test_idx], dtype=np.float32)
+    return np.asarray(load_suite("digits").inputs, dtype=np.float32)
 
 
 def drifted(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

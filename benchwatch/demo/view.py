@@ -23,7 +23,9 @@ class FeatureScore:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class DemoStatus:
+    """What the demo's view shows at one refresh."""
+
     elapsed_s: float
     duration_s: float
     drift_at_s: float
@@ -55,7 +57,7 @@ def _ratio(v: float | None, ref: float | None) -> str:
     return f"[{color}]{r:.2f}×[/{color}]"
 
 
-def render(s: Snapshot, header: str) -> Group:
+def render(s: DemoStatus, header: str) -> Group:
     phase = "[bold red]DRIFTING[/]" if s.drifting else f"clean (drift at {s.drift_at_s:.0f} s)"
     title = Text.from_markup(
         f"[bold]{header}[/]   t = {s.elapsed_s:5.1f} / {s.duration_s:.0f} s   traffic: {phase}")
@@ -99,7 +101,7 @@ def render(s: Snapshot, header: str) -> Group:
     return Group(title, perf, drift, alert)
 
 
-def plain_line(s: Snapshot) -> str:
+def plain_line(s: DemoStatus) -> str:
     top = max(s.scores, key=lambda f: f.score, default=None)
     drift = "n/a" if top is None else f"{top.feature}={top.score:.3f}{'!' if top.detected else ''}"
     qps = "n/a" if s.qps is None else f"{s.qps:.1f}"
@@ -131,7 +133,7 @@ class View:
             self._live.__exit__(*exc)
             self._live = None
 
-    def update(self, s: Snapshot) -> None:
+    def update(self, s: DemoStatus) -> None:
         if self._live is not None:
             self._live.update(render(s, self.header))
         elif time.monotonic() - self._last_plain >= self.every_s:
@@ -145,6 +147,6 @@ class View:
         else:
             print(line, file=self.out, flush=True)
 
-    def final(self, s: Snapshot) -> None:
+    def final(self, s: DemoStatus) -> None:
         if self._live is None:
             self.console.print(render(s, self.header))

@@ -1,14 +1,13 @@
-"""The digits example model (PyTorch → ONNX, trained at first use) and its probed HTTP server."""
+"""The digits example model (shipped as ONNX; PyTorch only to retrain) and its probed HTTP server."""
 
 from benchwatch.example.model import (
     INPUT_DIM,
     MODEL_NAME,
     NUM_CLASSES,
     ModelFiles,
-    cache_dir,
-    ensure_model,
     load_digits_arrays,
     load_torch_module,
+    shipped_model,
     split_indices,
 )
 
@@ -17,9 +16,8 @@ __all__ = [
     "MODEL_NAME",
     "NUM_CLASSES",
     "ModelFiles",
-    "cache_dir",
-    "ensure_model",
     "load_digits_arrays",
     "load_torch_module",
+    "shipped_model",
     "split_indices",
 ]

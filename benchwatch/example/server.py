@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from probes.errors import BenchwatchError, require
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20  # 1 MiB: ~4000 rows of 64 floats
@@ -69,7 +71,9 @@ class ServerConfig:
     sample_rate: float = 0.0
 
 
-class RequestError(Exception):
+class RequestError(BenchwatchError):
+    """A request the server answers with a 4xx `status` and this message."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -83,27 +87,25 @@ class Model:
     """The digits model behind the server, plus the canary knobs."""
 
     def __init__(self, cfg: ServerConfig) -> None:
-        from benchwatch.example.model import ensure_model, load_torch_module
+        from benchwatch.example.model import load_torch_module, shipped_model
 
-        files = ensure_model()
+        files = shipped_model()
         self.name = files.name
         self.version = cfg.version or files.version
         self.input_dim = int(files.meta["input_dim"])
         self.num_classes = int(files.meta["num_classes"])
         self.flip_threshold = int(cfg.flip_fraction * 2**32)
         if cfg.backend == "onnxruntime":
-            import onnxruntime as ort
-
+            ort = require("onnxruntime", "demo", "serving the example model with ONNX Runtime")
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1  # tiny model: threads cost more than they give
             sess = ort.InferenceSession(str(files.onnx_path), opts,
                                         providers=["CPUExecutionProvider"])
-            run = sess.run
-            self._raw: Callable[[np.ndarray], np.ndarray] = lambda x: run(None, {"input": x})[0]
+            run, feed = sess.run, files.meta["input_name"]
+            self._raw: Callable[[np.ndarray], np.ndarray] = lambda x: run(None, {feed: x})[0]
         elif cfg.backend == "torch":
-            import torch
-
             module = load_torch_module(files)
+            torch = require("torch", "torch", "serving the example model with PyTorch")
 
             def _torch(x: np.ndarray) -> np.ndarray:
                 with torch.inference_mode():

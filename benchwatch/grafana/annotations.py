@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from benchwatch.errors import UsageError
+from probes.errors import require
+
 log = logging.getLogger(__name__)
 
 __all__ = ["AnnotationConfig", "GrafanaAnnotations", "BASE_TAG"]
@@ -49,7 +52,7 @@ class AnnotationConfig:
         if not url:
             return None
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"GRAFANA_URL={url!r} is not an http(s) URL; set it to e.g. "
+            raise UsageError(f"GRAFANA_URL={url!r} is not an http(s) URL; set it to e.g. "
                              "http://127.0.0.1:3000 or unset it to disable annotations")
         return cls(url=url, token=os.environ.get("GRAFANA_TOKEN") or None,
                    dashboard_uid=os.environ.get("GRAFANA_DASHBOARD_UID") or None)
@@ -84,6 +87,7 @@ class GrafanaAnnotations:
     def __init__(self, config: AnnotationConfig, client: Any | None = None) -> None:
         self.config = config
         if client is None:
+            require("grafana_client", "grafana", "Grafana annotations")
             from grafana_client.api import GrafanaApi
 
             client = GrafanaApi.from_url(config.url, credential=config.token,

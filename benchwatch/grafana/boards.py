@@ -1,12 +1,13 @@
 """Grafana dashboards as code: the panel model, the benchwatch dashboards, and their JSON.
 
-The same `Dashboard` objects feed three consumers: the committed JSON under `grafana/dashboards/`
-(`benchwatch grafana generate`), `benchwatch grafana push`, and the static HTML report
-(`benchwatch.report.dashboards`), which runs each panel's PromQL against Prometheus's HTTP API. A test runs
-every expression here against a real Prometheus fed by real probes and the drift service.
+The same `Dashboard` objects feed three consumers: the JSON files under `grafana/dashboards/`
+(`benchwatch export` or `benchwatch grafana generate`), `benchwatch grafana push`, and the
+static HTML report (`benchwatch.report.dashboards`), which runs each panel's PromQL against
+Prometheus's HTTP API. A test runs every expression here against a real Prometheus fed by real
+probes and the drift service.
 
-Metric names are the Prometheus translation of the OpenTelemetry names in DESIGN.md, as the real
-exporters print them (see `probes.metric_names`).
+Metric names are the Prometheus translation of the OpenTelemetry names in docs/probes.md, as the
+real exporters print them (see `probes.metric_names`).
 """
 
 from __future__ import annotations

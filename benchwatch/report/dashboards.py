@@ -20,14 +20,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
 from benchwatch import __version__
+from benchwatch.errors import UsageError
 from benchwatch.grafana import boards as dashboards
 from benchwatch.grafana.boards import Dashboard, Panel, Query
 from benchwatch.report import svg
+from benchwatch.report.html import esc, page, table
+from probes.errors import BenchwatchError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ __all__ = ["PanelData", "ReportError", "ReportSummary", "render_html", "fetch", 
 MAX_SERIES = 20  # per panel: a readable plot, and a bounded page
 
 
-class ReportError(RuntimeError):
+class ReportError(BenchwatchError, RuntimeError):
     """Prometheus could not be reached or answered garbage; the message says which URL."""
 
 
@@ -141,30 +143,11 @@ def fetch(prometheus_url: str, *, start: float, end: float, step: float,
 
 
 # --- HTML -----------------------------------------------------------------------------------
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px;color:#222;
-background:#f4f5f7}
-h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ccc}
-.meta{color:#555;font-size:12px;margin-bottom:8px}
-.grid{display:grid;grid-template-columns:repeat(24,1fr);gap:10px}
-.panel{background:#fff;border:1px solid #ddd;border-radius:4px;padding:8px;min-width:0}
-.panel h3{font-size:13px;margin:0 0 2px} .panel .desc{font-size:11px;color:#666;margin:0 0 4px}
-.legend{font-size:10px;display:flex;flex-wrap:wrap;gap:4px 10px}
-.legend i{display:inline-block;width:14px;margin-right:3px;vertical-align:middle}
-.nodata{color:#b00;font-size:12px} .err{color:#b00;font-size:11px;word-break:break-all}
-table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ddd;padding:2px 6px}
-.stat{display:flex;flex-wrap:wrap;gap:8px} .stat div{padding:8px 12px;border-radius:4px;
-color:#fff;font-weight:600}
-.summary{background:#fff;border:1px solid #ddd;padding:8px;font-size:12px}
-details{font-size:11px;color:#555} code{font-size:10px}
-"""
-
-
 def _mapped(p: Panel, v: float) -> tuple[str, str]:
     for value, text, color in p.mappings:
         if v == value:
-            return text, svg.MAPPING_COLORS.get(color, color)
-    return svg.fmt(v, p.unit), "#1f77b4"
+            return text, svg.color(color)
+    return svg.fmt(v, p.unit), svg.PALETTE[0]
 
 
 def _panel_body(pd: PanelData) -> str:
@@ -178,12 +161,11 @@ def _panel_body(pd: PanelData) -> str:
         cells = []
         for s in pd.series:
             text, color = _mapped(p, s.points[-1][1])
-            cells.append(f'<div style="background:{color}">{escape(s.name)}: {escape(text)}</div>')
+            cells.append(f'<div style="background:{color}">{esc(s.name)}: {esc(text)}</div>')
         return f'<div class="stat">{"".join(cells)}</div>'
     if p.kind == "table":
-        rows = "".join(f"<tr><td>{escape(s.name)}</td><td>{escape(svg.fmt(s.points[-1][1], p.unit))}"
-                       "</td></tr>" for s in pd.series)
-        return f"<table><tr><th>series</th><th>value</th></tr>{rows}</table>"
+        return table(["series", "value"],
+                     [[esc(s.name), esc(svg.fmt(s.points[-1][1], p.unit))] for s in pd.series])
     if p.kind == "state-timeline" and p.mappings:
         return svg.state_timeline(pd.series, p.mappings, w)
     return svg.line_chart(pd.series, p.unit, p.min, p.max, w)
@@ -191,12 +173,12 @@ def _panel_body(pd: PanelData) -> str:
 
 def _panel_html(pd: PanelData) -> str:
     p = pd.panel
-    errors = "".join(f'<p class="err">{escape(e)}</p>' for e in pd.errors)
+    errors = "".join(f'<p class="err">{esc(e)}</p>' for e in pd.errors)
     more = f'<p class="desc">{pd.truncated} more series not shown</p>' if pd.truncated else ""
-    exprs = "".join(f"<div><code>{escape(q.expr)}</code></div>" for q in p.queries)
+    exprs = "".join(f"<div><code>{esc(q.expr)}</code></div>" for q in p.queries)
     return (f'<section class="panel" style="grid-column:span {p.width}">'
-            f"<h3>{escape(p.title)} <small>({escape(p.unit)})</small></h3>"
-            f'<p class="desc">{escape(p.description)}</p>{_panel_body(pd)}{more}{errors}'
+            f"<h3>{esc(p.title)} <small>({esc(p.unit)})</small></h3>"
+            f'<p class="desc">{esc(p.description)}</p>{_panel_body(pd)}{more}{errors}'
             f"<details><summary>PromQL</summary>{exprs}</details></section>")
 
 
@@ -211,15 +193,14 @@ def render_html(panels: Sequence[PanelData], *, prometheus_url: str, start: floa
     sel = ", ".join(f"{k}={v}" for k, v in sorted((variables or {}).items())) or "all"
     summary = (f'<div class="summary"><b>{len(panels) - len(empty)} of {len(panels)}</b> '
                "panels have data."
-               + (f" No data: {escape('; '.join(empty))}." if empty else "") + "</div>")
+               + (f" No data: {esc('; '.join(empty))}." if empty else "") + "</div>")
     sections = "".join(
-        f'<h2>{escape(title)}</h2><div class="grid">{"".join(_panel_html(pd) for pd in pds)}</div>'
+        f'<h2>{esc(title)}</h2><div class="grid">{"".join(_panel_html(pd) for pd in pds)}</div>'
         for title, pds in by_board.items())
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>benchwatch report {escape(when)}</title><style>{CSS}</style></head><body>"
-            f"<h1>benchwatch report</h1><div class=\"meta\">{escape(when)} · last {span} · "
-            f"Prometheus {escape(prometheus_url)} · selection: {escape(sel)} · benchwatch "
-            f"{escape(__version__)}</div>{summary}{sections}</body></html>\n")
+    return page(f"benchwatch report {when}",
+                f'<h1>benchwatch report</h1><div class="meta">{esc(when)} · last {span} · '
+                f"Prometheus {esc(prometheus_url)} · selection: {esc(sel)} · benchwatch "
+                f"{esc(__version__)}</div>{summary}{sections}")
 
 
 def write_report(prometheus_url: str, out: str | Path, *, minutes: float = 30.0,
@@ -232,7 +213,7 @@ def write_report(prometheus_url: str, out: str | Path, *, minutes: float = 30.0,
     shown in the page and listed in the returned summary.
     """
     if minutes <= 0:
-        raise ValueError(f"minutes must be > 0, got {minutes}")
+        raise UsageError(f"--minutes must be > 0, got {minutes}")
     end = time.time() if end is None else end
     start = end - minutes * 60
     step = step_s or max(1.0, (end - start) / 240)

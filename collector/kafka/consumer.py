@@ -36,9 +36,13 @@ from typing import Any
 
 from collector.ingest import Collector
 from collector.kafka.snapshots import encode_snapshot, load_snapshot, read_snapshots
+from probes.errors import require
 from probes.sinks.kafka_wire import WireError, decode_batch, record_key
 
 __all__ = ["ConsumerStats", "KafkaIngestor", "run_consumer"]
+
+# collector.kafka imports this module first: without kafka-python, say so at import, not on first use
+require("kafka", "kafka", "the Kafka transport")
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class ConsumerStats:
 def _listener() -> Any:
     from kafka import ConsumerRebalanceListener
 
-    class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    class _Listener(ConsumerRebalanceListener):
         """Records assignment changes for the consumer thread (see the module doc)."""
 
         def __init__(self) -> None:
@@ -185,7 +189,7 @@ class KafkaIngestor:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
                 max_request_size=8 * 1024 * 1024, client_id=f"{self.client_id}-state",
-                compression_type="lz4" if codec.has_lz4() else "gzip", max_block_ms=1000,
+                compression_type="lz4" if codec.has_lz4() else "gzip", max_block_ms=1000,  # type: ignore[no-untyped-call]  # unannotated in types-kafka-python
                 delivery_timeout_ms=int(CHECKPOINT_TIMEOUT_S * 1000), request_timeout_ms=10_000,
                 reconnect_backoff_max_ms=1000)
         consumer.subscribe([self.topic], listener=listener)

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,9 @@ STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class WindowSnapshot:
+    """One model's windows as saved on the state topic, with the offset they cover up to."""
+
     model: str
     version: str
     partition: int
@@ -66,7 +68,7 @@ def encode_snapshot(store: WindowStore, model: str, version: str, partition: int
     return STATE_MAGIC + bytes([STATE_VERSION]) + body.encode(), left_out
 
 
-def decode_snapshot(value: bytes | None) -> Snapshot:
+def decode_snapshot(value: bytes | None) -> WindowSnapshot:
     if not value or value[:3] != STATE_MAGIC or len(value) < 4:
         raise WireError("not_benchwatch", "not a benchwatch window snapshot (magic b'BWS')")
     if value[3] != STATE_VERSION:
@@ -76,13 +78,13 @@ def decode_snapshot(value: bytes | None) -> Snapshot:
         d = json.loads(value[4:])
         windows = {str(f): [tuple(x) if isinstance(x, list) else x for x in vals]
                    for f, vals in d["w"].items()}
-        return Snapshot(str(d["m"]), str(d["v"]), int(d["p"]), int(d["o"]), windows,
+        return WindowSnapshot(str(d["m"]), str(d["v"]), int(d["p"]), int(d["o"]), windows,
                         float(d["t"]))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise WireError("bad_envelope", f"unreadable window snapshot ({e!r})") from None
 
 
-def load_snapshot(store: WindowStore, snap: Snapshot) -> None:
+def load_snapshot(store: WindowStore, snap: WindowSnapshot) -> None:
     """Replace the store's windows of snap's model version by the snapshot's values.
 
     The store takes whole samples, so the values are re-assembled into synthetic samples aligned
@@ -103,15 +105,15 @@ def load_snapshot(store: WindowStore, snap: Snapshot) -> None:
         store.add(items[start:start + 2000])
 
 
-def read_snapshots(bootstrap: Iterable[str] | str, topic: str, partitions: set[int],
+def read_snapshots(bootstrap: Sequence[str] | str, topic: str, partitions: set[int],
                    timeout_s: float = 10.0,
-                   consumer_config: Mapping[str, Any] | None = None) -> dict[tuple[str, str], Snapshot]:
+                   consumer_config: Mapping[str, Any] | None = None) -> dict[tuple[str, str], WindowSnapshot]:
     """The latest snapshot of every model whose samples partition is in `partitions`."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                              **dict(consumer_config or {}))
-    found: dict[tuple[str, str], Snapshot] = {}
+    found: dict[tuple[str, str], WindowSnapshot] = {}
     try:
         parts = consumer.partitions_for_topic(topic)
         if not parts:
@@ -123,7 +125,8 @@ def read_snapshots(bootstrap: Iterable[str] | str, topic: str, partitions: set[i
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
         deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in tps):
+        # position() is None only while the partition has no position yet: not at the end
+        while any((consumer.position(tp) or 0) < end[tp] for tp in tps):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading window snapshots from {topic} took over {timeout_s}s")
             for records in consumer.poll(timeout_ms=200).values():

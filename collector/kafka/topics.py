@@ -15,6 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from collector.errors import CollectorConfigError
+
 log = logging.getLogger(__name__)
 
 SAMPLES_TOPIC = "benchwatch.samples"
@@ -61,14 +63,15 @@ def default_topics(samples_topic: str = SAMPLES_TOPIC, partitions: int = 12) -> 
 
 
 def load_specs(path: str | Path) -> list[TopicSpec]:
-    """Read a topics.json like deploy/kafka/topics.json; raise ValueError saying what is wrong."""
+    """Read a topics.json like deploy/kafka/topics.json; raise CollectorConfigError saying what
+    is wrong."""
     try:
         data = json.loads(Path(path).read_text())
         return [TopicSpec(str(t["name"]), int(t["partitions"]), int(t.get("replication_factor", 3)),
                           MappingProxyType({str(k): str(v) for k, v in t.get("config", {}).items()}))
                 for t in data["topics"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"cannot read topic settings from {path}: {e!r}; expected "
+        raise CollectorConfigError(f"cannot read topic settings from {path}: {e!r}; expected "
                          '{"topics": [{"name": ..., "partitions": N, "config": {...}}]}') from e
 
 

@@ -93,7 +93,7 @@ class BaselineSet:
 
 def load_baselines(directory: str | Path) -> BaselineSet:
     """Load every baseline in `directory`; refused ones are logged with the reason."""
-    from drift.baseline import load_dir  # the drift-statistics engineer's loader
+    from drift.baseline import load_dir  # Baseline.load's checks, bad files reported apart
 
     directory = Path(directory)
     signature = _signature(directory)

@@ -41,20 +41,17 @@ from collector.http_server import (
     is_loopback,
     samples_handler,
 )
+from drift.result import DriftError
 from drift.service.alerts import AlertInbox
 from drift.service.baselines import BaselineSet, ServedBaseline, load_baselines
 from drift.service.labels import LabelStore
-from drift.service.metrics import FeatureFigures, ServiceMetrics, Snapshot
+from drift.service.metrics import FeatureFigures, ServiceFigures, ServiceMetrics
 from drift.service.stats import estimate_accuracy, holm_adjust
 from drift.streaming import StreamDetector
 
 log = logging.getLogger(__name__)
 
 SINCE_KEY = "drift_since"
-
-
-class ServiceError(RuntimeError):
-    """The drift service cannot start as configured; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -81,15 +78,15 @@ class ServiceConfig:
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0:
-            raise ServiceError(f"--interval must be > 0 seconds, got {self.interval_s}")
+            raise DriftError(f"--interval must be > 0 seconds, got {self.interval_s}")
         if not 0 < self.alpha < 1:
-            raise ServiceError(f"alpha must be in (0, 1), got {self.alpha}")
+            raise DriftError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.min_samples < 2:
-            raise ServiceError(f"min_samples must be >= 2, got {self.min_samples}")
+            raise DriftError(f"min_samples must be >= 2, got {self.min_samples}")
         if self.stream_ert and not self.stream_ert > 1:
-            raise ServiceError(f"stream_ert must be > 1 values (or 0 for off), got {self.stream_ert}")
+            raise DriftError(f"stream_ert must be > 1 values (or 0 for off), got {self.stream_ert}")
         if self.ingest_port is not None and not self.token and not is_loopback(self.host):
-            raise ServiceError(
+            raise DriftError(
                 f"refusing to listen on {self.host} without a token: anyone who can reach it "
                 "could send samples, labels and alerts. Pass --token (or BENCHWATCH_TOKEN) or "
                 "bind 127.0.0.1")
@@ -112,14 +109,11 @@ class DriftService:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         if not Path(config.baselines_dir).is_dir():
-            raise ServiceError(
+            raise DriftError(
                 f"baselines directory {config.baselines_dir} does not exist: build one with "
                 "`benchwatch baseline build ... -o DIR/NAME.json` or pass --baselines DIR")
         self.baselines: BaselineSet = load_baselines(config.baselines_dir)
-        try:
-            self.store = WindowStore(config.state_path, config.max_per_feature)
-        except ValueError as exc:
-            raise ServiceError(str(exc)) from exc
+        self.store = WindowStore(config.state_path, config.max_per_feature)
         self.collector = Collector(
             self.store, accept=self._known,
             schema=self._schema if config.require_features else None)
@@ -172,11 +166,8 @@ class DriftService:
 
     def _http_server(self) -> JsonHttpServer:
         cfg = self.config
-        try:
-            server = JsonHttpServer(cfg.host, cfg.ingest_port or 0, cfg.token, cfg.max_body,
-                                    name="drift-service")
-        except ValueError as exc:
-            raise ServiceError(str(exc)) from exc
+        server = JsonHttpServer(cfg.host, cfg.ingest_port or 0, cfg.token, cfg.max_body,
+                                name="drift-service")
         server.add_route("POST", "/v1/samples", samples_handler(self.collector))
         server.add_route("POST", "/v1/labels", self.labels.receive)
         hook = bearer_or_hmac_verifier(cfg.webhook_token or cfg.token, cfg.webhook_hmac_secret)
@@ -261,7 +252,7 @@ class DriftService:
                     continue
                 present = sum(v is not None for v in values)
                 tests = ["missing"] if present < len(values) or \
-                    getattr(baseline.references[feature], "n_missing", 0) else []
+                    bool(getattr(baseline.references[feature], "n_missing", 0)) else []
                 if present >= self.config.min_samples:
                     tests.insert(0, "")  # the feature's own test, then its missing rate
                 else:
@@ -304,7 +295,7 @@ class DriftService:
         evaluation = Evaluation(now, tuple(figures), MappingProxyType(skipped))
         self.last = evaluation
         if self.metrics is not None:
-            self.metrics.publish(Snapshot(
+            self.metrics.publish(ServiceFigures(
                 features=tuple(figures), window_samples=MappingProxyType(windows),
                 baseline_figures=MappingProxyType(baselines.figures()),
                 estimated_accuracy=MappingProxyType(estimated),

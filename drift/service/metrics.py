@@ -1,8 +1,8 @@
 """The drift service's metrics, exported through OpenTelemetry on its own Prometheus endpoint.
 
-Everything is an observable instrument read from the latest `Snapshot` at scrape time, so a
+Everything is an observable instrument read from the latest `ServiceFigures` at scrape time, so a
 series disappears when its window or baseline does (a synchronous gauge would keep the last
-value forever). Names follow DESIGN.md (OTel name -> Prometheus name):
+value forever). Names (`probes.metric_names`; contract in docs/probes.md), OTel -> Prometheus:
 
 - `benchwatch.drift.score|threshold|p_value|detected` {model, model_version, feature, test}
   (`p_value` is Holm-adjusted across the model's features)
@@ -37,6 +37,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 
 from collector import IngestReport
+from probes import metric_names as names
+from probes._version import __version__
 from probes.export import PrometheusEndpoint
 
 Attrs = Mapping[str, str]
@@ -59,7 +61,9 @@ class FeatureFigures:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class ServiceFigures:
+    """Everything the service's gauges show, from one evaluation (swapped whole by `publish`)."""
+
     features: tuple[FeatureFigures, ...] = ()
     window_samples: Mapping[tuple[str, str, str], int] = field(
         default_factory=lambda: MappingProxyType({}))
@@ -82,7 +86,7 @@ class ServiceMetrics:
                  kafka_stats: Callable[[], Any] | None = None) -> None:
         """`kafka_stats()` returns the Kafka consumer's `collector.kafka.consumer.ConsumerStats`, or
         None while there is no consumer (read at each scrape: it may be attached later)."""
-        self._snapshot = Snapshot()
+        self._snapshot = ServiceFigures()
         self._lock = threading.Lock()
         self._totals = totals
         self._alert_counts = alert_counts
@@ -91,48 +95,47 @@ class ServiceMetrics:
         self.provider = MeterProvider(
             metric_readers=[self.endpoint.reader],
             resource=Resource.create({"service.name": service_name}))
-        meter = self.provider.get_meter("benchwatch.drift", "0.1.0")
+        meter = self.provider.get_meter("benchwatch.drift", __version__)
         gauge = meter.create_observable_gauge
-        gauge("benchwatch.drift.score", [self._per_feature(lambda f: f.score)],
+        gauge(names.OTEL_DRIFT_SCORE, [self._per_feature(lambda f: f.score)],
               description="drift score of the live window against the baseline")
-        gauge("benchwatch.drift.threshold", [self._per_feature(lambda f: f.threshold)],
+        gauge(names.OTEL_DRIFT_THRESHOLD, [self._per_feature(lambda f: f.threshold)],
               description="score above which the feature counts as drifted")
-        gauge("benchwatch.drift.p_value", [self._per_feature(lambda f: f.p_value)],
+        gauge(names.OTEL_DRIFT_P_VALUE, [self._per_feature(lambda f: f.p_value)],
               description="p-value, Holm-adjusted across the model's features")
-        gauge("benchwatch.drift.detected", [self._per_feature(lambda f: float(f.detected))],
+        gauge(names.OTEL_DRIFT_DETECTED, [self._per_feature(lambda f: float(f.detected))],
               description="1 when the feature drifted (significant and large enough)")
-        gauge("benchwatch.drift.since_timestamp", [self._per_feature(lambda f: f.since)],
+        gauge(names.OTEL_DRIFT_SINCE, [self._per_feature(lambda f: f.since)],
               unit="s", description="unix time the current drift episode began")
-        gauge("benchwatch.drift.window.samples", [self._windows],
+        gauge(names.OTEL_DRIFT_WINDOW, [self._windows],
               description="values in the live window")
-        gauge("benchwatch.drift.last_evaluation_timestamp", [self._evaluated], unit="s",
+        gauge(names.OTEL_DRIFT_EVALUATED, [self._evaluated], unit="s",
               description="unix time of the last evaluation")
-        gauge("benchwatch.baseline.figure", [self._figures],
+        gauge(names.OTEL_BASELINE_FIGURE, [self._figures],
               description="the baseline's benchmark figures (latency_p99_s, ...)")
-        gauge("benchwatch.baseline.refused", [self._refused],
+        gauge(names.OTEL_BASELINE_REFUSED, [self._refused],
               description="baseline files that failed to load")
-        gauge("benchwatch.accuracy.estimated", [self._estimated],
+        gauge(names.OTEL_ACCURACY_ESTIMATED, [self._estimated],
               description="accuracy estimated from confidences (CBPE), no labels needed")
-        gauge("benchwatch.accuracy.realized", [self._realized(0)],
+        gauge(names.OTEL_ACCURACY_REALIZED, [self._realized(0)],
               description="accuracy on samples whose labels arrived")
-        gauge("benchwatch.accuracy.labels", [self._realized(1)],
+        gauge(names.OTEL_ACCURACY_LABELS, [self._realized(1)],
               description="labelled samples behind the realized accuracy")
-        meter.create_observable_counter("benchwatch.ingest.samples", [self._ingest],
+        meter.create_observable_counter(names.OTEL_INGEST, [self._ingest],
                                         description="samples received, by outcome and reason")
-        meter.create_observable_counter("benchwatch.alerts.received", [self._alerts],
+        meter.create_observable_counter(names.OTEL_ALERTS_RECEIVED, [self._alerts],
                                         description="Alertmanager notifications received")
-        gauge("benchwatch.kafka.consumer.lag", [self._kafka_lag], unit="{record}",
+        gauge(names.OTEL_KAFKA_LAG, [self._kafka_lag], unit="{record}",
               description="records between the consumer's position and the log end")
         counter = meter.create_observable_counter
-        counter("benchwatch.kafka.consumer.poison", [self._kafka_poison],
+        counter(names.OTEL_KAFKA_POISON, [self._kafka_poison],
                 description="unreadable Kafka records skipped, by reason")
         for name, what in (("commit_failures", "offset commits that failed (retried)"),
                            ("restored_models", "model windows restored from the state topic"),
                            ("commits", "offset commits"),
                            ("rebalances", "consumer group rebalances seen"),
                            ("records", "Kafka records read (each a batch of samples)")):
-            counter(f"benchwatch.kafka.consumer.{name}", [self._kafka_count(name)],
-                    description=what)
+            counter(names.OTEL_KAFKA_COUNTERS[name], [self._kafka_count(name)], description=what)
 
     @property
     def url(self) -> str:
@@ -142,12 +145,12 @@ class ServiceMetrics:
     def port(self) -> int:
         return self.endpoint.port
 
-    def publish(self, snapshot: Snapshot) -> None:
+    def publish(self, snapshot: ServiceFigures) -> None:
         with self._lock:
             self._snapshot = snapshot
 
     @property
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> ServiceFigures:
         with self._lock:
             return self._snapshot
 

@@ -1,4 +1,4 @@
-"""Glue between the service and the drift engineer's statistics: Holm's adjustment across a
+"""Between the service and `drift`'s statistics: Holm's adjustment across a
 model's features (some tests have no p-value) and the CBPE estimate for a window."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from drift.features import holm
 def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     """Holm-adjusted p-values (family-wise error control) over the features that have one;
     None stays None. Rejecting where adjusted < alpha is Holm's step-down procedure."""
-    idx = [i for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
-    adjusted = holm([float(p_values[i]) for i in idx])  # type: ignore[arg-type]
+    tested = [(i, float(p)) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
+    adjusted = holm([p for _, p in tested])
     out: list[float | None] = [None] * len(p_values)
-    for i, p in zip(idx, adjusted, strict=True):
+    for (i, _), p in zip(tested, adjusted, strict=True):
         out[i] = float(p)
     return out
 

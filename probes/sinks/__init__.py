@@ -8,17 +8,13 @@ process without `requests`/`kafka-python` can still use the probe:
 
 from __future__ import annotations
 
-import importlib
 import urllib.parse
 from typing import Any, cast
 
+from probes.errors import ConfigError, require
 from probes.samples import Sample, Sink
 
-__all__ = ["Sample", "Sink", "SinkConfigError", "from_url"]
-
-
-class SinkConfigError(ValueError):
-    """The sink URL cannot be used; the message says what to write instead."""
+__all__ = ["Sample", "Sink", "from_url"]
 
 
 _SCHEMES = {
@@ -29,22 +25,17 @@ _SCHEMES = {
 
 
 def from_url(url: str, **options: Any) -> Sink:
-    """Build the sink a URL names; `options` go to the sink's constructor."""
+    """Build the sink a URL names; `options` go to the sink's constructor. A URL that cannot
+    work raises `probes.ConfigError`, a transport without its extra `probes.MissingExtraError`."""
     if not isinstance(url, str) or not url.strip():
-        raise SinkConfigError("sink URL is empty: use http://host:port or kafka://host:port/topic")
+        raise ConfigError("sink URL is empty: use http://host:port or kafka://host:port/topic")
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in _SCHEMES:
-        raise SinkConfigError(
+        raise ConfigError(
             f"unknown sink URL scheme {scheme or '(none)'!r} in {url!r}: "
             "use http(s)://host:port for the collector or kafka://host:port/topic"
         )
     module_name, class_name = _SCHEMES[scheme]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        extra = "kafka" if scheme == "kafka" else "all"
-        raise SinkConfigError(
-            f"the {scheme} sink is not available ({e}); install it with `pip install benchwatch[{extra}]`"
-        ) from e
+    module = require(module_name, "kafka" if scheme == "kafka" else "all", f"the {scheme} sink")
     cls = getattr(module, class_name)
     return cast(Sink, cls(url, **options))

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from probes.errors import BenchwatchError, ConfigError
 from probes.samples import Sample
 
 __all__ = ["HttpSink", "HttpSinkError"]
@@ -27,7 +28,7 @@ DEFAULT_PATH = "/v1/samples"
 TOKEN_ENV = "BENCHWATCH_TOKEN"
 
 
-class HttpSinkError(RuntimeError):
+class HttpSinkError(BenchwatchError, RuntimeError):
     """The collector refused or could not be reached after retries."""
 
 
@@ -38,7 +39,7 @@ class HttpSink:
                  retries: int = 2, backoff_s: float = 0.2, max_batch: int = 500) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"HttpSink needs an http(s)://host:port URL, got {url!r}")
+            raise ConfigError(f"HttpSink needs an http(s)://host:port URL, got {url!r}")
         path = parts.path if parts.path not in ("", "/") else DEFAULT_PATH
         self.url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
         self.token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from probes.errors import ConfigError, require
 from probes.samples import Sample
 from probes.sinks.kafka_wire import encode_batch, record_key
 
@@ -57,18 +58,18 @@ def parse_kafka_url(url: str) -> tuple[list[str], str]:
     """`kafka://h1:9092,h2:9092/topic` -> (["h1:9092", "h2:9092"], "topic")."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "kafka":
-        raise ValueError(f"not a kafka:// URL: {url!r}; write kafka://host:port/topic")
+        raise ConfigError(f"not a kafka:// URL: {url!r}; write kafka://host:port/topic")
     servers = [s.strip() for s in parts.netloc.split(",") if s.strip()]
     topic = parts.path.lstrip("/")
     if not servers or not topic or "/" in topic:
-        raise ValueError(
+        raise ConfigError(
             f"cannot read {url!r}: write kafka://host:port/topic "
             "(several brokers as kafka://h1:9092,h2:9092/topic)"
         )
     for s in servers:
         host, _, port = s.rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"broker {s!r} in {url!r} needs host:port, e.g. 127.0.0.1:9092")
+            raise ConfigError(f"broker {s!r} in {url!r} needs host:port, e.g. 127.0.0.1:9092")
     return servers, topic
 
 
@@ -90,16 +91,12 @@ class KafkaSink:
     ) -> None:
         self.servers, self.topic = parse_kafka_url(url)
         if buffer_size < 1 or samples_per_record < 1:
-            raise ValueError("buffer_size and samples_per_record must be >= 1")
-        try:
-            import kafka  # noqa: F401  (fail at start-up, not on the first batch)
-            from kafka import codec
-        except ImportError as e:
-            raise ImportError(
-                f"the Kafka sink needs kafka-python ({e}): pip install 'benchwatch[kafka]'"
-            ) from e
+            raise ConfigError("buffer_size and samples_per_record must be >= 1")
+        require("kafka", "kafka", "the Kafka sink")  # fail at start-up, not on the first batch
+        from kafka import codec
+
         if compression == "auto":
-            compression = "lz4" if codec.has_lz4() else "gzip"
+            compression = "lz4" if codec.has_lz4() else "gzip"  # type: ignore[no-untyped-call]  # unannotated in types-kafka-python
         self.buffer_size = buffer_size
         self.samples_per_record = samples_per_record
         self._on_delivery = on_delivery

@@ -22,6 +22,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from probes.errors import BenchwatchError
 from probes.samples import Sample
 
 __all__ = [
@@ -41,7 +42,7 @@ _HEADER = MAGIC + bytes([WIRE_VERSION])
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-class WireError(ValueError):
+class WireError(BenchwatchError, ValueError):
     """A record is not a readable benchwatch batch; `reason` is a short metric-label code:
     `not_benchwatch`, `unknown_version`, `bad_json`, `bad_envelope`."""
 

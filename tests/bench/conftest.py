@@ -1,5 +1,5 @@
-"""Fixtures for the bench tests: a session model cache (trained once, ~4 s) and real example
-servers (subprocesses on loopback, free ports), all stopped at the end."""
+"""Fixtures for the bench tests: real example servers (subprocesses on loopback, free ports,
+serving the shipped model), all stopped at the end."""
 
 from __future__ import annotations
 
@@ -14,21 +14,6 @@ import pytest
 from benchwatch.services import ServiceError, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    cache = tmp_path_factory.mktemp("benchwatch-cache")
-    old = os.environ.get("BENCHWATCH_CACHE")
-    os.environ["BENCHWATCH_CACHE"] = str(cache)
-    from benchwatch.example import ensure_model
-
-    ensure_model()
-    yield cache
-    if old is None:
-        os.environ.pop("BENCHWATCH_CACHE", None)
-    else:
-        os.environ["BENCHWATCH_CACHE"] = old
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +32,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0
 
 
 @pytest.fixture(scope="module")
-def example_server(model_cache: Path) -> Iterator[Callable[..., str]]:
+def example_server() -> Iterator[Callable[..., str]]:
     """Factory: `example_server("--tail-fraction", "0.05", ...)` -> base URL."""
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -56,8 +41,7 @@ def example_server(model_cache: Path) -> Iterator[Callable[..., str]]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "benchwatch.example.server", "--port", str(port),
              "--log-level", "WARNING", *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
-            env={**os.environ, "BENCHWATCH_CACHE": str(model_cache)})
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, proc)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -15,20 +17,61 @@ from benchwatch.bench.runner import (
     timed_loop,
 )
 from benchwatch.bench.suites import load_suite
+from benchwatch.example.model import SPLIT_SEED
 
 
-def test_model_trains_exports_and_caches(model_cache: Path) -> None:
-    from benchwatch.example import ensure_model
+def test_shipped_model_reaches_its_recorded_accuracy_with_onnxruntime() -> None:
+    """The ONNX file in the package, on the held-out digits (rebuilt from scikit-learn with the
+    recorded split seed), scores exactly what its JSON says; its version is its content hash."""
+    import onnxruntime as ort
 
-    t0 = time.perf_counter()
-    files = ensure_model()  # cached by the session fixture: no training
-    assert time.perf_counter() - t0 < 1.0
-    assert files.onnx_path.exists() and files.torch_path.exists()
-    assert str(model_cache) in str(files.onnx_path)
-    assert files.meta["test_accuracy"] > 0.9
+    from benchwatch.example.model import load_digits_arrays, shipped_model, split_indices
+
+    files = shipped_model()
+    meta = files.meta
+    assert files.version == hashlib.sha256(files.onnx_path.read_bytes()).hexdigest()[:12]
+    assert meta["split_seed"] == SPLIT_SEED and files.onnx_path.stat().st_size < 100_000
+    x, y = load_digits_arrays()
+    _, test_idx = split_indices(len(x))
+    assert len(test_idx) == meta["test_rows"]
+    sess = ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == [meta["input_name"]]
+    assert [o.name for o in sess.get_outputs()] == [meta["output_name"]]
+    logits = sess.run(None, {meta["input_name"]: x[test_idx]})[0]
+    assert logits.shape == (len(test_idx), meta["num_classes"])
+    accuracy = float(np.mean(logits.argmax(1) == y[test_idx]))
+    assert accuracy == pytest.approx(meta["test_accuracy"], abs=1e-6)
+    assert accuracy > 0.95
+    # the shipped suite is those same rows
+    np.testing.assert_array_equal(load_suite("digits").inputs, x[test_idx])
 
 
-def test_torch_and_onnxruntime_agree_on_the_suite(model_cache: Path) -> None:
+def test_retraining_writes_the_shipped_model_again(tmp_path: Path) -> None:
+    """`python -m benchwatch.example.train` is how the shipped files are made: with the PyTorch
+    build that made them it writes the same bytes; with another, the same model up to float
+    rounding (same predictions on nearly every held-out digit)."""
+    import onnxruntime as ort
+    import torch
+
+    from benchwatch.example.model import load_digits_arrays, shipped_model, split_indices
+    from benchwatch.example.train import write_model
+
+    shipped, fresh = shipped_model(), write_model(tmp_path)
+    assert fresh.meta["torch_version"] == torch.__version__
+    if shipped.meta["torch_version"] == torch.__version__:
+        assert fresh.onnx_path.read_bytes() == shipped.onnx_path.read_bytes()
+        assert fresh.meta == shipped.meta
+        return
+    x, _ = load_digits_arrays()
+    _, test_idx = split_indices(len(x))
+    preds = [ort.InferenceSession(str(f.onnx_path), providers=["CPUExecutionProvider"])
+             .run(None, {"input": x[test_idx]})[0].argmax(1) for f in (shipped, fresh)]
+    assert np.mean(preds[0] == preds[1]) > 0.97
+    assert fresh.meta["test_accuracy"] == pytest.approx(shipped.meta["test_accuracy"], abs=0.02)
+
+
+def test_torch_and_onnxruntime_agree_on_the_suite() -> None:
+    """The torch backend loads the shipped ONNX file's weights into the same architecture."""
     suite = load_suite("digits")
     ort_b, torch_b = make_backend("onnxruntime"), make_backend("torch")
     a, b = ort_b.predict(suite.inputs), torch_b.predict(suite.inputs)
@@ -84,7 +127,7 @@ def test_harness_overhead_per_query_is_under_20_microseconds() -> None:
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
-def test_backends_run_the_scenarios(model_cache: Path, backend: str) -> None:
+def test_backends_run_the_scenarios(backend: str) -> None:
     settings = RunSettings(single_stream_queries=300, offline_samples=2000, server=False)
     r = run_benchmark(make_backend(backend), load_suite("digits"), settings)
     assert r.error is None and r.accuracy and r.accuracy.accuracy > 0.9
@@ -137,3 +180,15 @@ def test_energy_meter_without_a_gpu_is_not_measured_or_a_clear_error() -> None:
             energy_meter("gpu")
     else:  # a GPU machine
         assert meter() >= 0 and why.startswith("gpu")
+
+
+def test_bench_defaults_to_the_onnxruntime_backend(tmp_path: Path) -> None:
+    """Without --backend, bench uses ONNX Runtime (in the `demo` and `bench` extras), never
+    torch (installed only when asked for)."""
+    from benchwatch.cli import main
+
+    assert main(["bench", "-o", str(tmp_path), "--queries", "100", "--offline-samples", "500",
+                 "--no-server", "--no-progress", "--energy", "off"]) == 0
+    (run,) = tmp_path.glob("digits-*")
+    doc = json.loads((run / "results.json").read_text())
+    assert [r["backend"] for r in doc["runs"]] == ["onnxruntime"]

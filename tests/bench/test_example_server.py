@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from benchwatch.example.server import ServerConfig, serve
 
 
 @pytest.fixture(scope="module")
-def server(model_cache: Path) -> Iterator[int]:
+def server() -> Iterator[int]:
     state: dict[str, object] = {}
     ready = threading.Event()
 
@@ -99,7 +98,7 @@ def test_info_and_health(server: int) -> None:
     assert s == 200 and health == {"status": "ok"}
 
 
-def test_flip_and_delay_knobs(model_cache: Path) -> None:
+def test_flip_and_delay_knobs() -> None:
     from benchwatch.example.server import App, Model
 
     x = load_suite("digits").inputs
@@ -116,7 +115,7 @@ def test_flip_and_delay_knobs(model_cache: Path) -> None:
     assert json.loads(b2)["predicted"] == pb.tolist()  # ... always the same ones
 
 
-def test_stopping_closes_the_port(model_cache: Path) -> None:
+def test_stopping_closes_the_port() -> None:
     state: dict[str, object] = {}
     ready = threading.Event()
 

@@ -36,7 +36,7 @@ def test_identical_canary_is_never_failed(tmp_path: Path, primary: str,
                                           example_server: Callable[..., str]) -> None:
     canary = example_server()
     code, doc, _ = replay(tmp_path, canary, "--primary", primary)
-    assert code in (0, 2), doc["verdict"]["reason"]  # PASS, or INCONCLUSIVE on a busy machine
+    assert code in (0, 4), doc["verdict"]["reason"]  # PASS, or INCONCLUSIVE on a busy machine
     o = outcomes(doc)
     assert o["accuracy"] == "pass" and o["output_predicted_class"] == "pass"
     assert doc["queries"] == 1500 and doc["canary_version"] == doc["primary_version"]
@@ -137,7 +137,8 @@ def test_model_whose_outputs_do_not_fit_the_suite_exits_3(tmp_path: Path, primar
     assert code == 3 and "does not fit" in doc["verdict"]["reason"]
 
 
-def test_suite_that_does_not_fit_the_model_exits_3(tmp_path: Path, primary: str) -> None:
+def test_bad_baseline_or_a_suite_that_does_not_fit_the_model_exits_2(tmp_path: Path,
+                                                                     primary: str) -> None:
     import numpy as np
 
     from benchwatch.bench.suites import make_suite, save_suite
@@ -145,9 +146,9 @@ def test_suite_that_does_not_fit_the_model_exits_3(tmp_path: Path, primary: str)
     path = save_suite(make_suite("wide", np.zeros((10, 32), np.float32), np.zeros(10, int),
                                  {"task": "classification", "num_classes": 10}), tmp_path)
     code, doc, _ = replay(tmp_path, primary, "--baseline", str(tmp_path / "missing.json"))
-    assert code == 3 and "missing.json" in doc["verdict"]["reason"]
+    assert code == 2 and doc["verdict"]["exit_code"] == 2 and "missing.json" in doc["verdict"]["reason"]
     code, doc, _ = replay(tmp_path, primary, "--suite", str(path), "--primary", primary)
-    assert code == 3 and "(32,)" in doc["verdict"]["reason"]
+    assert code == 2 and "(32,)" in doc["verdict"]["reason"]
 
 
 def _fake_gpu_metrics(joules_per_inference: float) -> tuple[ThreadingHTTPServer, str]:

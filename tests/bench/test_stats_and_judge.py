@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from benchwatch.bench import stats
-from benchwatch.bench.judge import FAIL, PASS, Arm, JudgeSettings, judge
+from benchwatch.bench.judge import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    Arm,
+    JudgeSettings,
+    MetricVerdict,
+    decide,
+    judge,
+)
 
 ALPHA = 0.05
 SETTINGS = JudgeSettings(alpha=ALPHA, bootstrap_draws=2000, drift_features=())
@@ -37,10 +47,16 @@ def test_exact_bootstrap_of_a_quantile_matches_resampling() -> None:
     assert abs(np.std(exact) - np.std(naive)) < 0.1 * np.std(naive)
 
 
-def test_holm() -> None:
-    assert stats.holm([0.01, 0.04, 0.03], 0.05) == [True, False, False]
-    assert stats.holm([0.01, 0.02, 0.03], 0.05) == [True, True, True]
-    assert stats.holm_adjusted([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+def test_holm_across_gating_metrics() -> None:
+    def metric(name: str, p_fail: float, gating: bool = True) -> MetricVerdict:
+        return MetricVerdict(name, INCONCLUSIVE, gating, None, None, None, None, "", 0.5, p_fail)
+
+    # alone, 0.04 and 0.03 would fail at 0.05; Holm over three gating metrics: .03 .06 .06
+    v = decide([metric("a", 0.01), metric("b", 0.04), metric("c", 0.03),
+                metric("info", 0.001, gating=False)], SETTINGS)
+    assert [m.outcome for m in v.metrics] == [FAIL, INCONCLUSIVE, INCONCLUSIVE, INCONCLUSIVE]
+    assert [m.p_fail_holm for m in v.metrics] == pytest.approx([0.03, 0.06, 0.06, None])
+    assert v.outcome == FAIL
 
 
 def test_identical_canaries_fail_at_most_alpha_and_mostly_pass() -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from benchwatch.services import free_port
 from collector import Collector, WindowStore
-from collector.http_server import ServerConfigError, ingest_server
+from collector.errors import CollectorConfigError
+from collector.http_server import ingest_server
 from probes.samples import Sample
 from probes.sinks.http import HttpSink, HttpSinkError
 
@@ -79,7 +80,7 @@ def test_unknown_paths_and_methods(server: Any) -> None:
 
 
 def test_refuses_to_listen_beyond_loopback_without_a_token() -> None:
-    with pytest.raises(ServerConfigError, match="without a token"):
+    with pytest.raises(CollectorConfigError, match="without a token"):
         ingest_server(Collector(WindowStore(None)), host="0.0.0.0", port=0)
     # with a token it may; nothing is started here
 

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
     (["--port", "70000"], "--port must be in 0..65535"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", *args]) == 2
-    assert message in caplog.text
+    assert f"benchwatch demo: error: {message}" in capsys.readouterr().err
 
 
 def test_config_defaults_are_valid() -> None:

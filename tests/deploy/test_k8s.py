@@ -2,6 +2,7 @@
 
 No cluster here: `kubectl kustomize` (offline) renders the manifests; the checks below do what
 a server-side dry run would catch for these resources, plus our own consistency rules.
+configmaps.generated.yaml is `benchwatch export` output (test_export.py keeps it current).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from deploy_ports import DEPLOY, PORT_NAMES, documented_ports
 
-from benchwatch import deploy
+from benchwatch import deploy, rules
 
 K8S = DEPLOY / "k8s"
 
@@ -48,12 +49,6 @@ def _pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         elif o["kind"] == "Job":
             out[o["metadata"]["name"]] = o["spec"]["template"]["spec"]
     return out
-
-
-def test_generated_configmaps_are_current() -> None:
-    committed = (K8S / "configmaps.generated.yaml").read_text()
-    assert committed == deploy.render(), \
-        "deploy/k8s/configmaps.generated.yaml is stale: run `benchwatch grafana generate`"
 
 
 def test_every_resource_is_namespaced_and_listed(objects: list[dict[str, Any]]) -> None:
@@ -96,13 +91,14 @@ def test_configmaps_carry_the_real_files(objects: list[dict[str, Any]]) -> None:
     cms = _by_kind(objects, "ConfigMap")
     prom = yaml.safe_load(cms["prometheus-config"]["data"]["prometheus.yml"])
     assert prom["rule_files"] == ["/etc/prometheus/rules/*.rules.yml"]
-    rules = cms["prometheus-rules"]["data"]
-    assert rules and all(k.endswith(".rules.yml") for k in rules), sorted(rules)
-    for text in rules.values():
+    packaged = {f.name: f.read_text() for f in rules.rule_files()}
+    assert packaged and cms["prometheus-rules"]["data"] == packaged
+    for text in packaged.values():
         assert yaml.safe_load(text)["groups"]
     assert set(cms["grafana-dashboards"]["data"]) == {
-        p.name for p in (DEPLOY.parent / "grafana" / "dashboards").glob("*.json")}
-    assert cms["alertmanager-config"]["data"], "deploy/alertmanager/ has no config yet"
+        rel.rsplit("/", 1)[1] for rel in deploy.export_files()
+        if rel.startswith(deploy.DASHBOARDS + "/")}
+    assert cms["alertmanager-config"]["data"] == {"alertmanager.yml": deploy.stack_alertmanager()}
 
 
 def test_services_select_pods_and_ports(objects: list[dict[str, Any]]) -> None:

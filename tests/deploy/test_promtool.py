@@ -1,5 +1,5 @@
-"""promtool/amtool accept the configs the stack mounts (deploy/prometheus.yml with the rules of
-deploy/prometheus/, and deploy/alertmanager/), laid out as the containers see them."""
+"""promtool/amtool accept the packaged configs the stack mounts (deploy/prometheus.yml with the
+rules of deploy/prometheus/, and deploy/alertmanager/), laid out as the containers see them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 from deploy_ports import DEPLOY
 
-from benchwatch import deploy
+from benchwatch import assets, deploy, rules
 
 pytestmark = pytest.mark.prometheus
 
@@ -26,30 +26,29 @@ def _tool(name: str) -> str:
 
 
 def test_promtool_checks_config_with_rules(tmp_path: Path) -> None:
-    cfg = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    cfg = yaml.safe_load(assets.read_text("deploy/prometheus.yml"))
     assert cfg["rule_files"] == ["/etc/prometheus/rules/*.rules.yml"]
-    rules_dir = tmp_path / "rules"
-    rules_dir.mkdir()
-    rules = deploy.rule_files()
-    assert rules, "deploy/prometheus/ holds no rule files"
-    for name, text in rules.items():
-        assert re.fullmatch(r"[\w.-]+\.rules\.yml", name), \
-            f"{name}: the stack loads *.rules.yml only"
-        (rules_dir / name).write_text(text)
+    rules_dir = assets.copy(rules.RULES, tmp_path)  # real paths for promtool
+    files = sorted(p for p in rules_dir.iterdir() if p.is_file())
+    assert files, "the package holds no rule files"
+    assert [p.name for p in files] == [f.name for f in rules.rule_files()]
+    for path in files:
+        assert re.fullmatch(r"[\w.-]+\.rules\.yml", path.name), \
+            f"{path.name}: the stack loads *.rules.yml only"
     cfg["rule_files"] = [str(rules_dir / "*.rules.yml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
     out = subprocess.run([_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    for name in rules:
-        assert name in out.stdout, f"promtool did not load {name}:\n{out.stdout}"
+    for path in files:
+        assert path.name in out.stdout, f"promtool did not load {path.name}:\n{out.stdout}"
 
 
-def test_amtool_checks_alertmanager_configs() -> None:
-    configs = sorted((DEPLOY / "alertmanager").glob("*.yml"))
-    if not configs:
-        pytest.skip("deploy/alertmanager/ has no config yet (collector/service engineer)")
-    for path in [*configs, deploy.STACK_ALERTMANAGER]:
+def test_amtool_checks_alertmanager_configs(tmp_path: Path) -> None:
+    local = assets.copy(deploy.ALERTMANAGER, tmp_path)
+    stack = tmp_path / "stack.yml"
+    stack.write_text(deploy.stack_alertmanager())
+    for path in (local, stack):
         out = subprocess.run([_tool("amtool"), "check-config", str(path)], capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 0, f"{path.name}:\n{out.stdout}{out.stderr}"
@@ -58,9 +57,7 @@ def test_amtool_checks_alertmanager_configs() -> None:
 def test_stack_alertmanager_reaches_the_drift_service() -> None:
     """compose/k8s mount the generated stack config; its webhook goes to the `drift` service
     with the token where compose's secret and k8s's Secret put it."""
-    text = deploy.STACK_ALERTMANAGER.read_text()
-    assert text == deploy.stack_alertmanager(), "run `benchwatch grafana generate`"
-    cfg = yaml.safe_load(text)
+    cfg = yaml.safe_load(deploy.stack_alertmanager())
     hooks = [w for r in cfg["receivers"] for w in r.get("webhook_configs", [])]
     assert hooks and all(w["url"] == deploy.STACK_WEBHOOK for w in hooks)
     token_files = {w["http_config"]["authorization"]["credentials_file"] for w in hooks}

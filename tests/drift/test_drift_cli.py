@@ -69,19 +69,25 @@ def test_build_from_parquet(tmp_path: Path) -> None:
         "value": "numeric", "colour": "categorical", "vec": "vector"}
 
 
-def test_bad_input_exits_1_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "reference.csv"
     _write_csv(src, n=50)
     assert main(["baseline", "build", "--from", str(tmp_path / "nope.csv"), "--model", "m",
-                 "--version", "v", "-o", str(tmp_path / "x.json")]) == 1
-    assert "no such file" in capsys.readouterr().err
+                 "--version", "v", "-o", str(tmp_path / "x.json")]) == 2
+    assert f"benchwatch baseline: error: {tmp_path / 'nope.csv'}: no such file\n" in capsys.readouterr().err
     assert main(["baseline", "build", "--from", str(src), "--model", "m", "--version", "v",
-                 "-o", str(tmp_path / "x.json"), "--columns", "confidence,nope"]) == 1
+                 "-o", str(tmp_path / "x.json"), "--columns", "confidence,nope"]) == 2
     assert "no column(s) ['nope']" in capsys.readouterr().err
     assert main(["baseline", "build", "--from", str(src), "--model", "m", "--version", "v",
-                 "-o", str(tmp_path / "x.json"), "--figure", "accuracy=high"]) == 1
+                 "-o", str(tmp_path / "x.json"), "--figure", "accuracy=high"]) == 2
     assert "must be a number" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    assert main(["baseline", "show", str(bad)]) == 1
+    assert main(["baseline", "show", str(bad)]) == 2
     assert "not a benchwatch baseline" in capsys.readouterr().err
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00a,b\n")
+    assert main(["baseline", "build", "--from", str(binary), "--model", "m", "--version", "v",
+                 "-o", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable UTF-8 CSV" in err and "Traceback" not in err

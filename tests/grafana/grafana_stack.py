@@ -4,7 +4,7 @@ Everything is real and on loopback: `probes.configure` exports a probed classifi
 errors, calls held in flight), the drift service (collector, windows, tests, its own metrics
 endpoint) receives the probe's samples in-process and more over its HTTP ingest, the replay's
 canary-verdict endpoint serves a verdict, and the Debian Prometheus scrapes all three with the
-rules of deploy/prometheus loaded (`for:` shortened so alerts fire within the test).
+packaged rules (deploy/prometheus) loaded (`for:` shortened so alerts fire within the test).
 
 The one stand-in: there is no GPU here, so the probe's energy sampler reads an injected
 `EnergySource` (a fake GPU whose counter grows 40 J per reading) instead of NVML; everything
@@ -14,7 +14,6 @@ downstream of the source (attribution to models, export, PromQL) is the real cod
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import urllib.error
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchwatch import deploy, services
+from benchwatch import rules, services
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL, VERSION = "digits", "v3"
@@ -35,7 +34,7 @@ N_CLASSES = 10
 
 
 class FakeGpu:
-    """Stand-in for NVML (no GPU on this machine): a cumulative energy counter and gauges."""
+    """Stand-in for NVML, so the stack runs without a GPU: a cumulative energy counter and gauges."""
 
     def __init__(self) -> None:
         self.energy_j = 1000.0
@@ -79,13 +78,8 @@ def write_baselines(directory: Path, rng: np.random.Generator) -> None:
 
 
 def shortened_rules(dest: Path) -> list[Path]:
-    """deploy/prometheus rule files with every `for:` set to 1s, in `dest`."""
-    out = []
-    for name, text in deploy.rule_files(ROOT).items():
-        path = dest / name
-        path.write_text(re.sub(r"(?m)^(\s+for:\s*)\S+", r"\g<1>1s", text))
-        out.append(path)
-    return out
+    """The packaged rule files with every `for:` set to 1s, in `dest`."""
+    return rules.shorten_for(rules.rule_files(), dest, "1s")
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""The dashboards' structure: committed JSON = generator, units, queries, variables, layout."""
+"""The dashboards' structure: units, queries, variables, layout; `grafana generate|check`.
+
+The committed grafana/dashboards/ copies are checked with the rest of the export
+(tests/deploy/test_export.py); here the generator's own output is inspected."""
 
 from __future__ import annotations
 
@@ -10,33 +13,37 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchwatch import assets
 from benchwatch.cli import grafana as grafana_cmd
 from benchwatch.grafana import boards as dashboards
 
-ROOT = Path(__file__).resolve().parents[2]
-BOARDS = ROOT / "grafana" / "dashboards"
+BOARDS = dashboards.render_files()
 
 
-def test_committed_json_matches_generator() -> None:
-    problems = grafana_cmd.check(BOARDS)
-    assert not problems, "run `benchwatch grafana generate`: " + "; ".join(problems)
+def _grafana(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "benchwatch", "grafana", *args],
+                          capture_output=True, text=True, timeout=60)
 
 
-def test_generate_cli_writes_identical_files(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "benchwatch", "grafana", "generate", "-o",
-                          str(tmp_path)], capture_output=True, text=True, timeout=60)
+def test_generate_then_check(tmp_path: Path) -> None:
+    out = _grafana("generate", "-o", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    for path in BOARDS.glob("*.json"):
-        assert (tmp_path / path.name).read_text() == path.read_text()
-    bad = subprocess.run([sys.executable, "-m", "benchwatch", "grafana", "check", "-d",
-                          str(tmp_path / "nothing-here")], capture_output=True, text=True,
-                         timeout=60)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == BOARDS
+    assert grafana_cmd.check(tmp_path) == []
+    ok = _grafana("check", "-d", str(tmp_path))
+    assert ok.returncode == 0, ok.stderr
+    (tmp_path / "benchwatch-drift.json").write_text("{}")
+    (tmp_path / "old-board.json").write_text("{}")
+    assert grafana_cmd.check(tmp_path) == [
+        "benchwatch-drift.json: differs from the generator",
+        "old-board.json: not produced by the generator (remove it)"]
+    bad = _grafana("check", "-d", str(tmp_path / "nothing-here"))
     assert bad.returncode == 1 and "missing" in bad.stderr
 
 
-@pytest.mark.parametrize("path", sorted(BOARDS.glob("*.json")), ids=lambda p: p.name)
-def test_every_panel_has_unit_query_datasource(path: Path) -> None:
-    board = json.loads(path.read_text())
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_every_panel_has_unit_query_datasource(name: str) -> None:
+    board = json.loads(BOARDS[name])
     assert board["uid"] and board["title"] and board["panels"]
     names = [v["name"] for v in board["templating"]["list"]]
     assert names == ["datasource", "model", "version", "instance"]
@@ -99,11 +106,10 @@ def test_substitute_like_grafana_all() -> None:
 
 
 def test_provisioning_points_at_the_dashboards() -> None:
-    prov = ROOT / "grafana" / "provisioning"
-    ds = yaml.safe_load((prov / "datasources" / "benchwatch.yaml").read_text())
+    ds = yaml.safe_load(assets.read_text("grafana/provisioning/datasources/benchwatch.yaml"))
     uids = {d["uid"] for d in ds["datasources"]}
     assert dashboards.DATASOURCE_UID in uids
-    dash = yaml.safe_load((prov / "dashboards" / "benchwatch.yaml").read_text())
+    dash = yaml.safe_load(assets.read_text("grafana/provisioning/dashboards/benchwatch.yaml"))
     (provider,) = dash["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"].startswith("/var/lib/grafana/dashboards")

@@ -49,9 +49,9 @@ def test_push_cli_reports_a_bad_token(fake_grafana: RecordingGrafana,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     from benchwatch.cli import main
 
-    assert main(["grafana", "push", "--url", fake_grafana.url, "--token", "wrong"]) == 1
+    assert main(["grafana", "push", "--url", fake_grafana.url, "--token", "wrong"]) == 3
     err = capsys.readouterr().err
-    assert "failed" in err and "service-account token" in err
+    assert err.startswith("benchwatch grafana: error: push to ") and "service-account token" in err
     assert main(["grafana", "push", "--url", ""]) == 2
 
 

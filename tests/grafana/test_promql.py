@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
-from grafana_stack import MODEL, ROOT, VERSION, Stack
+from grafana_stack import MODEL, VERSION, Stack
 
-from benchwatch import deploy, services
+from benchwatch import services
 from benchwatch.grafana import boards as dashboards
+from benchwatch.rules import rule_files
 
 pytestmark = pytest.mark.prometheus
 
@@ -69,7 +70,7 @@ def dashboard_checks() -> list[tuple[str, str, bool]]:
 
 def rule_checks() -> list[tuple[str, str, bool]]:
     checks = []
-    for name, text in deploy.rule_files(ROOT).items():
+    for name, text in ((f.name, f.read_text()) for f in rule_files()):
         for group in yaml.safe_load(text)["groups"]:
             for rule in group["rules"]:
                 expr = rule["expr"].strip()
@@ -152,7 +153,7 @@ def test_alerts_fire_and_a_wrong_name_finds_nothing(stack: Stack) -> None:
     """Controls for the test above: the rules really are loaded and evaluated (every alert
     that can fire here is firing), and a misspelled metric really returns no data."""
     expected = set()
-    for text in deploy.rule_files(ROOT).values():
+    for text in (f.read_text() for f in rule_files()):
         for group in yaml.safe_load(text)["groups"]:
             expected |= {r["alert"] for r in group["rules"] if "alert" in r}
     expected -= set(CANNOT_FIRE_HERE)

@@ -14,7 +14,9 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
+import numpy as np
 import pytest
 from grafana_stack import ROOT, Stack
 
@@ -70,7 +72,7 @@ def test_label_values_are_escaped() -> None:
     from benchwatch.report.svg import Series
 
     panel = dashboards.overview().panels[0]
-    evil = Series('<script>alert("x")</script>', ((1.0, 2.0), (2.0, 3.0)))
+    evil = Series(EVIL, ((1.0, 2.0), (2.0, 3.0)))
     html = report.render_html([report.PanelData("d", panel, (evil,))],
                               prometheus_url="http://127.0.0.1:9090", start=0.0, end=10.0)
     assert "<script>" not in html and "&lt;script&gt;" in html
@@ -85,6 +87,72 @@ def test_units_format_readably() -> None:
     assert fmt(412.0, "watt") == "412 W"
     assert fmt(1500.0, "reqps") == "1.5 kreq/s"
     assert fmt(1795874400500.0, "dateTimeAsIso") == "2026-11-28 14:00:00 UTC"
+    # the bench and replay reports use the same formatter
+    assert fmt(None, "s") == fmt(float("nan")) == "–"
+    assert fmt(4.5e-6, "s") == "4.5 µs" and fmt(1500.0, "s") == "1,500 s"
+    assert fmt(0.968819, digits=4) == "0.9688" and fmt(12345.0) == "12,345"
+    assert fmt(5.3e6, "locale") == "5,300,000" and fmt(0.000337, "joule") == "337 µJ"
+
+
+EVIL = '<script>alert("x")</script>'
+
+
+def _svgs(markup: str) -> list[ET.Element]:
+    """Every <svg> in `markup`, parsed as XML: a malformed chart fails here."""
+    found = re.findall(r"<svg\b.*?</svg>", markup, flags=re.S)
+    assert found, markup[:500]
+    return [ET.fromstring(x) for x in found]
+
+
+def test_every_chart_is_well_formed_and_escapes_labels() -> None:
+    from benchwatch.report import svg
+
+    t = 1_700_000_000.0
+    line = svg.Series(EVIL, tuple((t + 10 * i, float(i % 5)) for i in range(30)))
+    ref = svg.Series("baseline", ((t, 2.0), (t + 290, 2.0)), reference=True)
+    buckets = [svg.Series(le, tuple((t + 10 * i, k * 2.0 + i) for i in range(30)))
+               for k, le in enumerate(("0.01", "0.1", "+Inf"))]
+    rng = np.random.default_rng(0)
+    charts = {
+        "line": svg.line_chart([line, ref], "s"),
+        "single point": svg.line_chart([svg.Series(EVIL, ((t, 1.0),))], "short"),
+        "heatmap": svg.heatmap(buckets, "s"),
+        "timeline": svg.state_timeline([line], [(0.0, EVIL, "green"), (1.0, "bad", "red")]),
+        "cdf": svg.cdf({EVIL: rng.lognormal(-9, 0.3, 900), "b": rng.lognormal(-8, 0.3, 50)}),
+        "intervals": svg.interval_plot([svg.Interval(EVIL, 0.9, 1.3, 1.1, 1.1, note="fail"),
+                                        svg.Interval("p50", 0.95, 1.02, 0.99, 1.1)]),
+    }
+    for name, markup in charts.items():
+        assert "<script>" not in markup, name
+        assert name == "heatmap" or "&lt;script&gt;" in markup, name  # bucket names are numbers
+        for root in _svgs(markup):
+            assert root.tag.endswith("svg") and len(root) > 3, name
+    # the CDF: one curve per sample set, ending at probability 1, labels on the log axis
+    cdf = _svgs(charts["cdf"])[0]
+    assert len([e for e in cdf.iter() if e.tag.endswith("polyline")]) == 2
+    assert sum(e.text is not None and e.text.endswith("µs") for e in cdf.iter()) >= 2
+    assert "(n=900)" in charts["cdf"] and "(n=50)" in charts["cdf"]
+    assert svg.cdf({}) == '<p class="muted">no samples</p>'
+    assert svg.interval_plot([]) == '<p class="muted">no intervals to draw</p>'
+
+
+def test_bench_and_replay_pages_are_self_contained_and_escaped() -> None:
+    from benchwatch.report.bench import bench_html, verdict_html
+
+    lat = {EVIL: np.full(10, 2e-5)}
+    run = {"backend": EVIL, "single_stream": {"p50_s": 2e-5}, "accuracy": {"accuracy": 0.96881}}
+    bench = bench_html({"runs": [run], "model": EVIL, "suite": "s"}, lat)
+    metric = {"metric": "latency_p99", "outcome": "fail", "gating": True, "lower": 1.2,
+              "upper": 1.5, "estimate": 1.3, "margin": 1.1, "direction": "ratio_upper",
+              "canary_value": 0.012, "reason": EVIL}
+    replay = verdict_html({"suite": EVIL, "errors": [EVIL],
+                           "verdict": {"outcome": "fail", "metrics": [metric]}}, lat)
+    for page in (bench, replay):
+        assert page.startswith("<!DOCTYPE html>") and "<script>" not in page
+        assert not re.search(r"<script|<link|<img|<iframe|@import|url\(|\ssrc=|\shref=", page)
+        _svgs(page)
+    assert "20 µs" in bench and "0.9688" in bench
+    assert "12 ms" in replay and "FAIL" in replay and "interval vs margin" in replay
 
 
 def test_report_cli_and_bad_url(stack: Stack, tmp_path: Path) -> None:
@@ -98,8 +166,8 @@ def test_report_cli_and_bad_url(stack: Stack, tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "benchwatch", "report", "--prometheus",
                           "http://127.0.0.1:9", "-o", str(tmp_path / "x.html")],
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1
-    assert "cannot query Prometheus at http://127.0.0.1:9" in bad.stderr
+    assert bad.returncode == 3  # could not run: Prometheus unreachable
+    assert "benchwatch report: error: cannot query Prometheus at http://127.0.0.1:9" in bad.stderr
     assert not (tmp_path / "x.html").exists()
 
 

@@ -9,13 +9,13 @@ import pytest
 
 import probes
 from benchwatch.services import free_port
-from probes import ExportConfigError, PrometheusEndpoint
+from probes import ConfigError, PrometheusEndpoint
 
 
 def test_public_api_is_pinned() -> None:
     assert sorted(probes.__all__) == sorted([
-        "DEFAULT_REGISTRY", "ConfigError", "DeviceReading", "EnergySource", "ExportConfigError", "Feature",
-        "Probe", "ProbeConfigError", "ProbeMiddleware", "ProbeSpan", "PrometheusEndpoint", "Registry",
+        "DEFAULT_REGISTRY", "BenchwatchError", "ConfigError", "DeviceReading", "EnergySource", "Feature",
+        "MissingExtraError", "Probe", "ProbeMiddleware", "ProbeSpan", "PrometheusEndpoint", "Registry",
         "Runtime", "Sample", "SampleError", "Sink", "SummarizeError", "configure", "current", "probe",
         "shutdown", "summarize_output",
     ])
@@ -38,11 +38,11 @@ def test_port_span_takes_the_next_free_port_and_fails_clearly_when_all_taken() -
         b = PrometheusEndpoint("127.0.0.1", base, port_span=3)
         try:
             assert a.port == base and b.port != base and base <= b.port < base + 3
-            with pytest.raises(ExportConfigError, match="prometheus_port_span"):
+            with pytest.raises(ConfigError, match="prometheus_port_span"):
                 PrometheusEndpoint("127.0.0.1", base, port_span=1)
         finally:
             b.close()
     finally:
         a.close()
-    with pytest.raises(ExportConfigError, match="span"):
+    with pytest.raises(ConfigError, match="span"):
         PrometheusEndpoint("127.0.0.1", 65535, port_span=2)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from benchwatch.services import free_port
-from probes import ProbeConfigError, ProbeMiddleware
+from probes import ConfigError, ProbeMiddleware
 from probes.state import Registry
 
 fastapi = pytest.importorskip("fastapi")
@@ -72,7 +72,7 @@ def test_routes_get_their_model_names_and_errors(served: tuple[str, Registry]) -
 
 
 def test_bad_routes_fail_at_start() -> None:
-    with pytest.raises(ProbeConfigError, match="starting with '/'"):
+    with pytest.raises(ConfigError, match="starting with '/'"):
         ProbeMiddleware(lambda *a: None, routes={"predict": ("m", "v")})  # type: ignore[arg-type]
-    with pytest.raises(ProbeConfigError, match=r"\(model, version\)"):
+    with pytest.raises(ConfigError, match=r"\(model, version\)"):
         ProbeMiddleware(lambda *a: None, routes={"/p": "m"})  # type: ignore[arg-type, dict-item]

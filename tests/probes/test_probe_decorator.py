@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from probes import Probe, ProbeConfigError, probe
+from probes import ConfigError, Probe, probe
 from probes.state import OVERFLOW, ProbeState, Registry
 
 
@@ -124,7 +124,7 @@ def test_torch_module_wrapped_in_place(reg: Registry) -> None:
     assert out.shape == (5, 3)
     t = totals(reg.state("torch", "v"))
     assert sum(t.ok) == 1 and sum(t.classes.values()) == 5
-    with pytest.raises(ProbeConfigError, match="already probed"):
+    with pytest.raises(ConfigError, match="already probed"):
         probe(model="torch", version="v", registry=reg)(model)
 
 
@@ -245,11 +245,11 @@ def test_outputs_callable_and_cardinality_guard(reg: Registry) -> None:
 
 
 def test_bad_declarations_fail_at_decoration_time(reg: Registry) -> None:
-    with pytest.raises(ProbeConfigError, match="model must be a non-empty string"):
+    with pytest.raises(ConfigError, match="model must be a non-empty string"):
         probe(model="", version="v", registry=reg)
-    with pytest.raises(ProbeConfigError, match="outputs must be one of"):
+    with pytest.raises(ConfigError, match="outputs must be one of"):
         probe(model="m", version="v", outputs="ranking", registry=reg)  # type: ignore[arg-type]
-    with pytest.raises(ProbeConfigError, match="cannot wrap"):
+    with pytest.raises(ConfigError, match="cannot wrap"):
         probe(model="m", version="v", registry=reg)(42)
     assert isinstance(probe(model="m", version="v", registry=reg), Probe)
 

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from probes import DeviceReading, configure, probe, shutdown
+from probes import metric_names as m
 from probes.energy import EnergySampler, NvmlSource, discover_sources
 from probes.state import Registry
 
 
 class FakeGpu:
-    """Stands in for NVML (no GPU on this machine): a settable cumulative energy counter."""
+    """Stands in for NVML, so the tests run without a GPU: a settable cumulative energy counter."""
 
     def __init__(self) -> None:
         self.energy_j = 1000.0
@@ -127,11 +128,11 @@ def test_probe_export_carries_energy_per_model_with_real_calls() -> None:
     rt.energy.step()
     gate.set()
     th.join()
-    metrics = {m.name: m for m in rt.collect()}
-    [pt] = metrics["benchwatch.inference.energy"].data.data_points
+    metrics = {x.name: x for x in rt.collect()}
+    [pt] = metrics[m.OTEL_ENERGY].data.data_points
     assert pt.attributes["model"] == "e" and pt.value == pytest.approx(10.0)
-    assert metrics["hw.energy"].data.data_points[0].value == pytest.approx(10.0)
-    assert {"hw.power", "hw.gpu.utilization", "hw.gpu.memory.usage"} <= set(metrics)
+    assert metrics[m.OTEL_HW_ENERGY].data.data_points[0].value == pytest.approx(10.0)
+    assert {m.OTEL_HW_POWER, m.OTEL_HW_UTILIZATION, m.OTEL_HW_MEMORY} <= set(metrics)
     shutdown()
     assert gpu.closed
 
@@ -153,8 +154,8 @@ def test_no_nvml_means_no_gpu_series_and_one_log_line(caplog: Any) -> None:
         return 1
 
     f()
-    names = {m.name for m in rt.collect()}
-    assert not {n for n in names if n.startswith("hw.gpu")} and "benchwatch.inference.duration" in names
+    names = {x.name for x in rt.collect()}
+    assert not {n for n in names if n.startswith("hw.gpu")} and m.OTEL_LATENCY in names
     assert not [s for s in discover_sources("auto", rapl=False)]
 
 
@@ -180,7 +181,7 @@ def test_rapl_package_energy_with_counter_wrap(tmp_path: Any) -> None:
 
 @pytest.mark.gpu
 def test_nvml_path_on_a_real_gpu() -> None:
-    """Runs where NVML and a CUDA GPU exist (the device machine); skipped elsewhere, where
+    """Runs where NVML and a CUDA GPU exist (`benchmarks/device_check.sh`); skipped elsewhere, where
     `test_no_nvml_means_no_gpu_series_and_one_log_line` checks the CPU-only behaviour."""
     try:
         NvmlSource().close()
@@ -204,7 +205,7 @@ def test_nvml_path_on_a_real_gpu() -> None:
         infer(x)
     assert rt.energy is not None
     rt.energy.step()
-    metrics = {m.name: m for m in rt.collect()}
-    assert {"hw.energy", "hw.power", "hw.gpu.utilization", "hw.gpu.memory.usage"} <= set(metrics)
-    [pt] = [p for p in metrics["benchwatch.inference.energy"].data.data_points if p.attributes["model"] == "cuda"]
+    metrics = {x.name: x for x in rt.collect()}
+    assert {m.OTEL_HW_ENERGY, m.OTEL_HW_POWER, m.OTEL_HW_UTILIZATION, m.OTEL_HW_MEMORY} <= set(metrics)
+    [pt] = [p for p in metrics[m.OTEL_ENERGY].data.data_points if p.attributes["model"] == "cuda"]
     assert pt.value > 0

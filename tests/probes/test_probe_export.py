@@ -9,7 +9,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,8 +17,10 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 
 import probes
+from benchwatch import promtext
 from benchwatch.services import free_port
-from probes import ConfigError, ExportConfigError, PrometheusEndpoint, configure, probe, shutdown
+from probes import ConfigError, PrometheusEndpoint, configure, probe, shutdown
+from probes import metric_names as m
 from probes.metrics import METRICS
 from probes.runtime import resolve_settings
 from probes.state import Registry
@@ -31,18 +32,13 @@ def _shutdown_after() -> Iterator[None]:
     shutdown()
 
 
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - loopback URL we built
-        return str(r.read().decode())
-
-
 def test_endpoints_have_private_registries_in_one_process() -> None:
     a, b = PrometheusEndpoint("127.0.0.1", 0), PrometheusEndpoint("127.0.0.1", 0)
     mpa, mpb = MeterProvider(metric_readers=[a.reader]), MeterProvider(metric_readers=[b.reader])
     try:
         mpa.get_meter("x").create_counter("only.in.a", description="a").add(1)
         mpb.get_meter("y").create_counter("only.in.b", description="b").add(1)
-        ta, tb = scrape(a.url), scrape(b.url)
+        ta, tb = promtext.fetch(a.url), promtext.fetch(b.url)
         assert "only_in_a_total" in ta and "only_in_b" not in ta
         assert "only_in_b_total" in tb and "only_in_a" not in tb
     finally:
@@ -51,7 +47,7 @@ def test_endpoints_have_private_registries_in_one_process() -> None:
         a.close()
         b.close()
     with pytest.raises(OSError):
-        scrape(a.url)  # port freed
+        promtext.fetch(a.url)  # port freed
 
 
 def test_port_taken_and_bad_port_fail_clearly() -> None:
@@ -59,7 +55,7 @@ def test_port_taken_and_bad_port_fail_clearly() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(ExportConfigError, match="BENCHWATCH_PROMETHEUS_PORT"):
+        with pytest.raises(ConfigError, match="BENCHWATCH_PROMETHEUS_PORT"):
             configure("svc", prometheus_port=port, gpu="off")
     with pytest.raises(ConfigError, match="prometheus_port"):
         configure("svc", prometheus_port=70000, gpu="off")
@@ -114,13 +110,12 @@ def test_exposition_passes_promtool_and_has_help_everywhere() -> None:
     with pytest.raises(ValueError):
         predict(np.zeros((0, 8)))
     assert rt.prometheus_url is not None
-    text = scrape(rt.prometheus_url)
-    for name in ("benchwatch_inference_duration_seconds_bucket", "benchwatch_inference_errors_total",
-                 "benchwatch_inference_in_flight", "benchwatch_inference_batch_size_bucket",
-                 "benchwatch_output_predicted_class_total", "benchwatch_output_confidence_bucket",
-                 "benchwatch_output_entropy_bucket", "benchwatch_output_value_bucket",
-                 "benchwatch_probe_faults_total"):
-        assert name in text, name
+    text = promtext.fetch(rt.prometheus_url)
+    series = promtext.parse(text).series
+    for name in (m.LATENCY_BUCKET, m.ERRORS, m.IN_FLIGHT, m.BATCH_SIZE + "_bucket", m.OUTPUT_CLASS,
+                 m.OUTPUT_CONFIDENCE + "_bucket", m.OUTPUT_ENTROPY + "_bucket",
+                 m.OUTPUT_VALUE + "_bucket", m.FAULTS, m.PROBE_MODELS):
+        assert name in series, name
     assert 'worker_id="w1"' in text and 'error_type="ValueError"' in text
     helps = {line.split()[2] for line in text.splitlines() if line.startswith("# HELP")}
     types = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
@@ -128,7 +123,7 @@ def test_exposition_passes_promtool_and_has_help_everywhere() -> None:
     for family in helps:
         line = next(x for x in text.splitlines() if x.startswith(f"# HELP {family} "))
         assert len(line.split(maxsplit=3)) == 4, f"{family} has an empty help text"
-    assert all(m.description for m in METRICS.values())
+    assert all(info.description for info in METRICS.values())
     res = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
                          timeout=30)
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
@@ -177,8 +172,8 @@ def test_otlp_push_to_a_real_http_receiver() -> None:
         server.server_close()
     req = ExportMetricsServiceRequest()
     req.ParseFromString(_OtlpReceiver.bodies[-1])
-    metrics = {m.name: m for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
-    dur = metrics["benchwatch.inference.duration"]
+    metrics = {x.name: x for rm in req.resource_metrics for sm in rm.scope_metrics for x in sm.metrics}
+    dur = metrics[m.OTEL_LATENCY]
     assert dur.unit == "s" and dur.description
     [point] = [p for p in dur.histogram.data_points
                if {a.key: a.value.string_value for a in p.attributes}.get("outcome") == "ok"]

@@ -16,6 +16,7 @@ import pytest
 
 from benchwatch.services import free_port
 from probes import configure, probe, shutdown
+from probes import metric_names as m
 from probes.state import Registry
 
 pytestmark = pytest.mark.prometheus
@@ -57,12 +58,12 @@ def test_histogram_quantiles_match_what_the_caller_measured(prometheus) -> None:
     for th in threads:
         th.join()
     total = n_threads * per_thread
-    prom.wait_for(f'benchwatch_inference_duration_seconds_count{{model="q"}} == {total}', timeout_s=30)
-    lat = np.concatenate([np.array(m) for m in measured])
+    prom.wait_for(f'{m.REQUESTS}{{model="q"}} == {total}', timeout_s=30)
+    lat = np.concatenate([np.array(x) for x in measured])
     report = []
     for q in (0.5, 0.9, 0.99):
         [res] = prom.query(
-            f'histogram_quantile({q}, sum by (le) (benchwatch_inference_duration_seconds_bucket{{model="q"}}))')
+            f'histogram_quantile({q}, sum by (le) ({m.LATENCY_BUCKET}{{model="q"}}))')
         got, want = float(res["value"][1]), float(np.quantile(lat, q))
         report.append((q, got, want, got / want - 1))
     print("quantile  prometheus  caller  error:", *(f"p{q * 100:g} {g * 1e3:.2f}ms {w * 1e3:.2f}ms {e:+.2%}"
@@ -111,14 +112,12 @@ def test_multi_worker_totals_are_summed_in_promql(prometheus) -> None:  # type: 
         assert len({port for port, _ in ready}) == 2 and len({w for _, w in ready}) == 2
         prom = prometheus({"serving": [f"127.0.0.1:{p}" for p in range(base, base + span)]})
         total = sum(calls)
-        prom.wait_for(f'sum by (model) (benchwatch_inference_duration_seconds_count{{model="mw"}}) == {total}',
-                      timeout_s=30)
-        per_worker = prom.query('sum by (worker_id) (benchwatch_inference_duration_seconds_count{model="mw"})')
+        prom.wait_for(f'sum by (model) ({m.REQUESTS}{{model="mw"}}) == {total}', timeout_s=30)
+        per_worker = prom.query(f'sum by (worker_id) ({m.REQUESTS}{{model="mw"}})')
         got = {r["metric"]["worker_id"]: float(r["value"][1]) for r in per_worker}
         assert got == {ready[0][1]: 300.0, ready[1][1]: 500.0}
         # quantiles over all workers: merge buckets first, then take the quantile
-        [p90] = prom.query('histogram_quantile(0.9, sum by (le) (benchwatch_inference_duration_seconds_bucket'
-                           '{model="mw"}))')
+        [p90] = prom.query(f'histogram_quantile(0.9, sum by (le) ({m.LATENCY_BUCKET}{{model="mw"}}))')
         assert 0.0035 <= float(p90["value"][1]) <= 0.008  # the 4 ms half (sleep overshoots under load)
     finally:
         for p in procs:

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from probes import ConfigError
 from probes.samples import MAX_FEATURES, MAX_VECTOR_LEN, REASONS, Sample, SampleError
-from probes.sinks import SinkConfigError, from_url
+from probes.sinks import from_url
 
 
 def _valid() -> dict[str, object]:
@@ -74,7 +75,7 @@ def test_round_trip_property(outputs, inputs) -> None:  # type: ignore[no-untype
 
 
 def test_from_url_rejects_unknown_scheme_with_hint() -> None:
-    with pytest.raises(SinkConfigError, match="kafka://host:port/topic"):
+    with pytest.raises(ConfigError, match="kafka://host:port/topic"):
         from_url("ftp://x")
-    with pytest.raises(SinkConfigError):
+    with pytest.raises(ConfigError):
         from_url("")

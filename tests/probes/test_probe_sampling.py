@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from probes import Sample, configure, probe, shutdown
+from probes import metric_names as m
 from probes.sampling import SampleQueue
 from probes.state import Faults, Registry
 
@@ -109,6 +110,6 @@ def test_raising_sink_is_counted_and_the_caller_unaffected() -> None:
     assert rt.queue is not None
     rt.queue.flush()
     assert reg.faults.counts()["sink"] >= 1 and rt.queue.dropped["sink_error"] == 20
-    names = {m.name: m for m in rt.collect()}
-    dropped = {p.attributes["reason"]: p.value for p in names["benchwatch.probe.dropped"].data.data_points}
+    metrics = {x.name: x for x in rt.collect()}
+    dropped = {p.attributes["reason"]: p.value for p in metrics[m.OTEL_DROPPED].data.data_points}
     assert dropped["sink_error"] == 20

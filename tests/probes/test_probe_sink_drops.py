@@ -9,8 +9,6 @@ without one the test calls the errback kafka-python's future would call (`_undel
 
 from __future__ import annotations
 
-import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,8 +19,10 @@ import probes
 from benchwatch import promtext
 from benchwatch.services import free_port
 from probes import Sample
+from probes import metric_names as m
 from probes.sampling import SampleQueue
 from probes.state import Faults
+from tests.support.wait import wait_until
 
 pytest.importorskip("kafka")
 from probes.sinks.kafka import KafkaSink  # noqa: E402
@@ -36,18 +36,9 @@ def dead_kafka_sink() -> Iterator[KafkaSink]:
     sink.close(timeout_s=0.5)
 
 
-def _wait(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
-
-
 def _dropped(url: str) -> dict[str, float]:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        s = promtext.parse(resp.read().decode(), time.time())
-    return {r: s.total("benchwatch_probe_dropped_total", reason=r)
+    s = promtext.read(url, timeout_s=5)
+    return {r: s.total(m.DROPPED, reason=r)
             for r in ("queue_full", "sink_error", "sink_buffer_full", "sink_failed")}
 
 
@@ -63,7 +54,7 @@ def test_kafka_buffer_overflow_and_failures_show_in_probe_dropped(dead_kafka_sin
             assert f()[0] == 1.5
         assert rt.queue is not None
         rt.queue.flush()
-        _wait(lambda: sink.stats().received == 500)
+        wait_until(lambda: sink.stats().received == 500, what="500 samples at the sink")
         st = sink.stats()
         assert st.dropped == 400 and st.buffered == 100  # nothing leaves: no broker to connect to
         url = f"http://127.0.0.1:{port}/metrics"

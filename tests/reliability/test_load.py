@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -28,6 +27,7 @@ from benchwatch import promtext
 from benchwatch.services import free_port, wait_http
 from collector import Collector, WindowStore
 from collector.http_server import ingest_server
+from probes import metric_names as m
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +36,6 @@ LOADGEN = Path(__file__).with_name("loadgen.py")
 DURATION_S = float(os.environ.get("BENCHWATCH_LOAD_SECONDS", "60"))
 UNSAMPLED_S = min(DURATION_S, 20.0)
 TARGET_RATE = 10_000.0
-
-
-def _scrape(url: str) -> promtext.Scrape:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
-        return promtext.parse(resp.read().decode(), time.time())
 
 
 def test_load_every_request_sampled_60s(tmp_path: Path) -> None:
@@ -88,16 +83,16 @@ def _run_load(tmp_path: Path, sample_rate: float, duration_s: float,
         # every sampled request reaches the collector or is counted as dropped, exactly
         deadline = time.monotonic() + 30
         while True:
-            s = _scrape(metrics_url)
-            served = s.total("benchwatch_inference_duration_seconds_count")
-            dropped = s.total("benchwatch_probe_dropped_total")
+            s = promtext.read(metrics_url, timeout_s=5)
+            served = s.total(m.REQUESTS)
+            dropped = s.total(m.DROPPED)
             accepted = collector.totals().accepted
             if not exact_samples or accepted + dropped >= served or \
                     time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        faults = {dict(k).get("fault"): v for k, v in s.get("benchwatch_probe_faults_total").items()}
-        errors = s.total("benchwatch_inference_errors_total")
+        faults = {dict(k).get("fault"): v for k, v in s.get(m.FAULTS).items()}
+        errors = s.total(m.ERRORS)
     finally:
         server.terminate()
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,8 @@ import probes
 from benchwatch import promtext
 from benchwatch.services import free_port
 from probes import Sample
+from probes import metric_names as m
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
@@ -39,11 +40,6 @@ def configured() -> Iterator[Callable[..., tuple[Any, str]]]:
     probes.DEFAULT_REGISTRY.faults.reset()  # fault counters are per process: start from zero
     yield start
     probes.shutdown()
-
-
-def scrape(url: str) -> promtext.Scrape:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return promtext.parse(resp.read().decode(), time.time())
 
 
 def version() -> str:
@@ -97,9 +93,9 @@ def test_exporter_down_otlp_push_to_nowhere(configured: Any) -> None:
     while time.monotonic() < deadline:
         assert np.array_equal(probed(x), plain(x))
         n += 1
-    assert scrape(url).total("benchwatch_inference_duration_seconds_count", model_version=v) == n
+    assert promtext.read(url, timeout_s=5).total(m.REQUESTS, model_version=v) == n
     # the OTLP exporter retries with backoff before it gives up: the failure is counted then
-    _wait(lambda: scrape(url).total("benchwatch_probe_faults_total", fault="export") >= 1, 20)
+    wait_until(lambda: promtext.read(url, timeout_s=5).total(m.FAULTS, fault="export") >= 1, 20)
     assert np.array_equal(probed(x), plain(x))
 
 
@@ -110,9 +106,9 @@ def test_sink_down_http_collector_unreachable(configured: Any) -> None:
     x = np.ones((1, 8))
     for _ in range(200):
         assert np.array_equal(probed(x), logits(x))
-    _wait(lambda: rt.queue.dropped["sink_error"] + rt.queue.dropped["queue_full"] == 200)
+    wait_until(lambda: rt.queue.dropped["sink_error"] + rt.queue.dropped["queue_full"] == 200)
     assert rt.queue.sent == 0
-    assert scrape(url).total("benchwatch_probe_dropped_total") == 200
+    assert promtext.read(url, timeout_s=5).total(m.DROPPED) == 200
 
 
 def test_sink_raising(configured: Any) -> None:
@@ -123,10 +119,10 @@ def test_sink_raising(configured: Any) -> None:
     x = np.ones((2, 8))  # 2 rows -> 2 samples per call
     for _ in range(100):
         assert np.array_equal(probed(x), logits(x))
-    _wait(lambda: rt.queue.dropped["sink_error"] == 200)
-    s = scrape(url)
-    assert s.total("benchwatch_probe_dropped_total", reason="sink_error") == 200
-    assert s.total("benchwatch_probe_faults_total", fault="sink") == sink.calls >= 1
+    wait_until(lambda: rt.queue.dropped["sink_error"] == 200)
+    s = promtext.read(url, timeout_s=5)
+    assert s.total(m.DROPPED, reason="sink_error") == 200
+    assert s.total(m.FAULTS, fault="sink") == sink.calls >= 1
 
 
 def test_sink_full_drops_are_counted_exactly_and_calls_never_block(configured: Any) -> None:
@@ -142,9 +138,9 @@ def test_sink_full_drops_are_counted_exactly_and_calls_never_block(configured: A
     elapsed = time.perf_counter() - t0
     assert elapsed < 5, f"{n} calls took {elapsed:.1f}s: the probe blocked on a full queue"
     sink.release.set()
-    _wait(lambda: len(rt.queue) == 0 and sink.received + rt.queue.dropped["queue_full"] == n)
-    s = scrape(url)
-    dropped = s.total("benchwatch_probe_dropped_total", reason="queue_full")
+    wait_until(lambda: len(rt.queue) == 0 and sink.received + rt.queue.dropped["queue_full"] == n)
+    s = promtext.read(url, timeout_s=5)
+    dropped = s.total(m.DROPPED, reason="queue_full")
     assert dropped == rt.queue.dropped["queue_full"] > 0
     assert sink.received + dropped == n  # every sampled request: delivered or counted as dropped
 
@@ -178,10 +174,10 @@ def test_outputs_the_statistics_cannot_read(configured: Any, kind: str) -> None:
         probed = probes.probe(model="faults", version=v, outputs=kind)(lambda value=value: value)
         got = probed()
         assert got is value, f"{name}: the probe changed the returned object"
-    s = scrape(url)
-    assert s.total("benchwatch_inference_duration_seconds_count", model_version=v) == \
+    s = promtext.read(url, timeout_s=5)
+    assert s.total(m.REQUESTS, model_version=v) == \
         len(WEIRD_OUTPUTS)
-    assert s.total("benchwatch_inference_errors_total", model_version=v) == 0
+    assert s.total(m.ERRORS, model_version=v) == 0
 
 
 # Huge outputs: the statistics read at most probes.stats.MAX_STAT_VALUES numbers per call (an
@@ -269,11 +265,11 @@ def test_user_exception_reraised_unchanged_and_counted(configured: Any) -> None:
             assert "predict" in frames, frames  # the user's frame is still in the traceback
         else:
             assert info.type is KeyError and info.value.args == (i,)
-    s = scrape(url)
-    assert s.total("benchwatch_inference_errors_total", model_version=v, error_type="UserError") == 10
-    assert s.total("benchwatch_inference_errors_total", model_version=v, error_type="KeyError") == 10
-    assert s.total("benchwatch_inference_duration_seconds_count", model_version=v) == 30
-    assert s.total("benchwatch_inference_in_flight", model_version=v) == 0
+    s = promtext.read(url, timeout_s=5)
+    assert s.total(m.ERRORS, model_version=v, error_type="UserError") == 10
+    assert s.total(m.ERRORS, model_version=v, error_type="KeyError") == 10
+    assert s.total(m.REQUESTS, model_version=v) == 30
+    assert s.total(m.IN_FLIGHT, model_version=v) == 0
 
 
 def _tb_frames(tb: Any) -> Iterator[Any]:
@@ -298,10 +294,10 @@ def test_32_threads_same_results_exact_counts(configured: Any) -> None:
     with ThreadPoolExecutor(32) as pool:
         assert all(pool.map(work, range(32)))
     total = 32 * per_thread
-    _wait(lambda: len(sink.samples) + rt.queue.dropped["queue_full"] == total)
-    s = scrape(url)
-    assert s.total("benchwatch_inference_duration_seconds_count", model_version=v) == total
-    assert s.total("benchwatch_inference_in_flight", model_version=v) == 0
+    wait_until(lambda: len(sink.samples) + rt.queue.dropped["queue_full"] == total)
+    s = promtext.read(url, timeout_s=5)
+    assert s.total(m.REQUESTS, model_version=v) == total
+    assert s.total(m.IN_FLIGHT, model_version=v) == 0
     assert len(sink.samples) == total and len({x.sample_id for x in sink.samples}) == total
 
 
@@ -322,9 +318,9 @@ def test_asyncio_tasks_same_results_exact_counts(configured: Any) -> None:
         return [np.array_equal(a, b) for a, b in zip(got, want, strict=True)]
 
     assert all(asyncio.run(main()))
-    s = scrape(url)
-    assert s.total("benchwatch_inference_duration_seconds_count", model_version=v) == 500
-    assert s.total("benchwatch_inference_in_flight", model_version=v) == 0
+    s = promtext.read(url, timeout_s=5)
+    assert s.total(m.REQUESTS, model_version=v) == 500
+    assert s.total(m.IN_FLIGHT, model_version=v) == 0
 
 
 def test_no_configure_costs_nothing_and_changes_nothing() -> None:
@@ -334,24 +330,16 @@ def test_no_configure_costs_nothing_and_changes_nothing() -> None:
     assert np.array_equal(probed(x), logits(x))
 
 
-def _wait(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
-
-
 def test_onnxruntime_session_and_torch_module_answer_exactly_as_unprobed(configured: Any) -> None:
     """The example model through ONNX Runtime and PyTorch: probed outputs bit-identical, and a
     bad input raises the framework's own exception type, counted as an error."""
     import onnxruntime as ort
     import torch
 
-    from benchwatch.example import ensure_model, load_digits_arrays, load_torch_module
+    from benchwatch.example import load_digits_arrays, load_torch_module, shipped_model
 
     rt, url = configured()
-    files = ensure_model()
+    files = shipped_model()
     x, _ = load_digits_arrays()
     batch = x[:64]
     plain_sess = ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"])
@@ -373,8 +361,8 @@ def test_onnxruntime_session_and_torch_module_answer_exactly_as_unprobed(configu
         assert torch.equal(mod(t), plain_mod(t))
         with pytest.raises(RuntimeError):
             mod(t[:, :10])
-    s = scrape(url)
-    assert s.total("benchwatch_inference_duration_seconds_count", model="faults-ort") == 21
-    assert s.total("benchwatch_inference_errors_total", model="faults-ort") == 1
-    assert s.total("benchwatch_inference_duration_seconds_count", model="faults-torch") == 2
-    assert s.total("benchwatch_inference_errors_total", model="faults-torch") == 1
+    s = promtext.read(url, timeout_s=5)
+    assert s.total(m.REQUESTS, model="faults-ort") == 21
+    assert s.total(m.ERRORS, model="faults-ort") == 1
+    assert s.total(m.REQUESTS, model="faults-torch") == 2
+    assert s.total(m.ERRORS, model="faults-torch") == 1

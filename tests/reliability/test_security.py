@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +28,11 @@ import numpy as np
 import psutil
 import pytest
 
+from benchwatch import promtext
 from benchwatch.services import free_port
 from collector import Collector, WindowStore
-from collector.http_server import ServerConfigError, hmac_signature, ingest_server
+from collector.errors import CollectorConfigError
+from collector.http_server import hmac_signature, ingest_server
 from drift import Baseline
 from drift.service.engine import DriftService, ServiceConfig
 
@@ -112,11 +113,11 @@ def test_collector_serve_binds_loopback(spawn: Any, tmp_path: Path) -> None:
 
 def test_ingest_refuses_off_loopback_without_token(tmp_path: Path) -> None:
     store = WindowStore(tmp_path / "s.sqlite")
-    with pytest.raises(ServerConfigError, match="token"):
+    with pytest.raises(CollectorConfigError, match="token"):
         ingest_server(Collector(store), host="0.0.0.0", port=0)
     ip = _external_ip()
     if ip:
-        with pytest.raises(ServerConfigError, match="token"):
+        with pytest.raises(CollectorConfigError, match="token"):
             ingest_server(Collector(store), host=ip, port=0)
     store.close()
 
@@ -200,6 +201,5 @@ def test_metrics_endpoints_do_not_leak_tokens(drift_service: DriftService) -> No
     assert drift_service.metrics_url is not None
     url = drift_service.metrics_url
     url = url if url.endswith("/metrics") else url + "/metrics"
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
-        text = resp.read().decode()
+    text = promtext.fetch(url, timeout_s=5)
     assert "hook-token" not in text and "hook-secret" not in text

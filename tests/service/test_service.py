@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from drift.service.engine import DriftService, ServiceConfig, ServiceError
+from drift import DriftError
+from drift.service.engine import DriftService, ServiceConfig
 from drift.service.stats import holm_adjust
 from tests.service.conftest import build_baseline, samples
 
@@ -70,12 +71,12 @@ def test_serves_the_good_baselines_and_refuses_bad_ones(tmp_path: Path,
 
 
 def test_a_missing_baselines_directory_fails_loudly(tmp_path: Path) -> None:
-    with pytest.raises(ServiceError, match="does not exist"):
+    with pytest.raises(DriftError, match="does not exist"):
         DriftService(ServiceConfig(tmp_path / "nope", metrics_port=0, ingest_port=0))
 
 
 def test_refuses_to_serve_beyond_loopback_without_a_token(baselines: Path) -> None:
-    with pytest.raises(ServiceError, match="without a token"):
+    with pytest.raises(DriftError, match="without a token"):
         ServiceConfig(baselines, host="0.0.0.0", metrics_port=0, ingest_port=0)
 
 
