@@ -38,6 +38,10 @@ class Scrape:
                 out[labels] = value
         return out
 
+    def values(self, name: str, **match: str) -> list[float]:
+        """The values of the series matching `match` (empty when there is none)."""
+        return list(self.get(name, **match).values())
+
     def total(self, name: str, **match: str) -> float:
         return sum(self.get(name, **match).values())
 

@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from benchwatch.cli.errors import ExitCode, report_error
+from benchwatch.cli.errors import EPILOG, ExitCode, report_error
 
 # verb -> one-line description (kept here so `benchwatch --help` imports nothing heavy)
 VERBS: dict[str, str] = {
@@ -32,7 +32,8 @@ VERBS: dict[str, str] = {
 
 
 def _build_parser(verb: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchwatch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="benchwatch", description=__doc__.splitlines()[0],
+                                     epilog=EPILOG)
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="logging level (default INFO; DEBUG also prints tracebacks)")

@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     cmp_ = sub.add_parser("compare", help="compare two CSV samples column by column",
                           description="Drift test per common column of two CSV files; exit 0: "
-                          "no drift, 1: drift, 2: bad input (see `benchwatch --help`).")
+                          "no drift, 1: drift, 2: bad input, 3: could not run.")
     cmp_.add_argument("reference", type=Path, help="reference CSV (with a header row)")
     cmp_.add_argument("current", type=Path, help="current CSV (with a header row)")
     cmp_.add_argument("--column", action="append", default=None,

@@ -45,6 +45,11 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+# `benchwatch --help` ends with this
+EPILOG = ("exit codes: 0 ok, 1 a finding (drift, canary FAIL, files that differ), 2 usage or bad "
+          "input, 3 could not run, 4 inconclusive (replay), 130 interrupted")
+
+
 def exit_code_for(exc: BaseException) -> ExitCode:
     """The exit code for an exception that stopped a verb (see the table above)."""
     if isinstance(exc, (ConfigError, *_FILE_ERRORS)):
@@ -71,4 +76,4 @@ def report_error(exc: BaseException, prog: str) -> ExitCode:
     return exit_code_for(exc)
 
 
-__all__ = ["ExitCode", "exit_code_for", "message", "report_error"]
+__all__ = ["EPILOG", "ExitCode", "exit_code_for", "message", "report_error"]

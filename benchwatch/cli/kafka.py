@@ -15,6 +15,7 @@ from typing import Any
 
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
+from benchwatch.services import ServiceError
 from probes.errors import require
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,20 @@ def quiet_kafka_client() -> None:
 
 def run(args: argparse.Namespace) -> ExitCode:
     require("kafka", "kafka", "benchwatch kafka")
-    quiet_kafka_client()
-    if args.kafka_command == "topics":
-        return _topics(args)
-    if args.kafka_command == "consume":
-        return _consume(args)
-    from collector.kafka.topics import describe
+    from kafka.errors import KafkaError
 
-    print(json.dumps(describe(args.bootstrap.split(","), args.group, args.topic), indent=2))
+    quiet_kafka_client()
+    try:
+        if args.kafka_command == "topics":
+            return _topics(args)
+        if args.kafka_command == "consume":
+            return _consume(args)
+        from collector.kafka.topics import describe
+
+        print(json.dumps(describe(args.bootstrap.split(","), args.group, args.topic), indent=2))
+    except KafkaError as e:
+        raise ServiceError(f"Kafka at {args.bootstrap}: {type(e).__name__}: {e}; is the broker "
+                           "running?") from e
     return ExitCode.OK
 
 

@@ -159,7 +159,7 @@ class Parts:
         self.say(f"demo: baseline recorded in {time.monotonic() - t0:.1f} s → {path} ({fig})")
         return BaselineInfo(path, dict(figures), tuple(sorted(features)))
 
-    def drift_service(self, interval_s: float, window: int) -> Any:
+    def drift_service(self, interval_s: float, window: int) -> DriftService:
         cfg = ServiceConfig(
             baselines_dir=self.workdir / "baselines",
             state_path=self.workdir / "spool.sqlite",  # the durable spool (SQLite WAL)
@@ -171,8 +171,10 @@ class Parts:
         svc.start()
         self.on_close("drift service", svc.stop)
         self.service = svc
-        self.drift_metrics_url = svc.metrics_url + "/metrics" \
-            if not svc.metrics_url.endswith("/metrics") else svc.metrics_url
+        url = svc.metrics_url
+        if url is None:
+            raise PartError("the drift service started without its metrics endpoint")
+        self.drift_metrics_url = url if url.endswith("/metrics") else url + "/metrics"
         self.say(f"demo: drift service every {interval_s:g} s on the embedded transport "
                  f"(spool {cfg.state_path}); metrics {self.drift_metrics_url}")
         return svc

@@ -11,7 +11,6 @@ into the same architecture. Nothing is downloaded: the data ships inside scikit-
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,9 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from probes.errors import require
-
-log = logging.getLogger(__name__)
+from probes.errors import ConfigError, require
 
 MODEL_NAME = "digits"
 RECIPE = "mlp64-2x64-relu-adam-v2"
@@ -117,7 +114,7 @@ def torch_module_from_path(path: str | Path) -> Any:
         wanted = module.state_dict()
         if set(weights) != set(wanted) or any(
                 weights[k].shape != tuple(v.shape) for k, v in wanted.items()):
-            raise ValueError(f"{p} does not hold the example architecture's weights "
+            raise ConfigError(f"{p} does not hold the example architecture's weights "
                              f"({sorted(wanted)}); for your own model pass a .pt state_dict")
         state = {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}
     else:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from benchwatch import promtext
 from benchwatch.cli import main
 from benchwatch.services import Prometheus, free_port
+from probes import metric_names as m
 
 
 def test_bench_writes_a_side_by_side_run_and_drift_baselines(
@@ -57,7 +58,7 @@ def test_bench_http_backend_then_replay_against_that_baseline(
                  "--queries", "700", "--no-progress"])
     (rdir,) = (tmp_path / "r").glob("replay-*")
     doc = json.loads((rdir / "verdict.json").read_text())
-    by = {m["metric"]: m for m in doc["verdict"]["metrics"]}
+    by = {x["metric"]: x for x in doc["verdict"]["metrics"]}
     assert code == 1 and by["latency_p50"]["outcome"] == "fail"
     assert by["accuracy"]["reason"].startswith("exact binomial")  # vs the baseline figure
     assert by["output_predicted_class"]["outcome"] == "pass"  # same model: same outputs
@@ -78,9 +79,8 @@ def test_probe_metrics_and_verdict_gauge_reach_prometheus(
          "--metrics-hold-s", "6"])))
     t.start()
     try:
-        gauge = prom.wait_for('benchwatch_canary_verdict{model="digits"}', timeout_s=60)
-        count = prom.wait_for('benchwatch_inference_duration_seconds_count'
-                              '{model="digits",model_version="v1"}', timeout_s=30)
+        gauge = prom.wait_for(f'{m.CANARY_VERDICT}{{model="digits"}}', timeout_s=60)
+        count = prom.wait_for(f'{m.REQUESTS}{{model="digits",model_version="v1"}}', timeout_s=30)
     finally:
         t.join(timeout=90)
     (rdir,) = tmp_path.glob("replay-*")
@@ -90,7 +90,7 @@ def test_probe_metrics_and_verdict_gauge_reach_prometheus(
     assert gauge[0]["metric"]["outcome"] == outcome and out["code"] in (0, 4)
     assert float(count[0]["value"][1]) >= 2 * 700  # canary and primary are one server here
     with pytest.raises(OSError):  # the endpoint is gone once the hold is over
-        urllib.request.urlopen(f"http://127.0.0.1:{gauge_port}/metrics", timeout=2)
+        promtext.fetch(f"http://127.0.0.1:{gauge_port}/metrics")
 
 
 def test_bench_repeats_alternate_and_pool(tmp_path: Path,

@@ -147,13 +147,13 @@ def test_loadgen_cross_check_reports_the_same_scenario() -> None:
     assert ratio["p50_s"] and ratio["p50_s"] > 1  # LoadGen adds its callback path
 
 
-def test_bench_bad_model_or_suite_exits_3(tmp_path: Path) -> None:
+def test_bench_bad_model_or_suite_exits_2(tmp_path: Path) -> None:
     from benchwatch.cli import main
 
     assert main(["bench", "--model", str(tmp_path / "nope.onnx"), "-o", str(tmp_path),
-                 "--no-progress"]) == 3
+                 "--no-progress"]) == 2
     assert main(["bench", "--suite", str(tmp_path / "nope"), "-o", str(tmp_path),
-                 "--no-progress"]) == 3
+                 "--no-progress"]) == 2
 
 
 def test_energy_per_inference_from_a_meter() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from benchwatch.cli import main
 from benchwatch.services import free_port
+from probes import metric_names as m
 
 
 def replay(tmp_path: Path, canary: str, *extra: str) -> tuple[int, dict[str, Any], Path]:
@@ -24,7 +25,7 @@ def replay(tmp_path: Path, canary: str, *extra: str) -> tuple[int, dict[str, Any
 
 
 def outcomes(doc: dict[str, Any]) -> dict[str, str]:
-    return {m["metric"]: m["outcome"] for m in doc["verdict"]["metrics"]}
+    return {x["metric"]: x["outcome"] for x in doc["verdict"]["metrics"]}
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +163,11 @@ def _fake_gpu_metrics(joules_per_inference: float) -> tuple[ThreadingHTTPServer,
         def do_GET(self) -> None:  # noqa: N802
             n = 2000.0 * (_time.monotonic() - t0)
             body = (
-                "# TYPE benchwatch_inference_energy_joules_total counter\n"
-                f'benchwatch_inference_energy_joules_total{{model="digits"}} {n * joules_per_inference}\n'
-                "# TYPE benchwatch_inference_duration_seconds histogram\n"
-                f'benchwatch_inference_duration_seconds_count{{model="digits"}} {n}\n'
-                f'benchwatch_inference_duration_seconds_sum{{model="digits"}} {n * 1e-4}\n'
+                f"# TYPE {m.ENERGY} counter\n"
+                f'{m.ENERGY}{{model="digits"}} {n * joules_per_inference}\n'
+                f"# TYPE {m.LATENCY} histogram\n"
+                f'{m.REQUESTS}{{model="digits"}} {n}\n'
+                f'{m.LATENCY}_sum{{model="digits"}} {n * 1e-4}\n'
             ).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -193,7 +194,7 @@ def test_energy_per_inference_is_judged_from_probe_metrics(
         for s in (p_srv, c_srv):
             s.shutdown()
             s.server_close()
-    energy = {m["metric"]: m for m in doc["verdict"]["metrics"]}["energy_per_inference"]
+    energy = {x["metric"]: x for x in doc["verdict"]["metrics"]}["energy_per_inference"]
     assert energy["gating"] and energy["n_canary"] >= 5
     assert energy["estimate"] == pytest.approx(2.0, rel=0.05)
     assert energy["outcome"] == "fail" and code == 1

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_ports import DEPLOY, PORT_NAMES, ROOT, documented_ports
+
+from tests.support.deploy_ports import DEPLOY, PORT_NAMES, ROOT, documented_ports
 
 COMPOSE = DEPLOY / "compose.yaml"
 TOP_LEVEL = {"name", "services", "volumes", "networks", "configs", "secrets"}

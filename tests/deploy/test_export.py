@@ -11,9 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deploy_ports import ROOT
-
 from benchwatch import deploy
+from tests.support.deploy_ports import ROOT
 
 REGENERATE = "edit benchwatch/assets/ (or the dashboards' code), then run `benchwatch export -o .`"
 # folders whose every file is exported (deploy/ and deploy/k8s also hold hand-written files)

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_ports import DEPLOY, PORT_NAMES, documented_ports
 
 from benchwatch import deploy, rules
+from tests.support.deploy_ports import DEPLOY, PORT_NAMES, documented_ports
 
 K8S = DEPLOY / "k8s"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_ports import DEPLOY
 
 from benchwatch import assets, deploy, rules
+from tests.support.deploy_ports import DEPLOY
 
 pytestmark = pytest.mark.prometheus
 

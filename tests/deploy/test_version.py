@@ -7,12 +7,15 @@ import re
 import tomllib
 
 import yaml
-from deploy_ports import DEPLOY, ROOT
 
 import benchwatch
+from benchwatch import promtext
+from collector import IngestReport
 from drift.service.metrics import ServiceMetrics
+from probes import metric_names as m
 from probes._version import __version__
 from probes.export import SCOPE
+from tests.support.deploy_ports import DEPLOY, ROOT
 
 
 def test_packaging_reads_the_version_from_probes() -> None:
@@ -29,14 +32,13 @@ def test_code_reports_the_one_version() -> None:
 
 
 def test_drift_meter_carries_the_version() -> None:
-    sm = ServiceMetrics("127.0.0.1", 0, totals=lambda: None,  # type: ignore[arg-type,return-value]
-                        alert_counts=dict)
+    sm = ServiceMetrics("127.0.0.1", 0, totals=lambda: IngestReport(0, 0), alert_counts=dict)
     try:
-        meters = sm.provider._meters  # the SDK keeps no public list of its meters
-        assert {(m._instrumentation_scope.name, m._instrumentation_scope.version)
-                for m in meters.values()} == {("benchwatch.drift", __version__)}
+        s = promtext.read(sm.url)
     finally:
         sm.close()
+    [labels] = s.get(m.BASELINE_REFUSED)
+    assert dict(labels)["otel_scope_version"] == __version__
 
 
 def test_image_tags_are_the_version() -> None:

@@ -17,12 +17,11 @@ import json
 import os
 import re
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from benchwatch import services
+from benchwatch import promtext, services
 from benchwatch.grafana import boards as dashboards
 from probes import metric_names as m
 
@@ -40,11 +39,6 @@ def _has_nvidia_gpu() -> bool:
             pynvml.nvmlShutdown()
     except Exception:
         return False
-
-
-def _exposition(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
-        return r.read().decode()
 
 
 def _work(gpu: bool) -> None:
@@ -88,15 +82,13 @@ def check() -> dict[str, object]:
     try:
         _work(gpu)
         time.sleep(0.5)
-        text = _exposition(port)
+        s = promtext.read(f"http://127.0.0.1:{port}/metrics", timeout_s=5)
     finally:
         probes.shutdown()
-    present = {name: [ln for ln in text.splitlines() if ln.startswith(name + "{")]
-               for name in HW_SERIES}
-    energy = [ln for ln in text.splitlines()
-              if ln.startswith(m.ENERGY + "{") and 'model="gpucheck"' in ln]
+    present = {name: [dict(labels) for labels in s.get(name)] for name in HW_SERIES}
+    energy = s.get(m.ENERGY, model="gpucheck")
     result: dict[str, object] = {"gpu": gpu, "series": {k: len(v) for k, v in present.items()},
-              "attributed_energy_lines": energy[:4]}
+              "attributed_energy": [{**dict(k), "value": v} for k, v in list(energy.items())[:4]]}
     problems: list[str] = []
     result["problems"] = problems
     if not gpu:
@@ -113,11 +105,11 @@ def check() -> dict[str, object]:
         for q in p.queries:
             grouped |= {lbl.strip() for g in re.findall(r"by \(([^)]*)\)", q.expr)
                         for lbl in g.split(",")}
-    for name, lines in present.items():
+    for name, series in present.items():
         for lbl in grouped - {"instance", "model", "model_version"}:
-            if f'{lbl}="' not in lines[0]:
-                problems.append(f"{name} lacks label {lbl}: {lines[0]}")
-    joules = sum(float(ln.rsplit(" ", 1)[1]) for ln in energy)
+            if lbl not in series[0]:
+                problems.append(f"{name} lacks label {lbl}: {series[0]}")
+    joules = sum(energy.values())
     result["attributed_joules"] = joules
     if joules <= 0:
         problems.append("no energy attributed to the probed model")

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from grafana_fake import RecordingGrafana
-from grafana_stack import write_baselines
 
 from benchwatch import services
+from tests.support.grafana_fake import RecordingGrafana
+from tests.support.grafana_stack import write_baselines
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.prometheus
 TOKEN = "webhook-test-token"
@@ -74,15 +75,6 @@ def _post_alert(am_url: str, ends: datetime | None) -> None:
     urllib.request.urlopen(req, timeout=5).close()  # noqa: S310 (loopback)
 
 
-def _wait(cond: Callable[[], bool], timeout_s: float = 40.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.3)
-    return False
-
-
 def test_alert_start_and_end_become_one_region(
         drift_cli: str, fake_grafana: RecordingGrafana,
         alertmanager: Callable[..., services.Alertmanager], tmp_path: Path) -> None:
@@ -101,12 +93,12 @@ def test_alert_start_and_end_become_one_region(
     def posted() -> list[dict[str, object]]:
         return [b for m, p, b in fake_grafana.requests if m == "POST" and p == "/api/annotations"]
 
-    assert _wait(lambda: bool(posted())), "no annotation posted for the firing alert"
+    wait_until(lambda: posted(), 40, "an annotation posted for the firing alert")
     body = posted()[0]
     assert "feature:confidence" in body["tags"] and "benchwatch" in body["tags"]
     assert "score 0.42" in str(body["text"])
     assert abs(int(body["time"]) / 1000 - (time.time() - 180)) < 30  # the alert's start
     _post_alert(am.url, datetime.now(UTC) - timedelta(seconds=1))
-    assert _wait(lambda: any(m == "PATCH" for m, _, _ in fake_grafana.requests)), \
-        "the annotation was not closed when the alert resolved"
+    wait_until(lambda: any(method == "PATCH" for method, _, _ in fake_grafana.requests), 40,
+               "the annotation to be closed when the alert resolved")
     assert len(posted()) == 1

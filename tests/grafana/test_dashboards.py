@@ -16,6 +16,7 @@ import yaml
 from benchwatch import assets
 from benchwatch.cli import grafana as grafana_cmd
 from benchwatch.grafana import boards as dashboards
+from probes import metric_names as m
 
 BOARDS = dashboards.render_files()
 
@@ -77,9 +78,8 @@ def test_required_content_is_there() -> None:
                            "benchwatch-drift", "benchwatch-canary"}
     exprs = "\n".join(e.expr for e in dashboards.expressions())
     for needle in ("histogram_quantile(0.5,", "histogram_quantile(0.9,", "histogram_quantile(0.99,",
-                   "benchwatch_inference_errors_total", "benchwatch_inference_in_flight",
-                   "benchwatch_inference_energy_joules_total", "benchwatch_drift_score",
-                   "benchwatch_drift_threshold", "benchwatch_canary_verdict", "ALERTS{",
+                   m.ERRORS, m.IN_FLIGHT, m.ENERGY, m.DRIFT_SCORE, m.DRIFT_THRESHOLD,
+                   m.CANARY_VERDICT, "ALERTS{",
                    'figure="latency_p99_s"', 'figure="energy_per_inference_j"'):
         assert needle in exprs, needle
     kinds = {p.kind for d in boards.values() for p in d.panels}

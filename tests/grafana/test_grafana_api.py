@@ -16,12 +16,12 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from grafana_fake import RecordingGrafana
 
 from benchwatch import services
 from benchwatch.cli import grafana as grafana_cmd
 from benchwatch.grafana import boards as dashboards
 from benchwatch.grafana.annotations import AnnotationConfig, GrafanaAnnotations
+from tests.support.grafana_fake import RecordingGrafana
 
 GRAFANA_URL = os.environ.get("GRAFANA_URL")
 real_grafana = pytest.mark.skipif(

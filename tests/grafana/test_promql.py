@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
-from grafana_stack import MODEL, VERSION, Stack
 
 from benchwatch import services
 from benchwatch.grafana import boards as dashboards
 from benchwatch.rules import rule_files
+from tests.support.grafana_stack import MODEL, VERSION, Stack
 
 pytestmark = pytest.mark.prometheus
 

@@ -18,10 +18,10 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 import pytest
-from grafana_stack import ROOT, Stack
 
 from benchwatch.grafana import boards as dashboards
 from benchwatch.report import dashboards as report
+from tests.support.grafana_stack import ROOT, Stack
 
 pytestmark = pytest.mark.prometheus
 ARTIFACTS = Path(os.environ.get("BENCHWATCH_ARTIFACTS", ROOT / "runs" / "test-artifacts"))

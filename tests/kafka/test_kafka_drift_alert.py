@@ -17,6 +17,7 @@ import pytest
 from benchwatch.rules import rule_files, shorten_for
 from benchwatch.services import free_port
 from drift.baseline import Baseline
+from probes import metric_names as m
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
 
@@ -63,7 +64,7 @@ def test_drift_served_from_kafka_raises_an_alert(kafka_broker: Any, prometheus: 
             time.sleep(0.5)
         assert firing, ("no drift alert in Alertmanager; drift service log:\n"
                         + log.read_text(errors="replace")[-3000:]
-                        + f"\nprometheus: {prom.query('benchwatch_drift_detected')}")
+                        + f"\nprometheus: {prom.query(m.DRIFT_DETECTED)}")
         labels = firing[0]["labels"]
         assert (labels["model"], labels["model_version"], labels["feature"]) == ("digits", "v9", "value")
     finally:

@@ -4,46 +4,23 @@ Prometheus endpoint: a real broker, a real DriftService, a real scrape."""
 from __future__ import annotations
 
 import threading
-import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
+from benchwatch import promtext
 from benchwatch.services import free_port
 from collector.kafka.consumer import KafkaIngestor
 from drift.baseline import Baseline
 from drift.service.engine import DriftService, ServiceConfig
+from probes import metric_names as m
 from probes.samples import Sample
 from probes.sinks.kafka_wire import encode_batch
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kafka
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(series name, sorted labels): value} of the kafka consumer and ingest series."""
-    with urllib.request.urlopen(url, timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name.startswith(("benchwatch_kafka_consumer_", "benchwatch_ingest_samples")):
-                labels = tuple(sorted((k, v) for k, v in s.labels.items()
-                                      if not k.startswith("otel_scope")))
-                out[(s.name, labels)] = s.value
-    return out
 
 
 def test_drift_service_exports_the_kafka_consumers_stats(kafka_broker: Any, tmp_path: Path) -> None:
@@ -66,8 +43,8 @@ def test_drift_service_exports_the_kafka_consumers_stats(kafka_broker: Any, tmp_
     thread = None
     try:
         # no consumer yet: no Kafka series at all (not zeros that would look like a healthy one)
-        assert not [k for k in scrape(str(service.metrics_url))
-                    if k[0].startswith("benchwatch_kafka_consumer_")]
+        assert not [n for n in promtext.read(str(service.metrics_url), timeout_s=10).series
+                    if n.startswith(m.KAFKA_PREFIX)]
         service.kafka = KafkaIngestor(service.collector, kafka_broker.bootstrap, topic, "drift",
                                       commit_interval_s=0.3)
         thread = threading.Thread(target=service.kafka.run, args=(stop,), daemon=True)
@@ -75,16 +52,17 @@ def test_drift_service_exports_the_kafka_consumers_stats(kafka_broker: Any, tmp_
         wait_until(lambda: service.kafka.stats().records == 4
                    and service.kafka.stats().commits > 0 and service.kafka.stats().lag == 0,
                    30, "4 records read, committed, lag 0")
-        got = scrape(str(service.metrics_url))
-        assert got[("benchwatch_kafka_consumer_lag", ())] == 0, got
-        assert got[("benchwatch_kafka_consumer_poison_total", (("reason", "not_benchwatch"),))] == 1
-        assert got[("benchwatch_kafka_consumer_poison_total", (("reason", "unknown_version"),))] == 1
-        assert got[("benchwatch_kafka_consumer_commit_failures_total", ())] == 0
-        assert got[("benchwatch_kafka_consumer_restored_models_total", ())] == 0
-        assert got[("benchwatch_kafka_consumer_records_total", ())] == 4
-        assert got[("benchwatch_kafka_consumer_commits_total", ())] >= 1
-        assert got[("benchwatch_ingest_samples_total",
-                    (("outcome", "accepted"), ("reason", "")))] == 10
+        got = promtext.read(str(service.metrics_url), timeout_s=10)
+        assert got.values(m.KAFKA_LAG) == [0], got.series
+        assert got.values(m.KAFKA_POISON, reason="not_benchwatch") == [1]
+        assert got.values(m.KAFKA_POISON, reason="unknown_version") == [1]
+        assert got.values(m.KAFKA_COMMIT_FAILURES) == [0]
+        assert got.values(m.KAFKA_RESTORED_MODELS) == [0]
+        assert got.values(m.KAFKA_RECORDS) == [4]
+        [commits] = got.values(m.KAFKA_COMMITS)
+        assert commits >= 1
+        assert got.values(m.KAFKA_REBALANCES) != []
+        assert got.values(m.INGEST, outcome="accepted", reason="") == [10]
     finally:
         stop.set()
         if thread is not None:

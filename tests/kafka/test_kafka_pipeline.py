@@ -15,16 +15,9 @@ from collector.kafka.consumer import ConsumerStats, KafkaIngestor
 from probes.samples import Sample
 from probes.sinks.kafka import KafkaSink
 from probes.sinks.kafka_wire import encode_batch
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kafka
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
 
 
 class Worker:

@@ -19,6 +19,7 @@ from collector import WindowStore
 from collector.kafka.topics import describe
 from probes.samples import Sample
 from probes.sinks.kafka import KafkaSink
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -38,14 +39,6 @@ def start_worker(bootstrap: str, topic: str, state: Path, log: Path) -> subproce
 def assigned(log: Path) -> list[int]:
     lines = [ln for ln in log.read_text(errors="replace").splitlines() if "owning partitions" in ln]
     return json.loads(lines[-1].split("owning partitions ")[1].split(" of ")[0]) if lines else []
-
-
-def wait_until(cond: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_worker_killed_mid_stream_rebalances_with_windows_intact(kafka_broker: Any,

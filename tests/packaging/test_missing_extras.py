@@ -69,8 +69,9 @@ def test_a_missing_package_names_its_extra(missing: str, code: str, extra: str) 
 
 
 def test_the_demo_command_says_which_extra_before_starting_anything(tmp_path: Path) -> None:
-    """`benchwatch demo` without ONNX Runtime: the message naming the `demo` extra is the last
-    thing printed, and nothing was started (no working directory was made)."""
+    """`benchwatch demo` without ONNX Runtime: the message naming the `demo` extra is the first
+    thing printed, the exit code says it could not run, and nothing was started (no working
+    directory was made)."""
     code = ("import sys; sys.modules['onnxruntime'] = None\n"
             "from benchwatch.cli import main\n"
             "sys.exit(main(sys.argv[1:]))")
@@ -78,7 +79,7 @@ def test_the_demo_command_says_which_extra_before_starting_anything(tmp_path: Pa
     run = subprocess.run([sys.executable, "-c", code, "demo", "--no-prometheus", "--duration",
                           "5", "--port", "0", "--workdir", str(workdir)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert run.returncode != 0
-    last = [line for line in run.stderr.splitlines() if line.strip()][-1]
-    assert "pip install 'benchwatch[demo]'" in last and "onnxruntime" in last, run.stderr
+    assert run.returncode == 3, run.stderr
+    first = (run.stdout + run.stderr).strip().splitlines()[0]
+    assert "pip install 'benchwatch[demo]'" in first and "onnxruntime" in first, run.stderr
     assert not workdir.exists()

@@ -18,6 +18,7 @@ from benchwatch.rules import rule_files, shorten_for
 from benchwatch.services import free_port
 from drift import Baseline
 from drift.service.engine import DriftService, ServiceConfig
+from probes import metric_names as m
 from probes.summarize import summarize_output
 
 pytestmark = pytest.mark.prometheus
@@ -114,8 +115,8 @@ def test_drift_reaches_the_webhook_through_prometheus_and_alertmanager(
     assert alert.annotations["since"], alert.annotations
     assert "digits v3: feature confidence drifted" in alert.annotations["summary"]
     # the same story in Prometheus: the probe's own series and the drift gauges side by side
-    assert prom.query('benchwatch_drift_detected{feature="confidence"} == 1')
-    assert prom.query('benchwatch_inference_duration_seconds_count{model="digits"}')
-    assert prom.query('benchwatch_baseline_figure{figure="latency_p99_s"}')
+    assert prom.query(f'{m.DRIFT_DETECTED}{{feature="confidence"}} == 1')
+    assert prom.query(f'{m.REQUESTS}{{model="digits"}}')
+    assert prom.query(f'{m.BASELINE_FIGURE}{{figure="latency_p99_s"}}')
     assert took < 45
     print(f"drift -> webhook in {took:.1f} s")

@@ -8,15 +8,16 @@ import http.client
 import json
 import re
 import shutil
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchwatch import promtext
 from drift import DriftError
 from drift.service.engine import DriftService, ServiceConfig
 from drift.service.stats import holm_adjust
+from probes import metric_names as m
 from tests.service.conftest import build_baseline, samples
 
 
@@ -32,19 +33,6 @@ def call(url: str, path: str, body: Any = None, headers: dict[str, str] | None =
         return resp.status, json.loads(resp.read() or b"null")
     finally:
         conn.close()
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return str(r.read().decode())
-
-
-def series(text: str, name: str, **labels: str) -> list[float]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            out.append(float(line.rsplit(" ", 1)[1]))
-    return out
 
 
 def test_serves_the_good_baselines_and_refuses_bad_ones(tmp_path: Path,
@@ -65,7 +53,7 @@ def test_serves_the_good_baselines_and_refuses_bad_ones(tmp_path: Path,
     assert set(map(lambda p: Path(p).name, refused)) == {"corrupt.json", "future.json",
                                                          "other-v1.json"}
     assert all(why for why in refused.values())
-    assert series(scrape(svc.metrics_url), "benchwatch_baseline_refused") == [3.0]
+    assert promtext.read(svc.metrics_url).values(m.BASELINE_REFUSED) == [3.0]
     report = svc.collector.ingest([*samples(5), *samples(3, model="other", version="v1")])
     assert report.accepted == 5 and report.rejected == {"unknown_model": 3}
 
@@ -95,19 +83,19 @@ def test_no_drift_on_the_baseline_distribution_drift_on_a_shift(baselines: Path,
     assert (top.feature, top.test, top.since) == ("confidence", "wasserstein", 2000.0)
     assert top.score > top.threshold and top.p_value is not None and top.p_value < 0.05
     assert svc.evaluate(now=2500.0).drifted()[0].since == 2000.0  # the episode's start stays
-    text = scrape(svc.metrics_url)
+    s = promtext.read(svc.metrics_url)
     labels = {"model": "digits", "model_version": "v3", "feature": "confidence",
               "test": "wasserstein"}
-    assert series(text, "benchwatch_drift_detected", **labels) == [1.0]
-    assert series(text, "benchwatch_drift_score", **labels) == [pytest.approx(top.score)]
-    assert series(text, "benchwatch_drift_threshold", **labels) == [top.threshold]
-    assert series(text, "benchwatch_drift_since_timestamp_seconds", **labels) == [2000.0]
-    assert series(text, "benchwatch_drift_window_samples", feature="confidence") == [1000.0]
-    assert series(text, "benchwatch_baseline_figure", figure="latency_p99_s") == [0.02]
-    assert series(text, "benchwatch_ingest_samples_total", outcome="accepted") == [2000.0]
-    assert series(text, "benchwatch_drift_last_evaluation_timestamp_seconds") == [2500.0]
+    assert s.values(m.DRIFT_DETECTED, **labels) == [1.0]
+    assert s.values(m.DRIFT_SCORE, **labels) == [pytest.approx(top.score)]
+    assert s.values(m.DRIFT_THRESHOLD, **labels) == [top.threshold]
+    assert s.values(m.DRIFT_SINCE, **labels) == [2000.0]
+    assert s.values(m.DRIFT_WINDOW, feature="confidence") == [1000.0]
+    assert s.values(m.BASELINE_FIGURE, figure="latency_p99_s") == [0.02]
+    assert s.values(m.INGEST, outcome="accepted") == [2000.0]
+    assert s.values(m.DRIFT_EVALUATED) == [2500.0]
     # estimated accuracy through the baseline's calibration (CBPE) falls with confidence
-    est = series(text, "benchwatch_accuracy_estimated", method="cbpe")
+    est = s.values(m.ACCURACY_ESTIMATED, method="cbpe")
     assert len(est) == 1 and 0.3 < est[0] < 0.9
 
 
@@ -169,9 +157,9 @@ def test_delayed_labels_give_realized_accuracy(baselines: Path, start_service: A
     assert call(svc.url, "/v1/labels", {"labels": labels[:10]})[1]["duplicates"] == 10
     assert call(svc.url, "/v1/labels", {"nope": 1})[0] == 400
     svc.evaluate()
-    text = scrape(svc.metrics_url)
-    assert series(text, "benchwatch_accuracy_realized", model="digits") == [0.75]
-    assert series(text, "benchwatch_accuracy_labels", model="digits") == [100.0]
+    s = promtext.read(svc.metrics_url)
+    assert s.values(m.ACCURACY_REALIZED, model="digits") == [0.75]
+    assert s.values(m.ACCURACY_LABELS, model="digits") == [100.0]
 
 
 ALERT = {"version": "4", "status": "firing", "receiver": "benchwatch-webhook",
@@ -201,8 +189,7 @@ def test_alert_webhook_verifies_bearer_or_hmac_and_keeps_alerts(baselines: Path,
     assert status == 200 and len(listing["alerts"]) == 2
     # samples need the token too
     assert call(svc.url, "/v1/samples", {"samples": []})[0] == 401
-    assert series(scrape(svc.metrics_url), "benchwatch_alerts_received_total",
-                  status="firing") == [2.0]
+    assert promtext.read(svc.metrics_url).values(m.ALERTS_RECEIVED, status="firing") == [2.0]
 
 
 def test_a_baseline_added_later_is_picked_up(tmp_path: Path, start_service: Any) -> None:
