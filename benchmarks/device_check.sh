@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks in one go, on a machine with an NVIDIA GPU and its driver (nvidia-smi, NVML):
-# NVML energy attribution against NVML's own counter, the probe's `gpu` tests, PyTorch vs ONNX
-# Runtime on CUDA, the GPU dashboard's series from the real NVML path, and the demo's joules per
-# inference. The figures are quoted in the README, "Measured figures" → "GPU".
+# NVML energy attribution (above idle to models, idle apart) against NVML's counter and idle
+# power, the probe's `gpu` tests, PyTorch vs ONNX Runtime on CUDA, the GPU dashboard's series
+# from the real NVML path, and the demo's joules per inference. The figures are quoted in the
+# README, "Measured figures" → "GPU".
 #
 #   benchmarks/device_check.sh                 # results in benchmarks/results/<gpu>/, e.g. h200
 #   benchmarks/device_check.sh -o DIR          # results in DIR

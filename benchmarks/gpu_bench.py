@@ -101,10 +101,12 @@ def main() -> int:
                           RunSettings(single_stream_queries=2000, offline_samples=20_000,
                                       server=False), energy=meter)
         baseline = build_baseline(r, suite)
-        result["bench_runner"] = {"energy_meter": meter_desc, "figures": r.figures(),
-                                  "error": r.error, "baseline_figures": dict(baseline.figures)}
+        result["bench_runner"] = {"energy_meter": meter_desc,
+                                  "figures": [f.to_dict() for f in r.figures()],
+                                  "error": r.error,
+                                  "baseline_figures": [f.to_dict() for f in baseline.figures]}
     except Exception as e:  # noqa: BLE001 - keep the figures above whatever happens here
-        result["bench_runner"] = {"energy_meter": "?", "figures": {}, "error": repr(e)}
+        result["bench_runner"] = {"energy_meter": "?", "figures": [], "error": repr(e)}
     result["wall_s"] = time.perf_counter() - t_start
     out = Path(os.environ.get("OUT", ".")) / "gpu_bench.json"
     out.write_text(json.dumps(result, indent=2))

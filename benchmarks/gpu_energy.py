@@ -6,10 +6,14 @@ under 3 minutes:
     python benchmarks/gpu_energy.py                  # ~60 s of measurement
     OUT=/some/dir python benchmarks/gpu_energy.py    # also writes $OUT/gpu_energy.json
 
-Phases: idle (baseline power) → one model served alone → two models served at once from two
-threads (the attribution has to split each interval's energy between them) → idle. The
-reference is NVML's total-energy counter (mJ since driver load) read directly, start to end
-of the serving phases. Exits 2 with a message when there is no CUDA GPU or no NVML.
+Phases: idle (the sampler learns the idle power; NVML's counter measures it) → one model served
+alone → two models served at once from two threads (the attribution has to split each
+interval's energy above idle between them) and a `devices="cpu"` model in a third (it must get
+no GPU joule) → idle. The reference is NVML's total-energy counter (mJ since driver load) read
+directly, start to end of the serving phases. Reported: the sampler's device energy against
+it, attributed + idle against the device energy (conservation), the learned idle power against
+NVML's over the idle phase, and the attributed joules against NVML's energy above that idle
+power. Exits 2 with a message when there is no CUDA GPU or no NVML.
 `--cpu-self-test` runs the same flow on the CPU with a synthetic energy source (no GPU
 figures; checks the script itself).
 """
@@ -40,7 +44,7 @@ def fail(msg: str, code: int = 2) -> int:
 
 
 class _SyntheticGpu:
-    """--cpu-self-test only: 200 W idle + 100 W while busy, as an energy counter."""
+    """--cpu-self-test only (a FAKE GPU): 200 W idle + 100 W while busy, as an energy counter."""
 
     def __init__(self) -> None:
         self._t0 = time.perf_counter()
@@ -143,26 +147,33 @@ def main() -> int:
         with torch.no_grad():
             return small(x)[:64].float().cpu().numpy()
 
+    host_x = np.random.default_rng(0).normal(size=(64, 256))
+
+    @probe(model="host-only", version="v1", devices="cpu")
+    def infer_host(x: np.ndarray) -> np.ndarray:  # never touches the GPU: must get no GPU joule
+        return np.tanh(x @ x.T)[:, :10]
+
     for _ in range(3):  # warm-up: kernels, allocator (not timed by the reference either)
         big(xb), small(xs)
     if device == "cuda":
         torch.cuda.synchronize()
 
-    calls = {"mlp-big": 0, "mlp-small": 0}
-    lat: dict[str, list[float]] = {"mlp-big": [], "mlp-small": []}
+    calls = {"mlp-big": 0, "mlp-small": 0, "host-only": 0}
+    lat: dict[str, list[float]] = {name: [] for name in calls}
     power: list[float] = []
     util: list[float] = []
     stop = threading.Event()
 
     def serve(name: str, fn: Any, x: Any, until: float) -> None:
+        on_gpu = source is not None and name != "host-only"  # the synthetic GPU's draw follows its calls
         while time.monotonic() < until and not stop.is_set():
-            if source is not None:
-                source.busy += 1
+            if on_gpu:
+                source.busy += 1  # type: ignore[union-attr]
             t0 = time.perf_counter()
             fn(x)
             lat[name].append(time.perf_counter() - t0)
-            if source is not None:
-                source.busy -= 1
+            if on_gpu:
+                source.busy -= 1  # type: ignore[union-attr]
             calls[name] += 1
 
     def watch() -> None:
@@ -176,26 +187,28 @@ def main() -> int:
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    # idle baseline
+    # idle: the sampler learns the idle power (intervals with nothing in flight), NVML measures it
     e0, t0 = nvml_energy_j(), time.monotonic()
     time.sleep(args.idle_s)
     e1, t1 = nvml_energy_j(), time.monotonic()
     idle_power = (e1 - e0) / (t1 - t0)
-    rt.energy.step()
-    _, attributed_before, _ = rt.energy.snapshot()
-    # phase 1: big alone; phase 2: big and small together
+    rt.energy.step()  # the window starts on a sampler reading, as it ends on one
     e_start, t_start = nvml_energy_j(), time.monotonic()
+    before = rt.energy.snapshot()
+    learned_idle_w, idle_source = rt.energy.idle_watts().get(hw_id, (None, "none"))
+    # phase 1: big alone; phase 2: big and small together, and the host-only model
     serve("mlp-big", infer_big, xb, time.monotonic() + args.phase_s)
     end2 = time.monotonic() + args.phase_s
     threads = [threading.Thread(target=serve, args=("mlp-big", infer_big, xb, end2)),
-               threading.Thread(target=serve, args=("mlp-small", infer_small, xs, end2))]
+               threading.Thread(target=serve, args=("mlp-small", infer_small, xs, end2)),
+               threading.Thread(target=serve, args=("host-only", infer_host, host_x, end2))]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     rt.energy.step()  # close the last interval at the end of serving
     e_end, t_end = nvml_energy_j(), time.monotonic()
-    _, attributed_after, _ = rt.energy.snapshot()
+    after = rt.energy.snapshot()
     time.sleep(min(args.idle_s, 2.0))
     stop.set()
     watcher.join()
@@ -204,12 +217,12 @@ def main() -> int:
 
     nvml_j = e_end - e_start
     serve_s = t_end - t_start
-    total_calls = sum(calls.values())
+    gpu_calls = calls["mlp-big"] + calls["mlp-small"]
     per_model: dict[str, Any] = {}
     attributed_total = 0.0
     for name in calls:
         key = (name, "v1", hw_id, "gpu")
-        j = attributed_after.get(key, 0.0) - attributed_before.get(key, 0.0)
+        j = after.attributed.get(key, 0.0) - before.attributed.get(key, 0.0)
         attributed_total += j
         ls = sorted(lat[name])
         per_model[name] = {
@@ -219,6 +232,9 @@ def main() -> int:
             "latency_p50_ms": 1e3 * ls[len(ls) // 2] if ls else None,
             "latency_p99_ms": 1e3 * ls[int(len(ls) * 0.99)] if ls else None,
         }
+    device_j = after.device.get(hw_id, 0.0) - before.device.get(hw_id, 0.0)
+    idle_j = after.idle.get(hw_id, 0.0) - before.idle.get(hw_id, 0.0)
+    nvml_above_idle_j = nvml_j - idle_power * serve_s
     result = {
         "self_test_on_cpu_synthetic_energy": self_test,
         "gpu": "synthetic" if self_test else str(nv.nvmlDeviceGetName(handle)),
@@ -229,17 +245,27 @@ def main() -> int:
         "batch": args.batch,
         "serve_s": serve_s,
         "idle_power_w": idle_power,
+        "learned_idle_power_w": learned_idle_w,
+        "learned_idle_source": idle_source,
         "nvml_energy_j": nvml_j,
         "nvml_avg_power_w": nvml_j / serve_s,
-        "nvml_j_per_inference_all_models": nvml_j / total_calls if total_calls else None,
+        "nvml_above_idle_j": nvml_above_idle_j,
+        "nvml_j_per_inference_gpu_models": nvml_j / gpu_calls if gpu_calls else None,
+        "sampler_device_j": device_j,
+        "sampler_device_over_nvml": device_j / nvml_j if nvml_j > 0 else None,
+        "sampler_idle_j": idle_j,
         "attributed_total_j": attributed_total,
+        "attributed_plus_idle_over_device": (attributed_total + idle_j) / device_j if device_j > 0 else None,
         "attributed_over_nvml": attributed_total / nvml_j if nvml_j > 0 else None,
-        "attributed_j_per_inference_all_models": attributed_total / total_calls if total_calls else None,
+        "attributed_over_nvml_above_idle": attributed_total / nvml_above_idle_j if nvml_above_idle_j > 0 else None,
+        "attributed_j_per_inference_gpu_models": attributed_total / gpu_calls if gpu_calls else None,
+        "host_only_model_gpu_j": per_model["host-only"]["attributed_j"],
         "power_w_mean_sampled": statistics.fmean(power) if power else None,
         "utilization_mean_sampled": statistics.fmean(util) if util else None,
         "per_model": per_model,
         "gpu_series_exported": sorted(n for n in names if n.startswith("hw.")),
         "energy_series_exported": metric_names.OTEL_ENERGY in names,
+        "idle_series_exported": metric_names.OTEL_DEVICE_IDLE_ENERGY in names,
     }
     print(f"{'model':12} {'calls':>7} {'J attributed':>13} {'J/inference':>12} {'p50 ms':>8}")
     for name, m in per_model.items():
@@ -247,18 +273,29 @@ def main() -> int:
         p50 = m["latency_p50_ms"]
         print(f"{name:12} {m['calls']:7d} {m['attributed_j']:13.1f} "
               f"{jpi if jpi is not None else float('nan'):12.4f} {p50 if p50 is not None else float('nan'):8.2f}")
-    print(f"NVML counter over {serve_s:.1f} s of serving: {nvml_j:.1f} J "
-          f"({nvml_j / serve_s:.0f} W avg, idle {idle_power:.0f} W); attributed {attributed_total:.1f} J "
-          f"= {result['attributed_over_nvml']:.3f} of NVML")
-    print(f"J/inference over all models: NVML {result['nvml_j_per_inference_all_models']:.4f}, "
-          f"attributed {result['attributed_j_per_inference_all_models']:.4f}; "
-          f"power sampled {result['power_w_mean_sampled']} W, utilization {result['utilization_mean_sampled']}")
+    def fmt(v: Any, spec: str) -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    print(f"NVML counter over {serve_s:.1f} s of serving: {nvml_j:.1f} J ({nvml_j / serve_s:.0f} W avg); "
+          f"sampler's device energy {device_j:.1f} J = {fmt(result['sampler_device_over_nvml'], '.4f')} of NVML")
+    print(f"idle power: NVML over the idle phase {idle_power:.1f} W, sampler {fmt(learned_idle_w, '.1f')} W "
+          f"({idle_source}); NVML above that idle: {nvml_above_idle_j:.1f} J")
+    print(f"attributed {attributed_total:.1f} J = {fmt(result['attributed_over_nvml_above_idle'], '.3f')} of "
+          f"NVML above idle ({fmt(result['attributed_over_nvml'], '.3f')} of all NVML); idle {idle_j:.1f} J; "
+          f"(attributed + idle) / device = {fmt(result['attributed_plus_idle_over_device'], '.4f')}; "
+          f"host-only model (devices=\"cpu\") GPU joules: {result['host_only_model_gpu_j']:.3f}")
+    print(f"J/inference over the GPU models: NVML (whole device) "
+          f"{fmt(result['nvml_j_per_inference_gpu_models'], '.4f')}, attributed above idle "
+          f"{fmt(result['attributed_j_per_inference_gpu_models'], '.4f')}; power sampled "
+          f"{result['power_w_mean_sampled']} W, utilization {result['utilization_mean_sampled']}")
     out = os.environ.get("OUT")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "gpu_energy.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
-    return 0
+    conserved = result["attributed_plus_idle_over_device"] is not None and \
+        abs(result["attributed_plus_idle_over_device"] - 1) <= 0.01
+    return 0 if conserved and result["host_only_model_gpu_j"] == 0 else 1
 
 
 if __name__ == "__main__":

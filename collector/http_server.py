@@ -3,6 +3,9 @@
 `POST /v1/samples` with `{"samples": [Sample.to_dict(), ...]}` answers 200 with the ingest report
 (`{"accepted", "duplicates", "rejected": {reason: n}}`) or 4xx with `{"error": "..."}`.
 Bodies are size-limited and parsed as JSON only (nothing received is unpickled or evaluated).
+The samples per request are capped too (`max_samples`, 413 past it): an 8 MiB body of tiny
+items is millions of them, and the cap is enforced while parsing, so such a body costs one
+bounded parse, not millions of validations.
 A bearer token is required when the server binds beyond loopback; it refuses to start
 off-loopback without one. Other services (the drift service) add their own routes.
 """
@@ -14,6 +17,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -23,14 +27,99 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from collector.errors import CollectorConfigError
-from collector.ingest import Collector, envelope_problem
+from collector.ingest import ENVELOPE_KEYS, Collector, envelope_problem
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+DEFAULT_MAX_SAMPLES = 10_000  # per request; HttpSink sends at most 500
 DRAIN_FACTOR = 4  # bodies up to this many times the limit are read and dropped before the 413
 Handler = Callable[[Any], tuple[int, Any]]
 Verifier = Callable[[Mapping[str, str], bytes], str | None]
+Parser = Callable[[bytes], Any]
+
+
+class RequestRefused(Exception):
+    """A body parser's verdict on a request: answer `status` with `message`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_decoder = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, i: int) -> int:
+    """The index of the first non-whitespace character at or after i."""
+    m = _WHITESPACE.match(text, i)
+    return i if m is None else m.end()
+
+
+def samples_parser(max_samples: int) -> Parser:
+    """Parses an ingest body like `json.loads`, but reads the items of its `"samples"` list one
+    at a time and stops at `max_samples` (RequestRefused 413): a body of millions of tiny
+    items is refused after `max_samples` of them, without building the rest. A top-level
+    field the envelope refuses anyway is refused (400) before its value is parsed."""
+    too_many = RequestRefused(413, f"more than {max_samples} samples in one request; send at "
+                                   f"most {max_samples} per request (split the batch)")
+
+    def parse(body: bytes) -> Any:
+        if body.count(b",") < max_samples:  # fewer items in the whole body than the cap
+            return json.loads(body)
+        text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads does
+        i = _skip(text, 0)
+        if text[i:i + 1] != "{":
+            return json.loads(text)  # not an envelope: the handler says what to send
+        out: dict[str, Any] = {}
+        i = _skip(text, i + 1)
+        while text[i:i + 1] != "}":
+            if out:
+                if text[i:i + 1] != ",":
+                    raise ValueError(f"expected ',' or '}}' at character {i}")
+                i = _skip(text, i + 1)
+            key, i = _decoder.raw_decode(text, i)
+            i = _skip(text, i)
+            if not isinstance(key, str) or text[i:i + 1] != ":":
+                raise ValueError(f"expected a string key and ':' at character {i}")
+            i = _skip(text, i + 1)
+            if key == "samples" and text[i:i + 1] == "[":
+                out[key], i = _bounded_list(text, i, max_samples, too_many)
+            elif key in ENVELOPE_KEYS and text[i:i + 1] not in ("[", "{"):
+                out[key], i = _decoder.raw_decode(text, i)  # a scalar: schema_version
+            else:  # refused whatever it holds: say why without building it
+                raise RequestRefused(400, envelope_problem({"samples": [], key: {}})
+                                     or "send {\"samples\": [sample, ...]}")
+            i = _skip(text, i)
+            if i >= len(text):
+                raise ValueError("unterminated object")
+        if _skip(text, i + 1) != len(text):
+            raise ValueError(f"extra data after character {i}")
+        return out
+
+    return parse
+
+
+def _bounded_list(text: str, i: int, cap: int, too_many: RequestRefused) -> tuple[list[Any], int]:
+    """The JSON list starting at text[i] ('['), item by item; RequestRefused past `cap` items."""
+    items: list[Any] = []
+    i = _skip(text, i + 1)
+    if text[i:i + 1] == "]":
+        return items, i + 1
+    while True:
+        if len(items) >= cap:
+            raise too_many
+        item, i = _decoder.raw_decode(text, i)
+        items.append(item)
+        i = _skip(text, i)
+        c = text[i:i + 1]
+        if c == "]":
+            return items, i + 1
+        if c != ",":
+            raise ValueError(f"expected ',' or ']' at character {i}")
+        i = _skip(text, i + 1)
 
 
 def is_loopback(host: str) -> bool:
@@ -87,6 +176,7 @@ class Route:
     handler: Handler
     verify: Verifier
     needs_body: bool
+    parse: Parser = json.loads
 
 
 class JsonHttpServer:
@@ -113,10 +203,13 @@ class JsonHttpServer:
         self.add_route("GET", "/healthz", lambda _: (200, {"status": "ok"}), open_route=True)
 
     def add_route(self, method: str, path: str, handler: Handler,
-                  verify: Verifier | None = None, open_route: bool = False) -> None:
-        """`verify` defaults to the server's bearer token; `open_route` skips checks."""
+                  verify: Verifier | None = None, open_route: bool = False,
+                  parse: Parser = json.loads) -> None:
+        """`verify` defaults to the server's bearer token; `open_route` skips checks; `parse`
+        turns the body into the handler's argument (may raise RequestRefused or ValueError)."""
         check = (lambda h, b: None) if open_route else (verify or bearer_verifier(self.token))
-        self._routes[(method.upper(), path)] = Route(handler, check, method.upper() == "POST")
+        self._routes[(method.upper(), path)] = Route(handler, check, method.upper() == "POST",
+                                                     parse)
 
     @property
     def port(self) -> int:
@@ -249,7 +342,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(415, {"error": f"content type {ctype!r}: send application/json"})
                 return
             try:
-                payload = json.loads(body)
+                payload = route.parse(body)
+            except RequestRefused as exc:
+                self.close_connection = True
+                self._send(exc.status, {"error": exc.message})
+                return
             except (ValueError, RecursionError) as exc:
                 self._send(400, {"error": f"body is not valid JSON: {str(exc)[:200]}"})
                 return
@@ -295,8 +392,19 @@ def samples_handler(collector: Collector, on_report: Callable[[Any], None] | Non
 
 def ingest_server(collector: Collector, host: str = "127.0.0.1", port: int = 0,
                   token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
-                  on_report: Callable[[Any], None] | None = None) -> JsonHttpServer:
+                  on_report: Callable[[Any], None] | None = None,
+                  max_samples: int = DEFAULT_MAX_SAMPLES) -> JsonHttpServer:
     """An (unstarted) server with `POST /v1/samples` for `collector`."""
     server = JsonHttpServer(host, port, token, max_body, name="collector")
-    server.add_route("POST", "/v1/samples", samples_handler(collector, on_report))
+    add_samples_route(server, collector, max_samples, on_report)
     return server
+
+
+def add_samples_route(server: JsonHttpServer, collector: Collector,
+                      max_samples: int = DEFAULT_MAX_SAMPLES,
+                      on_report: Callable[[Any], None] | None = None) -> None:
+    """`POST /v1/samples` on `server`, at most `max_samples` samples per request."""
+    if max_samples < 1:
+        raise CollectorConfigError(f"max_samples must be >= 1, got {max_samples}")
+    server.add_route("POST", "/v1/samples", samples_handler(collector, on_report),
+                     parse=samples_parser(max_samples))

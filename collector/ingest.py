@@ -12,10 +12,12 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from collector.errors import CollectorConfigError
 from collector.windows import Feature, WindowStore
 from probes.errors import BenchwatchError
 from probes.samples import (
@@ -25,6 +27,7 @@ from probes.samples import (
     Sample,
     SampleError,
     check_feature,
+    is_text,
 )
 from probes.samples import MAX_STRING_LEN as MAX_STR_LEN
 
@@ -35,6 +38,14 @@ INPUT_PREFIX = "input."
 
 Accept = Callable[[str, str], bool]
 Schema = Callable[[str, str], Collection[str] | None]
+
+# What one collector keeps windows for, so that senders cannot grow the store without limit
+# (every new model version or feature name is a window that stays): model versions, and
+# features per model version (a sample may carry up to 2 x MAX_FEATURES; a digits classifier
+# sends 3). Samples past a cap are rejected (`too_many_models`, `too_many_features`); windows
+# that exist keep being fed. None = no cap (the drift service: its baselines bound both).
+DEFAULT_MAX_MODELS = 64
+DEFAULT_MAX_FEATURES = 256
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,9 @@ def flatten_features(sample: Sample) -> dict[str, Feature]:
         for name, value in source.items():
             if not isinstance(name, str) or not name or len(name) > MAX_NAME_LEN:
                 raise Rejected("wrong_type", f"feature name {name!r} is not a short string")
+            if not is_text(name):
+                raise Rejected("invalid_text", f"feature name {ascii(name)} is not valid "
+                                               "Unicode text (a lone surrogate)")
             key = name if (not prefix or name not in flat) else prefix + name
             try:
                 flat[key] = check_feature(value, f"feature {name!r}")
@@ -115,6 +129,9 @@ def _check_sample(sample: Sample) -> None:
                            f"{attr} must be a non-empty string")
         if len(value) > MAX_ID_LEN:
             raise Rejected("too_large", f"{attr} is {len(value)} chars (max {MAX_ID_LEN})")
+        if not is_text(value):
+            raise Rejected("invalid_text", f"{attr} {ascii(value)} is not valid Unicode text "
+                                           "(a lone surrogate)")
     ts = sample.timestamp
     if isinstance(ts, bool) or not isinstance(ts, int | float):
         raise Rejected("wrong_type", "timestamp must be a number (unix seconds)")
@@ -132,21 +149,22 @@ def _plain_features(source: object, flat: dict[str, Feature], prefix: str) -> bo
     """Add `source`'s features to `flat` when every one is already in its stored form
     (exact str names; finite float, str, None or a tuple of finite floats); False as soon as
     one is not, for the generic path to judge (and name the reason). Exact `type() is` checks:
-    isinstance against Mapping/ABCs costs ~10x more."""
+    isinstance against Mapping/ABCs costs ~10x more; text that is not ASCII goes the generic
+    way too (it may hold a lone surrogate)."""
     t = type(source)
     if t is not dict and t is not MappingProxyType:
         return False
     if len(source) > MAX_FEATURES:  # type: ignore[arg-type]
         return False
     for name, value in source.items():  # type: ignore[attr-defined]
-        if type(name) is not str or not name or len(name) > MAX_NAME_LEN:
+        if type(name) is not str or not name or len(name) > MAX_NAME_LEN or not name.isascii():
             return False
         vt = type(value)
         if vt is float:
             if value - value != 0.0:  # inf or nan
                 return False
         elif vt is str:
-            if len(value) > MAX_STR_LEN:
+            if len(value) > MAX_STR_LEN or not value.isascii():
                 return False
         elif vt is tuple or vt is list:  # JSON gives vectors as lists
             if len(value) > MAX_VECTOR_LEN:
@@ -184,7 +202,8 @@ def _fast_row(item: object) -> _Row | None:
         return None
     if (type(model) is not str or type(version) is not str or type(sid) is not str
             or not 0 < len(model) <= MAX_ID_LEN or not 0 < len(version) <= MAX_ID_LEN
-            or not 0 < len(sid) <= MAX_ID_LEN):
+            or not 0 < len(sid) <= MAX_ID_LEN
+            or not (model.isascii() and version.isascii() and sid.isascii())):
         return None
     if type(ts) is not float or ts - ts != 0.0:
         return None
@@ -198,19 +217,44 @@ def _fast_row(item: object) -> _Row | None:
     return (sid, model, version, ts, outputs, flat)
 
 
+@dataclass
+class _ModelCheck:
+    """What one batch learns about one (model, version), asked once per batch."""
+
+    refused: Rejected | None  # every sample of the model is rejected with this
+    required: tuple[str, ...]  # features each sample must carry
+    allowed: frozenset[str] | None  # the only features a sample may carry (None: any)
+    features: AbstractSet[str]  # features the model has windows for (grows in the batch)
+    plain: bool = False  # no allowed or required set: only new features need a check
+
+    def __post_init__(self) -> None:
+        self.plain = self.allowed is None and not self.required
+
+
 class Collector:
     """Validates and stores sample batches; counts outcomes (totals since start or `reset`).
 
     `accept(model, version)` says whether the model is known (else `unknown_model`);
     `schema(model, version)` optionally names the features every sample must carry (else
-    `missing_feature`); return None from it for "no requirement".
+    `missing_feature`); return None from it for "no requirement". `features(model, version)`
+    optionally names the only features a sample may carry (else `unknown_feature`).
+    `max_models` caps the model versions with windows (else `too_many_models`) and
+    `max_features` the features per model version (else `too_many_features`); None = no cap.
     """
 
     def __init__(self, store: WindowStore, accept: Accept = lambda m, v: True,
-                 schema: Schema | None = None) -> None:
+                 schema: Schema | None = None, *, features: Schema | None = None,
+                 max_models: int | None = DEFAULT_MAX_MODELS,
+                 max_features: int | None = DEFAULT_MAX_FEATURES) -> None:
+        for what, cap in (("max_models", max_models), ("max_features", max_features)):
+            if cap is not None and cap < 1:
+                raise CollectorConfigError(f"{what} must be >= 1 (or None for no cap), got {cap}")
         self.store = store
         self.accept = accept
         self.schema = schema
+        self.features = features
+        self.max_models = max_models
+        self.max_features = max_features
         self._lock = threading.Lock()
         self._accepted = 0
         self._duplicates = 0
@@ -236,17 +280,54 @@ class Collector:
         return (sample.sample_id, sample.model, sample.version, float(sample.timestamp),
                 {k: features[k] for k in (sample.outputs or {}) if k in features}, features)
 
-    def _model_check(self, model: str, version: str) -> tuple[bool, tuple[str, ...]]:
-        """(known?, required features) of a model version: asked once per batch."""
+    def _model_check(self, model: str, version: str, new_models: int) -> _ModelCheck:
+        """What the callbacks and the store say about a model version (once per batch);
+        `new_models`: model versions this batch already added."""
         try:
             known = bool(self.accept(model, version))
         except Exception:  # a misbehaving callback must not crash ingest
             log.exception("accept(%r, %r) raised", model, version)
             known = False
-        required: tuple[str, ...] = ()
-        if known and self.schema is not None:
-            required = tuple(self.schema(model, version) or ())
-        return known, required
+        if not known:
+            return _ModelCheck(Rejected("unknown_model",
+                                        f"no baseline for model {model!r} version {version!r}"),
+                               (), None, frozenset())
+        existing = self.store.feature_set(model, version)
+        if (not existing and self.max_models is not None
+                and self.store.model_count() + new_models >= self.max_models):
+            return _ModelCheck(Rejected(
+                "too_many_models",
+                f"the collector keeps windows for at most {self.max_models} model versions; "
+                f"{model!r} {version!r} would be one more (raise --max-models, or allow only "
+                "your models with --model)"), (), None, frozenset())
+        required = tuple(self.schema(model, version) or ()) if self.schema is not None else ()
+        allowed = None
+        if self.features is not None:
+            names = self.features(model, version)
+            allowed = None if names is None else frozenset(names)
+        return _ModelCheck(None, required, allowed, existing)
+
+    def _check_features(self, check: _ModelCheck, names: AbstractSet[str]) -> None:
+        """Rejects a sample whose features are not allowed, lack a required one, or would
+        take its model past `max_features`; else counts its new features as the model's."""
+        if check.allowed is not None and not names <= check.allowed:
+            unknown = sorted(set(names) - check.allowed)
+            raise Rejected("unknown_feature",
+                           f"features {unknown[:5]} are not in the baseline (it has "
+                           f"{sorted(check.allowed)[:20]})")
+        if check.required:
+            missing = [f for f in check.required if f not in names]
+            if missing:
+                raise Rejected("missing_feature", f"sample lacks features {sorted(missing)}")
+        if self.max_features is not None and not names <= check.features:
+            known = check.features
+            new = [f for f in names if f not in known]
+            if len(known) + len(new) > self.max_features:
+                raise Rejected("too_many_features",
+                               f"the model would have {len(known) + len(new)} features; the "
+                               f"collector keeps at most {self.max_features} per model version "
+                               "(raise --max-features)")
+            check.features = set(known) | set(new)
 
     def ingest(self, items: Iterable[Sample | Mapping[str, Any]]) -> IngestReport:
         """Validate each item, store the good ones in one transaction, report per reason.
@@ -257,7 +338,8 @@ class Collector:
         rejected: Counter[str] = Counter()
         good: list[_Row] = []
         seen: set[str] = set()
-        models: dict[tuple[str, str], tuple[bool, tuple[str, ...]]] = {}
+        models: dict[tuple[str, str], _ModelCheck] = {}
+        new_models = 0
         in_batch_dupes = 0
         try:
             iterator = iter(items)
@@ -273,16 +355,14 @@ class Collector:
                 mv = (row[1], row[2])
                 check = models.get(mv)
                 if check is None:
-                    check = models[mv] = self._model_check(*mv)
-                if not check[0]:
-                    raise Rejected("unknown_model",
-                                   f"no baseline for model {mv[0]!r} version {mv[1]!r}")
-                if check[1]:
-                    features = row[5]
-                    missing = [f for f in check[1] if f not in features]
-                    if missing:
-                        raise Rejected("missing_feature",
-                                       f"sample lacks features {sorted(missing)}")
+                    check = models[mv] = self._model_check(mv[0], mv[1], new_models)
+                    if check.refused is None and not check.features:
+                        new_models += 1
+                if check.refused is not None:
+                    raise check.refused
+                names = row[5].keys()
+                if not (check.plain and names <= check.features):  # else nothing to check
+                    self._check_features(check, names)
             except Rejected as exc:
                 rejected[exc.reason] += 1
                 self._log_once(exc.reason, str(exc))

@@ -19,6 +19,12 @@ chunks older than its newest `max_per_feature` values are pruned (so a file hold
 ~1.5x the bound per window, plus one batch).
 Per sample there is one row left: `samples` (rowid = arrival order, unique `sample_id`).
 A schema-1 file (one row per value) is migrated in place when opened.
+
+The window keys are cached in memory and kept in step with the file without reading every key
+per batch (a store holding 256 000 windows, e.g. one flooded by an old collector without caps,
+would make each batch cost a full scan): keys another process added are read by their
+increasing `key_id`, and a `reset` anywhere bumps a counter in `meta` that makes the others
+re-read. So ingest and reads cost the same however many windows the file holds.
 """
 
 from __future__ import annotations
@@ -184,7 +190,12 @@ class WindowStore:
                 f"window store {self.path} has schema {row[0]}, this benchwatch writes "
                 f"{SCHEMA_VERSION}; move it aside or pass another --state path")
         self._key_ids: dict[tuple[str, str, str], int] = {}
-        self._refresh_keys()
+        # (model, version) -> its feature names (rebuilt when one is added: that is rare)
+        self._by_model: dict[tuple[str, str], frozenset[str]] = {}
+        self._max_key_id = 0
+        self._keys_gen: str | None = None
+        with self._lock:
+            self._refresh_keys()
 
     def _migrate_v1(self) -> None:
         """Schema 1 (one row per value) -> 2 (one row per window per batch), in the open
@@ -216,10 +227,38 @@ class WindowStore:
         log.info("window store %s migrated from schema 1 to %s", self.path, SCHEMA_VERSION)
 
     def _refresh_keys(self) -> None:
-        """Re-read the window keys (another process sharing the file may have added some)."""
-        self._key_ids = {
-            (m, v, f): k for k, m, v, f in
-            self._db.execute("SELECT key_id, model, version, feature FROM windows")}
+        """Re-read every window key (at open, and after a reset or rollback); locked."""
+        self._keys_gen = self._read_keys_gen()
+        self._key_ids = {}
+        self._by_model = {}
+        self._max_key_id = 0
+        self._learn_keys(self._db.execute(
+            "SELECT key_id, model, version, feature FROM windows ORDER BY key_id"))
+
+    def _learn_keys(self, rows: Iterable[tuple[int, str, str, str]]) -> None:
+        grown: dict[tuple[str, str], set[str]] = {}
+        for key_id, m, v, f in rows:
+            self._key_ids[(m, v, f)] = key_id
+            grown.setdefault((m, v), set()).add(f)
+            self._max_key_id = max(self._max_key_id, key_id)
+        for mv, names in grown.items():
+            self._by_model[mv] = self._by_model.get(mv, frozenset()) | names
+
+    def _read_keys_gen(self) -> str:
+        row = self._db.execute("SELECT v FROM meta WHERE k = 'keys_gen'").fetchone()
+        return "0" if row is None else str(row[0])
+
+    def _sync_keys(self) -> None:
+        """Catch up with keys other processes sharing the file added or removed: two indexed
+        lookups, not a scan of every key; locked."""
+        if self._read_keys_gen() != self._keys_gen:
+            self._refresh_keys()
+            return
+        top = self._db.execute("SELECT MAX(key_id) FROM windows").fetchone()[0]
+        if top is not None and top > self._max_key_id:
+            self._learn_keys(self._db.execute(
+                "SELECT key_id, model, version, feature FROM windows WHERE key_id > ? "
+                "ORDER BY key_id", (self._max_key_id,)))
 
     # -- writing ---------------------------------------------------------------------------
     def add(self, samples: Sequence[tuple[str, str, str, float, Mapping[str, Feature],
@@ -237,7 +276,7 @@ class WindowStore:
                 # read under the write lock: another process may share the file
                 recv_seq = int(db.execute(
                     "SELECT COALESCE(MAX(received_seq), 0) FROM samples").fetchone()[0])
-                self._refresh_keys()
+                self._sync_keys()
                 existing = self._known_ids([item[0] for item in samples])
                 sample_rows: list[tuple[Any, ...]] = []
                 windows: dict[tuple[str, str, str], list[Any]] = {}
@@ -299,7 +338,7 @@ class WindowStore:
             cur = self._db.execute(
                 "INSERT INTO windows (model, version, feature) VALUES (?, ?, ?)", key)
             key_id = int(cur.lastrowid or 0)
-            self._key_ids[key] = key_id
+            self._learn_keys([(key_id, model, version, feature)])
         return key_id
 
     def _prune(self, key_id: int) -> None:
@@ -321,7 +360,7 @@ class WindowStore:
         """(values newer than position `after` still in the window, last position); locked."""
         key_id = self._key_ids.get((model, version, feature))
         if key_id is None:
-            self._refresh_keys()
+            self._sync_keys()
             key_id = self._key_ids.get((model, version, feature))
         if key_id is None:
             return [], after
@@ -363,13 +402,23 @@ class WindowStore:
             return 0 if row is None else min(int(row[0]), self.max_per_feature)
 
     def features(self, model: str, version: str) -> list[str]:
+        return sorted(self.feature_set(model, version))
+
+    def feature_set(self, model: str, version: str) -> frozenset[str]:
+        """The features (model, version) has windows for; cheap (no copy, no scan)."""
         with self._lock:
-            self._refresh_keys()
-            return sorted(f for (m, v, f) in self._key_ids if m == model and v == version)
+            self._sync_keys()
+            return self._by_model.get((model, version), frozenset())
+
+    def model_count(self) -> int:
+        """How many (model, version) pairs have windows."""
+        with self._lock:
+            self._sync_keys()
+            return len(self._by_model)
 
     def keys(self) -> list[tuple[str, str, str]]:
         with self._lock:
-            self._refresh_keys()
+            self._sync_keys()
             return sorted(self._key_ids)
 
     def samples(self, sample_ids: Iterable[str]) -> dict[str, StoredSample]:
@@ -400,16 +449,26 @@ class WindowStore:
         Remembered sample ids are kept, so a redelivery after a reset is still a duplicate.
         """
         with self._lock:
+            self._sync_keys()
             doomed = [(key, k) for key, k in self._key_ids.items()
                       if (model is None or key[0] == model)
                       and (version is None or key[1] == version)
                       and (feature is None or key[2] == feature)]
             self._db.execute("BEGIN IMMEDIATE")
-            for key, key_id in doomed:
-                self._db.execute("DELETE FROM chunks WHERE key_id = ?", (key_id,))
-                self._db.execute("DELETE FROM windows WHERE key_id = ?", (key_id,))
-                del self._key_ids[key]
-            self._db.execute("COMMIT")
+            try:
+                for _key, key_id in doomed:
+                    self._db.execute("DELETE FROM chunks WHERE key_id = ?", (key_id,))
+                    self._db.execute("DELETE FROM windows WHERE key_id = ?", (key_id,))
+                if doomed:  # tell other processes sharing the file to re-read the keys
+                    self._db.execute(
+                        "INSERT INTO meta VALUES ('keys_gen', '1') ON CONFLICT (k) DO UPDATE "
+                        "SET v = CAST(CAST(v AS INTEGER) + 1 AS TEXT)")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._refresh_keys()
 
     def meta_get(self, key: str) -> str | None:
         with self._lock:

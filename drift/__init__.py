@@ -14,6 +14,7 @@ from drift.calibration import Calibration
 from drift.cbpe import AccuracyEstimate, AccuracyMonitor, AccuracyReport, estimate_accuracy
 from drift.compare import TESTS, compare, missing_rate_test
 from drift.features import FeatureComparison, FeatureDrift, compare_features
+from drift.figures import Figure
 from drift.reference import (
     CategoricalReference,
     NumericReference,
@@ -39,6 +40,7 @@ __all__ = [
     "DriftResult",
     "FeatureComparison",
     "FeatureDrift",
+    "Figure",
     "NumericReference",
     "Provenance",
     "StreamDetector",

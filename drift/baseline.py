@@ -17,9 +17,10 @@ import logging
 import math
 import os
 import re
+import stat
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 
 from drift.calibration import Calibration
 from drift.compare import TESTS
+from drift.figures import POINTS, Figure, as_figures, legacy_figures, select
 from drift.reference import (
     DEFAULT_BINS,
     KINDS,
@@ -45,16 +47,21 @@ from probes._version import __version__
 
 __all__ = [
     "FIGURE_KEYS",
+    "POINTS",
     "SCHEMA_VERSION",
     "Baseline",
     "BaselineError",
+    "Figure",
     "Provenance",
     "load_dir",
 ]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: figures are a list of {name, value, point, scenario, rate_qps} (drift.figures); a
+# schema-1 file ({name: value}) still loads, its figures at point "unknown" (accuracy: "outputs")
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 FORMAT = "benchwatch-baseline"
 FIGURE_KEYS = (
     "latency_p50_s",
@@ -117,25 +124,24 @@ def _check_tests(tests: Mapping[str, Any], refs: Mapping[str, Reference]) -> dic
     return out
 
 
-def _check_figures(figures: Mapping[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k, v in figures.items():
-        if not isinstance(k, str) or not re.match(r"^[a-z][a-z0-9_]*$", k):
-            raise BaselineError(f"figure name {k!r} must be snake_case, like {FIGURE_KEYS[0]}")
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise BaselineError(f"figure {k} must be a finite number, got {v!r} (omit it if unknown)")
-        out[k] = float(v)
-    return out
+def _check_figures(figures: Iterable[Figure] | Mapping[str, Any] | None) -> tuple[Figure, ...]:
+    try:
+        return as_figures(figures)
+    except DriftError as e:
+        raise BaselineError(str(e)) from None
 
 
 @dataclass(frozen=True, eq=False)
 class Baseline:
-    """Reference distributions and benchmark figures for one (model, version)."""
+    """Reference distributions and benchmark figures for one (model, version).
+
+    `figures` are `drift.Figure`s, each tagged with its measurement point and scenario; read
+    them with `figure(name, point, ...)`, which never hands back a figure from another point."""
 
     model: str
     version: str
     features: Mapping[str, Reference]
-    figures: Mapping[str, float]
+    figures: tuple[Figure, ...]
     provenance: Provenance
     calibration: Calibration | None = None
     path: Path | None = field(default=None, compare=False)
@@ -158,13 +164,26 @@ class Baseline:
                 f"{sorted(self.features)}"
             ) from None
 
+    def figure(self, name: str, point: str, scenario: str | None = None,
+               rate_qps: float | None = None) -> Figure | None:
+        """The figure `name` measured at `point` (see `drift.figures.POINTS`), or None when the
+        baseline has none there: then say "no baseline figure at this measurement point"
+        rather than compare with a figure from another point. `scenario` picks one scenario;
+        else `rate_qps` picks the scenario whose rate is nearest (log scale); else
+        single_stream, server, offline, accuracy, in that order. Raises BaselineError for a
+        point that does not exist."""
+        try:
+            return select(self.figures, name, point, scenario, rate_qps)
+        except DriftError as e:
+            raise BaselineError(str(e)) from None
+
     @classmethod
     def build(
         cls,
         model: str,
         version: str,
         features: Mapping[str, Any],
-        figures: Mapping[str, float] | None = None,
+        figures: Iterable[Figure] | Mapping[str, float] | None = None,
         *,
         source: str = "",
         kinds: Mapping[str, str] | None = None,
@@ -174,7 +193,10 @@ class Baseline:
         max_reference: int = DEFAULT_MAX_REFERENCE,
         seed: int = 0,
     ) -> Baseline:
-        """Build from raw reference values per feature (kinds inferred unless given)."""
+        """Build from raw reference values per feature (kinds inferred unless given).
+
+        `figures`: `drift.Figure`s; a plain {name: value} mapping is accepted as figures whose
+        point is unknown (accuracy: `outputs`), which nothing live is compared with."""
         _check_name("model", model)
         _check_name("version", version)
         if not features:
@@ -199,7 +221,7 @@ class Baseline:
             benchwatch_version=__version__,
             source=str(source),
         )
-        return cls(model, version, refs, _check_figures(figures or {}), prov, calibration,
+        return cls(model, version, refs, _check_figures(figures), prov, calibration,
                    tests=_check_tests(tests or {}, refs))
 
     # ---- writing -------------------------------------------------------------------------
@@ -236,7 +258,7 @@ class Baseline:
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
             "version": self.version,
-            "figures": dict(self.figures),
+            "figures": [f.to_dict() for f in self.figures],
             "provenance": {
                 "data_hash": self.provenance.data_hash,
                 "created_at": self.provenance.created_at,
@@ -267,7 +289,8 @@ class Baseline:
         except BaselineError:
             raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile,
-                zlib.error, EOFError, RecursionError) as e:  # found by tests/reliability fuzzing
+                zlib.error, EOFError, RecursionError, OverflowError,
+                MemoryError) as e:  # found by tests/reliability fuzzing
             raise BaselineError(f"{p}: cannot read baseline ({type(e).__name__}: {e}); "
                                 "rebuild it with `benchwatch baseline build`") from None
 
@@ -310,11 +333,95 @@ def _fail(p: Path, msg: str) -> BaselineError:
     return BaselineError(f"{p}: {msg}")
 
 
-def _load(p: Path, model: str | None, version: str | None) -> Baseline:
+# What loading reads, at most: a real manifest is kilobytes, a real .npz megabytes (10 000
+# reference values per feature, 2 000 vectors); a file can claim anything, so sizes are
+# checked before anything is read or decompressed.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_ARRAYS_FILE_BYTES = 512 * 1024 * 1024
+MAX_ARRAYS_BYTES = 1024 * 1024 * 1024  # decompressed, all the arrays the features name
+
+
+def _read_regular(p: Path, limit: int, owner: Path, what: str, missing: str) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else BaselineError about `owner`
+    (the manifest) naming the file as `what`. Anything but a regular file (a FIFO, a device
+    such as /dev/zero, a directory, or a symlink to one) is refused without reading it, and the
+    open cannot block (O_NONBLOCK), so no file makes loading hang."""
     try:
-        raw = p.read_bytes()
+        st = os.stat(p)
     except FileNotFoundError:
-        raise _fail(p, "no such baseline file") from None
+        raise _fail(owner, missing) from None
+    not_regular = (f"{what} is not a regular file (a FIFO, device, directory or a link to "
+                   "one); skipped without reading it")
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(owner, not_regular)
+    if st.st_size > limit:
+        raise _fail(owner, f"{what} is {st.st_size} bytes, over the {limit}-byte limit")
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped after the stat
+            raise _fail(owner, not_regular)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise _fail(owner, f"{what} grew past the {limit}-byte limit while being read")
+    return data
+
+
+class _Arrays(Mapping[str, np.ndarray]):
+    """The arrays of a .npz, each read when a feature names it (`np.load` semantics,
+    `allow_pickle=False`), its size taken from its header and checked against what is left of
+    `MAX_ARRAYS_BYTES` before anything is decompressed: a header may claim 1 TiB, a member may
+    be a zip bomb, and arrays no feature names are never decompressed."""
+
+    def __init__(self, blob: bytes) -> None:
+        self._zip = zipfile.ZipFile(io.BytesIO(blob))
+        self._members = {n[:-4]: n for n in self._zip.namelist() if n.endswith(".npy")}
+        self._left = MAX_ARRAYS_BYTES
+        self._read: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key in self._read:
+            return self._read[key]
+        member = self._members[key]  # KeyError: the feature names no such array
+        fmt = np.lib.format
+        with self._zip.open(member) as f:
+            major, _minor = fmt.read_magic(f)
+            if major == 1:
+                shape, _order, dtype = fmt.read_array_header_1_0(f)
+            elif major == 2:
+                shape, _order, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"array {key} has .npy format version {major}")
+        if dtype.hasobject:
+            raise ValueError(f"array {key} holds Python objects, which are never loaded")
+        size = math.prod(int(n) for n in shape) * dtype.itemsize
+        if size > self._left:
+            raise ValueError(f"array {key} claims {size} bytes; a baseline's arrays may take "
+                             f"at most {MAX_ARRAYS_BYTES} bytes")
+        self._left -= size
+        with self._zip.open(member) as f:  # reads exactly what the header declares
+            a: np.ndarray = fmt.read_array(f, allow_pickle=False)
+        self._read[key] = a
+        return a
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+def _count(value: Any, what: str) -> int:
+    """A non-negative integer count from a manifest (not Infinity, 1e300 or -1)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"{what} must be a non-negative integer, got {str(value)[:40]}")
+    return value
+
+
+def _load(p: Path, model: str | None, version: str | None) -> Baseline:
+    raw = _read_regular(p, MAX_MANIFEST_BYTES, p, "the manifest", "no such baseline file")
     try:
         m = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -322,9 +429,10 @@ def _load(p: Path, model: str | None, version: str | None) -> Baseline:
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise _fail(p, f"not a benchwatch baseline (expected \"format\": \"{FORMAT}\")")
     sv = m.get("schema_version")
-    if sv != SCHEMA_VERSION:
-        raise _fail(p, f"schema version {sv!r}; this benchwatch reads version {SCHEMA_VERSION}. "
-                       "Rebuild it with this version's `benchwatch baseline build`")
+    if sv not in READABLE_SCHEMAS or isinstance(sv, bool):
+        raise _fail(p, f"schema version {sv!r}; this benchwatch reads versions "
+                       f"{', '.join(map(str, READABLE_SCHEMAS))}. Rebuild it with this "
+                       "version's `benchwatch bench` or `benchwatch baseline build`")
     fm, fv = m.get("model"), m.get("version")
     if model is not None and fm != model or version is not None and fv != version:
         raise _fail(p, f"is the baseline of {fm}/{fv}, not {model or fm}/{version or fv}")
@@ -333,22 +441,22 @@ def _load(p: Path, model: str | None, version: str | None) -> Baseline:
     npz = p.with_name(str(m["arrays_file"]))
     if npz.parent != p.parent or "/" in str(m["arrays_file"]):
         raise _fail(p, "arrays_file must be a file name beside the manifest")
-    try:
-        blob = npz.read_bytes()
-    except FileNotFoundError:
-        raise _fail(p, f"its arrays file {npz.name} is missing; copy both files together") from None
+    blob = _read_regular(npz, MAX_ARRAYS_FILE_BYTES, p, f"its arrays file {npz.name}",
+                         f"its arrays file {npz.name} is missing; copy both files together")
     if hashlib.sha256(blob).hexdigest() != m["arrays_sha256"]:
         raise _fail(p, f"{npz.name} does not match the manifest's checksum (corrupt or from "
                        "another baseline); rebuild the baseline")
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays = _Arrays(blob)
     feats: dict[str, Reference] = {}
-    for entry in m["features"]:
-        name = _check_name("feature name", entry["name"])
-        try:
-            feats[name] = _load_feature(entry, arrays)
-        except (DriftError, KeyError, TypeError, ValueError) as e:
-            raise _fail(p, f"feature {name!r} is invalid ({e}); rebuild the baseline") from None
+    try:
+        for entry in m["features"]:
+            name = _check_name("feature name", entry["name"])
+            try:
+                feats[name] = _load_feature(entry, arrays)
+            except (DriftError, KeyError, TypeError, ValueError, OverflowError) as e:
+                raise _fail(p, f"feature {name!r} is invalid ({e}); rebuild the baseline") from None
+    finally:
+        arrays.close()
     if not feats:
         raise _fail(p, "has no features")
     prov_d = m["provenance"]
@@ -357,7 +465,7 @@ def _load(p: Path, model: str | None, version: str | None) -> Baseline:
         created_at=str(prov_d["created_at"]),
         benchwatch_version=str(prov_d["benchwatch_version"]),
         source=str(prov_d.get("source", "")),
-        schema_version=SCHEMA_VERSION,
+        schema_version=int(sv),  # the file's: 1 says its figures were migrated
     )
     cal = m.get("calibration")
     try:
@@ -368,8 +476,27 @@ def _load(p: Path, model: str | None, version: str | None) -> Baseline:
         tests = _check_tests(m.get("tests") or {}, feats)
     except BaselineError as e:
         raise _fail(p, str(e)) from None
-    return Baseline(str(fm), str(fv), feats, _check_figures(m.get("figures") or {}), prov,
-                    calibration, p, tests)
+    try:
+        figures = _read_figures(sv, m.get("figures"))
+    except BaselineError as e:
+        raise _fail(p, f"{e}; rebuild the baseline") from None
+    return Baseline(str(fm), str(fv), feats, figures, prov, calibration, p, tests)
+
+
+def _read_figures(schema: int, raw: Any) -> tuple[Figure, ...]:
+    """Schema 1: {name: value} (migrated by `legacy_figures`); schema 2: a list of figures."""
+    if raw is None:
+        return ()
+    if schema == 1:
+        if not isinstance(raw, Mapping):
+            raise BaselineError("schema-1 figures must be an object of name: value")
+        return _check_figures(legacy_figures(raw))
+    if not isinstance(raw, list):
+        raise BaselineError("figures must be a list of {name, value, point, scenario, rate_qps}")
+    try:
+        return _check_figures([Figure.from_dict(d) for d in raw])
+    except DriftError as e:
+        raise BaselineError(str(e)) from None
 
 
 def _array(arrays: Mapping[str, np.ndarray], key: str, kinds: str, ndim: int) -> np.ndarray:
@@ -380,7 +507,7 @@ def _array(arrays: Mapping[str, np.ndarray], key: str, kinds: str, ndim: int) ->
 
 
 def _load_feature(entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Reference:
-    kind, names, n_missing = entry["kind"], entry["arrays"], int(entry["n_missing"])
+    kind, names, n_missing = entry["kind"], entry["arrays"], _count(entry["n_missing"], "n_missing")
     if kind == "numeric":
         s = _array(arrays, names["sorted"], "f", 1).astype(np.float64)
         edges = _array(arrays, names["edges"], "f", 1).astype(np.float64)
@@ -409,7 +536,9 @@ def load_dir(
 ) -> tuple[dict[tuple[str, str], Baseline], dict[str, str]]:
     """Every `*.json` baseline in `directory`: (baselines by (model, version), errors by path).
 
-    A bad file never stops the others from loading; its error says why it was refused.
+    A bad file never stops the others from loading, whatever it holds or is (a FIFO or device
+    named *.json is refused without being opened); its error says why it was refused. The
+    caller reports the errors (the drift service logs each once).
     """
     d = Path(directory)
     good: dict[tuple[str, str], Baseline] = {}
@@ -417,12 +546,20 @@ def load_dir(
     if not d.is_dir():
         errors[str(d)] = f"{d}: not a directory of baselines"
         return good, errors
-    for p in sorted(d.glob("*.json")):
+    try:
+        paths = sorted(d.glob("*.json"))
+    except OSError as e:
+        errors[str(d)] = f"{d}: cannot list the baselines ({e})"
+        return good, errors
+    for p in paths:
         try:
             b = Baseline.load(p)
         except BaselineError as e:
             errors[str(p)] = str(e)
-            log.warning("skipping baseline %s: %s", p, e)
+            continue
+        except Exception as e:  # a case the loader did not foresee: still only this file
+            errors[str(p)] = (f"{p}: cannot read baseline ({type(e).__name__}: "
+                              f"{str(e)[:200]}); rebuild it with `benchwatch baseline build`")
             continue
         if b.key in good:
             errors[str(p)] = (f"{p}: duplicate baseline for {b.model}/{b.version} (already "

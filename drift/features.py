@@ -3,10 +3,19 @@
 Testing 20 features at alpha = 0.05 without correction gives a false alarm on about two windows
 in three; Holm (family-wise) or Benjamini-Hochberg (false discovery rate) keeps the budget.
 The effect-size floor still applies per feature after the adjustment.
+
+This module is the one multi-feature verdict: the drift service (per model, per evaluation) and
+`benchwatch drift compare` (per pair of CSV files) both call `compare_features`, so the same
+data gives the same per-feature verdicts and adjusted p-values everywhere.
+
+A test result without a finite p-value (None or NaN) is no evidence: it is not a hypothesis in
+the family (it does not count in Holm's or BH's m, so it does not weaken the others), its
+adjusted p-value is None, and it is never declared drift.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,13 +23,22 @@ from typing import Any
 import numpy as np
 
 from drift.compare import compare, missing_rate_test
-from drift.reference import Reference, prepare
+from drift.reference import (
+    CategoricalReference,
+    NumericReference,
+    Reference,
+    as_categorical,
+    as_numeric,
+    as_vectors,
+    prepare,
+)
 from drift.result import DriftError, DriftResult
 
 __all__ = [
     "CORRECTIONS",
     "FeatureComparison",
     "FeatureDrift",
+    "adjust_p_values",
     "benjamini_hochberg",
     "compare_features",
     "holm",
@@ -56,6 +74,22 @@ def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
+def adjust_p_values(p_values: Sequence[float | None], correction: str = "holm"
+                    ) -> list[float | None]:
+    """Adjusted p-values across a family; a missing p-value (None or NaN) stays None and does
+    not count in the family. correction: "holm", "bh" or "none"."""
+    if correction not in CORRECTIONS:
+        raise DriftError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+    tested = [(i, float(p)) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
+    raw = [p for _, p in tested]
+    adjusted = holm(raw) if correction == "holm" else \
+        benjamini_hochberg(raw) if correction == "bh" else np.asarray(raw, dtype=np.float64)
+    out: list[float | None] = [None] * len(p_values)
+    for (i, _), p in zip(tested, adjusted.tolist(), strict=True):
+        out[i] = float(p)
+    return out
+
+
 @dataclass(frozen=True)
 class FeatureDrift:
     feature: str
@@ -78,6 +112,7 @@ class FeatureComparison:
     correction: str
     alpha: float
     not_compared: Mapping[str, str] = field(default_factory=dict)  # feature -> why
+    failed: Mapping[str, str] = field(default_factory=dict)  # feature -> the error of a test
 
     @property
     def drifted(self) -> tuple[str, ...]:
@@ -115,20 +150,34 @@ def _references(reference: Any) -> Mapping[str, Any]:
     raise DriftError("reference must be a Baseline or a mapping of feature -> values")
 
 
+def _n_present(ref: Reference, values: Any) -> int:
+    """How many current values are not missing, counted as the tests count them."""
+    if isinstance(ref, NumericReference):
+        return int(as_numeric(values)[0].size)
+    if isinstance(ref, CategoricalReference):
+        return len(as_categorical(values)[0])
+    return int(as_vectors(values)[0].shape[0])
+
+
 def compare_features(
     reference: Any,
     current: Mapping[str, Any],
     *,
     correction: str = "holm",
     alpha: float = 0.05,
-    tests: Mapping[str, str] | None = None,
+    tests: Mapping[str, str | None] | None = None,
     min_effect: Mapping[str, float] | None = None,
     missing: bool = True,
+    min_samples: int = 0,
 ) -> FeatureComparison:
     """Compare every feature present in both; adjust p-values across all the tests run.
 
     missing=True adds a missing-rate test for each feature that has missing values on either
-    side (one more hypothesis in the family). `tests` defaults to the Baseline's own.
+    side (one more hypothesis in the family); it runs even when the feature's own test cannot
+    (every current value missing is drift, not an error). `tests` defaults to the Baseline's own.
+    min_samples: a feature with fewer current values than this (missing ones included) is not
+    tested; with fewer non-missing values, only its missing-rate test runs. A feature whose own
+    test did not run is in `not_compared` with the reason; `failed` holds the tests that raised.
     """
     if correction not in CORRECTIONS:
         raise DriftError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
@@ -138,6 +187,7 @@ def compare_features(
     tests, min_effect = tests or {}, min_effect or {}
     results: list[tuple[str, DriftResult]] = []
     skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
     for name in sorted(set(refs) | set(current)):
         if name not in current:
             skipped[name] = "no current values"
@@ -145,27 +195,36 @@ def compare_features(
         if name not in refs:
             skipped[name] = "not in the reference"
             continue
+        values = current[name]
+        if min_samples and len(values) < min_samples:
+            skipped[name] = f"{len(values)} values in the window, testing from {min_samples}"
+            continue
         try:
             ref: Reference = prepare(refs[name])
-            results.append((name, compare(ref, current[name], test=tests.get(name), alpha=alpha,
-                                          min_effect=min_effect.get(name))))
-            if missing:
-                m = missing_rate_test(ref, current[name], alpha=alpha)
-                if m.details["missing_rate_reference"] or m.details["missing_rate_current"]:
-                    results.append((name, m))
         except DriftError as e:
-            skipped[name] = str(e)
-    ps = [r.p_value if r.p_value is not None else 1.0 for _, r in results]
-    if correction == "holm":
-        adjusted = holm(ps)
-    elif correction == "bh":
-        adjusted = benjamini_hochberg(ps)
-    else:
-        adjusted = np.asarray(ps, dtype=np.float64)
+            skipped[name] = failed[name] = str(e)
+            continue
+        try:
+            present = _n_present(ref, values) if min_samples else 0
+            if present < min_samples:
+                skipped[name] = f"{present} non-missing values, testing from {min_samples}"
+            else:
+                results.append((name, compare(ref, values, test=tests.get(name), alpha=alpha,
+                                              min_effect=min_effect.get(name))))
+        except DriftError as e:
+            skipped[name] = failed[name] = str(e)
+        if missing:
+            try:
+                m = missing_rate_test(ref, values, alpha=alpha)
+            except DriftError as e:
+                failed.setdefault(name, str(e))
+                continue
+            if m.details["missing_rate_reference"] or m.details["missing_rate_current"]:
+                results.append((name, m))
+    adjusted = adjust_p_values([r.p_value for _, r in results], correction)
     out = []
-    for (name, r), adj in zip(results, adjusted.tolist(), strict=True):
-        detected = adj < alpha and r.effect_size >= r.min_effect
-        out.append(FeatureDrift(name, r, None if r.p_value is None else adj, bool(detected),
-                                float(_severity(r))))
+    for (name, r), adj in zip(results, adjusted, strict=True):
+        detected = adj is not None and adj < alpha and r.effect_size >= r.min_effect
+        out.append(FeatureDrift(name, r, adj, bool(detected), float(_severity(r))))
     out.sort(key=lambda f: (not f.detected, -f.severity, f.feature))
-    return FeatureComparison(tuple(out), correction, alpha, skipped)
+    return FeatureComparison(tuple(out), correction, alpha, skipped, failed)

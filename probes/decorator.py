@@ -16,19 +16,20 @@ import logging
 import sys
 import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from time import perf_counter_ns
 from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from probes.buckets import BATCH_BOUNDS, LATENCY_BOUNDS_NS
+from probes.energy import module_devices, parse_devices, session_devices
 from probes.errors import ConfigError
 from probes.samples import Feature
 from probes.sampling import MAX_SAMPLE_ROWS, READY_ROWS, build_samples
 from probes.state import DEFAULT_REGISTRY, MAX_LABEL_LEN, ProbeState, Registry, Shard
-from probes.stats import OutputSpec, record_output
-from probes.summarize import as_array, summarize_output
+from probes.stats import TOO_WIDE, OutputSpec, record_output
+from probes.summarize import MAX_ROW_VALUES, SummarizeError, as_array, summarize_output
 
 __all__ = ["MAX_SAMPLE_ROWS", "Probe", "ProbeSpan", "probe"]
 
@@ -67,6 +68,7 @@ class Probe:
         inputs: Callable[..., Mapping[str, Feature]] | None = None,
         batch_size: Callable[..., int] | None = None,
         registry: Registry | None = None,
+        devices: str | Iterable[str] | None = None,
     ) -> None:
         self.model = _check_name(model, "model")
         self.version = _check_name(version, "version")
@@ -79,11 +81,15 @@ class Probe:
         if batch_size is not None and not callable(batch_size):
             raise ConfigError(f"batch_size must be None (auto from the first argument's shape) or a "
                                    f"callable(*args, **kwargs) -> int, got {batch_size!r}")
+        declared = parse_devices(devices)
         self.outputs = outputs
         self.inputs = inputs
         self.batch_size = batch_size
+        self.devices = declared
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
         self.state: ProbeState = self.registry.state(self.model, self.version)
+        if declared is not None:  # the energy sampler charges this model these devices only
+            self.state.devices = lambda: declared
         self._span: contextvars.ContextVar[ProbeSpan | None] = contextvars.ContextVar(
             f"benchwatch_probe_{id(self)}", default=None)
         _note_torch()
@@ -140,6 +146,11 @@ class Probe:
             else:
                 data, n, nbytes = _kept_copy(out, spec)
                 kind = spec
+                if data is None:  # a row wider than MAX_ROW_VALUES: nothing copied, counted
+                    count_dropped = getattr(queue, "count_dropped", None)
+                    if count_dropped is not None:
+                        count_dropped(TOO_WIDE, n)
+                    return
             offer_snapshot = getattr(queue, "offer_snapshot", None)
             if offer_snapshot is not None:
                 offer_snapshot(n, nbytes, self.model, self.version, now, dt_ns / 1e9, data, kind, inp)
@@ -318,6 +329,8 @@ class Probe:
         `state_dict()` and hooks are untouched)."""
         if getattr(module.forward, "__benchwatch_probe__", None) is not None:
             raise ConfigError(f"{type(module).__name__} is already probed")
+        if self.devices is None:  # read by the energy sampler each interval: follows .to(device)
+            self.state.devices = lambda: module_devices(module)
         object.__setattr__(module, "forward", self._wrap_sync(module.forward))
         return module
 
@@ -325,6 +338,12 @@ class Probe:
         """Wraps `session.run` in place; statistics read the first output."""
         if getattr(session.run, "__benchwatch_probe__", None) is not None:
             raise ConfigError("this InferenceSession is already probed")
+        if self.devices is None:
+            try:
+                found = session_devices(session)
+                self.state.devices = lambda: found
+            except Exception as e:  # an unusual session object: charge every device
+                self.registry.faults.record("sampler", e, f"{self.model}/{self.version} devices:")
         session.run = self._wrap_sync(session.run, select=_first)
         return session
 
@@ -377,36 +396,62 @@ def _one_row(ndim: int, integer: bool, spec: str) -> bool:
 
 
 def _kept_copy(out: Any, spec: str) -> tuple[Any, int, int]:
-    """(a private copy of the output rows that become Samples, how many Samples, its bytes).
+    """(a private copy of the output rows that become Samples, how many Samples, its bytes);
+    (None, Samples lost, 0) when one row is wider than MAX_ROW_VALUES: nothing is copied.
 
-    Only the first MAX_SAMPLE_ROWS rows are copied (summarizing a 4096-row batch to keep 64
-    cost the serving thread the other 4032), and they are copied because the caller owns the
-    output and may reuse its buffer as soon as we return. Torch tensors: a detached host copy
-    (the drain thread's `summarize_output` converts dtypes exactly as before). Lists and
-    numbers become a fresh float64 array, as `summarize_output` reads them."""
+    Only the first rows are copied, at most MAX_SAMPLE_ROWS and at most MAX_ROW_VALUES numbers
+    in all (summarizing a 4096-row batch to keep 64 cost the serving thread the other 4032; 64
+    rows of a 152 064-word vocabulary would be a 39 MB copy), and they are copied because the
+    caller owns the output and may reuse its buffer as soon as we return. Torch tensors: a
+    detached host copy (the drain thread's `summarize_output` converts dtypes exactly as
+    before). Lists and numbers become a fresh float64 array, as `summarize_output` reads them."""
     torch = None if type(out) is np.ndarray else sys.modules.get("torch")
     if torch is not None and isinstance(out, torch.Tensor):
         t = out.detach()
         integer = not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
-        if t.ndim >= 1 and t.shape[0] > MAX_SAMPLE_ROWS and not _one_row(t.ndim, integer, spec):
-            t = t[:MAX_SAMPLE_ROWS]
+        keep = _kept_rows(tuple(t.shape), integer, spec)
+        if not keep:
+            return None, _rows(t.ndim, t.shape, integer, spec), 0
+        if t.ndim >= 1 and t.shape[0] > keep and not _one_row(t.ndim, integer, spec):
+            t = t[:keep]
         t = t.clone() if t.device.type == "cpu" else t.cpu()  # .cpu() of a CPU tensor is no copy
         return t, _rows(t.ndim, t.shape, integer, spec), t.element_size() * t.nelement()
     if isinstance(out, np.ndarray):
+        integer = out.dtype.kind in "iu"
+        keep = _kept_rows(out.shape, integer, spec)
+        if not keep:
+            return None, _rows(out.ndim, out.shape, integer, spec), 0
         if out.ndim == 2 and out.dtype.kind in "fiub":  # the common case: (rows, columns)
-            a = out[:MAX_SAMPLE_ROWS].copy() if out.shape[0] > MAX_SAMPLE_ROWS else out.copy()
+            a = out[:keep].copy() if out.shape[0] > keep else out.copy()
             return a, a.shape[0], a.nbytes
         a = out
-        if a.ndim >= 1 and a.shape[0] > MAX_SAMPLE_ROWS and not _one_row(a.ndim, a.dtype.kind in "iu", spec):
-            a = a[:MAX_SAMPLE_ROWS]
+        if a.ndim >= 1 and a.shape[0] > keep and not _one_row(a.ndim, integer, spec):
+            a = a[:keep]
         a = a.copy()
     else:
         a = as_array(out)  # lists, tuples, numbers: a new array; anything else raises (a fault)
-        if a.ndim >= 1 and a.shape[0] > MAX_SAMPLE_ROWS and not _one_row(a.ndim, a.dtype.kind in "iu", spec):
-            a = a[:MAX_SAMPLE_ROWS].copy()  # don't hold the whole converted list
-    if a.ndim > 2 or a.dtype.kind not in "fiub":
+        integer = a.dtype.kind in "iu"
+        keep = _kept_rows(a.shape, integer, spec)
+        if not keep:
+            return None, _rows(a.ndim, a.shape, integer, spec), 0
+        if a.ndim >= 1 and a.shape[0] > keep and not _one_row(a.ndim, integer, spec):
+            a = a[:keep].copy()  # don't hold the whole converted list
+    if a.dtype.kind not in "fiub":
         summarize_output(a, spec)  # type: ignore[arg-type]  # raises its own clear error here
-    return a, _rows(a.ndim, a.shape, a.dtype.kind in "iu", spec), a.nbytes
+    return a, _rows(a.ndim, a.shape, integer, spec), a.nbytes
+
+
+def _kept_rows(shape: tuple[int, ...], integer: bool, spec: str) -> int:
+    """Rows of an output of this shape a sampled call copies: at most MAX_SAMPLE_ROWS and
+    MAX_ROW_VALUES numbers in all; 0 when one row alone is wider."""
+    if len(shape) > 2:  # before any copy: summarize_output would refuse it on the drain thread
+        raise SummarizeError(f"output has shape {shape}; expected (rows,) or (rows, columns)")
+    if not shape:
+        return 1
+    if _one_row(len(shape), integer, spec):
+        return 1 if shape[0] <= MAX_ROW_VALUES else 0
+    width = shape[1] if len(shape) == 2 else 1
+    return min(MAX_SAMPLE_ROWS, MAX_ROW_VALUES // max(width, 1))
 
 
 def _rows(ndim: int, shape: Any, integer: bool, spec: str) -> int:
@@ -445,6 +490,7 @@ def probe(
     inputs: Callable[..., Mapping[str, Feature]] | None = None,
     batch_size: Callable[..., int] | None = None,
     registry: Registry | None = None,
+    devices: str | Iterable[str] | None = None,
 ) -> Probe:
     """Measure every call: `@probe(model="digits", version="v3")` on a function, async function,
     generator, `probe(...)(torch_module)`, `probe(...)(ort_session)`, or `with probe(...) as p:`.
@@ -453,5 +499,8 @@ def probe(
     "regression", None (no statistics) or a callable returning {name: number}.
     inputs: callable(*args, **kwargs) -> {name: value}, used only for sampled summaries.
     batch_size: callable(*args, **kwargs) -> int; default: first argument's `shape[0]`.
+    devices: which energy devices the model may be charged: "cpu", "gpu" (types), "gpu0" (an
+    id) or a list; default: a PyTorch module's or ORT session's own devices, else every device.
     """
-    return Probe(model, version, outputs=outputs, inputs=inputs, batch_size=batch_size, registry=registry)
+    return Probe(model, version, outputs=outputs, inputs=inputs, batch_size=batch_size, registry=registry,
+                 devices=devices)

@@ -1,39 +1,61 @@
 """GPU (NVML) and CPU package (Intel RAPL) energy, read off the request path, and joules per
-inference attributed to models.
+inference attributed to models the way Kepler does it: only the energy above idle.
 
-A background thread reads each device's cumulative energy counter every `interval_s`. The
-energy of one interval is split over the models by their *busy time* in that interval (the
-integral of their in-flight calls, kept exactly by `ProbeState.busy_ns` without any per-call
-timestamps): concurrent requests share the interval's energy instead of each claiming the whole
-counter delta (which would double count). Energy of intervals with no request in flight is
-idle energy: it stays in `hw.energy` but is attributed to no model.
+A background thread reads each device's cumulative energy counter every `interval_s`. Per
+device and interval:
 
-All models in the process share the devices it sees; energy used on the same GPU by *other*
-processes in an interval is attributed to this process's models too (NVML has no per-process
-energy; under MIG there is no per-instance power at all).
+- The device's **idle power** is configured (`configure(idle_power_w=...)`) or learned: the
+  10th percentile of the power of the last `IDLE_WINDOW` intervals in which none of the models
+  that may use the device had a call in flight. Until `IDLE_MIN_INTERVALS` such intervals were
+  seen, the lowest power of any interval so far stands in for it: every interval draws at least
+  the idle power, so this errs towards attributing too little, never towards billing idle draw.
+- The energy **above idle** (`max(0, energy - idle power x interval)`) is split over the
+  models that may use the device by their *busy time* in the interval (the integral of their
+  in-flight calls, kept exactly by `ProbeState.busy_ns` without per-call timestamps).
+- The rest is **idle energy**, exported apart: the idle draw, an interval's energy below the
+  idle estimate (never a negative attribution), and intervals in which none of those models
+  ran. So attributed + idle = the device's counter, exactly.
+
+A model may use a device when its probe declared it (`probe(..., devices="cpu")`, a hw_type,
+or `devices=["gpu0"]`, hw_ids), when a probed PyTorch module's parameters live on it or an ONNX
+Runtime session's providers include a GPU; an undeclared plain function may use every device.
+
+All models in the process share the devices it sees. NVML has no per-process energy: energy
+drawn on the same GPU by *other* processes while a model of this one runs is attributed to it
+(under MIG there is no per-instance power at all); while none runs it counts as idle.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
+import re
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Protocol, runtime_checkable
 
-from probes.state import Registry
+from probes.errors import ConfigError
+from probes.state import ProbeState, Registry
 
 __all__ = [
     "DeviceReading",
     "EnergySampler",
+    "EnergySnapshot",
     "EnergySource",
+    "IdlePower",
     "NvmlSource",
     "RaplSource",
     "discover_sources",
+    "module_devices",
+    "parse_devices",
+    "parse_idle_power",
+    "session_devices",
 ]
 
 log = logging.getLogger("probes")
@@ -178,23 +200,153 @@ def discover_sources(gpu: str = "auto", rapl: bool = True) -> list[EnergySource]
     return sources
 
 
+IDLE_QUANTILE = 0.1  # low, so intervals right after a burst (clocks still up) do not raise it
+IDLE_WINDOW = 240  # idle intervals kept: one minute at the default 0.25 s
+IDLE_MIN_INTERVALS = 4  # before this many, the lowest interval power stands in (see module doc)
+
+_DEVICE_NAME = re.compile(r"[a-z]+[0-9]*")
+
+
+def parse_devices(devices: str | Iterable[str] | None) -> frozenset[str] | None:
+    """`probe(devices=...)`: None (every device), a hw_type ("cpu", "gpu") or hw_id ("gpu0"),
+    or several. Raises ConfigError for anything else."""
+    if devices is None:
+        return None
+    items = [devices] if isinstance(devices, str) else list(devices) if isinstance(devices, Iterable) else None
+    if not items or not all(isinstance(d, str) and _DEVICE_NAME.fullmatch(d.strip().lower()) for d in items):
+        raise ConfigError(f"devices must be a device type (\"cpu\", \"gpu\"), a device id (\"gpu0\", "
+                          f"\"cpu0\") or a list of them, got {devices!r}: @probe(..., devices=\"cpu\")")
+    return frozenset(d.strip().lower() for d in items)
+
+
+def parse_idle_power(value: float | str | Mapping[str, float] | None) -> dict[str, float]:
+    """`configure(idle_power_w=...)`: watts for every device (`60`), or per hw_id/hw_type
+    (`{"gpu0": 60, "cpu": 12}`, in the environment `"gpu0=60,cpu=12"`). Key "*" = every device."""
+    if value is None or value == "":
+        return {}
+    raw: dict[str, Any]
+    if isinstance(value, Mapping):
+        raw = dict(value)
+    elif isinstance(value, str):
+        raw = {}
+        for part in value.split(","):
+            key, sep, watts = part.partition("=")
+            raw[key.strip().lower() if sep else "*"] = watts if sep else key
+    else:
+        raw = {"*": value}
+    out: dict[str, float] = {}
+    for key, watts in raw.items():
+        try:
+            w = float(watts)
+        except (TypeError, ValueError):
+            w = math.nan
+        if isinstance(watts, bool) or not math.isfinite(w) or w < 0 or \
+                not (key == "*" or _DEVICE_NAME.fullmatch(str(key))):
+            raise ConfigError(f"idle_power_w must be watts >= 0 for every device (60) or per device "
+                              f"({{\"gpu0\": 60, \"cpu\": 12}}; BENCHWATCH_IDLE_POWER_W=\"gpu0=60,cpu=12\"), "
+                              f"got {value!r}")
+        out[str(key)] = w
+    return out
+
+
+def module_devices(module: Any) -> frozenset[str] | None:
+    """The devices a PyTorch module computes on, from its parameters and buffers: "cpu", plus
+    "gpu" when any lives on an accelerator (the host side of a CUDA model runs on the CPU too;
+    a CUDA index need not be NVML's, so every GPU: declare devices=["gpu1"] to pin one).
+    None (every device) for a module without tensors."""
+    kinds = {t.device.type for t in (*module.parameters(), *module.buffers())}
+    if not kinds:
+        return None
+    return frozenset({"cpu", "gpu"}) if kinds - {"cpu"} else frozenset({"cpu"})
+
+
+def session_devices(session: Any) -> frozenset[str] | None:
+    """The devices an ONNX Runtime session computes on, from its execution providers."""
+    providers = list(session.get_providers())
+    if not providers:
+        return None
+    cpu_only = all(p == "CPUExecutionProvider" for p in providers)
+    return frozenset({"cpu"}) if cpu_only else frozenset({"cpu", "gpu"})
+
+
+def _uses(state: ProbeState, reading: DeviceReading, cache: dict[int, frozenset[str] | None]) -> bool:
+    if state.devices is None:
+        return True
+    key = id(state)
+    if key not in cache:
+        try:
+            cache[key] = state.devices()
+        except Exception:  # e.g. a module being torn down: charge every device, as undeclared
+            cache[key] = None
+    devices = cache[key]
+    return devices is None or reading.hw_id in devices or reading.hw_type in devices
+
+
+class IdlePower:
+    """One device's idle power: configured, or learned from intervals with nothing in flight
+    (see the module docstring)."""
+
+    def __init__(self, configured_w: float | None = None) -> None:
+        self.configured_w = configured_w
+        self._idle: deque[float] = deque(maxlen=IDLE_WINDOW)
+        self._floor: float | None = None
+
+    def observe(self, watts: float, idle: bool) -> None:
+        self._floor = watts if self._floor is None else min(self._floor, watts)
+        if idle:
+            self._idle.append(watts)
+
+    @property
+    def source(self) -> str:
+        """"configured", "learned", "floor" (the lowest interval so far) or "none" yet."""
+        if self.configured_w is not None:
+            return "configured"
+        if len(self._idle) >= IDLE_MIN_INTERVALS:
+            return "learned"
+        return "floor" if self._floor is not None else "none"
+
+    def watts(self) -> float | None:
+        if self.configured_w is not None:
+            return self.configured_w
+        if len(self._idle) >= IDLE_MIN_INTERVALS:
+            ordered = sorted(self._idle)
+            return ordered[int(IDLE_QUANTILE * (len(ordered) - 1))]
+        return self._floor
+
+
+@dataclass(frozen=True)
+class EnergySnapshot:
+    """Cumulative joules since the sampler started (or was reset): per device (`hw_id`), per
+    (model, version, hw_id, hw_type) attributed, and per device idle; the latest readings."""
+
+    device: dict[str, float] = field(default_factory=dict)
+    attributed: dict[tuple[str, str, str, str], float] = field(default_factory=dict)
+    idle: dict[str, float] = field(default_factory=dict)
+    latest: dict[str, DeviceReading] = field(default_factory=dict)
+
+
 class EnergySampler:
-    """Reads `sources` every `interval_s` on a daemon thread and attributes energy to the
-    models of `registry`. `step()` does one reading (tests call it directly with an
-    injected source and clock)."""
+    """Reads `sources` every `interval_s` on a daemon thread and attributes the energy above
+    idle to the models of `registry`. `idle_power_w` ({hw_id or hw_type or "*": watts}, see
+    `parse_idle_power`) fixes a device's idle power instead of learning it. `step()` does one
+    reading (tests and benchmarks call it directly with an injected source and clock)."""
 
     def __init__(self, registry: Registry, sources: Sequence[EnergySource], interval_s: float = 0.25,
-                 clock: Callable[[], int] = perf_counter_ns) -> None:
+                 clock: Callable[[], int] = perf_counter_ns,
+                 idle_power_w: Mapping[str, float] | None = None) -> None:
         self.registry = registry
         self.sources = list(sources)
         self.interval_s = interval_s
         self._clock = clock
-        self._lock = threading.Lock()
+        self._idle_config = dict(idle_power_w or {})
+        self._lock = threading.Lock()  # guards the exported state below
+        self._step_lock = threading.Lock()  # one step at a time, in clock order
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_t: int | None = None
         self._last_energy: dict[str, float] = {}
         self._last_busy: dict[tuple[str, str], int] = {}
+        self.idle_power: dict[str, IdlePower] = {}  # per hw_id
         # exported state (cumulative since start), written by the sampler, copied at export
         self.device_energy: dict[str, float] = {}
         self.idle_energy: dict[str, float] = {}
@@ -212,51 +364,80 @@ class EnergySampler:
         while not self._stop.wait(self.interval_s):
             self.step()
 
+    def _configured_idle(self, r: DeviceReading) -> float | None:
+        for key in (r.hw_id, r.hw_type, "*"):
+            if key in self._idle_config:
+                return self._idle_config[key]
+        return None
+
     def step(self) -> None:
         """Read every source once and attribute the energy since the previous reading."""
-        try:
-            now = self._clock()
-            readings: list[DeviceReading] = []
-            for src in self.sources:
-                readings.extend(src.read())
-            busy = {(st.model, st.version): st.busy_ns(now) for st in self.registry.states()}
-        except Exception as e:
-            self.registry.faults.record("sampler", e, "energy sampler:")
-            return
-        with self._lock:
-            dt_s = (now - self._last_t) / 1e9 if self._last_t is not None else 0.0
-            deltas = {k: v - self._last_busy.get(k, 0) for k, v in busy.items()} if self._last_t is not None else {}
-            total_busy = sum(d for d in deltas.values() if d > 0)
-            for r in readings:
-                self.latest[r.hw_id] = r
-                if r.energy_j is not None:
-                    prev = self._last_energy.get(r.hw_id)
-                    self._last_energy[r.hw_id] = r.energy_j
-                    joules = r.energy_j - prev if prev is not None else 0.0
-                    if joules < 0:  # counter reset (driver reload): skip the interval
-                        joules = 0.0
-                elif r.power_w is not None:
-                    joules = r.power_w * dt_s
-                else:
-                    continue
-                self.device_energy[r.hw_id] = self.device_energy.get(r.hw_id, 0.0) + joules
-                if joules <= 0.0:
-                    continue
-                if total_busy <= 0:
-                    self.idle_energy[r.hw_id] = self.idle_energy.get(r.hw_id, 0.0) + joules
-                    continue
-                for (model, version), b in deltas.items():
-                    if b > 0:
-                        key = (model, version, r.hw_id, r.hw_type)
-                        self.attributed[key] = self.attributed.get(key, 0.0) + joules * b / total_busy
-            self._last_t = now
-            self._last_busy = busy
+        with self._step_lock:
+            try:
+                now = self._clock()
+                readings: list[DeviceReading] = []
+                for src in self.sources:
+                    readings.extend(src.read())
+                states = {(st.model, st.version): st for st in self.registry.states()}
+                busy = {k: st.busy_ns(now) for k, st in states.items()}
+                devices_cache: dict[int, frozenset[str] | None] = {}
+                users = {r.hw_id: [k for k, st in states.items() if _uses(st, r, devices_cache)]
+                         for r in readings}
+            except Exception as e:
+                self.registry.faults.record("sampler", e, "energy sampler:")
+                return
+            with self._lock:
+                self._account(now, readings, busy, users)
 
-    def snapshot(self) -> tuple[dict[str, float], dict[tuple[str, str, str, str], float], dict[str, DeviceReading]]:
+    def _account(self, now: int, readings: list[DeviceReading], busy: dict[tuple[str, str], int],
+                 users: dict[str, list[tuple[str, str]]]) -> None:
+        first = self._last_t is None
+        dt_s = 0.0 if self._last_t is None else (now - self._last_t) / 1e9
+        deltas = {} if first else {k: max(0, v - self._last_busy.get(k, 0)) for k, v in busy.items()}
+        for r in readings:
+            self.latest[r.hw_id] = r
+            if r.energy_j is not None:
+                prev = self._last_energy.get(r.hw_id)
+                self._last_energy[r.hw_id] = r.energy_j
+                joules = r.energy_j - prev if prev is not None else 0.0
+                if joules < 0:  # counter reset (driver reload): skip the interval
+                    joules = 0.0
+            elif r.power_w is not None:
+                joules = r.power_w * dt_s
+            else:
+                continue
+            self.device_energy[r.hw_id] = self.device_energy.get(r.hw_id, 0.0) + joules
+            self.idle_energy.setdefault(r.hw_id, 0.0)
+            if joules <= 0.0 or dt_s <= 0.0:
+                self.idle_energy[r.hw_id] += joules
+                continue
+            busy_here = {k: deltas[k] for k in users.get(r.hw_id, ()) if deltas.get(k, 0) > 0}
+            idle = self.idle_power.get(r.hw_id)
+            if idle is None:
+                idle = self.idle_power[r.hw_id] = IdlePower(self._configured_idle(r))
+            idle.observe(joules / dt_s, idle=not busy_here)
+            idle_w = idle.watts()
+            above = max(0.0, joules - idle_w * dt_s) if busy_here and idle_w is not None else 0.0
+            self.idle_energy[r.hw_id] += joules - above
+            total_busy = sum(busy_here.values())
+            for (model, version), b in busy_here.items():
+                key = (model, version, r.hw_id, r.hw_type)
+                self.attributed[key] = self.attributed.get(key, 0.0) + above * b / total_busy
+        self._last_t = now
+        self._last_busy = busy
+
+    def idle_watts(self) -> dict[str, tuple[float | None, str]]:
+        """Per hw_id: the idle power in use and where it comes from (`IdlePower.source`)."""
         with self._lock:
-            return dict(self.device_energy), dict(self.attributed), dict(self.latest)
+            return {hw: (p.watts(), p.source) for hw, p in self.idle_power.items()}
+
+    def snapshot(self) -> EnergySnapshot:
+        with self._lock:
+            return EnergySnapshot(dict(self.device_energy), dict(self.attributed), dict(self.idle_energy),
+                                  dict(self.latest))
 
     def reset(self) -> None:
+        """Zero the exported joules (the learned idle power is kept)."""
         with self._lock:
             self.device_energy.clear()
             self.idle_energy.clear()

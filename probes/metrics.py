@@ -58,15 +58,18 @@ METRICS: dict[str, MetricInfo] = {info.name: info for info in (
     _m(m.OTEL_IN_FLIGHT, "", "Inference calls currently running"),
     _m(m.OTEL_BATCH_SIZE, "{item}", "Items per inference call"),
     _m(m.OTEL_ENERGY, "J",
-       "Device energy attributed to the model: each sampling interval's energy split by busy time"),
+       "Device energy above idle attributed to the model: each sampling interval's energy above "
+       "the device's idle power, split over the models running on it by busy time"),
     _m(m.OTEL_OUTPUT_CLASS, "", "Predicted top-1 classes, per class"),
     _m(m.OTEL_OUTPUT_CONFIDENCE, "1", "Top-1 probability of classifier outputs"),
     _m(m.OTEL_OUTPUT_ENTROPY, "", "Entropy (nats) of classifier output distributions"),
     _m(m.OTEL_OUTPUT_VALUE, "", "Regression outputs and named output statistics, per feature"),
-    _m(m.OTEL_OUTPUT_INVALID, "", "Output rows the statistics could not use (NaN/inf), by reason"),
-    _m(m.OTEL_DROPPED, "", "Sampled summaries dropped (full queue or failing sink), by reason"),
+    _m(m.OTEL_OUTPUT_INVALID, "", "Output rows the statistics did not use (NaN/inf, or too wide to read on this call), by reason"),
+    _m(m.OTEL_DROPPED, "", "Sampled summaries dropped (full queue, failing sink, too-wide output), by reason"),
     _m(m.OTEL_FAULTS, "", "Faults inside the probe kept away from the caller, by kind"),
     _m(m.OTEL_HW_ENERGY, "J", "Energy consumed by the device since the probe started"),
+    _m(m.OTEL_DEVICE_IDLE_ENERGY, "J",
+       "Device energy attributed to no model (idle draw); hw.energy = this + the models' energy"),
     _m(m.OTEL_HW_POWER, "W", "Instantaneous device power as reported by the driver"),
     _m(m.OTEL_HW_UTILIZATION, "1", "Fraction of time the GPU was busy over the last sample period"),
     _m(m.OTEL_HW_MEMORY, "By", "GPU memory in use"),
@@ -175,16 +178,17 @@ class Producer:
     def _energy(self, out: list[Metric], now: int, extra: Mapping[str, str]) -> None:
         assert self.energy is not None
         s0 = self.start_time_ns
-        device_energy, attributed, latest = self.energy.snapshot()
+        snap = self.energy.snapshot()
         _counter(m.OTEL_ENERGY, [
             _num({"model": m, "model_version": v, "hw_id": hw, "hw_type": kind, **extra}, s0, now, j)
-            for (m, v, hw, kind), j in sorted(attributed.items())
+            for (m, v, hw, kind), j in sorted(snap.attributed.items())
         ], out)
-        energy, power, util, used, limit = [], [], [], [], []
-        for hw_id, r in sorted(latest.items()):
+        energy, idle, power, util, used, limit = [], [], [], [], [], []
+        for hw_id, r in sorted(snap.latest.items()):
             attrs = {"hw_id": hw_id, "hw_type": r.hw_type, "hw_name": r.name, **extra}
-            if hw_id in device_energy:
-                energy.append(_num(attrs, s0, now, device_energy[hw_id]))
+            if hw_id in snap.device:
+                energy.append(_num(attrs, s0, now, snap.device[hw_id]))
+                idle.append(_num(attrs, s0, now, snap.idle.get(hw_id, 0.0)))
             if r.power_w is not None:
                 power.append(_num(attrs, s0, now, r.power_w))
             if r.utilization is not None:
@@ -194,6 +198,7 @@ class Producer:
             if r.memory_limit_bytes is not None:
                 limit.append(_num(attrs, s0, now, r.memory_limit_bytes))
         _counter(m.OTEL_HW_ENERGY, energy, out)
+        _counter(m.OTEL_DEVICE_IDLE_ENERGY, idle, out)
         if power:
             out.append(_metric(m.OTEL_HW_POWER, Gauge(data_points=power)))
         if util:

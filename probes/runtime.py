@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics.export import Metric, MetricReader
 from opentelemetry.sdk.resources import Resource
 
 from probes import metric_names as m
-from probes.energy import EnergySampler, EnergySource, discover_sources
+from probes.energy import EnergySampler, EnergySource, discover_sources, parse_idle_power
 from probes.errors import ConfigError
 from probes.export import (
     CountingExporter,
@@ -62,6 +62,9 @@ class Settings:
     gpu: str = "auto"
     worker_id: str | None = None
     energy_interval_s: float = 0.25
+    # idle power in watts (all devices, or {hw_id or hw_type: W}; env "gpu0=60,cpu=12"):
+    # None = learned from intervals with no call in flight (probes/energy.py)
+    idle_power_w: float | str | Mapping[str, float] | None = None
 
 
 _FIELDS = tuple(Settings.__dataclass_fields__)
@@ -127,6 +130,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"worker_id must be a short non-empty string, got {s.worker_id!r}")
     if not s.energy_interval_s > 0:
         raise ConfigError(f"energy_interval_s must be > 0, got {s.energy_interval_s!r}")
+    parse_idle_power(s.idle_power_w)  # raises ConfigError saying what to write
 
 
 class Runtime:
@@ -154,7 +158,8 @@ class Runtime:
                 self.queue = SampleQueue(sink, registry.faults, maxsize=settings.queue_size)
             sources = list(energy_sources) if energy_sources is not None else discover_sources(settings.gpu)
             if sources:
-                self.energy = EnergySampler(registry, sources, settings.energy_interval_s)
+                self.energy = EnergySampler(registry, sources, settings.energy_interval_s,
+                                            idle_power_w=parse_idle_power(settings.idle_power_w))
             self.producer = Producer(registry, settings.worker_id, self.energy, self.queue)
             readers: list[MetricReader] = []
             if settings.prometheus_port:
@@ -227,6 +232,7 @@ def configure(
     gpu: str | EnergySource | Sequence[EnergySource] = _UNSET,
     worker_id: str | None = _UNSET,
     energy_interval_s: float = _UNSET,
+    idle_power_w: float | Mapping[str, float] | None = _UNSET,
     registry: Registry | None = None,
     **unknown: Any,
 ) -> Runtime:
@@ -238,6 +244,9 @@ def configure(
     Multi-worker servers (gunicorn/uvicorn workers): `worker_id="auto"` and
     `prometheus_port_span=N` let identical workers each bind one port of a range; Prometheus
     scrapes the range and sums in PromQL (see docs/probes.md).
+    Energy: only the energy above each device's idle power is attributed to models; the idle
+    power is learned from intervals with no call in flight, or fixed with `idle_power_w=60`
+    (watts, every device) or `idle_power_w={"gpu0": 60, "cpu": 12}`.
     """
     if unknown:
         name = next(iter(unknown))
@@ -250,6 +259,7 @@ def configure(
         "prometheus_port_span": prometheus_port_span,
         "otlp_endpoint": otlp_endpoint, "export_interval_s": export_interval_s, "sample_rate": sample_rate,
         "queue_size": queue_size, "worker_id": worker_id, "energy_interval_s": energy_interval_s,
+        "idle_power_w": idle_power_w,
     }
     sources: list[EnergySource] | None = None
     if gpu is not _UNSET and not isinstance(gpu, str):  # injected energy sources (tests, custom meters)

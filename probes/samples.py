@@ -28,6 +28,7 @@ __all__ = [
     "SampleError",
     "Sink",
     "check_feature",
+    "is_text",
     "new_sample_id",
     "new_sample_ids",
 ]
@@ -48,6 +49,7 @@ REASONS = (
     "empty",
     "not_finite",
     "too_large",
+    "invalid_text",
 )
 
 _EMPTY: Mapping[str, Feature] = MappingProxyType({})
@@ -176,16 +178,36 @@ def _feature_to_json(v: Feature) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+def is_text(v: str) -> bool:
+    """True when `v` encodes as UTF-8: no lone surrogate (U+D800-U+DFFF), which a JSON
+    escape can carry and which SQLite, Kafka and Prometheus cannot store. isascii() is
+    a flag read, so the common case costs nothing."""
+    if v.isascii():
+        return True
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(v: str, what: str) -> str:
+    if not is_text(v):
+        raise SampleError("invalid_text", f"{what} is not valid Unicode text (a lone surrogate); "
+                          "send UTF-8 text")
+    return v
+
+
 def _name(v: Any, what: str) -> str:
     if type(v) is str and 0 < len(v) <= MAX_NAME_LEN:  # the common case, checked cheaply
-        return v
+        return _text(v, what)
     if not isinstance(v, str):
         raise SampleError("wrong_type", f"{what} must be a string, got {type(v).__name__}")
     if not v:
         raise SampleError("empty", f"{what} must not be empty")
     if len(v) > MAX_NAME_LEN:
         raise SampleError("too_large", f"{what} is {len(v)} characters; at most {MAX_NAME_LEN}")
-    return v
+    return _text(v, what)
 
 
 def _number(v: Any, what: str) -> float:
@@ -215,7 +237,7 @@ def check_feature(v: Any, what: str) -> Feature:
     if isinstance(v, str):
         if len(v) > MAX_STRING_LEN:
             raise SampleError("too_large", f"{what} is a {len(v)}-character string; at most {MAX_STRING_LEN}")
-        return v
+        return _text(v, what)
     if isinstance(v, list | tuple):
         if len(v) > MAX_VECTOR_LEN:
             raise SampleError("too_large", f"{what} has {len(v)} elements; at most {MAX_VECTOR_LEN}")

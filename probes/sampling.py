@@ -1,8 +1,9 @@
 """The bounded sample queue between sampled requests and a `Sink`, drained by one thread.
 
 A sampled request pays only for a snapshot on its own thread (`offer_snapshot`): the time,
-latency, (model, version), a private copy of the output rows that become samples, and the
-inputs callable's result. The drain thread turns snapshots into `Sample`s (`summarize_output`,
+latency, (model, version), a private copy of the output rows that become samples (at most
+`MAX_SAMPLE_ROWS` rows and `MAX_ROW_VALUES` numbers: columns are bounded as well as rows), and
+the inputs callable's result. The drain thread turns snapshots into `Sample`s (`summarize_output`,
 sample ids, the frozen records) and hands them to the sink, so that work is off the request
 path. `offer` (ready-made `Sample`s) is kept for callers that build their own.
 
@@ -12,7 +13,9 @@ otherwise hold far more memory per queued sample than finished summaries do). `o
 `offer_snapshot` never wait for the sink and never raise: past either bound they drop and
 count (`benchwatch.probe.dropped{reason="queue_full"}`, exactly, in samples); samples a sink
 fails to take are counted with `reason="sink_error"` and the failure is logged once; a
-snapshot that cannot be summarized is a `sampling` fault, as it was on the serving thread.
+snapshot that cannot be summarized is a `sampling` fault, as it was on the serving thread. A
+sampled call whose output has one row wider than `MAX_ROW_VALUES` numbers copies nothing: the
+samples it would have become are counted with `reason="too_wide"` (`count_dropped`).
 
 A sink that buffers and delivers on its own (`probes.sinks.kafka.KafkaSink`) can lose samples
 after `send` returned. If it has `dropped_counts() -> Mapping[str, int]` (reason -> samples,
@@ -39,6 +42,8 @@ __all__ = ["MAX_SAMPLE_ROWS", "READY_ROWS", "SampleQueue", "build_samples"]
 log = logging.getLogger("probes")
 
 MAX_SAMPLE_ROWS = 64  # rows of one sampled call that become Samples (bounds the drain cost)
+# ... and at most MAX_ROW_VALUES (probes.summarize) numbers copied per sampled call: 64 rows of up
+# to 4096 columns, or fewer wider rows, down to one row of 262 144 (an LLM vocabulary).
 READY_ROWS = "rows"  # snapshot kind: `data` is already a list of feature dicts (outputs=callable/None)
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # copied output rows held by the queue at most
 _NO_INPUTS: Mapping[str, Feature] = MappingProxyType({})
@@ -134,9 +139,14 @@ class SampleQueue:
             self._wake.set()
         return True
 
+    def count_dropped(self, reason: str, n: int) -> None:
+        """Count `n` samples lost before they reached the queue (`too_wide`: a sampled call's
+        output row was too wide to copy), next to the queue's own drops."""
+        self._drop(reason, n)
+
     def _drop(self, reason: str, n: int) -> None:
-        with self._lock:
-            self._dropped[reason] += n
+        with self._lock:  # a reason appears once it happens (queue_full, sink_error from the start)
+            self._dropped[reason] = self._dropped.get(reason, 0) + n
 
     @property
     def dropped(self) -> dict[str, int]:

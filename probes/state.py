@@ -19,7 +19,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -194,6 +194,10 @@ class ProbeState:
         self.error_types = LabelGuard(max_error_types)
         self.class_labels = LabelGuard(max_classes)
         self.feature_names = LabelGuard(max_features)
+        # Which energy devices the model may use, read by the energy sampler (off the request
+        # path): None = every device; else a callable returning hw_ids/hw_types, or None for all
+        # (set by `probe(devices=...)` or detected from a PyTorch module / ORT session).
+        self.devices: Callable[[], frozenset[str] | None] | None = None
         self._lock = threading.Lock()
         self._shards: list[Shard] = []
         self._retired = Shard(None)

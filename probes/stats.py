@@ -1,17 +1,28 @@
 """Output statistics on the call path: predicted-class counts, confidence and entropy
 histograms for classifiers, value histograms for regression and named numbers.
 
-Small outputs (up to 4 rows: a served request is often 1 row) are read through `tolist()` and
-plain Python, several times cheaper than numpy's fixed cost per call on 10 numbers; larger
-batches use a vectorized path with as few numpy calls as it can (no per-row Python). Both give
-the same statistics (`tests/probes/test_probe_stats_paths.py`).
+Small outputs (up to 4 rows of a few numbers: a served request is often 1 row) are read through
+`tolist()` and plain Python, several times cheaper than numpy's fixed cost per call on 10
+numbers; larger ones use a vectorized path with as few numpy calls as it can (no per-row
+Python). Both give the same statistics (`tests/probes/test_probe_stats_paths.py`).
 
-The work per call is bounded: an array output of more than `MAX_STAT_VALUES` numbers is read
-through an evenly spaced subsample of its rows (a strided view: no copy of the output, and for
-torch tensors only those rows are copied to the host). Each kept row stands for n/m rows: counts
-are scaled back with largest-remainder rounding, so totals (rows, values, classes + invalid) stay
-exact while the split over classes and buckets is the subsample's. Measured here: 20M regression
-values went from 4.5 s to 0.3 ms per call, 20k×1000 logits from 1.2 s to 0.07 ms.
+The work per call is bounded for any shape:
+- an output of more than `MAX_STAT_VALUES` numbers is read through an evenly spaced subsample of
+  its rows (a strided view: no copy of the output, and for torch tensors only those rows are
+  copied to the host). Each kept row stands for n/m rows: counts are scaled back with
+  largest-remainder rounding, so totals (rows, values, classes + invalid) stay exact while the
+  split over classes and buckets is the subsample's. 20M regression values went from 4.5 s to
+  0.3 ms per call, 20k×1000 logits from 1.2 s to 0.07 ms.
+- a row wider than `MAX_STAT_VALUES` (a language model's vocabulary) cannot be subsampled: its
+  top-1 class needs every column. It is read on one call per `WIDE_ROW_INTERVAL_S` per (model,
+  version) (one row, scaled back to the output's rows like a subsample), and only when it has
+  at most `MAX_ROW_VALUES` numbers; every other such call costs a shape check and its rows (values
+  for regression) are counted as `invalid{reason="too_wide"}`. So predicted classes + invalid
+  still add up to every row, and the split read/skipped is in the metrics. 1 x 152 064 float32
+  logits, read whole in plain Python, added 35-50 ms to every call; now a shape check (a few µs),
+  and ~1 ms on the one call a second that reads the row.
+- regression columns past `_VALUE_COLUMNS` share one `_overflow` histogram (the feature-name
+  guard keeps 100 names anyway), so no Python loop runs per column of a wide output.
 Everything here may raise on unreadable outputs: the decorator counts that as a fault.
 """
 
@@ -19,6 +30,8 @@ from __future__ import annotations
 
 import functools
 import math
+import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,9 +39,10 @@ from typing import Any
 import numpy as np
 
 from probes.buckets import CONFIDENCE_BOUNDS, ENTROPY_BOUNDS, VALUE_BOUNDS
-from probes.state import ProbeState, Shard, new_value_slot
+from probes.state import OVERFLOW, ProbeState, Shard, new_value_slot
 from probes.summarize import (
     _BLAS_MAX_SIZE,
+    MAX_ROW_VALUES,
     SummarizeError,
     _row_sums,
     as_array,
@@ -36,7 +50,7 @@ from probes.summarize import (
     top1_rows,
 )
 
-__all__ = ["MAX_STAT_VALUES", "OutputSpec", "record_output"]
+__all__ = ["MAX_ROW_VALUES", "MAX_STAT_VALUES", "TOO_WIDE", "WIDE_ROW_INTERVAL_S", "OutputSpec", "record_output"]
 
 OutputSpec = str | Callable[[Any], Mapping[str, float]] | None
 # Numbers of one output read per call; above, an evenly spaced subsample of rows. 2**14: every
@@ -44,7 +58,14 @@ OutputSpec = str | Callable[[Any], Mapping[str, float]] | None
 # ms on 16k numbers here (the cap, not the output, sets the cost); a bucket share estimated from
 # 16k values has a standard error <= 0.4 percentage points per call, and calls add up.
 MAX_STAT_VALUES = 16_384
+# A row wider than MAX_STAT_VALUES is read on one call per this many seconds per (model, version)
+# (a vectorized read of 152 064 float32 logits takes ~0.5-2 ms here: <= 0.2% of one core), the
+# others are counted as TOO_WIDE. Time-based, so which calls are read does not depend on content.
+WIDE_ROW_INTERVAL_S = 1.0
+TOO_WIDE = "too_wide"  # invalid reason: rows (regression: values) of a wide row not read on this call
 _SMALL_ROWS = 4  # rows; above this the vectorized path (~10 µs fixed numpy cost) is cheaper
+_SMALL_ROW_VALUES = 256  # ... and numbers: plain Python on one row of 256 already costs as much
+_VALUE_COLUMNS = 128  # regression columns with their own histogram; the rest share `_overflow`
 _SMALL_VALUES = 64  # regression values / labels read in plain Python up to this many
 _LABELS = tuple(str(i) for i in range(1024))
 _isfinite = math.isfinite
@@ -61,13 +82,13 @@ def record_output(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None
     if type(out) is np.ndarray and out.ndim == 2 and (spec == "auto" or spec == "classifier"):
         n, k = out.shape  # the common case first: a numpy batch of class scores
         if k >= 2 and out.dtype.kind in "fiub":
-            if n <= _SMALL_ROWS:
+            if n <= _SMALL_ROWS and out.size <= _SMALL_ROW_VALUES:
                 for row in out.tolist():
                     _classifier_row(st, sh, row)
             elif out.size <= MAX_STAT_VALUES:
                 _classifier_batch(st, sh, out)
             else:
-                _subsampled(st, sh, out, spec)
+                _bounded(st, sh, out, spec, out.shape)
             return
     if callable(spec):
         named = spec(out)
@@ -76,31 +97,73 @@ def record_output(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None
         for name, v in named.items():
             _value(st, sh, str(name), float(v))
         return
-    if _is_array(out) and out.ndim >= 1 and math.prod(out.shape) > MAX_STAT_VALUES:
-        _subsampled(st, sh, out, spec)
+    shape = _shape(out)
+    if shape and math.prod(shape) > MAX_STAT_VALUES:
+        _bounded(st, sh, out, spec, shape)
         return
     _record_array(st, sh, as_array(out), spec)
 
 
-def _is_array(out: Any) -> bool:
-    """numpy arrays and torch tensors (without importing torch): what can be sliced as a view."""
-    return isinstance(out, np.ndarray) or (type(out).__module__.startswith("torch") and hasattr(out, "shape"))
+def _shape(out: Any) -> tuple[int, ...]:
+    """The shape of a numpy array, torch tensor (without importing torch) or list of numbers or
+    of rows (from its length and its first row's: no walk over the list); () for anything else."""
+    if isinstance(out, np.ndarray) or (type(out).__module__.startswith("torch") and hasattr(out, "shape")):
+        return tuple(out.shape)
+    if isinstance(out, list | tuple) and out:
+        first = out[0]
+        return (len(out), len(first)) if isinstance(first, list | tuple) else (len(out),)
+    return ()
 
 
-def _subsampled(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None:
-    """Statistics of an evenly spaced subsample of `out`'s rows, scaled back to all rows."""
-    shape = tuple(out.shape)
+def _integer(out: Any) -> bool:
+    """Integer elements (predicted labels) in a numpy array or torch tensor; lists are read as floats."""
+    dt = getattr(out, "dtype", None)
+    if isinstance(dt, np.dtype):
+        return dt.kind in "iu"
+    return str(dt).startswith(("torch.int", "torch.uint"))
+
+
+_wide_next: weakref.WeakKeyDictionary[ProbeState, float] = weakref.WeakKeyDictionary()
+_clock = time.monotonic  # module global so that tests can run the wide-row budget on a fake clock
+
+
+def _wide_turn(st: ProbeState) -> bool:
+    """True on the first call of each WIDE_ROW_INTERVAL_S for this (model, version). Not
+    locked: threads racing at the same instant may each get a turn (at most one per thread)."""
+    now = _clock()
+    if now < _wide_next.get(st, -math.inf):
+        return False
+    _wide_next[st] = now + WIDE_ROW_INTERVAL_S
+    return True
+
+
+def _bounded(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec, shape: tuple[int, ...]) -> None:
+    """Statistics of an output of more than MAX_STAT_VALUES numbers in bounded work: an evenly
+    spaced subsample of its rows scaled back to all rows; a row wider than MAX_STAT_VALUES only on
+    a wide turn (one row read), otherwise its units counted as TOO_WIDE without reading a value."""
     if len(shape) > 2:
         raise SummarizeError(f"output of shape {shape} is not classifier or regression output")
     n = shape[0]
-    per_row = shape[1] if len(shape) == 2 and shape[1] else 1
-    cap_rows = max(1, MAX_STAT_VALUES // per_row)  # a single row wider than the cap is read whole
+    if len(shape) == 2:
+        width = shape[1]
+    elif spec == "classifier" and not _integer(out):  # 1-D scores read as a classifier: one row
+        n, width = 1, shape[0]
+    else:
+        width = 1
+    if width > MAX_STAT_VALUES:
+        if width > MAX_ROW_VALUES or not _wide_turn(st):
+            classifier = spec == "classifier" or (spec == "auto" and len(shape) == 2 and width >= 2)
+            _invalid(sh, TOO_WIDE, n if classifier else n * width)  # the units a read would count
+            return
+        cap_rows = 1
+    else:
+        cap_rows = MAX_STAT_VALUES // max(width, 1)
     if n <= cap_rows:
         _record_array(st, sh, as_array(out), spec)
         return
     step = -(-n // cap_rows)
     sub = out[::step]  # a view: nothing copied for numpy; torch copies only these rows to host
-    m = int(sub.shape[0])
+    m = len(sub)
     scratch = Shard(None)
     _record_array(st, scratch, as_array(sub), spec)
     _merge_scaled(scratch, sh, n, m)
@@ -188,7 +251,7 @@ def _record_array(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any], spec: Outp
         rows = a.reshape(1, -1) if a.ndim == 1 else a
         if rows.shape[1] < 2:
             raise SummarizeError(f"classifier output needs >= 2 columns, got shape {a.shape}")
-        if rows.shape[0] <= _SMALL_ROWS:
+        if rows.shape[0] <= _SMALL_ROWS and rows.size <= _SMALL_ROW_VALUES:
             for row in rows.tolist():
                 _classifier_row(st, sh, row)
         else:
@@ -224,7 +287,9 @@ def _labels(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any]) -> None:
 def _regression(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any]) -> None:
     """Value histograms per output column: `value` for one column, `value_0`, ... for several.
     Up to `_SMALL_VALUES` numbers in plain Python, beyond that in a few whole-array numpy calls
-    (bucket index of every value, one bincount over column × bucket)."""
+    (bucket index of every value, one bincount over column × bucket). Columns past
+    `_VALUE_COLUMNS` go into one `_overflow` histogram in the same bincount: no per-column work
+    in Python however wide the output (the name guard would make them `_overflow` anyway)."""
     several = a.ndim == 2 and a.shape[1] > 1
     if a.size <= _SMALL_VALUES:
         if several:
@@ -237,29 +302,39 @@ def _regression(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any]) -> None:
         return
     x = (a if several else a.reshape(-1, 1)).astype(np.float64, copy=False)
     k = x.shape[1]
+    named = min(k, _VALUE_COLUMNS)
     finite = np.isfinite(x)
     ok_per_col = np.count_nonzero(finite, axis=0)
     bad = x.size - int(_add(ok_per_col))
     if bad:
         _invalid(sh, "not_finite", bad)
         x = np.where(finite, x, 0.0)
-    idx = _VAL_BOUNDS.searchsorted(x, side="left") + np.arange(k) * _N_VAL
-    hist = np.bincount(idx[finite] if bad else idx.reshape(-1), minlength=k * _N_VAL).reshape(k, _N_VAL)
-    sums = _add(x, 0).tolist()
+    col = np.arange(k) if k == named else np.minimum(np.arange(k), named)  # the tail: column `named`
+    idx = _VAL_BOUNDS.searchsorted(x, side="left") + col * _N_VAL
+    groups = named + (k > named)
+    hist = np.bincount(idx[finite] if bad else idx.reshape(-1), minlength=groups * _N_VAL).reshape(groups, _N_VAL)
+    col_sums = _add(x, 0)
+    sums = col_sums[:named].tolist()
+    oks = ok_per_col[:named].tolist()
+    if k > named:
+        sums.append(float(_add(col_sums[named:])))
+        oks.append(int(_add(ok_per_col[named:])))
     guard = st.feature_names
     values = sh.values
-    for i, ok in enumerate(ok_per_col.tolist()):
+    slots: list[Any] = []
+    for i, ok in enumerate(oks):
         if not ok:
+            slots.append(None)
             continue
-        name = guard.get(f"value_{i}" if several else "value")
+        name = OVERFLOW if i == named else guard.get(f"value_{i}" if several else "value")
         slot = values.get(name)
         if slot is None:
             slot = values[name] = new_value_slot()
-        counts = slot[0]
-        row = hist[i]
-        for j in np.flatnonzero(row).tolist():
-            counts[j] += int(row[j])
         slot[1] += sums[i]
+        slots.append(slot)
+    cols, buckets = np.nonzero(hist)  # one numpy call for every column's non-empty buckets
+    for i, j, c in zip(cols.tolist(), buckets.tolist(), hist[cols, buckets].tolist(), strict=True):
+        slots[i][0][j] += c
 
 
 def _classifier_row(st: ProbeState, sh: Shard, row: list[float]) -> None:

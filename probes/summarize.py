@@ -18,9 +18,14 @@ import numpy as np
 from probes.errors import BenchwatchError
 from probes.samples import Feature
 
-__all__ = ["Kind", "SummarizeError", "as_array", "summarize_output"]
+__all__ = ["MAX_ROW_VALUES", "Kind", "SummarizeError", "as_array", "summarize_output"]
 
 Kind = Literal["auto", "classifier", "regression"]
+# The widest output row the probe ever reads, in numbers: 2**18, so one row of the largest
+# language-model vocabularies (152 064, 256 000) fits. A wider row is counted, never read (the
+# statistics count it as `too_wide`, a sampled call drops its samples as `too_wide`): reading
+# 1M numbers costs ~1-2 ms here even vectorized, more than the probe may add to a call.
+MAX_ROW_VALUES = 2**18
 _KINDS = ("auto", "classifier", "regression")
 _SMALL = 64  # up to this many numbers, plain Python beats numpy's per-call overhead
 _PROB_TOL = 1e-3

@@ -53,7 +53,13 @@ def result_dict(r: BenchResult) -> dict[str, Any]:
         "single_stream": asdict(ss.summary) if ss else None,
         "offline": asdict(r.offline) if r.offline else None,
         "server": asdict(r.server) if r.server else None,
-        "figures": r.figures(), "energy_per_inference_j": r.energy_per_inference_j,
+        "fixed_rate": [{"scenario": f.scenario, "target_qps": f.target_qps,
+                        "achieved_qps": f.achieved_qps, "errors": f.errors,
+                        **asdict(f.summary)} for f in r.fixed_rate],
+        # what the probe counted per scenario (the model_call point), when it was read
+        "model_call": {k: w.summary() for k, w in sorted(r.model_call.items())},
+        "figures": [f.to_dict() for f in r.figures()],
+        "energy_per_inference_j": r.energy_per_inference_j,
     })
     return out
 

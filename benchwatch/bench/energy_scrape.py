@@ -1,7 +1,7 @@
 """Energy per inference of a served model, from its probes' Prometheus endpoint.
 
-The probe attributes each sampler interval's GPU energy to the requests that ran in it and
-exports `benchwatch_inference_energy_joules_total` beside the request count
+The probe attributes each sampler interval's energy above the device's idle power to the
+requests that ran in it (docs/probes.md, "GPU and CPU energy") and exports `benchwatch_inference_energy_joules_total` beside the request count
 (`benchwatch_inference_duration_seconds_count`). A replay reads both at window boundaries
 (every `window_s`, between queries, never inside a timed call): each window gives one sample of
 joules per inference, and the judge bootstraps their mean. Give primary and canary their own

@@ -262,7 +262,8 @@ def judge(canary: Arm, reference: Arm, settings: JudgeSettings | None = None) ->
             if ref is None:
                 metrics.append(MetricVerdict(f"latency_p{q * 100:g}", NOT_MEASURED, False, None,
                                              None, None, s.latency_margin, "ratio<=margin",
-                                             reason=f"no reference latency ({key})"))
+                                             reason=f"no reference latency ({key}: no "
+                                                    "baseline figure at the http_client point)"))
             else:
                 metrics.append(judge_quantile(np.asarray(canary.latencies_s, float), ref, q, s, rng))
     metrics.append(judge_accuracy(canary, reference, s))

@@ -119,9 +119,24 @@ def arm_from_record(rec: ArmRecord, suite: Suite) -> Arm:
                energy_j=rec.energy_j)
 
 
+def judge_figures(baseline: Any) -> dict[str, float]:
+    """The baseline figures a replay can be judged against, each measured where the replay
+    measures: latency at the HTTP client (single-stream, like the replay's paced queries),
+    energy per inference from the server's probe (model_call), accuracy from the outputs.
+    A figure missing at that point is left out: the judge then says it has no reference."""
+    wanted = {**{f"latency_p{p}_s": ("http_client", "single_stream") for p in (50, 90, 99)},
+              "energy_per_inference_j": ("model_call", None), "accuracy": ("outputs", None)}
+    out = {}
+    for name, (point, scenario) in wanted.items():
+        f = baseline.figure(name, point, scenario)
+        if f is not None:
+            out[name] = f.value
+    return out
+
+
 def arm_from_baseline(baseline: Any) -> Arm:
     return Arm(f"baseline {baseline.model}/{baseline.version}", latencies_s=None,
-               correct=None, features=dict(baseline.features), figures=dict(baseline.figures))
+               correct=None, features=dict(baseline.features), figures=judge_figures(baseline))
 
 
 def judge_replay(result: ReplayResult, suite: Suite, baseline: Any | None,
@@ -131,7 +146,7 @@ def judge_replay(result: ReplayResult, suite: Suite, baseline: Any | None,
         reference = arm_from_record(result.arms["primary"], suite)
         if baseline is not None:  # the baseline adds figures (e.g. energy) the replay lacks
             reference = Arm(reference.name, reference.latencies_s, reference.correct,
-                            reference.features, reference.energy_j, dict(baseline.figures))
+                            reference.features, reference.energy_j, judge_figures(baseline))
     elif baseline is not None:
         reference = arm_from_baseline(baseline)
     else:

@@ -6,7 +6,12 @@
 - Offline: all queries at once in batches; throughput in samples/s.
 - Server: Poisson arrivals at a target QPS; latency counts from the *scheduled* arrival (a late
   issue is the system's delay, as in LoadGen); a search finds the highest QPS whose p99 meets the
-  bound.
+  bound. Fixed rates (`RunSettings.fixed_rates_qps`): Poisson runs at given rates, so a baseline
+  holds a figure at the request rate production serves (scenario `server_<R>qps`).
+
+With a model-call meter (`benchwatch.bench.model_call`), the probe's own histogram is read
+before and after each latency scenario, so the baseline carries figures at the `model_call`
+point (what live monitoring measures) beside the client's (`http_client` or `harness`).
 
 Warm-up queries are run and discarded. A percentile is marked significant only with enough
 queries (>= 64 for p90, >= 662 for p99). Every backend gets the same seeded query order.
@@ -23,14 +28,16 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from benchwatch.bench.backends import Backend, BackendError, BackendInfo
+from benchwatch.bench.model_call import ModelCallMeter, ProbeReading, ProbeWindow, window
 from benchwatch.bench.stats import min_queries, quantile
 from benchwatch.bench.suites import Suite
+from drift.figures import Figure
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,7 @@ class RunSettings:
     server_max_steps: int = 8
     server_workers: int = 2
     server_max_qps: float = 100_000.0
+    fixed_rates_qps: tuple[float, ...] = ()  # Poisson runs at these rates (scenario server_<R>qps)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ def _pct(q: float) -> str:
 class SingleStreamResult:
     latencies_s: np.ndarray = field(repr=False)
     summary: LatencySummary
+    duration_s: float = math.nan  # wall time of the timed loop (its request rate: n / duration)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,28 @@ class ServerStep:
     achieved_qps: float
     errors: int
     passed: bool
+    p50_s: float = math.nan
+    p90_s: float = math.nan
+
+
+@dataclass(frozen=True)
+class FixedRateResult:
+    """A Poisson run at a fixed target rate (latency from the scheduled arrival)."""
+
+    target_qps: float
+    achieved_qps: float
+    errors: int
+    latencies_s: np.ndarray = field(repr=False)
+    summary: LatencySummary
+
+    @property
+    def scenario(self) -> str:
+        return scenario_at(self.target_qps)
+
+
+def scenario_at(qps: float) -> str:
+    """The scenario name of a fixed-rate run: server_40qps, server_12_5qps."""
+    return f"server_{qps:g}qps".replace(".", "_")
 
 
 @dataclass(frozen=True)
@@ -132,19 +163,77 @@ class BenchResult:
     server: ServerResult | None
     error: str | None = None  # set when the run stopped early; results so far are kept
     energy_per_inference_j: float | None = None  # offline window, when an energy meter exists
+    fixed_rate: tuple[FixedRateResult, ...] = ()
+    # scenario -> what the probe counted in it (model_call point), when a meter was given
+    model_call: Mapping[str, ProbeWindow] = field(default_factory=dict, repr=False)
 
-    def figures(self) -> dict[str, float]:
-        """The drift baseline's figures keys (absent when unknown)."""
+    @property
+    def client_point(self) -> str:
+        """Where the runner's own timer sits: the HTTP client, or around an in-process call."""
+        return "http_client" if self.backend.name == "http" else "harness"
+
+    def scenario_rates(self) -> dict[str, float]:
+        """The request rate each latency scenario held (queries per second, achieved)."""
         out: dict[str, float] = {}
-        if self.single_stream and self.single_stream.summary.n:
-            s = self.single_stream.summary
-            out.update(latency_p50_s=s.p50_s, latency_p90_s=s.p90_s, latency_p99_s=s.p99_s)
+        ss = self.single_stream
+        if ss and ss.summary.n and ss.duration_s > 0:
+            out["single_stream"] = ss.summary.n / ss.duration_s
+        best = self._best_server_step()
+        if best is not None:
+            out["server"] = best.achieved_qps
+        for fr in self.fixed_rate:
+            out[fr.scenario] = fr.achieved_qps
+        return out
+
+    def _best_server_step(self) -> ServerStep | None:
+        if not self.server or not self.server.best_qps:
+            return None
+        return max((st for st in self.server.steps if st.passed and
+                    st.target_qps == self.server.best_qps), key=lambda st: st.achieved_qps,
+                   default=None)
+
+    def figures(self) -> list[Figure]:
+        """The baseline's figures, each at its measurement point and scenario (absent when
+        unknown): client latencies (`http_client`/`harness`) and, with a model-call meter, the
+        probe's (`model_call`) per latency scenario, with the rate the scenario held; offline
+        throughput; device energy per inference (offline window); accuracy (`outputs`)."""
+        out: list[Figure] = []
+        client, rates = self.client_point, self.scenario_rates()
+
+        def latencies(point: str, scenario: str, values: Mapping[str, float]) -> None:
+            out.extend(Figure(k, v, point, scenario, rates.get(scenario))
+                       for k, v in values.items() if math.isfinite(v))
+
+        ss = self.single_stream
+        if ss and ss.summary.n:
+            s = ss.summary
+            latencies(client, "single_stream", {"latency_p50_s": s.p50_s,
+                                                "latency_p90_s": s.p90_s, "latency_p99_s": s.p99_s})
+        best = self._best_server_step()
+        if best is not None:
+            latencies(client, "server", {"latency_p50_s": best.p50_s, "latency_p90_s": best.p90_s,
+                                         "latency_p99_s": best.p99_s})
+        for fr in self.fixed_rate:
+            if fr.summary.n:
+                latencies(client, fr.scenario, {"latency_p50_s": fr.summary.p50_s,
+                                                "latency_p90_s": fr.summary.p90_s,
+                                                "latency_p99_s": fr.summary.p99_s})
+        for scenario, w in sorted(self.model_call.items()):
+            if scenario == "offline":  # batched calls: not comparable with live requests
+                continue
+            latencies("model_call", scenario, w.quantiles())
+            joules = w.energy_per_call_j()
+            if joules is not None:
+                out.append(Figure("energy_per_inference_j", joules, "model_call", scenario,
+                                  rates.get(scenario)))
         if self.offline:
-            out["throughput_qps"] = self.offline.throughput_qps
-        if self.accuracy:
-            out["accuracy"] = self.accuracy.accuracy
+            out.append(Figure("throughput_qps", self.offline.throughput_qps, client, "offline",
+                              self.offline.throughput_qps))
         if self.energy_per_inference_j is not None:
-            out["energy_per_inference_j"] = self.energy_per_inference_j
+            out.append(Figure("energy_per_inference_j", self.energy_per_inference_j, "device",
+                              "offline", self.offline.throughput_qps if self.offline else None))
+        if self.accuracy and math.isfinite(self.accuracy.accuracy):
+            out.append(Figure("accuracy", self.accuracy.accuracy, "outputs", "accuracy"))
         return out
 
 
@@ -194,14 +283,22 @@ def timed_loop(predict: Callable[[np.ndarray], object], rows: list[np.ndarray],
     return lat_ns.astype(np.float64) / 1e9
 
 
-def run_single_stream(backend: Backend, suite: Suite, settings: RunSettings,
-                      progress: Progress | None = None) -> SingleStreamResult:
-    rows = _rows(suite)
+def warm_up(backend: Backend, suite: Suite, settings: RunSettings) -> None:
+    """The single-stream warm-up queries (not measured)."""
     warm = query_order(len(suite), settings.warmup_queries, settings.seed + 1)
-    timed_loop(backend.predict, rows, warm)
+    timed_loop(backend.predict, _rows(suite), warm)
+
+
+def run_single_stream(backend: Backend, suite: Suite, settings: RunSettings,
+                      progress: Progress | None = None, warmup: bool = True) -> SingleStreamResult:
+    """Warm-up (unless done already: `warmup=False`), then the timed single-stream queries."""
+    rows = _rows(suite)
+    if warmup:
+        warm_up(backend, suite, settings)
     order = query_order(len(suite), settings.single_stream_queries, settings.seed)
+    t0 = time.perf_counter()
     lat = timed_loop(backend.predict, rows, order, progress)
-    return SingleStreamResult(lat, LatencySummary.of(lat))
+    return SingleStreamResult(lat, LatencySummary.of(lat), time.perf_counter() - t0)
 
 
 def run_offline(backend: Backend, suite: Suite, settings: RunSettings,
@@ -280,20 +377,29 @@ def run_server_step(backend: Backend, rows: list[np.ndarray], qps: float, n: int
 
 
 def run_server(backend: Backend, suite: Suite, settings: RunSettings,
-               first_guess_qps: float, progress: Progress | None = None) -> ServerResult:
-    """Find the highest Poisson rate meeting p{percentile} <= bound (doubling, then bisection)."""
+               first_guess_qps: float, progress: Progress | None = None,
+               probe: ModelCallMeter | None = None) -> tuple[ServerResult, ProbeWindow | None]:
+    """Find the highest Poisson rate meeting p{percentile} <= bound (doubling, then bisection);
+    with a model-call meter, also what the probe counted during the best passing step."""
     rows = _rows(suite)
     need = min_queries(settings.server_percentile)
     lo, hi = 0.0, math.inf
     qps = max(10.0, min(first_guess_qps, settings.server_max_qps))
     steps: list[ServerStep] = []
+    best_window: ProbeWindow | None = None
     for step in range(settings.server_max_steps):
         n = max(need + 100, int(qps * settings.server_step_s))
+        before = probe.read() if probe else None
         lat, achieved, errs = run_server_step(backend, rows, qps, n, settings.server_workers,
                                               settings.seed + 100 + step)
+        w = window(before, probe.read()) if probe else None
         p = quantile(lat, settings.server_percentile) if len(lat) else math.inf
         ok = errs == 0 and len(lat) >= need and p <= settings.server_latency_bound_s
-        steps.append(ServerStep(qps, n, p, achieved, errs, ok))
+        if ok and qps > lo:
+            best_window = w
+        steps.append(ServerStep(qps, n, p, achieved, errs, ok,
+                                *((quantile(lat, 0.5), quantile(lat, 0.9)) if len(lat)
+                                  else (math.nan, math.nan))))
         log.debug("server step %d: %.0f qps -> p99 %.6fs %s", step, qps, p, ok)
         if progress:
             progress("server", step + 1, settings.server_max_steps)
@@ -308,7 +414,16 @@ def run_server(backend: Backend, suite: Suite, settings: RunSettings,
     if progress:
         progress("server", len(steps), len(steps))
     return ServerResult(settings.server_latency_bound_s, settings.server_percentile, lo,
-                        tuple(steps))
+                        tuple(steps)), best_window
+
+
+def run_fixed_rate(backend: Backend, suite: Suite, settings: RunSettings, qps: float,
+                   seed: int) -> FixedRateResult:
+    """Poisson arrivals at `qps` for max(p99's minimum + 100, qps x server_step_s) queries."""
+    n = max(min_queries(0.99) + 100, int(qps * settings.server_step_s))
+    lat, achieved, errs = run_server_step(backend, _rows(suite), qps, n, settings.server_workers,
+                                          seed)
+    return FixedRateResult(qps, achieved, errs, lat, LatencySummary.of(lat))
 
 
 EnergyMeter = Callable[[], float]  # a cumulative energy counter in joules
@@ -316,31 +431,56 @@ EnergyMeter = Callable[[], float]  # a cumulative energy counter in joules
 
 def run_benchmark(backend: Backend, suite: Suite, settings: RunSettings,
                   progress: Progress | None = None,
-                  energy: EnergyMeter | None = None) -> BenchResult:
+                  energy: EnergyMeter | None = None,
+                  probe: ModelCallMeter | None = None) -> BenchResult:
     """All scenarios on one backend; a backend failure stops the run but keeps what was done.
 
     With an `energy` meter (e.g. NVML's total-energy counter), the offline window runs for at
-    least 2 s (the counter moves about every 100 ms) and gives energy per inference."""
+    least 2 s (the counter moves about every 100 ms) and gives energy per inference. With a
+    model-call meter (`ScrapedProbe`, `ProbedBackend`), the probe's histogram is read around
+    each latency scenario (`BenchResult.model_call`)."""
     acc = single = offline = server = None
     joules: float | None = None
+    fixed: list[FixedRateResult] = []
+    calls: dict[str, ProbeWindow] = {}
+
+    def measured(scenario: str, before: ProbeReading | None) -> None:
+        if probe is not None:
+            w = window(before, probe.read())
+            if w is not None and w.calls > 0:
+                calls[scenario] = w
+
     try:
         acc = run_accuracy(backend, suite, settings.offline_batch_size, progress)
-        single = run_single_stream(backend, suite, settings, progress)
+        warm_up(backend, suite, settings)  # before the probe's window: it counts the timed only
+        before = probe.read() if probe else None
+        single = run_single_stream(backend, suite, settings, progress, warmup=False)
+        measured("single_stream", before)
+        before = probe.read() if probe else None
         if energy is None:
             offline = run_offline(backend, suite, settings, progress)
         else:
             long = replace(settings, offline_min_duration_s=max(2.0, settings.offline_min_duration_s))
             offline = run_offline(backend, suite, long, progress, energy)
             joules = offline.energy_per_inference_j
+        measured("offline", before)
+        for i, qps in enumerate(settings.fixed_rates_qps):
+            before = probe.read() if probe else None
+            fixed.append(run_fixed_rate(backend, suite, settings, qps, settings.seed + 200 + i))
+            measured(fixed[-1].scenario, before)
+            if progress:
+                progress("fixed rates", i + 1, len(settings.fixed_rates_qps))
         if settings.server:
             guess = 0.5 * settings.server_workers / max(single.summary.p50_s, 1e-6)
-            server = run_server(backend, suite, settings, guess, progress)
+            server, best = run_server(backend, suite, settings, guess, progress, probe)
+            if best is not None and best.calls > 0:
+                calls["server"] = best
     except BackendError as e:
         log.error("backend %s failed (%s): %s", backend.info.name, e.kind, e)
         return BenchResult(backend.info, suite.name, suite.content_hash, settings, acc, single,
-                           offline, server, f"{e.kind}: {e}", joules)
+                           offline, server, f"{e.kind}: {e}", joules, tuple(fixed), calls)
     return BenchResult(backend.info, suite.name, suite.content_hash, settings, acc, single,
-                       offline, server, None, joules)
+                       offline, server, None, joules, tuple(fixed), calls)
 
 
 def combine_repeats(runs: list[BenchResult]) -> BenchResult:
@@ -353,7 +493,8 @@ def combine_repeats(runs: list[BenchResult]) -> BenchResult:
     single = None
     if lats:
         pooled = np.concatenate(lats)
-        single = SingleStreamResult(pooled, LatencySummary.of(pooled))
+        single = SingleStreamResult(pooled, LatencySummary.of(pooled), sum(
+            r.single_stream.duration_s for r in runs if r.single_stream))
     offs = [r.offline for r in runs if r.offline]
     offline = None
     if offs:
@@ -368,6 +509,25 @@ def combine_repeats(runs: list[BenchResult]) -> BenchResult:
                               tuple(st for s in servers for st in s.steps))
     errors = [r.error for r in runs if r.error]
     joules = [r.energy_per_inference_j for r in runs if r.energy_per_inference_j is not None]
+    calls: dict[str, ProbeWindow] = {}
+    for r in runs:  # histograms pool bucket by bucket
+        for scenario, w in r.model_call.items():
+            calls[scenario] = calls[scenario] + w if scenario in calls else w
     return BenchResult(first.backend, first.suite, first.suite_hash, first.settings,
                        first.accuracy, single, offline, server, errors[0] if errors else None,
-                       float(np.median(joules)) if joules else None)
+                       float(np.median(joules)) if joules else None,
+                       _combine_fixed([r.fixed_rate for r in runs]), calls)
+
+
+def _combine_fixed(per_run: list[tuple[FixedRateResult, ...]]) -> tuple[FixedRateResult, ...]:
+    """Fixed-rate runs of the repeats by rate: latencies pooled, achieved rates as medians."""
+    by_rate: dict[float, list[FixedRateResult]] = {}
+    for runs in per_run:
+        for fr in runs:
+            by_rate.setdefault(fr.target_qps, []).append(fr)
+    out = []
+    for qps, frs in by_rate.items():
+        pooled = np.concatenate([f.latencies_s for f in frs])
+        out.append(FixedRateResult(qps, float(np.median([f.achieved_qps for f in frs])),
+                                   sum(f.errors for f in frs), pooled, LatencySummary.of(pooled)))
+    return tuple(out)

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from benchwatch.cli.errors import ExitCode
-from drift.baseline import FIGURE_KEYS, Baseline
+from drift.baseline import FIGURE_KEYS, POINTS, Baseline
 from drift.calibration import Calibration
+from drift.figures import Figure, legacy_figures
 from drift.reference import CategoricalReference, NumericReference
 from drift.result import DriftError
 from probes.errors import require
@@ -46,10 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--test", action="append", default=[], metavar="COL=TEST",
                    help="the drift test for a column when not its kind's default, e.g. "
                         "confidence=psi (see drift.TESTS)")
-    b.add_argument("--figure", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"a benchmark figure, e.g. latency_p99_s=0.012; known: {', '.join(FIGURE_KEYS)}")
+    b.add_argument("--figure", action="append", default=[], metavar="NAME[@POINT[/SCENARIO]]=VALUE",
+                   help="a benchmark figure and where it was measured, e.g. "
+                        "latency_p99_s@model_call/single_stream=0.012 (points: "
+                        f"{', '.join(POINTS)}; without @POINT it is `unknown` and no live "
+                        f"figure is compared with it); known names: {', '.join(FIGURE_KEYS)}")
     b.add_argument("--figures", type=Path, default=None, metavar="FILE.json",
-                   help="benchmark figures as a JSON object")
+                   help="benchmark figures as a JSON list of {name, value, point, scenario, "
+                        "rate_qps} (or an object of name: value, point unknown)")
     b.add_argument("--label-column", default=None,
                    help="true class column: fits the CBPE calibration (not used as a feature)")
     b.add_argument("--prediction-column", default="predicted_class")
@@ -155,21 +160,28 @@ def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def _figures(args: argparse.Namespace) -> dict[str, float]:
-    figures: dict[str, float] = {}
+def _figures(args: argparse.Namespace) -> list[Figure]:
+    figures: list[Figure] = []
     if args.figures:
         try:
             loaded = json.loads(args.figures.read_text())
         except ValueError as e:
             raise DriftError(f"{args.figures}: not JSON ({e})") from e
-        if not isinstance(loaded, dict):
-            raise DriftError(f"{args.figures}: expected a JSON object of figures")
-        figures.update(loaded)
+        if isinstance(loaded, dict):
+            figures += legacy_figures(loaded)
+        elif isinstance(loaded, list):
+            figures += [Figure.from_dict(d) for d in loaded]
+        else:
+            raise DriftError(f"{args.figures}: expected a JSON list of figures (or an object)")
     for k, v in _parse_pairs(args.figure, "--figure").items():
+        name, at, where = k.partition("@")
+        point, _, scenario = where.partition("/")
         try:
-            figures[k] = float(v)
+            value = float(v)
         except ValueError:
             raise DriftError(f"--figure {k}={v}: the value must be a number") from None
+        figures += [Figure(name, value, point, scenario or "unknown") if at
+                    else legacy_figures({name: value})[0]]
     return figures
 
 
@@ -248,7 +260,7 @@ def describe(b: Baseline) -> dict[str, Any]:
         "model": b.model, "version": b.version, "schema_version": p.schema_version,
         "provenance": {"data_hash": p.data_hash, "created_at": p.created_at,
                        "benchwatch_version": p.benchwatch_version, "source": p.source},
-        "figures": dict(b.figures), "features": feats,
+        "figures": [f.to_dict() for f in b.figures], "features": feats,
         "calibration": b.calibration.to_dict() if b.calibration else None,
         "tests": dict(b.tests),
     }
@@ -265,8 +277,9 @@ def _show(args: argparse.Namespace) -> ExitCode:
     print(f"  data   {p['data_hash']}")
     if p["source"]:
         print(f"  source {p['source']}")
-    for k, v in sorted(d["figures"].items()):
-        print(f"  figure {k} = {v:g}")
+    for f in d["figures"]:
+        rate = "" if f["rate_qps"] is None else f" at {f['rate_qps']:.4g} req/s"
+        print(f"  figure {f['name']} = {f['value']:g}  ({f['point']}, {f['scenario']}{rate})")
     for name, f in d["features"].items():
         line = f"  feature {name}: {f['kind']}, n={f['n']}, missing {f['missing_rate']:.1%}"
         if f["kind"] == "numeric":

@@ -24,6 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="repeat for a side-by-side run, e.g. --backend onnxruntime --backend "
                         "torch (default: onnxruntime)")
     p.add_argument("--url", help="endpoint for --backend http, e.g. http://127.0.0.1:8000")
+    p.add_argument("--probe-metrics", metavar="URL", default=None,
+                   help="--backend http: the server's probe /metrics endpoint, e.g. "
+                        "http://127.0.0.1:9464/metrics; its model-call histogram is read around "
+                        "each scenario, so the baseline has figures at the point live "
+                        "monitoring measures (in-process backends are probed automatically)")
+    p.add_argument("--rate", dest="rates", type=float, action="append", default=None,
+                   metavar="QPS", help="also run Poisson arrivals at this fixed request rate "
+                   "(repeatable; scenario server_<QPS>qps): give the rate production serves, "
+                   "so the latency alert has a baseline figure at a like load")
     p.add_argument("--suite", default="digits", help="built-in name or path to SUITE.json")
     p.add_argument("-o", "--out", "--output", dest="output", default="runs",
                    help="directory for the run's files (default ./runs)")
@@ -70,9 +79,13 @@ def run(args: argparse.Namespace) -> ExitCode:
     meter, meter_desc = energy_meter(args.energy)
     log.info("energy: %s", meter_desc)
     kinds = args.backend or ["onnxruntime"]
+    if args.probe_metrics and "http" not in kinds:
+        raise UsageError("--probe-metrics is for --backend http (in-process backends are "
+                         "probed by the bench itself)")
     backends = _open_backends(kinds, suite, args)
     try:
-        results = _measure(backends, suite, settings, meter, args)
+        probes = _model_call_meters(backends, args, console)
+        results = _measure(backends, suite, settings, meter, probes, args)
         loadgen = _loadgen_check(backends, results, suite, args, console)
     finally:
         for b in backends.values():
@@ -97,16 +110,21 @@ def _settings(args: argparse.Namespace) -> Any:
     if min(args.queries, args.batch_size, args.offline_samples, args.repeats) < 1 or args.warmup < 0:
         raise UsageError("--queries, --batch-size, --offline-samples and --repeats must be >= 1, "
                          "--warmup >= 0")
+    rates = tuple(args.rates or ())
+    if any(not (0 < r < 1e6) for r in rates):
+        raise UsageError(f"--rate must be a request rate between 0 and 1e6 per second, got {rates}")
     return RunSettings(
         seed=args.seed, warmup_queries=args.warmup, single_stream_queries=args.queries,
         offline_batch_size=args.batch_size, offline_samples=args.offline_samples,
         server=not args.no_server, server_latency_bound_s=args.latency_bound_ms / 1000,
-        server_step_s=args.server_step_s, server_workers=max(1, args.server_workers))
+        server_step_s=args.server_step_s, server_workers=max(1, args.server_workers),
+        fixed_rates_qps=rates)
 
 
 def _open_backends(kinds: list[str], suite: Any, args: argparse.Namespace) -> dict[str, Any]:
     """One backend per kind, each checked against the suite; none left open on an error."""
     from benchwatch.bench.backends import make_backend
+    from benchwatch.bench.model_call import ProbedBackend
     from benchwatch.bench.suites import check_fits
 
     backends: dict[str, Any] = {}
@@ -115,6 +133,8 @@ def _open_backends(kinds: list[str], suite: Any, args: argparse.Namespace) -> di
             backend = backends[kind] = make_backend(kind, args.model, args.url, args.timeout_s,
                                                     args.threads, args.device)
             check_fits(suite, backend.info.input_shape, backend.info.num_outputs)
+            if kind != "http":  # in process: the bench's own @probe gives the model_call point
+                backends[kind] = ProbedBackend(backend)
     except BaseException:
         for b in backends.values():
             b.close()
@@ -122,8 +142,33 @@ def _open_backends(kinds: list[str], suite: Any, args: argparse.Namespace) -> di
     return backends
 
 
+def _model_call_meters(backends: dict[str, Any], args: argparse.Namespace,
+                       console: Any) -> dict[str, Any]:
+    """Per backend, what reads its model-call histogram (None: not measured, said once)."""
+    from benchwatch.bench.model_call import ProbedBackend, ScrapedProbe
+
+    out: dict[str, Any] = {}
+    for kind, b in backends.items():
+        if isinstance(b, ProbedBackend):
+            out[kind] = b
+        elif args.probe_metrics:
+            probe = ScrapedProbe(args.probe_metrics, b.info.model, b.info.version or None)
+            if probe.read() is None:
+                raise UsageError(f"--probe-metrics {args.probe_metrics}: no readable "
+                                 f"benchwatch_inference_duration_seconds series of "
+                                 f"{b.info.model} {b.info.version}: pass the /metrics URL of "
+                                 "the probes in the server behind --url")
+            out[kind] = probe
+        else:
+            out[kind] = None
+            console.print(f"{kind}: no model_call figures (pass --probe-metrics URL, the "
+                          "server's probe /metrics): live latency alerts will find no "
+                          "baseline figure at the model-call point")
+    return out
+
+
 def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
-             args: argparse.Namespace) -> list[Any]:
+             probes: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     """Every backend `args.repeats` times; the results of one backend's repeats combined."""
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.runner import combine_repeats, run_benchmark
@@ -136,7 +181,7 @@ def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
             label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
             with rich_progress(label, enabled=not args.no_progress) as progress:
                 per_kind[kind].append(run_benchmark(backends[kind], suite, settings, progress,
-                                                    meter))
+                                                    meter, probes[kind]))
     return [combine_repeats(per_kind[k]) for k in kinds]
 
 
@@ -183,9 +228,21 @@ def _print_results(doc: dict[str, Any], suite: Any, results: list[Any], energy: 
             *([f"{r.energy_per_inference_j:.3g}" if r.energy_per_inference_j is not None
                else "–"] if energy else []))
     Console(width=None if sys.stdout.isatty() else 140).print(table)
+    for r in results:
+        calls = {f.name: f.value for f in r.figures()
+                 if f.point == "model_call" and f.scenario == "single_stream"}
+        if calls:
+            console.print(f"{r.backend.name} model call (probe, single-stream): " + ", ".join(
+                f"{k.removeprefix('latency_').removesuffix('_s')} {fmt_s(v)}"
+                for k, v in calls.items() if k.startswith("latency_")))
     ref = results[0]
+
+    def client(r: Any) -> dict[str, float]:  # the runner's own figures: like for like across backends
+        return {f.name: f.value for f in r.figures()
+                if f.scenario in ("single_stream", "offline") and f.point in ("http_client", "harness")}
+
     for r in results[1:]:
+        mine, theirs = client(r), client(ref)
         console.print(f"{r.backend.name} / {ref.backend.name}: " + ", ".join(
-            f"{k.replace('latency_', '').replace('_s', '')} x{v / ref.figures()[k]:.2f}"
-            for k, v in r.figures().items()
-            if k != "accuracy" and ref.figures().get(k)))
+            f"{k.replace('latency_', '').replace('_s', '')} x{v / theirs[k]:.2f}"
+            for k, v in mine.items() if theirs.get(k)))

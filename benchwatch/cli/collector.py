@@ -18,6 +18,10 @@ from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
 
 TOKEN_ENV = "BENCHWATCH_TOKEN"
+# the collector's defaults, repeated here so that `--help` needs no import of the collector
+DEFAULT_MAX_MODELS = 64  # collector.ingest.DEFAULT_MAX_MODELS
+DEFAULT_MAX_FEATURES = 256  # collector.ingest.DEFAULT_MAX_FEATURES
+DEFAULT_MAX_SAMPLES = 10_000  # collector.http_server.DEFAULT_MAX_SAMPLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="values kept per (model, version, feature) (default 5000)")
     serve.add_argument("--model", action="append", default=None, metavar="MODEL[/VERSION]",
                        help="accept only these models (repeatable; default: any)")
+    serve.add_argument("--max-models", type=int, default=DEFAULT_MAX_MODELS, metavar="N",
+                       help="model versions kept, at most (default %(default)s); samples of "
+                            "more are rejected as too_many_models")
+    serve.add_argument("--max-features", type=int, default=DEFAULT_MAX_FEATURES, metavar="N",
+                       help="features per model version, at most (default %(default)s); "
+                            "samples adding more are rejected as too_many_features")
+    serve.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES, metavar="N",
+                       help="samples per request, at most (default %(default)s; 413 past it)")
     windows = sub.add_parser("windows", help="print the windows a store holds")
     windows.add_argument("--state", type=Path, required=True, metavar="PATH")
     windows.add_argument("--json", action="store_true")
@@ -52,10 +64,16 @@ def run(args: argparse.Namespace) -> ExitCode:
     from collector import Collector, WindowStore
     from collector.http_server import ingest_server
 
+    for flag, value in (("--max-models", args.max_models), ("--max-features", args.max_features),
+                        ("--max-samples", args.max_samples)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
     store = WindowStore(args.state, max_per_feature=args.window)
-    collector = Collector(store, accept=_acceptor(args.model))
+    collector = Collector(store, accept=_acceptor(args.model), max_models=args.max_models,
+                          max_features=args.max_features)
     try:
-        server = ingest_server(collector, args.host, args.port, args.token or None).start()
+        server = ingest_server(collector, args.host, args.port, args.token or None,
+                               max_samples=args.max_samples).start()
     except BaseException:
         store.close()
         raise

@@ -64,8 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="unreadable records go here ('auto': TOPIC.dead-letter; 'none')")
 
     cmp_ = sub.add_parser("compare", help="compare two CSV samples column by column",
-                          description="Drift test per common column of two CSV files; exit 0: "
-                          "no drift, 1: drift, 2: bad input, 3: could not run.")
+                          description="Drift test per common column of two CSV files (and a "
+                          "missing-rate test where cells are empty), Holm across them: the drift "
+                          "service's verdict (drift.compare_features). Exit 0: no drift, "
+                          "1: drift, 2: bad input, 3: could not run.")
     cmp_.add_argument("reference", type=Path, help="reference CSV (with a header row)")
     cmp_.add_argument("current", type=Path, help="current CSV (with a header row)")
     cmp_.add_argument("--column", action="append", default=None,
@@ -166,9 +168,8 @@ def _read_csv(path: Path) -> dict[str, list[Any]]:
 
 
 def _compare(args: argparse.Namespace) -> ExitCode:
-    from drift.compare import compare
+    from drift.features import compare_features
     from drift.result import DriftError
-    from drift.service.stats import holm_adjust
 
     ref, cur = _read_csv(args.reference), _read_csv(args.current)
     names = args.column or [c for c in ref if c in cur]
@@ -176,18 +177,14 @@ def _compare(args: argparse.Namespace) -> ExitCode:
     if missing or not names:
         raise UsageError(f"columns {missing or '(none in common)'} are not in both files; "
                          f"{args.reference} has {list(ref)}, {args.current} has {list(cur)}")
-    results = {}
-    for name in names:
-        try:
-            results[name] = compare(ref[name], cur[name], test=args.test, alpha=args.alpha)
-        except DriftError as exc:
-            raise DriftError(f"column {name!r}: {exc}") from exc
-    adjusted = holm_adjust([r.p_value for r in results.values()])
-    rows = []
-    for (name, r), p_adj in zip(results.items(), adjusted, strict=True):
-        detected = r.detected and (p_adj is None or p_adj < args.alpha)
-        rows.append({"column": name, **r.to_dict(), "p_value_holm": p_adj, "drift": detected})
-    rows.sort(key=lambda row: (not row["drift"], -row["score"]))
+    # the one multi-feature verdict (the drift service's too): Holm across every test run
+    result = compare_features({n: ref[n] for n in names}, {n: cur[n] for n in names},
+                              correction="holm", alpha=args.alpha,
+                              tests=dict.fromkeys(names, args.test))
+    if result.failed:
+        raise DriftError("; ".join(f"column {n!r}: {why}" for n, why in result.failed.items()))
+    rows: list[dict[str, Any]] = [{"column": f.feature, **f.result.to_dict(), "p_value_holm": f.adjusted_p_value,
+             "drift": f.detected} for f in result.features]
     if args.json:
         print(json.dumps({"columns": rows, "drift": any(r["drift"] for r in rows)}, indent=2))
     else:

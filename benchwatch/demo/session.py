@@ -1,12 +1,20 @@
 """`benchwatch demo`: the whole product end to end on embedded defaults, in one command.
 
-Order of events: the example model (the ONNX file that ships with benchwatch) → served
-over HTTP (ONNX Runtime, probed) → benchmarked on the digits suite through that endpoint, the
-run saved as its baseline → the drift service on the embedded transport (an in-process sink into
-a durable SQLite WAL spool) → probes exporting and sampling every request into it → Prometheus +
-Alertmanager with deploy/prometheus's rules, routed to the drift service's webhook (when
-installed) → steady traffic that drifts at `--drift-at` → a live view → the HTML report. Every
-process and port is released on exit, Ctrl-C included.
+Order of events, each part its own process as it would be deployed: the example model (the
+ONNX file that ships with benchwatch) → the release benchmark: a probed server instance
+benchmarked on the digits suite through its HTTP endpoint, the run saved as the baseline, the
+instance stopped → the drift service (`benchwatch drift serve`, samples over HTTP into a durable
+SQLite WAL spool) → the model server (`python -m benchwatch.example.server`, probes exporting
+and sampling every request to the drift service) → Prometheus + Alertmanager with
+deploy/prometheus's rules, routed to the drift service's webhook (when installed) → the traffic
+generator (`python -m benchwatch.demo.traffic`), steady traffic that drifts at `--drift-at` →
+a live view → the HTML report. The demo process itself only orchestrates and reads endpoints, so
+nothing it does shares a CPU thread or a GIL with the model it measures. Every process and port
+is released on exit, Ctrl-C included.
+
+The live view holds each live figure only against a baseline figure measured at the same point
+(`drift.figures`): the probe's model-call latency against the baseline's `model_call` figure,
+the traffic's client latency against `http_client`; where the baseline has none it says so.
 
 A Python package the demo needs that is not installed stops it before anything starts, with
 `probes.errors.MissingExtraError` naming the extra (`pip install 'benchwatch[demo]'`). A part
@@ -34,9 +42,11 @@ from benchwatch import promtext
 from benchwatch.cli.errors import ExitCode
 from benchwatch.demo import parts as demo_parts
 from benchwatch.demo.parts import PartError
-from benchwatch.demo.traffic import Traffic, percentile
+from benchwatch.demo.traffic import WARMUP_REQUESTS, percentile
 from benchwatch.demo.view import DemoStatus, FeatureScore, View
 from benchwatch.errors import UsageError
+from drift.baseline import Baseline
+from drift.figures import Figure
 from probes import metric_names as m
 
 log = logging.getLogger(__name__)
@@ -86,24 +96,31 @@ class DemoResult:
     alert_fired_at: float | None  # the drift alert reached the webhook via Alertmanager
     alert: str | None  # its summary
     other_alerts: dict[str, float]  # any other alert that fired: name -> unix time
-    baseline: dict[str, float]  # the benchmark's figures the live ones are compared with
+    baseline: list[dict[str, Any]]  # the benchmark's figures (drift.Figure.to_dict())
+    # live vs baseline per measurement point over the clean traffic before the drift:
+    # {point: {live_p50_s, live_p99_s, baseline_p50_s, baseline_p99_s, scenario, p99_ratio}}
+    before_drift: dict[str, dict[str, Any]]
     last: dict[str, float | None]  # the live figures at the end (p50_s, p99_s, qps, J/inference)
     gpu: bool
     requests: int
     errors: int
     missing: tuple[str, ...]
     interrupted: bool
+    processes: dict[str, int]  # part -> pid (the demo, servers, drift service, traffic, ...)
 
 
 class _Stop:
-    """SIGINT/SIGTERM set an event the main loop watches; a second Ctrl-C interrupts at once."""
+    """SIGINT/SIGTERM set an event the main loop watches; a second Ctrl-C interrupts at once.
+    While `at_once` (starting the parts: the benchmark alone takes ~20 s) the first one does."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.at_once = False
         self._old: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.event.is_set():
+        if self.event.is_set() or self.at_once:
+            self.event.set()
             raise KeyboardInterrupt
         self.event.set()
 
@@ -179,23 +196,24 @@ def run_demo(cfg: DemoConfig, out: IO[str] | None = None) -> DemoResult:
         try:
             view.say(f"demo: working directory {workdir}")
             parts = demo_parts.Parts(cfg.host, cfg.ports, workdir, view.say, cfg.seed)
+            state.parts = parts
             stack.callback(parts.close)
+            stop.at_once = True
             _start_parts(cfg, parts, view, state)
+            stop.at_once = False
             if stop.event.is_set():
                 raise KeyboardInterrupt
             _drive(cfg, parts, view, state, stop.event)
             if not state.interrupted:
                 state.report_path = _report(parts, cfg, view)
         except KeyboardInterrupt:
+            stop.at_once = False  # stopping the parts: only a second Ctrl-C cuts that short
             state.interrupted = True
             view.say("demo: interrupted — stopping everything")
         except PartError as exc:
             state.missing.append(str(exc))
             view.say(f"demo: cannot continue — {exc}")
             state.exit_code = ExitCode.COULD_NOT_RUN
-        finally:
-            if state.traffic is not None:
-                state.traffic.stop()
     if state.interrupted:
         state.exit_code = ExitCode.INTERRUPTED
     return _finish(workdir, state, view)
@@ -211,10 +229,26 @@ def _report(parts: demo_parts.Parts, cfg: DemoConfig, view: View) -> str | None:
         return parts.plain_report()
 
 
+# Reading the server's probe endpoint costs the server ~10 ms of Python (the exposition of
+# every histogram bucket) during which its event loop waits for the GIL: read too often, the
+# observer itself inflates the model-call tail it reports. Every 5 s (and Prometheus the same,
+# `parts.SCRAPE_INTERVAL`) keeps that under 0.5% of the time, below what a p99 can see.
+PROBE_READ_S = 5.0
+
+# the live figures the view compares, each with the point the baseline must have measured it at
+POINTS = {"model_call": "the probe's model-call time in the server",
+          "http_client": "the traffic generator's end-to-end HTTP time"}
+PAIRED = ("latency_p50_s", "latency_p99_s", "energy_per_inference_j")
+
+
 @dataclass
 class _RunState:
-    traffic: Traffic | None = None
-    baseline: dict[str, float] = field(default_factory=dict)
+    parts: demo_parts.Parts | None = None
+    baseline: Baseline | None = None
+    at_point: dict[str, dict[str, Figure]] = field(default_factory=dict)
+    traffic: dict[str, Any] | None = None  # the traffic generator's last status
+    warm_probe: promtext.Scrape | None = None  # the first probe scrape after the warm-up
+    clean_probe: promtext.Scrape | None = None  # the last probe scrape before the drift
     missing: list[str] = field(default_factory=list)
     drift_detected_at: float | None = None
     alert_fired_at: float | None = None
@@ -227,13 +261,29 @@ class _RunState:
     exit_code: int = 0
 
 
+def baseline_at_points(baseline: Baseline, rate_qps: float) -> dict[str, dict[str, Figure]]:
+    """{point: {figure name: the baseline's figure at that point}} for the figures the view
+    pairs; a name absent at a point means the baseline measured none there. Among a point's
+    scenarios, the one whose request rate is nearest the demo's."""
+    out: dict[str, dict[str, Figure]] = {}
+    for point in POINTS:
+        found = {name: baseline.figure(name, point, rate_qps=rate_qps) for name in PAIRED}
+        out[point] = {name: f for name, f in found.items() if f is not None}
+    return out
+
+
 def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunState) -> None:
-    model = parts.model()
-    served = parts.model_server(model)
-    state.baseline = dict(parts.baseline(model, served).figures)
+    files = parts.model()
+    info = parts.baseline(files, cfg.rate_qps)
+    state.baseline = info.baseline
+    state.at_point = baseline_at_points(info.baseline, cfg.rate_qps)
+    for point, what in POINTS.items():
+        if not state.at_point[point]:
+            view.say(f"demo: the baseline has no figure at {point} ({what}); the view says "
+                     "so rather than compare it with a figure measured elsewhere")
     # a window of ~20 s of traffic: it turns over soon after the drift begins
     parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate_qps * 20)))
-    parts.probes()
+    parts.live_server(files)
     if cfg.prometheus:
         try:
             parts.monitoring()
@@ -243,34 +293,42 @@ def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _R
     else:
         view.say("demo: --no-prometheus: no Prometheus/Alertmanager, so no alert; drift is "
                  "shown from the drift service's own endpoint")
-    state.traffic = Traffic(cfg.host, served.port, path=served.path, rate_qps=cfg.rate_qps,
-                            drift_at_s=cfg.drift_at_s, duration_s=cfg.duration_s, seed=cfg.seed,
-                            body=served.body)
 
 
 def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunState,
            stop: threading.Event) -> None:
-    traffic = state.traffic
-    assert traffic is not None
-    view.say(f"demo: traffic {cfg.rate_qps:.0f} req/s for {cfg.duration_s:.0f} s, drifting at "
-             f"{cfg.drift_at_s:.0f} s")
-    traffic.start()
+    served = parts.served
+    assert served is not None
+    view.say(f"demo: traffic {cfg.rate_qps:g} req/s for {cfg.duration_s:g} s, drifting at "
+             f"{cfg.drift_at_s:g} s")
+    pid = parts.traffic(f"http://{served.host}:{served.port}{served.path}", cfg.rate_qps,
+                        cfg.drift_at_s, cfg.duration_s)
+    view.say(f"demo: traffic generator running (pid {pid})")
     prog = _Progress()
-    t0 = time.monotonic()
     drift_said = False
     snap: DemoStatus | None = None
+    probe: promtext.Scrape | None = None
+    probe_at = 0.0
+    p50 = p99 = qps = None
     with view:
         while True:
-            elapsed = time.monotonic() - t0
             now = time.time()
-            probe = promtext.scrape(parts.probe_metrics_url, now) \
-                if parts.probe_metrics_url else None
+            status = parts.traffic_status() or state.traffic or {}
+            state.traffic = status
+            started = float(status.get("started_at") or now)
+            elapsed = now - started
+            if parts.probe_metrics_url and now - probe_at >= PROBE_READ_S:
+                probe, probe_at = promtext.scrape(parts.probe_metrics_url, now), now
+                p50, p99, qps = prog.latency(probe)
+                if probe is not None and now < started + cfg.drift_at_s - 0.25:
+                    state.clean_probe = probe  # the model-call histogram of clean traffic only
+                    if state.warm_probe is None and \
+                            probe.total(m.REQUESTS) >= WARMUP_REQUESTS:
+                        state.warm_probe = probe
             drift = promtext.scrape(parts.drift_metrics_url, now) \
                 if parts.drift_metrics_url else None
-            p50, p99, qps = prog.latency(probe)
-            stats = traffic.stats()
             scores = _scores(drift)
-            began = traffic.drift_started_at
+            began = status.get("drift_started_at")
             if began is not None and not drift_said:
                 drift_said = True
                 view.say(f"demo: drift starts now (t={elapsed:.1f} s): lower contrast and "
@@ -282,55 +340,100 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
                 view.say(f"demo: the drift service sees drift on {top.feature} (score "
                          f"{top.score:.3f} > {top.threshold or 0:.3f}) {now - began:.1f} s "
                          "after it began")
-            for alert in parts.alerts_firing():
-                if alert.name == DRIFT_ALERT and state.alert_fired_at is None:
-                    state.alert_fired_at, state.alert = alert.received_at, alert.summary
-                elif alert.name != DRIFT_ALERT and alert.name not in state.other_alerts:
-                    state.other_alerts[alert.name] = alert.received_at
-                else:
-                    continue
-                after = "" if began is None else \
-                    f" {alert.received_at - began:.1f} s after the drift began"
-                view.say(f"demo: ALERT {alert.name} fired{after}: {alert.summary}")
+            _note_alerts(parts, view, state, began)
             energy = probe.total(m.ENERGY) if probe else 0.0
             count = probe.total(m.REQUESTS) if probe else 0.0
-            recent = stats.latencies_s[-500:]
+            recent = status.get("recent_latencies_s") or []
+            state.gpu = bool(probe and probe.get(m.HW_ENERGY))
             snap = DemoStatus(
                 elapsed_s=elapsed, duration_s=cfg.duration_s, drift_at_s=cfg.drift_at_s,
-                drifting=stats.drifting, requests=stats.sent, errors=stats.errors, qps=qps,
-                p50_s=p50, p99_s=p99, client_p50_s=percentile(recent, 0.5),
-                client_p99_s=percentile(recent, 0.99), baseline=state.baseline, gpu=parts.gpu,
+                drifting=began is not None, requests=int(status.get("sent", 0)),
+                errors=int(status.get("errors", 0)), qps=qps, p50_s=p50, p99_s=p99,
+                client_p50_s=percentile(recent, 0.5), client_p99_s=percentile(recent, 0.99),
+                baseline=state.at_point, gpu=state.gpu,
                 joules_per_inference=(energy / count) if (energy and count) else None,
                 scores=scores, alert=state.alert or next(iter(state.other_alerts), None))
             view.update(snap)
             state.last = {"p50_s": p50, "p99_s": p99, "qps": qps,
                           "client_p50_s": snap.client_p50_s, "client_p99_s": snap.client_p99_s,
                           "joules_per_inference": snap.joules_per_inference}
-            state.gpu = parts.gpu
-            if elapsed >= cfg.duration_s:
+            # the generator stops itself after --duration; the grace covers its last status
+            if status.get("done") or not parts.traffic_alive() or \
+                    elapsed >= cfg.duration_s + 15:
                 break
             if stop.wait(0.5):
                 state.interrupted = True
                 view.say("demo: interrupted — stopping everything")
                 break
-    traffic.stop()
+    _note_alerts(parts, view, state, (state.traffic or {}).get("drift_started_at"))
     if snap is not None and not state.interrupted:
         view.final(snap)
 
 
+def _note_alerts(parts: demo_parts.Parts, view: View, state: _RunState,
+                 began: float | None) -> None:
+    for alert in parts.alerts_firing():
+        if alert.name == DRIFT_ALERT and state.alert_fired_at is None:
+            state.alert_fired_at = alert.received_at
+            state.alert = f"{alert.name}: {alert.summary}"
+        elif alert.name != DRIFT_ALERT and alert.name not in state.other_alerts:
+            state.other_alerts[alert.name] = alert.received_at
+        else:
+            continue
+        when = "" if began is None else \
+            f" {alert.received_at - began:+.1f} s from the start of the drift"
+        view.say(f"demo: ALERT {alert.name} fired{when}: {alert.summary}")
+
+
+def before_drift(state: _RunState) -> dict[str, dict[str, Any]]:
+    """Live and baseline latency per point over the clean traffic (before the drift)."""
+    clean = (state.traffic or {}).get("clean") or {}
+    live: dict[str, tuple[float | None, float | None]] = {
+        "http_client": (clean.get("p50_s"), clean.get("p99_s"))}
+    if state.clean_probe is not None:
+        window = promtext.buckets(state.clean_probe, m.LATENCY)
+        warm = state.warm_probe
+        if warm is not None and state.clean_probe.total(m.REQUESTS) - \
+                warm.total(m.REQUESTS) >= WARMUP_REQUESTS:  # the warm-up left out, as the bench
+            window = promtext.delta(window, promtext.buckets(warm, m.LATENCY))
+        live["model_call"] = (promtext.quantile(0.5, window), promtext.quantile(0.99, window))
+    else:
+        live["model_call"] = (None, None)
+    out: dict[str, dict[str, Any]] = {}
+    for point, (p50, p99) in live.items():
+        at = state.at_point.get(point, {})
+        b50, b99 = at.get("latency_p50_s"), at.get("latency_p99_s")
+        out[point] = {
+            "live_p50_s": p50, "live_p99_s": p99,
+            "baseline_p50_s": b50.value if b50 else None,
+            "baseline_p99_s": b99.value if b99 else None,
+            "baseline_scenario": b99.scenario if b99 else None,
+            "baseline_rate_qps": b99.rate_qps if b99 else None,
+            "p99_ratio": p99 / b99.value if (p99 and b99 and b99.value) else None}
+    return out
+
+
 def _finish(workdir: Path, state: _RunState, view: View) -> DemoResult:
-    t = state.traffic
-    stats = t.stats() if t else None
+    status = state.traffic or {}
     result = DemoResult(
         exit_code=state.exit_code, workdir=str(workdir), report_path=state.report_path,
-        drift_started_at=t.drift_started_at if t else None,
+        drift_started_at=status.get("drift_started_at"),
         drift_detected_at=state.drift_detected_at, alert_fired_at=state.alert_fired_at,
-        alert=state.alert, other_alerts=dict(state.other_alerts), baseline=dict(state.baseline),
-        last=dict(state.last), gpu=state.gpu,
-        requests=stats.sent if stats else 0, errors=stats.errors if stats else 0,
-        missing=tuple(state.missing), interrupted=state.interrupted)
+        alert=state.alert, other_alerts=dict(state.other_alerts),
+        baseline=[f.to_dict() for f in state.baseline.figures] if state.baseline else [],
+        before_drift=before_drift(state), last=dict(state.last), gpu=state.gpu,
+        requests=int(status.get("sent", 0)), errors=int(status.get("errors", 0)),
+        missing=tuple(state.missing), interrupted=state.interrupted,
+        processes=dict(state.parts.pids) if state.parts else {})
     summary = workdir / "summary.json"
     summary.write_text(json.dumps(asdict(result), indent=2))
+    for point, fig in result.before_drift.items():
+        if fig["live_p99_s"] is not None:
+            base = "no baseline at this point" if fig["baseline_p99_s"] is None else \
+                f"baseline p99 {fig['baseline_p99_s'] * 1000:.3f} ms ({fig['baseline_scenario']})" \
+                f", live/baseline {fig['p99_ratio']:.2f}x"
+            view.say(f"demo: before the drift, {point}: live p99 "
+                     f"{fig['live_p99_s'] * 1000:.3f} ms; {base}")
     view.say(f"summary: {summary}")
     if result.report_path:
         view.say(f"report: {result.report_path}")

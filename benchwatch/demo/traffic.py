@@ -3,22 +3,44 @@
 Before `drift_at_s` the requests are clean held-out digits; from then on the same images with
 lower contrast and sensor noise (a camera that got worse), which moves the model's confidence,
 entropy and class mix — what the drift service should notice. Seeded, bounded, stops by itself.
+
+`benchwatch demo` runs it as its own process, a client as it would be deployed, so its CPU and
+GIL never share a process with the server it measures:
+
+    python -m benchwatch.demo.traffic --url http://127.0.0.1:8000/predict --rate 40 \
+        --drift-at 40 --duration 120 --status traffic.json
+
+The status file (JSON, replaced atomically every `--every` seconds and at exit) holds the
+counts, when traffic and drift started (unix time), the recent client latencies and the
+client-side quantiles of the clean (pre-drift) requests. SIGTERM/SIGINT stop it cleanly.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import logging
+import os
+import signal
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+MAX_CLEAN = 200_000  # pre-drift latencies kept for their quantiles (40 req/s: > 80 minutes)
+RECENT = 500  # recent latencies written to the status file
+# the first requests (connections, a cold model) are left out of the clean quantiles, as the
+# benchmark discards its warm-up queries (`RunSettings.warmup_queries`)
+WARMUP_REQUESTS = 100
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,7 @@ class Traffic:
         self._lock = threading.Lock()
         self._sent = self._ok = self._errors = 0
         self._latencies: deque[float] = deque(maxlen=2000)
+        self._clean: list[float] = []  # client latencies of the requests sent before the drift
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at: float | None = None  # time.time() of the first request
@@ -105,6 +128,28 @@ class Traffic:
             return TrafficStats(self._sent, self._ok, self._errors, self.drifting,
                                 tuple(self._latencies))
 
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def status(self) -> dict[str, Any]:
+        """What the status file holds (see the module docstring)."""
+        with self._lock:
+            warm = self._clean[WARMUP_REQUESTS:] if len(self._clean) > 2 * WARMUP_REQUESTS \
+                else self._clean
+            clean = np.asarray(warm)
+            recent = list(self._latencies)[-RECENT:]
+            counts = {"sent": self._sent, "ok": self._ok, "errors": self._errors}
+        return {
+            "pid": os.getpid(), **counts, "started_at": self.started_at,
+            "drift_started_at": self.drift_started_at, "last_error": self.last_error,
+            "rate_qps": self.rate_qps, "workers": self.workers,
+            "recent_latencies_s": recent,
+            "clean": {"n": int(clean.size),
+                      "p50_s": float(np.quantile(clean, 0.5)) if clean.size else None,
+                      "p99_s": float(np.quantile(clean, 0.99)) if clean.size else None},
+            "done": bool(self._threads) and not self.alive(),
+        }
+
     # -- worker ----------------------------------------------------------------------------
     def _run(self, worker: int, t0: float) -> None:
         rng = np.random.default_rng(self.seed * 1000 + worker)
@@ -123,18 +168,19 @@ class Traffic:
             next_at += interval
             idx = rng.integers(0, n, self.batch)
             x = self.images[idx]
-            if elapsed >= self.drift_at_s:
+            clean = elapsed < self.drift_at_s
+            if not clean:
                 if self.drift_started_at is None:
                     with self._lock:
                         if self.drift_started_at is None:
                             self.drift_started_at = time.time()
                 x = drifted(x, rng)
-            conn = self._post(conn, self.body(x))
+            conn = self._post(conn, self.body(x), clean)
         if conn is not None:
             conn.close()
 
-    def _post(self, conn: http.client.HTTPConnection | None,
-              body: bytes) -> http.client.HTTPConnection | None:
+    def _post(self, conn: http.client.HTTPConnection | None, body: bytes,
+              clean: bool) -> http.client.HTTPConnection | None:
         start = time.perf_counter()
         ok = False
         try:
@@ -157,6 +203,8 @@ class Traffic:
             if ok:
                 self._ok += 1
                 self._latencies.append(latency)
+                if clean and len(self._clean) < MAX_CLEAN:
+                    self._clean.append(latency)
             else:
                 self._errors += 1
         return conn
@@ -164,3 +212,59 @@ class Traffic:
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.quantile(np.asarray(values), q)) if values else None
+
+
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    """Replace `path` atomically, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(status))
+    os.replace(tmp, path)
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """The traffic process's last status, or None before its first write."""
+    try:
+        out = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return out if isinstance(out, dict) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchwatch.demo.traffic",
+                                description="post digits to a model server at a steady rate, "
+                                "drifting at a known time")
+    p.add_argument("--url", required=True, help="the model's endpoint, http://HOST:PORT/predict")
+    p.add_argument("--rate", type=float, default=40.0, help="requests per second (default 40)")
+    p.add_argument("--drift-at", type=float, default=30.0, help="seconds of clean traffic")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of traffic in all")
+    p.add_argument("--workers", type=int, default=4, help="client threads (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--status", type=Path, required=True, help="status file (JSON) to keep")
+    p.add_argument("--every", type=float, default=0.5, help="status period in seconds")
+    a = p.parse_args(argv)
+    url = urllib.parse.urlsplit(a.url)
+    if url.scheme != "http" or not url.hostname or not url.port:
+        p.error(f"--url must be http://HOST:PORT/PATH, got {a.url!r}")
+    if a.rate <= 0 or a.duration <= 0 or a.workers < 1 or a.every <= 0:
+        p.error("--rate, --duration and --every must be > 0 and --workers >= 1")
+    logging.basicConfig(level=logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, f: stop.set())
+    traffic = Traffic(url.hostname, url.port, path=url.path or "/predict", rate_qps=a.rate,
+                      drift_at_s=a.drift_at, duration_s=a.duration, workers=a.workers,
+                      seed=a.seed)
+    traffic.start()
+    try:
+        write_status(a.status, traffic.status())  # the demo's readiness condition
+        while traffic.alive() and not stop.wait(a.every):
+            write_status(a.status, traffic.status())
+    finally:
+        traffic.stop()
+        write_status(a.status, traffic.status())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+from drift.figures import Figure
+
+NO_BASELINE = "no baseline at this point"
 
 
 @dataclass(frozen=True)
@@ -33,11 +39,12 @@ class DemoStatus:
     requests: int
     errors: int
     qps: float | None
-    p50_s: float | None  # server-side, from the probe's histogram over the last seconds
+    p50_s: float | None  # model call, from the server's probe histogram over the last seconds
     p99_s: float | None
-    client_p50_s: float | None
+    client_p50_s: float | None  # end-to-end HTTP, from the traffic generator
     client_p99_s: float | None
-    baseline: dict[str, float] = field(default_factory=dict)
+    # {point: {figure name: the baseline's figure measured at that point}}
+    baseline: Mapping[str, Mapping[str, Figure]] = field(default_factory=dict)
     joules_per_inference: float | None = None
     gpu: bool = False
     scores: tuple[FeatureScore, ...] = ()
@@ -57,34 +64,43 @@ def _ratio(v: float | None, ref: float | None) -> str:
     return f"[{color}]{r:.2f}×[/{color}]"
 
 
+def _baseline(f: Figure | None, unit: str = "s") -> str:
+    if f is None:
+        return NO_BASELINE
+    value = _ms(f.value) if unit == "s" else f"{f.value:.4f} J"
+    rate = "" if f.rate_qps is None else f" @ {f.rate_qps:.0f} req/s"
+    return f"{value} ({f.scenario}{rate})"
+
+
 def render(s: DemoStatus, header: str) -> Group:
     phase = "[bold red]DRIFTING[/]" if s.drifting else f"clean (drift at {s.drift_at_s:.0f} s)"
     title = Text.from_markup(
         f"[bold]{header}[/]   t = {s.elapsed_s:5.1f} / {s.duration_s:.0f} s   traffic: {phase}")
 
-    perf = Table(title="latency and throughput vs the benchmark baseline (bench over HTTP)",
+    perf = Table(title="live vs the benchmark baseline, each at the same measurement point",
                  expand=True)
-    for col in ("figure", "live", "baseline", "live / baseline"):
+    for col in ("figure", "live", "baseline (scenario)", "live / baseline"):
         perf.add_column(col)
-    b = s.baseline
-    perf.add_row("p50 (probe: model call)", _ms(s.p50_s), _ms(b.get("latency_p50_s")),
-                 _ratio(s.p50_s, b.get("latency_p50_s")))
-    perf.add_row("p99 (probe: model call)", _ms(s.p99_s), _ms(b.get("latency_p99_s")),
-                 _ratio(s.p99_s, b.get("latency_p99_s")))
-    perf.add_row("p50 / p99 (client: HTTP)", f"{_ms(s.client_p50_s)} / {_ms(s.client_p99_s)}",
-                 "", f"{_ratio(s.client_p50_s, b.get('latency_p50_s'))} / "
-                     f"{_ratio(s.client_p99_s, b.get('latency_p99_s'))}")
-    perf.add_row("throughput", "n/a" if s.qps is None else f"{s.qps:.1f} req/s",
-                 f"{b['throughput_qps']:.0f} rows/s (offline capacity)"
-                 if "throughput_qps" in b else "n/a", "")
+    call, client = s.baseline.get("model_call", {}), s.baseline.get("http_client", {})
+    for label, live, base in (
+            ("p50 model call (probe)", s.p50_s, call.get("latency_p50_s")),
+            ("p99 model call (probe)", s.p99_s, call.get("latency_p99_s")),
+            ("p50 HTTP (client)", s.client_p50_s, client.get("latency_p50_s")),
+            ("p99 HTTP (client)", s.client_p99_s, client.get("latency_p99_s"))):
+        perf.add_row(label, _ms(live), _baseline(base),
+                     _ratio(live, base.value if base else None))
+    perf.add_row("throughput (offered)", "n/a" if s.qps is None else f"{s.qps:.1f} req/s",
+                 "", "")
     perf.add_row("requests / errors", f"{s.requests} / {s.errors}", "", "")
     if s.gpu:
-        perf.add_row("energy per inference",
+        base = call.get("energy_per_inference_j")
+        perf.add_row("energy per inference (probe)",
                      "n/a" if s.joules_per_inference is None else f"{s.joules_per_inference:.4f} J",
-                     "n/a" if "energy_per_inference_j" not in b
-                     else f"{b['energy_per_inference_j']:.4f} J", "")
+                     _baseline(base, "J"),
+                     _ratio(s.joules_per_inference, base.value if base else None))
     else:
-        perf.add_row("energy per inference", "no GPU here (NVML absent)", "", "")
+        perf.add_row("energy per inference", "no energy counter here (NVML/RAPL absent)", "",
+                     "")
 
     drift = Table(title="drift scores per feature (live window vs baseline)", expand=True)
     for col in ("feature", "test", "score", "threshold", "drift"):
@@ -96,7 +112,7 @@ def render(s: DemoStatus, header: str) -> Group:
     if not s.scores:
         drift.add_row("(waiting for the first evaluation)", "", "", "", "")
 
-    alert = Text.from_markup(f"[bold white on red] ALERT [/] {s.alert}" if s.alert
+    alert = Text.from_markup(f"[bold white on red] ALERT [/] {escape(s.alert)}" if s.alert
                              else "[dim]no alert firing[/]")
     return Group(title, perf, drift, alert)
 

@@ -46,13 +46,16 @@ PANEL_KINDS = frozenset({"timeseries", "heatmap", "stat", "table", "state-timeli
 
 @dataclass(frozen=True)
 class Query:
-    """One PromQL target. `reference=True` marks a baseline line (drawn dashed, not filled)."""
+    """One PromQL target. `reference=True` marks a baseline line (drawn dashed, not filled);
+    `missing` is what the report says when this query finds nothing (e.g. no baseline figure
+    at the live figure's measurement point)."""
 
     expr: str
     legend: str = ""
     reference: bool = False
     instant: bool = False
     heatmap: bool = False
+    missing: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class Panel:
     mappings: tuple[tuple[float, str, str], ...] = ()
     min: float | None = None
     max: float | None = None
+    # Why the panel can be empty with everything working (no GPU, no canary run, nothing
+    # drifting): `benchwatch report` shows it in place of a bare "no data". A rate or ratio
+    # reads 0, not empty, when nothing happened (see `_ratio`), so "no data" means no series.
+    no_data: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in PANEL_KINDS:
@@ -101,6 +108,7 @@ class Dashboard:
     panels: tuple[Panel, ...]
     tags: tuple[str, ...] = ("benchwatch",)
     variables: tuple[Variable, ...] = field(default_factory=lambda: VARIABLES)
+    no_data: str = ""  # the reason for its panels that give none of their own (Panel.no_data)
 
     @property
     def filename(self) -> str:
@@ -130,13 +138,47 @@ def _quantile(q: float, metric: str = m.LATENCY_BUCKET, sel: str = SEL) -> str:
     return f"histogram_quantile({q}, sum by ({BY}, le) (rate({metric}{{{sel}}}[{RATE}])))"
 
 
+def _ratio(num: str, den: str, zero_from: str) -> str:
+    """num / den that reads 0 where den is 0 (nothing happened), not NaN; absent only where
+    `zero_from` has no series (the denominator for counts that always exist, the numerator
+    for ones that may genuinely not: energy without an energy source)."""
+    return f"{num} / ({den} > 0) or 0 * {zero_from}"
+
+
+def _or_zero(metric_rate: str, requests: str) -> str:
+    """A per-model rate of a counter whose series appears only with its first event (errors):
+    0 for every model that has requests but no such event yet."""
+    return f"({metric_rate} or on ({BY}) 0 * {requests})"
+
+
+# Reasons a panel can be empty with nothing broken (Panel.no_data).
+NO_GPU = "no GPU on the probed hosts (the probe's sampler found no NVML device, or gpu=off)"
+NO_ENERGY = ("no energy source on the probed hosts (no NVML GPU and no readable RAPL counter), "
+             "so there is nothing to attribute")
+NO_DRIFT_SERVICE = ("no drift service scraped, or it has no baseline for this model and version "
+                    "(`benchwatch drift serve --baselines DIR`)")
+NO_CANARY = ("no canary run: `benchwatch replay --metrics-port PORT` exports its verdict while "
+             "it runs")
+NO_CALLS = "no inferences in the window: a quantile or mean of no calls is undefined, not 0"
+NO_CLASSES = ("no classifier outputs: the probe summarizes outputs it reads as class "
+              "probabilities (outputs=\"auto\" or \"classifier\")")
+
+
 def _mean(hist: str, sel: str = SEL, by: str = BY) -> str:
     return f"{_rate(hist + '_sum', sel, by)} / {_rate(hist + '_count', sel, by)}"
 
 
-def _baseline(figure: str, legend: str) -> Query:
-    return Query(f'max by ({BY}) ({m.BASELINE_FIGURE}{{{SEL_MV}, figure="{figure}"}})',
-                 f"baseline {legend} {{{{model}}}} {{{{model_version}}}}", reference=True)
+NO_BASELINE_AT_POINT = "no baseline figure at this measurement point"
+
+
+def _baseline(figure: str, legend: str, point: str = "model_call") -> Query:
+    """The baseline's figure measured where the live panel's figure is (`point`: the probe
+    around the model call for latency and energy, the outputs for accuracy), one line per
+    bench scenario; never a figure from another point."""
+    return Query(f'max by ({BY}, scenario) ({m.BASELINE_FIGURE}{{{SEL_MV}, figure="{figure}", '
+                 f'point="{point}"}})',
+                 f"baseline {legend} {{{{scenario}}}} {{{{model}}}} {{{{model_version}}}}",
+                 reference=True, missing=f"{legend}: {NO_BASELINE_AT_POINT} ({point})")
 
 
 MV = "{{model}} {{model_version}}"
@@ -157,18 +199,24 @@ def overview() -> Dashboard:
                   (Query(_rate(m.REQUESTS), MV),),
                   "Completed inferences per second (ok and error)."),
             Panel("Errors per second by type", "timeseries", "reqps",
-                  (Query(_rate(m.ERRORS, by=f"{BY}, error_type"),
+                  (Query(_or_zero(_rate(m.ERRORS, by=f"{BY}, error_type"), _rate(m.REQUESTS)),
                          f"{MV} {{{{error_type}}}}"),),
-                  "Exceptions raised by the served function, by exception type."),
+                  "Exceptions raised by the served function, by exception type (0 for a model "
+                  "serving without errors)."),
             Panel("Error ratio", "timeseries", "percentunit",
-                  (Query(f"{_rate(m.ERRORS)} / {_rate(m.REQUESTS)}", MV),),
-                  "Errors over all completed inferences.", min=0),
+                  (Query(_ratio(_or_zero(_rate(m.ERRORS), _rate(m.REQUESTS)),
+                                _rate(m.REQUESTS), _rate(m.REQUESTS)), MV),),
+                  "Errors over all completed inferences (0 with no errors, or no calls).",
+                  min=0),
             Panel("In flight", "timeseries", "short",
                   (Query(f"sum by ({BY}) ({m.IN_FLIGHT}{{{SEL}}})", MV),),
                   "Inferences running right now (summed over workers).", min=0),
             Panel("Latency p50 / p90 / p99 vs baseline", "timeseries", "s", latency,
                   "Live quantiles from the probe's histogram; dashed lines are the benchmark "
-                  "baseline's figures for the same model and version.", width=24, height=9),
+                  "baseline's figures for the same model and version measured at the same point "
+                  "(the probe around the model call), one per bench scenario. No dashed line: "
+                  "the baseline has no figure at that point (rebuild it with benchwatch bench "
+                  "--probe-metrics).", width=24, height=9, no_data=NO_CALLS),
             Panel("Latency heatmap", "heatmap", "s",
                   (Query(f"sum by (le) (rate({m.LATENCY_BUCKET}{{{SEL}}}[{RATE}]))", "{{le}}",
                          heatmap=True),),
@@ -176,7 +224,7 @@ def overview() -> Dashboard:
                   width=24, height=9),
             Panel("Mean batch size", "timeseries", "short",
                   (Query(_mean(m.BATCH_SIZE), MV),),
-                  "Average items per call, from the batch-size histogram."),
+                  "Average items per call, from the batch-size histogram.", no_data=NO_CALLS),
             Panel("Sample queue drops per second", "timeseries", "short",
                   (Query(f"sum by (instance) (rate({m.DROPPED}{{instance=~\"$instance\"}}[{RATE}]))",
                          "{{instance}}"),),
@@ -196,6 +244,7 @@ def gpu_energy() -> Dashboard:
     return Dashboard(
         uid="benchwatch-gpu-energy",
         title="benchwatch / GPU and energy",
+        no_data=NO_GPU,
         description="GPU power, utilization and memory from the probe's NVML sampler, and "
                     "energy per inference attributed to models.",
         panels=(
@@ -209,10 +258,22 @@ def gpu_energy() -> Dashboard:
                   "Average power from NVML's total-energy counter (more faithful than power "
                   "samples)."),
             Panel("Joules per inference", "timeseries", "joule",
-                  (Query(f"{_rate(m.ENERGY)} / {_rate(m.REQUESTS)}", MV),
+                  (Query(_ratio(_rate(m.ENERGY), _rate(m.REQUESTS), _rate(m.ENERGY)), MV),
                    _baseline("energy_per_inference_j", "J/inference")),
-                  "Each sampler interval's energy split over the requests active in it; dashed: "
-                  "the baseline's figure.", width=24),
+                  "Each sampler interval's energy above the device's idle power, split over the "
+                  "requests active in it by busy time; dashed: "
+                  "the baseline's figure at the same point (the probe's attribution during the "
+                  "bench); none when the baseline has no such figure.", width=24,
+                  no_data=NO_ENERGY),
+            Panel("Device power: idle and attributed", "timeseries", "watt",
+                  (Query(f"sum by (instance, hw_id) (rate({m.DEVICE_IDLE_ENERGY}{{{hw_sel}}}[{RATE}]))",
+                         "idle {{instance}} {{hw_id}}"),
+                   Query(f"sum by (instance, hw_id) (rate({m.ENERGY}{{{hw_sel}}}[{RATE}]))",
+                         "models {{instance}} {{hw_id}}")),
+                  "Each device's energy rate split in two: the idle draw, attributed to no model "
+                  "(learned from intervals with no call in flight, or configured), and the energy "
+                  "above it, attributed to models. Together they are the device's energy rate.",
+                  width=24, no_data=NO_ENERGY),
             Panel("GPU utilization", "timeseries", "percentunit",
                   (Query(f"max by (instance, hw_id) ({m.HW_UTILIZATION}{{{hw_sel}}})",
                          "{{instance}} {{hw_id}}"),),
@@ -229,18 +290,20 @@ def gpu_energy() -> Dashboard:
 
 def outputs() -> Dashboard:
     feat = f'feature=~"{m.OUTPUT_FEATURES}"'
+    by_class = _rate(m.OUTPUT_CLASS, SEL, f"{BY}, {m.CLASS_LABEL}")
     return Dashboard(
         uid="benchwatch-outputs",
         title="benchwatch / outputs",
+        no_data=NO_CLASSES,
         description="What the model says: class mix, confidence and entropy, and how far they "
                     "are from the baseline.",
         panels=(
             Panel("Class mix", "timeseries", "percentunit",
-                  (Query(f"{_rate(m.OUTPUT_CLASS, SEL, f'{BY}, {m.CLASS_LABEL}')} "
-                         f"/ ignoring({m.CLASS_LABEL}) group_left "
-                         f"{_rate(m.OUTPUT_CLASS)}",
+                  (Query(f"{by_class} / ignoring({m.CLASS_LABEL}) group_left() "
+                         f"({_rate(m.OUTPUT_CLASS)} > 0) or 0 * {by_class}",
                          f"{MV} class {{{{{m.CLASS_LABEL}}}}}"),),
-                  "Share of predictions per class.", min=0, max=1, width=24),
+                  "Share of predictions per class (0 while no predictions).", min=0, max=1,
+                  width=24, no_data=NO_CLASSES),
             Panel("Confidence: mean and p10", "timeseries", "percentunit",
                   (Query(_mean(m.OUTPUT_CONFIDENCE), f"mean {MV}"),
                    Query(_quantile(0.1, m.OUTPUT_CONFIDENCE + "_bucket"), f"p10 {MV}")),
@@ -256,15 +319,17 @@ def outputs() -> Dashboard:
                    Query(f"max by ({BY}, feature) ({m.DRIFT_THRESHOLD}{{{SEL_MV}, {feat}}})",
                          f"threshold {MV} {{{{feature}}}}", reference=True)),
                   "The drift service's distance between the live window of class, confidence "
-                  "and entropy and the baseline's (dashed: the threshold)."),
+                  "and entropy and the baseline's (dashed: the threshold).",
+                  no_data=NO_DRIFT_SERVICE),
             Panel("Accuracy: estimated (CBPE) and realized vs baseline", "timeseries",
                   "percentunit",
                   (Query(f"max by ({BY}) ({m.ACCURACY_ESTIMATED}{{{SEL_MV}}})", f"estimated {MV}"),
                    Query(f"max by ({BY}) ({m.ACCURACY_REALIZED}{{{SEL_MV}}})", f"realized {MV}"),
-                   _baseline("accuracy", "accuracy")),
+                   _baseline("accuracy", "accuracy", "outputs")),
                   "Accuracy estimated from calibrated confidences (no labels needed), accuracy "
                   "on samples whose labels arrived, and the benchmark's accuracy (dashed).",
-                  min=0, max=1),
+                  min=0, max=1, no_data="no accuracy yet: the estimate needs a baseline with a "
+                  "calibrated confidence feature, the realized figure labels (POST /v1/labels)"),
         ),
     )
 
@@ -274,6 +339,7 @@ def drift() -> Dashboard:
         uid="benchwatch-drift",
         title="benchwatch / drift",
         description="Drift scores against thresholds per feature, detections and alerts.",
+        no_data=NO_DRIFT_SERVICE,
         panels=(
             Panel("Drift score vs threshold per feature", "timeseries", "short",
                   (Query(f"max by ({BY}, feature) ({m.DRIFT_SCORE}{{{SEL_MV}}})",
@@ -300,7 +366,8 @@ def drift() -> Dashboard:
             Panel("Drifting since", "table", "dateTimeAsIso",
                   (Query(f"min by ({BY}, feature) ({m.DRIFT_SINCE}{{{SEL_MV}}}) * 1000",
                          f"{MV} {{{{feature}}}}", instant=True),),
-                  "When each drifted feature's current episode began."),
+                  "When each drifted feature's current episode began.",
+                  no_data="no feature is drifting now"),
             Panel("Samples ingested by outcome", "timeseries", "short",
                   (Query(f"sum by (outcome, reason) (rate({m.INGEST}[{RATE}]))",
                          "{{outcome}} {{reason}}"),),
@@ -319,7 +386,7 @@ def drift() -> Dashboard:
                          f'(ALERTS{{alertname=~"{m.ALERT_PREFIX}.*", {SEL_MV}}})',
                          "{{alertname}} {{feature}}", instant=True),),
                   "Prometheus alerts from deploy/prometheus rules; Alertmanager routes the "
-                  "firing ones.", width=24),
+                  "firing ones.", width=24, no_data="no benchwatch alert is pending or firing"),
         ),
     )
 
@@ -328,6 +395,7 @@ def canary() -> Dashboard:
     return Dashboard(
         uid="benchwatch-canary",
         title="benchwatch / canary verdicts",
+        no_data=NO_CANARY,
         description="Verdicts of `benchwatch replay` against canaries (1 PASS, 0 INCONCLUSIVE, "
                     "-1 FAIL).",
         panels=(
@@ -511,7 +579,12 @@ def substitute(expr: str, variables: Mapping[str, str] | None = None,
     def repl(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         if name in values:
-            return re.escape(values[name]) if not name.startswith("__") else values[name]
+            if name.startswith("__"):
+                return values[name]
+            # a regex-escaped value inside a PromQL string needs its backslashes escaped
+            # again, as Grafana does: "digits.v2" -> "digits\\.v2" (a bare "\." is a
+            # PromQL parse error, "unknown escape sequence")
+            return re.escape(values[name]).replace("\\", "\\\\")
         return ".*"
 
     return _VAR.sub(repl, expr)

@@ -49,6 +49,8 @@ class PanelData:
     series: tuple[svg.Series, ...]
     errors: tuple[str, ...] = ()
     truncated: int = 0
+    notes: tuple[str, ...] = ()  # a query's `missing` text, for each query that found nothing
+    no_data: str = ""  # why the panel can be empty with nothing broken (Panel/Dashboard.no_data)
 
     @property
     def where(self) -> str:
@@ -129,16 +131,22 @@ def fetch(prometheus_url: str, *, start: float, end: float, step: float,
         for p in d.panels:
             series: list[svg.Series] = []
             errors: list[str] = []
+            notes: list[str] = []
             for q in p.queries:
                 expr = dashboards.substitute(q.expr, variables, rate_interval)
                 try:
-                    series.extend(_query(prometheus_url, q, expr, start, end, step, timeout))
+                    got = _query(prometheus_url, q, expr, start, end, step, timeout)
                 except ValueError as exc:
                     errors.append(f"{expr}: {exc}")
+                    continue
+                series.extend(got)
+                if not got and q.missing:
+                    notes.append(q.missing)
             series.sort(key=lambda s: (s.reference, s.name))
             keep = len(series) if p.kind == "heatmap" else MAX_SERIES  # buckets are bounded
             out.append(PanelData(d.title, p, tuple(series[:keep]), tuple(errors),
-                                 max(0, len(series) - keep)))
+                                 max(0, len(series) - keep), tuple(notes),
+                                 p.no_data or d.no_data))
     return out
 
 
@@ -152,8 +160,9 @@ def _mapped(p: Panel, v: float) -> tuple[str, str]:
 
 def _panel_body(pd: PanelData) -> str:
     p = pd.panel
-    if not pd.series:
-        return '<p class="nodata">no data</p>'
+    if not pd.series:  # a rate or ratio reads 0 when nothing happened: this is no series
+        return f'<p class="nodata">no data: {esc(pd.no_data)}</p>' if pd.no_data else \
+            '<p class="nodata">no data</p>'
     w = svg.W * p.width // 12  # same text size in half- and full-width panels
     if p.kind == "heatmap":
         return svg.heatmap(pd.series, p.unit, w)
@@ -175,6 +184,7 @@ def _panel_html(pd: PanelData) -> str:
     p = pd.panel
     errors = "".join(f'<p class="err">{esc(e)}</p>' for e in pd.errors)
     more = f'<p class="desc">{pd.truncated} more series not shown</p>' if pd.truncated else ""
+    more += "".join(f'<p class="desc">{esc(n)}</p>' for n in pd.notes)
     exprs = "".join(f"<div><code>{esc(q.expr)}</code></div>" for q in p.queries)
     return (f'<section class="panel" style="grid-column:span {p.width}">'
             f"<h3>{esc(p.title)} <small>({esc(p.unit)})</small></h3>"
@@ -184,7 +194,8 @@ def _panel_html(pd: PanelData) -> str:
 
 def render_html(panels: Sequence[PanelData], *, prometheus_url: str, start: float, end: float,
                 variables: Mapping[str, str] | None = None) -> str:
-    empty = [pd.where for pd in panels if not pd.series]
+    empty = [pd.where + (f" ({pd.no_data})" if pd.no_data else "")
+             for pd in panels if not pd.series]
     by_board: dict[str, list[PanelData]] = {}
     for pd in panels:
         by_board.setdefault(pd.dashboard, []).append(pd)

@@ -14,9 +14,15 @@ Guarantees, and how:
   Cost: each checkpoint re-sends the whole windows of every model that changed since the last
   one (values read from SQLite, JSON, lz4); with many models raise `commit_interval_s` (a
   failover then replays more, which costs time, not correctness).
-- Poison records (not a benchwatch batch, unknown wire version, bad JSON) are skipped, counted
-  per reason (`stats().poison`), logged once, and copied to a dead-letter topic when one is set.
+- Poison records (not a benchwatch batch, unknown wire version, too large or too deep, bad JSON,
+  or anything else that fails to decode: `undecodable`) are skipped, counted per reason
+  (`stats().poison`), logged once, and copied to a dead-letter topic when one is set; a record
+  whose samples decode but cannot be stored for a reason other than the store itself failing
+  (`unstorable`) likewise. No record stops the partition or the consumer thread.
   Samples that decode but fail validation are counted by the `Collector` (`rejected`).
+- The consumer thread outlives its own bugs: an unexpected error closes the Kafka client and
+  starts a fresh one after `RESTART_BACKOFF_S` (counted in `stats().restarts`, logged); it
+  resumes from the committed offsets, so nothing is skipped.
 
 The rebalance listener only records events: kafka-python runs it on the client's I/O loop, where
 blocking work would stall heartbeats. They are applied after `poll` returns, before any record
@@ -26,6 +32,7 @@ of a newly assigned partition is processed.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -48,6 +55,10 @@ log = logging.getLogger(__name__)
 
 _NO_OFFSET = "-1:-1"
 CHECKPOINT_TIMEOUT_S = 30.0  # snapshots not acknowledged by then: give up, retry next time
+RESTART_BACKOFF_S = 2.0  # after an unexpected error in the consumer loop
+# a failing store (disk full, locked, I/O): retry the same records later; any other error
+# while storing a record is that record's fault: dead-letter it and move on
+_STORE_FAILURES = (sqlite3.OperationalError, OSError)
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class ConsumerStats:
     rebalances: int = 0
     assigned: tuple[int, ...] = ()
     lag: int | None = None  # records between our position and the log end, when known
+    restarts: int = 0  # the consumer loop failed unexpectedly and was started afresh
 
 
 def _listener() -> Any:
@@ -155,6 +167,31 @@ class KafkaIngestor:
         self._publish()
 
     def run(self, stop_event: threading.Event) -> ConsumerStats:
+        """Consume until `stop_event` is set. Never raises: an unexpected error is logged and
+        the loop starts afresh (new Kafka client, from the committed offsets)."""
+        while not stop_event.is_set():
+            try:
+                self._run_once(stop_event)
+            except Exception:
+                self._counts["restarts"] += 1
+                log.exception("the Kafka consumer loop failed; restarting it in %gs "
+                              "(from the committed offsets)", RESTART_BACKOFF_S)
+                self._start_afresh()
+                self._publish()
+                stop_event.wait(RESTART_BACKOFF_S)
+        return self.stats()
+
+    def _start_afresh(self) -> None:
+        """Forget the session's state (as a process restart would); keep the counts."""
+        self._owned = set()
+        self._skip.clear()
+        self._touched.clear()
+        self._pending.clear()
+        self._inflight = None
+        self._lag = None
+        self._consumer = self._producer = None
+
+    def _run_once(self, stop_event: threading.Event) -> None:
         from kafka import KafkaConsumer
         from kafka.coordinator.assignors.range import RangePartitionAssignor
 
@@ -182,7 +219,7 @@ class KafkaIngestor:
                 self._log_once("connect", f"cannot reach Kafka at {','.join(self.bootstrap)} "
                                f"({e!r}); retrying")
                 if stop_event.wait(2.0):
-                    return self.stats()
+                    return
         if self.state_topic or self.dead_letter_topic:
             from kafka import KafkaProducer, codec
 
@@ -224,11 +261,10 @@ class KafkaIngestor:
                 if self._producer is not None:
                     self._producer.close(timeout=5)
             self._publish()
-        return self.stats()
 
     # -- records ----------------------------------------------------------------------------
     def _process(self, polled: Mapping[Any, Sequence[Any]]) -> None:
-        items: list[dict[str, Any]] = []
+        decoded: list[tuple[Any, list[dict[str, Any]]]] = []  # (record, its sample dicts)
         model_next: dict[tuple[str, str], tuple[int, int]] = {}
         first: dict[Any, int] = {}
         next_offsets: dict[int, int] = {}
@@ -242,41 +278,69 @@ class KafkaIngestor:
                 try:
                     model, version, dicts = decode_batch(rec.value)
                 except WireError as e:
-                    self._poisoned(rec, e)
+                    self._poisoned(rec, e.reason, str(e))
+                    continue
+                except Exception as e:  # whatever else a record can do to a decoder
+                    self._poisoned(rec, "undecodable", f"{type(e).__name__}: {str(e)[:200]}")
                     continue
                 self._counts["samples"] += len(dicts)
                 key = (model, version)
                 if rec.offset < self._skip.get(key, -1):
                     self._counts["replay_skipped"] += len(dicts)
                     continue
-                items.extend(dicts)
+                decoded.append((rec, dicts))
                 model_next[key] = (tp.partition, rec.offset + 1)
-        if items:
-            try:
-                report = self.collector.ingest(items)
-            except Exception as e:  # the store failed (disk full, ...): replay this batch later
-                self._log_once("ingest", f"storing samples failed ({e!r}); will retry")
-                for tp, offset in first.items():
-                    self._consumer.seek(tp, offset)
-                time.sleep(0.5)
-                return
-            self._counts["accepted"] += report.accepted
-            self._counts["duplicates"] += report.duplicates
-            self._rejected.update(report.rejected)
+        if decoded and not self._ingest(decoded, first):
+            return
         for (model, version), (partition, offset) in model_next.items():
             self.store.meta_set(self._meta_key(model, version), f"{partition}:{offset}")
             self._touched[(model, version)] = (partition, offset)
         self._pending.update(next_offsets)
 
-    def _poisoned(self, rec: Any, error: WireError) -> None:
-        self._poison[error.reason] += 1
-        self._log_once(f"poison:{error.reason}",
-                       f"skipping a record at {rec.topic}/{rec.partition}@{rec.offset}: {error}")
+    def _ingest(self, decoded: Sequence[tuple[Any, list[dict[str, Any]]]],
+                first: Mapping[Any, int]) -> bool:
+        """Store the decoded records' samples; False when the store failed and the records were
+        put back (seek) to be read again. A record whose samples make the ingest raise for any
+        other reason is dead-lettered (`unstorable`) so that it cannot stall its partition."""
+        try:
+            self._count(self.collector.ingest([d for _, dicts in decoded for d in dicts]))
+            return True
+        except _STORE_FAILURES as e:
+            return self._retry_later(e, first)
+        except Exception:
+            pass  # one record's fault, probably: store them one by one to find it
+        for rec, dicts in decoded:
+            try:
+                self._count(self.collector.ingest(dicts))
+            except _STORE_FAILURES as e:
+                return self._retry_later(e, first)
+            except Exception as e:
+                self._poisoned(rec, "unstorable", f"{type(e).__name__}: {str(e)[:200]}")
+        return True
+
+    def _count(self, report: Any) -> None:
+        self._counts["accepted"] += report.accepted
+        self._counts["duplicates"] += report.duplicates
+        self._rejected.update(report.rejected)
+
+    def _retry_later(self, error: Exception, first: Mapping[Any, int]) -> bool:
+        """The store failed (disk full, ...): replay these records later (redelivered samples
+        are duplicates by sample_id, so a partly stored poll is not counted twice)."""
+        self._log_once("ingest", f"storing samples failed ({error!r}); will retry")
+        for tp, offset in first.items():
+            self._consumer.seek(tp, offset)
+        time.sleep(0.5)
+        return False
+
+    def _poisoned(self, rec: Any, reason: str, why: str) -> None:
+        self._poison[reason] += 1
+        self._log_once(f"poison:{reason}",
+                       f"skipping a record at {rec.topic}/{rec.partition}@{rec.offset}: {why}")
         if self._producer is not None and self.dead_letter_topic:
             try:
                 self._producer.send(
                     self.dead_letter_topic, key=rec.key, value=rec.value,
-                    headers=[("benchwatch-error", error.reason.encode()),
+                    headers=[("benchwatch-error", reason.encode()),
                              ("benchwatch-source", f"{rec.topic}/{rec.partition}@{rec.offset}".encode())])
             except Exception as e:
                 self._log_once("dead-letter", f"cannot write to {self.dead_letter_topic}: {e!r}")
@@ -448,7 +512,7 @@ class KafkaIngestor:
             commit_failures=c["commit_failures"], snapshots=c["snapshots"],
             snapshot_features_left_out=c["snapshot_features_left_out"],
             restored_models=c["restored_models"], rebalances=c["rebalances"],
-            assigned=tuple(sorted(self._owned)), lag=self._lag)
+            assigned=tuple(sorted(self._owned)), lag=self._lag, restarts=c["restarts"])
         with self._lock:
             self._stats = stats
 

@@ -14,7 +14,8 @@ refused with a logged reason and the others are served), opens the window store 
 
 Every `interval_s` it compares each baseline feature's live window with the baseline's
 reference, controls the family-wise error across a model's features with Holm's step-down
-procedure, remembers since when each feature has been drifting, and publishes the figures.
+procedure (`drift.compare_features`: the one multi-feature verdict), remembers since when
+each feature has been drifting, and publishes the figures.
 Optionally (`stream_ert`) a CUSUM detector per numeric feature sees every value once and
 latches (`test="cusum"`), calibrated to a mean number of values between false alarms.
 The evaluator thread logs and survives any error; the serving path is never involved.
@@ -36,17 +37,19 @@ from typing import Any
 from collector import Collector, InProcessSink, WindowStore
 from collector.http_server import (
     DEFAULT_MAX_BODY,
+    DEFAULT_MAX_SAMPLES,
     JsonHttpServer,
+    add_samples_route,
     bearer_or_hmac_verifier,
     is_loopback,
-    samples_handler,
 )
+from drift.features import FeatureComparison, compare_features
 from drift.result import DriftError
 from drift.service.alerts import AlertInbox
 from drift.service.baselines import BaselineSet, ServedBaseline, load_baselines
 from drift.service.labels import LabelStore
 from drift.service.metrics import FeatureFigures, ServiceFigures, ServiceMetrics
-from drift.service.stats import estimate_accuracy, holm_adjust
+from drift.service.stats import estimate_accuracy
 from drift.streaming import StreamDetector
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ class ServiceConfig:
     max_per_feature: int = 5000
     require_features: bool = True  # samples lacking a baseline feature are rejected
     max_body: int = DEFAULT_MAX_BODY
+    max_samples: int = DEFAULT_MAX_SAMPLES  # per POST /v1/samples (413 past it)
     # streaming CUSUM per numeric feature (test="cusum"), calibrated so the mean number of
     # values between false alarms is `stream_ert`; 0 = off. Pick it from the traffic: at
     # 50 samples/s, 1e8 values is about one false alarm per feature every 23 days.
@@ -114,9 +118,12 @@ class DriftService:
                 "`benchwatch baseline build ... -o DIR/NAME.json` or pass --baselines DIR")
         self.baselines: BaselineSet = load_baselines(config.baselines_dir)
         self.store = WindowStore(config.state_path, config.max_per_feature)
+        # features a baseline does not know are refused (`unknown_feature`): stored, they would
+        # never be evaluated and would grow the store; the baselines bound models and features
         self.collector = Collector(
             self.store, accept=self._known,
-            schema=self._schema if config.require_features else None)
+            schema=self._schema if config.require_features else None,
+            features=self._schema, max_models=None, max_features=None)
         self.alerts = AlertInbox()
         self.labels = LabelStore(self.store)
         self._since: dict[tuple[str, str, str, str], float] = self._load_since()
@@ -168,7 +175,7 @@ class DriftService:
         cfg = self.config
         server = JsonHttpServer(cfg.host, cfg.ingest_port or 0, cfg.token, cfg.max_body,
                                 name="drift-service")
-        server.add_route("POST", "/v1/samples", samples_handler(self.collector))
+        add_samples_route(server, self.collector, cfg.max_samples)
         server.add_route("POST", "/v1/labels", self.labels.receive)
         hook = bearer_or_hmac_verifier(cfg.webhook_token or cfg.token, cfg.webhook_hmac_secret)
         server.add_route("POST", "/v1/alerts", self.alerts.receive, verify=hook)
@@ -222,7 +229,7 @@ class DriftService:
     # -- evaluation ------------------------------------------------------------------------
     def reload_baselines(self) -> None:
         """Re-read the directory (new, changed or removed files); windows are kept."""
-        fresh = load_baselines(self.config.baselines_dir)
+        fresh = load_baselines(self.config.baselines_dir, previous=self.baselines)
         with self._lock:
             self.baselines = fresh
 
@@ -241,41 +248,18 @@ class DriftService:
         estimated: dict[tuple[str, str, str], float] = {}
         realized: dict[tuple[str, str], tuple[float, int]] = {}
         for (model, version), baseline in sorted(baselines.loaded.items()):
-            rows = []
+            current = {}
             for feature in baseline.feature_names:
-                values = self.store.values(model, version, feature)
-                windows[(model, version, feature)] = len(values)
-                if len(values) < self.config.min_samples:
-                    skipped[(model, version, feature)] = (
-                        f"{len(values)} values in the window, testing from "
-                        f"{self.config.min_samples}")
-                    continue
-                present = sum(v is not None for v in values)
-                tests = ["missing"] if present < len(values) or \
-                    bool(getattr(baseline.references[feature], "n_missing", 0)) else []
-                if present >= self.config.min_samples:
-                    tests.insert(0, "")  # the feature's own test, then its missing rate
-                else:
-                    skipped[(model, version, feature)] = (
-                        f"{present} non-missing values, testing from {self.config.min_samples}")
-                for test in tests:
-                    try:
-                        result = baseline.compare(feature, values, alpha=self.config.alpha,
-                                                  test=test or None)
-                    except Exception as exc:
-                        skipped[(model, version, feature)] = f"{type(exc).__name__}: {exc}"
-                        key = (model, version, feature, type(exc).__name__)
-                        if key not in self._failures_logged:
-                            self._failures_logged.add(key)
-                            log.warning("drift test failed for %s/%s %s: %s (skipped until it "
-                                        "works)", model, version, feature, exc)
-                        continue
-                    rows.append((feature, result, len(values)))
-            adjusted = holm_adjust([r.p_value for _, r, _ in rows])
-            for (feature, r, n), p_adj in zip(rows, adjusted, strict=True):
-                detected = bool(r.detected) and (p_adj is None or p_adj < self.config.alpha)
-                figures.append(self._figure(model, version, feature, r.test, float(r.score),
-                                            float(r.threshold), p_adj, detected, n, now))
+                current[feature] = self.store.values(model, version, feature)
+                windows[(model, version, feature)] = len(current[feature])
+            comparison = self._compare(model, version, baseline, current)
+            for feature, why in comparison.not_compared.items():
+                skipped[(model, version, feature)] = why
+            for fd in comparison.features:
+                figures.append(self._figure(
+                    model, version, fd.feature, fd.result.test, float(fd.result.score),
+                    float(fd.result.threshold), fd.adjusted_p_value, fd.detected,
+                    len(current[fd.feature]), now))
             if self.config.stream_ert:
                 figures += self._stream(model, version, baseline, windows, now)
             conf = baseline.confidence_feature
@@ -307,6 +291,28 @@ class DriftService:
                             f.version, f.feature, f.score, f.threshold, f.test,
                             "n/a" if f.p_value is None else f"{f.p_value:.3g}")
         return evaluation
+
+    def _compare(self, model: str, version: str, baseline: ServedBaseline,
+                 current: Mapping[str, Sequence[Any]]) -> FeatureComparison:
+        """One model's windows against its baseline: `drift.compare_features` (Holm across the
+        model's tests), the same verdict `compare_features` and `drift compare` give. A test
+        that fails is logged once and skipped until it works; so is a model whose whole
+        comparison raises (a bug must not stop the other models' evaluation)."""
+        try:
+            comparison = compare_features(
+                baseline.references, current, correction="holm", alpha=self.config.alpha,
+                tests=baseline.tests, min_samples=self.config.min_samples)
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            comparison = FeatureComparison((), "holm", self.config.alpha,
+                                           dict.fromkeys(current, why), dict.fromkeys(current, why))
+        for feature, why in comparison.failed.items():
+            key = (model, version, feature, why)
+            if key not in self._failures_logged:
+                self._failures_logged.add(key)
+                log.warning("drift test failed for %s/%s %s: %s (skipped until it works)",
+                            model, version, feature, why)
+        return comparison
 
     def _figure(self, model: str, version: str, feature: str, test: str, score: float,
                 threshold: float, p_value: float | None, detected: bool, n: int,

@@ -10,8 +10,11 @@ value forever). Names (`probes.metric_names`; contract in docs/probes.md), OTel 
 - `benchwatch.drift.since_timestamp` (s) {model, model_version, feature, test}: when the current
   drift episode began (only while detected) -> `benchwatch_drift_since_timestamp_seconds`
 - `benchwatch.drift.last_evaluation_timestamp` (s) -> `..._seconds`
-- `benchwatch.baseline.figure` {model, model_version, figure}: the benchmark's figures
-  (`latency_p99_s`, `energy_per_inference_j`, ...) for the regression rules to compare with
+- `benchwatch.baseline.figure` {model, model_version, figure, point, scenario}: the benchmark's
+  figures (`latency_p99_s`, `energy_per_inference_j`, ...), each at its measurement point
+  (`model_call`, `http_client`, ...) and scenario, for the regression rules to compare with
+- `benchwatch.baseline.load_qps` {model, model_version, point, scenario}: the request rate each
+  scenario held (absent where not meaningful), so rules compare at like request rates
 - `benchwatch.baseline.refused`: baselines in the directory that failed to load
 - `benchwatch.accuracy.estimated` {model, model_version, method} and `benchwatch.accuracy.realized`
   {model, model_version}, `benchwatch.accuracy.labels` (labelled samples in the realized window)
@@ -37,6 +40,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 
 from collector import IngestReport
+from drift.figures import Figure
 from probes import metric_names as names
 from probes._version import __version__
 from probes.export import PrometheusEndpoint
@@ -67,7 +71,8 @@ class ServiceFigures:
     features: tuple[FeatureFigures, ...] = ()
     window_samples: Mapping[tuple[str, str, str], int] = field(
         default_factory=lambda: MappingProxyType({}))
-    baseline_figures: Mapping[tuple[str, str, str], float] = field(
+    # (model, version, figure, point, scenario) -> the baseline's figure
+    baseline_figures: Mapping[tuple[str, str, str, str, str], Figure] = field(
         default_factory=lambda: MappingProxyType({}))
     estimated_accuracy: Mapping[tuple[str, str, str], float] = field(
         default_factory=lambda: MappingProxyType({}))
@@ -112,7 +117,10 @@ class ServiceMetrics:
         gauge(names.OTEL_DRIFT_EVALUATED, [self._evaluated], unit="s",
               description="unix time of the last evaluation")
         gauge(names.OTEL_BASELINE_FIGURE, [self._figures],
-              description="the baseline's benchmark figures (latency_p99_s, ...)")
+              description="the baseline's benchmark figures (latency_p99_s, ...) by "
+                          "measurement point and scenario")
+        gauge(names.OTEL_BASELINE_LOAD, [self._loads],
+              description="request rate (per second) a baseline scenario held")
         gauge(names.OTEL_BASELINE_REFUSED, [self._refused],
               description="baseline files that failed to load")
         gauge(names.OTEL_ACCURACY_ESTIMATED, [self._estimated],
@@ -176,8 +184,19 @@ class ServiceMetrics:
         return [] if at is None else [Observation(at)]
 
     def _figures(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(x, {"model": m, "model_version": v, "figure": name})
-                for (m, v, name), x in self.snapshot.baseline_figures.items()]
+        return [Observation(f.value, {"model": m, "model_version": v, "figure": f.name,
+                                      "point": f.point, "scenario": f.scenario})
+                for (m, v, *_), f in self.snapshot.baseline_figures.items()]
+
+    def _loads(self, options: CallbackOptions) -> Iterable[Observation]:
+        # one series per (point, scenario): its figures share the scenario's rate
+        loads: dict[tuple[str, str, str, str], float] = {}
+        for (m, v, *_), f in self.snapshot.baseline_figures.items():
+            if f.rate_qps is not None:
+                loads.setdefault((m, v, f.point, f.scenario), f.rate_qps)
+        return [Observation(rate, {"model": m, "model_version": v, "point": point,
+                                   "scenario": scenario})
+                for (m, v, point, scenario), rate in loads.items()]
 
     def _refused(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(self.snapshot.refused_baselines)]

@@ -1,5 +1,5 @@
-"""Between the service and `drift`'s statistics: Holm's adjustment across a
-model's features (some tests have no p-value) and the CBPE estimate for a window."""
+"""Between the service and `drift`'s statistics: the CBPE estimate for a window. (Holm across
+a model's features is `drift.compare_features`, the one multi-feature verdict.)"""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from drift.cbpe import estimate_accuracy as cbpe_estimate
-from drift.features import holm
-
-
-def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
-    """Holm-adjusted p-values (family-wise error control) over the features that have one;
-    None stays None. Rejecting where adjusted < alpha is Holm's step-down procedure."""
-    tested = [(i, float(p)) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
-    adjusted = holm([p for _, p in tested])
-    out: list[float | None] = [None] * len(p_values)
-    for (i, _), p in zip(tested, adjusted, strict=True):
-        out[i] = float(p)
-    return out
 
 
 def estimate_accuracy(baseline: Any, confidences: Sequence[Any]) -> tuple[float, str] | None:

@@ -35,8 +35,11 @@ def test_bench_writes_a_side_by_side_run_and_drift_baselines(
 
     b = Baseline.load(doc["baselines"]["onnxruntime"])
     assert b.model == "digits" and {"predicted_class", "confidence", "entropy"} <= set(b.features)
-    assert set(b.figures) == {"latency_p50_s", "latency_p90_s", "latency_p99_s",
-                              "throughput_qps", "accuracy"}
+    assert {f.name for f in b.figures} == {"latency_p50_s", "latency_p90_s", "latency_p99_s",
+                                           "throughput_qps", "accuracy"}
+    # in process: the bench's own @probe gives the model_call point beside the harness's
+    assert {f.point for f in b.figures} == {"model_call", "harness", "outputs"}
+    assert b.figure("latency_p99_s", "model_call", "single_stream") is not None
     assert "null" not in doc["baselines"]
     html = (run / "report.html").read_text()
     assert "onnxruntime" in html and "<polyline" in html
@@ -62,6 +65,52 @@ def test_bench_http_backend_then_replay_against_that_baseline(
     assert code == 1 and by["latency_p50"]["outcome"] == "fail"
     assert by["accuracy"]["reason"].startswith("exact binomial")  # vs the baseline figure
     assert by["output_predicted_class"]["outcome"] == "pass"  # same model: same outputs
+
+
+def test_bench_of_a_probed_endpoint_stores_both_points_with_their_load(
+        tmp_path: Path, example_server: Callable[..., str]) -> None:
+    """--probe-metrics: the server's own probe histogram (what live monitoring reads) is
+    scraped around each scenario and stored beside the HTTP client's figures, each with the
+    request rate its scenario held; a fixed --rate adds a scenario at that load."""
+    metrics_port = free_port()
+    url = example_server("--metrics-port", str(metrics_port), "--version", "v7")
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    assert main(["bench", "--backend", "http", "--url", url, "--probe-metrics", metrics,
+                 "--rate", "150", "-o", str(tmp_path), "--queries", "700",
+                 "--offline-samples", "1000", "--no-server", "--no-progress"]) == 0
+    (run,) = tmp_path.glob("digits-*")
+    doc = json.loads((run / "results.json").read_text())
+    calls = doc["runs"][0]["model_call"]
+    assert calls["single_stream"]["calls"] == 700  # exactly the timed queries, from the server
+    assert calls["server_150qps"]["calls"] == 762
+
+    from drift.baseline import Baseline
+
+    b = Baseline.load(doc["baselines"]["http"])
+    assert b.version == "v7"
+    for scenario, rate in (("single_stream", None), ("server_150qps", 150.0)):
+        for name in ("latency_p50_s", "latency_p99_s"):
+            call = b.figure(name, "model_call", scenario)
+            client = b.figure(name, "http_client", scenario)
+            assert call is not None and client is not None
+            assert call.rate_qps == client.rate_qps and call.rate_qps
+            if rate:
+                assert 0.7 * rate < call.rate_qps < 1.3 * rate
+        # the model call is inside the HTTP request: the probe's p50 is below the client's
+        assert b.figure("latency_p50_s", "model_call", scenario).value < b.figure(  # type: ignore[union-attr]
+            "latency_p50_s", "http_client", scenario).value  # type: ignore[union-attr]
+    assert b.figure("latency_p99_s", "harness") is None
+    # the live rule's lookup: a rate near 150 req/s gets the fixed-rate scenario
+    assert b.figure("latency_p99_s", "model_call", rate_qps=120).scenario == "server_150qps"  # type: ignore[union-attr]
+
+
+def test_probe_metrics_that_do_not_answer_are_a_usage_error(
+        tmp_path: Path, example_server: Callable[..., str]) -> None:
+    url = example_server()  # no --metrics-port: nothing to scrape
+    code = main(["bench", "--backend", "http", "--url", url, "--probe-metrics",
+                 f"http://127.0.0.1:{free_port()}/metrics", "-o", str(tmp_path),
+                 "--queries", "100", "--no-server", "--no-progress"])
+    assert code == 2
 
 
 @pytest.mark.prometheus

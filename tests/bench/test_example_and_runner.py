@@ -18,6 +18,7 @@ from benchwatch.bench.runner import (
 )
 from benchwatch.bench.suites import load_suite
 from benchwatch.example.model import SPLIT_SEED
+from probes.buckets import LATENCY_BOUNDS_S
 
 
 def test_shipped_model_reaches_its_recorded_accuracy_with_onnxruntime() -> None:
@@ -102,8 +103,50 @@ def test_null_backend_run_has_every_scenario() -> None:
     assert r.single_stream.summary.n == 700 and r.single_stream.summary.significant["p99"]
     assert r.offline.samples >= 5000 and r.offline.duration_s >= 0.5 and r.offline.throughput_qps > 0
     assert r.server.steps and r.server.steps[0].queries >= 662
-    assert set(r.figures()) == {"latency_p50_s", "latency_p90_s", "latency_p99_s",
-                                "throughput_qps", "accuracy"}
+    figures = r.figures()
+    assert {f.name for f in figures} == {"latency_p50_s", "latency_p90_s", "latency_p99_s",
+                                         "throughput_qps", "accuracy"}
+    # the runner's own timer around an in-process call; no probe given: no model_call figure
+    assert {f.point for f in figures} == {"harness", "outputs"}
+    p99 = {f.scenario: f for f in figures if f.name == "latency_p99_s"}
+    assert set(p99) == {"single_stream", "server"}
+    assert p99["single_stream"].rate_qps == pytest.approx(
+        700 / r.single_stream.duration_s)
+    assert p99["server"].rate_qps == max(st.achieved_qps for st in r.server.steps
+                                         if st.passed and st.target_qps == r.server.best_qps)
+
+
+def test_an_in_process_bench_records_the_probes_own_histogram() -> None:
+    """A `@probe` of a private registry around the backend: model_call figures per latency
+    scenario from its histogram (the live buckets), beside the harness's own, same rate."""
+    from benchwatch.bench.model_call import ProbedBackend
+
+    suite = load_suite("digits")
+    backend = ProbedBackend(make_backend("onnxruntime"))
+    settings = RunSettings(single_stream_queries=700, offline_samples=1000, server=False,
+                           fixed_rates_qps=(300.0,), server_step_s=0.1)
+    r = run_benchmark(backend, suite, settings, probe=backend)
+    assert r.error is None
+    assert r.model_call["single_stream"].calls == 700  # the timed queries, not the warm-up
+    assert r.model_call["server_300qps"].calls == 762  # p99's 662 minimum + 100
+    by = {(f.name, f.point, f.scenario): f for f in r.figures()}
+    for scenario in ("single_stream", "server_300qps"):
+        call = by["latency_p99_s", "model_call", scenario]
+        harness = by["latency_p99_s", "harness", scenario]
+        assert call.rate_qps == harness.rate_qps and call.rate_qps
+        # the probe reads at the live histogram's resolution (buckets from 100 µs): its p50
+        # is at most the upper bound of the bucket holding the harness's p50 (which times
+        # the probe and the call, so never less than the call)
+        harness_p50 = by["latency_p50_s", "harness", scenario].value
+        upper = min(b for b in LATENCY_BOUNDS_S if b >= harness_p50)
+        assert 0 < by["latency_p50_s", "model_call", scenario].value <= upper
+    assert 200 < by["latency_p99_s", "model_call", "server_300qps"].rate_qps < 400
+    assert ("latency_p99_s", "model_call", "offline") not in by  # batched calls: not like live
+    # nothing global: the process's default registry never saw these calls
+    from probes.state import DEFAULT_REGISTRY
+
+    assert all(st.model != backend.info.model or st.version != backend.info.version
+               for st in DEFAULT_REGISTRY.states())
 
 
 def test_harness_overhead_per_query_is_under_20_microseconds() -> None:
@@ -165,7 +208,10 @@ def test_energy_per_inference_from_a_meter() -> None:
     assert r.offline and r.offline.duration_s >= 2.0  # long enough for a 100 ms counter
     expected = 50.0 / r.offline.throughput_qps
     assert r.energy_per_inference_j == pytest.approx(expected, rel=0.05)
-    assert r.figures()["energy_per_inference_j"] == r.energy_per_inference_j
+    (energy,) = [f for f in r.figures() if f.name == "energy_per_inference_j"]
+    assert energy.value == r.energy_per_inference_j
+    # the meter counts the whole device over the offline window: not the probe's attribution
+    assert (energy.point, energy.scenario) == ("device", "offline")
 
 
 def test_energy_meter_without_a_gpu_is_not_measured_or_a_clear_error() -> None:

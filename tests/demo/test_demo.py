@@ -1,9 +1,11 @@
 """`benchwatch demo` end to end, as a user runs it (a subprocess, no TTY), and its Ctrl-C.
 
 Real everything: the example model and server, probes, the drift service, Prometheus and
-Alertmanager (Debian packages), the report. The first test checks the product's promise (the
-alert fires within 60 s of the drift, a report is written, exit 0); the second that Ctrl-C
-leaves no process, no listening port behind, and that everything listened on 127.0.0.1 only.
+Alertmanager (Debian packages), the report. The first test checks the product's promise (no
+alert before the drift, the drift alert within 60 s of it, a report is written, exit 0) and
+that the model server, the drift service and the traffic generator ran as processes of their
+own, all gone at exit; the second that Ctrl-C leaves no process, no listening port behind, and
+that everything listened on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ def test_demo_alerts_within_60s_of_drift_and_writes_report(
         demo: Callable[..., DemoRun]) -> None:
     _need_binaries()
     run = demo("--duration", "40", "--drift-at", "10")
-    code = run.finish(timeout_s=240)
+    code = run.finish(timeout_s=300)
     out = "\n".join(run.lines)
     assert code == 0, f"demo exited {code}:\n{out[-4000:]}"
     report = re.search(r"^report: (.+)$", out, re.MULTILINE)
@@ -147,25 +149,47 @@ def test_demo_alerts_within_60s_of_drift_and_writes_report(
     assert "<html" in html and "benchwatch" in html
     summary = json.loads(Path(summary_line.group(1)).read_text())
     assert summary["missing"] == [], summary
-    assert summary["drift_started_at"] is not None
+    began = summary["drift_started_at"]
+    assert began is not None
+    # no alert of any kind before the drift: a monitor that cries wolf gets switched off
+    early = {name: round(at - began, 1) for name, at in summary["other_alerts"].items()
+             if at < began}
+    assert not early, f"alerts fired before the drift (s from its start): {early}\n{out[-4000:]}"
     assert summary["alert_fired_at"] is not None, f"no alert fired:\n{out[-4000:]}"
-    delay = summary["alert_fired_at"] - summary["drift_started_at"]
+    delay = summary["alert_fired_at"] - began
     assert 0 < delay <= 60, f"alert {delay:.1f}s after the drift began"
     assert "BenchwatchFeatureDrift" in summary["alert"]
     assert summary["requests"] > 500 and summary["errors"] == 0, summary
     assert re.search(r"^demo: ALERT BenchwatchFeatureDrift fired", out, re.MULTILINE)
-    leftovers = _alive(run.seen - {run.proc.pid})
+
+    # deployed as in production: the parts are processes of their own, not threads of the demo
+    pids = summary["processes"]
+    parts = ("model server", "drift service", "traffic", "bench server", "prometheus",
+             "alertmanager")
+    assert set(parts) <= set(pids), pids
+    assert len({pids["demo"], *(pids[p] for p in parts)}) == len(parts) + 1, pids
+    assert pids["demo"] == run.proc.pid, pids
+    # the live figures were held against baseline figures from the same point and load
+    model_call = summary["before_drift"]["model_call"]
+    assert model_call["live_p99_s"] and model_call["baseline_p99_s"], model_call
+    assert model_call["baseline_scenario"] == "server_40qps", model_call
+    assert summary["before_drift"]["http_client"]["baseline_scenario"] == "server_40qps"
+
+    leftovers = _alive(run.seen | set(pids.values()))
     assert not leftovers, f"processes left running: {leftovers}"
 
 
 def test_ctrl_c_stops_everything_cleanly(demo: Callable[..., DemoRun]) -> None:
     _need_binaries()
     run = demo("--duration", "300", "--drift-at", "200")
-    run.wait_for_line(r"^demo: traffic ", timeout_s=180)
-    time.sleep(2)
+    run.wait_for_line(r"^demo: traffic generator running", timeout_s=240)
     procs = run.tree()
     names = " ".join(p.name() for p in procs)
     assert "prometheus" in names and "alertmanager" in names, names
+    commands = [" ".join(p.cmdline()) for p in procs]
+    for part in ("benchwatch.example.server", "benchwatch drift serve",
+                 "benchwatch.demo.traffic"):
+        assert any(part in c for c in commands), f"no {part} process among {commands}"
     listening = []
     for p in procs:
         for c in p.net_connections(kind="inet"):

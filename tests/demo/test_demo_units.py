@@ -1,7 +1,9 @@
-"""Fast checks of the demo's pieces: argument errors, the exposition reader, --no-prometheus."""
+"""Fast checks of the demo's pieces: argument errors, the exposition reader, pairing live figures
+with baseline figures from the same point, the traffic status file, --no-prometheus."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -11,10 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from benchwatch import promtext
 from benchwatch.cli import main
-from benchwatch.demo.session import DemoConfig
+from benchwatch.demo.session import DemoConfig, baseline_at_points
+from benchwatch.demo.traffic import read_status, write_status
+from benchwatch.demo.view import NO_BASELINE, DemoStatus, render
+from drift.baseline import Baseline
+from drift.figures import Figure
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,3 +90,46 @@ def test_no_prometheus_still_shows_drift_and_writes_a_page(tmp_path: Path) -> No
     report = re.search(r"^report: (.+)$", run.stdout, re.MULTILINE)
     assert report and "without Prometheus" in Path(report.group(1)).read_text()
     assert "--no-prometheus" in run.stdout
+
+
+def _baseline(figures: list[Figure] | dict[str, float]) -> Baseline:
+    conf = np.random.default_rng(0).uniform(0.5, 1.0, 200).tolist()
+    return Baseline.build("digits", "v1", {"confidence": conf}, figures, source="test")
+
+
+def test_live_figures_pair_only_with_baseline_figures_from_the_same_point() -> None:
+    b = _baseline([
+        Figure("latency_p99_s", 0.0002, "model_call", "single_stream", 3000.0),
+        Figure("latency_p99_s", 0.0012, "model_call", "server_40qps", 39.0),
+        Figure("latency_p99_s", 0.0090, "http_client", "server_40qps", 39.0),
+        Figure("latency_p50_s", 0.0003, "harness", "single_stream", 3000.0),
+    ])
+    at = baseline_at_points(b, rate_qps=40.0)
+    assert at["model_call"]["latency_p99_s"].value == 0.0012  # the scenario at the demo's rate
+    assert at["http_client"]["latency_p99_s"].value == 0.0090
+    assert "latency_p50_s" not in at["model_call"]  # measured elsewhere (harness): not paired
+    assert "latency_p50_s" not in at["http_client"]
+
+
+def test_a_baseline_without_point_tagged_figures_is_never_compared() -> None:
+    legacy = _baseline({"latency_p50_s": 0.0005, "latency_p99_s": 0.001})  # point unknown
+    at = baseline_at_points(legacy, rate_qps=40.0)
+    assert at == {"model_call": {}, "http_client": {}}
+    status = DemoStatus(elapsed_s=1.0, duration_s=10.0, drift_at_s=5.0, drifting=False,
+                        requests=10, errors=0, qps=40.0, p50_s=0.0002, p99_s=0.0009,
+                        client_p50_s=0.001, client_p99_s=0.004, baseline=at)
+    console = Console(file=io.StringIO(), width=200)
+    console.print(render(status, "t"))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    rows = [line for line in text.splitlines() if "p99 model call" in line or "p99 HTTP" in line]
+    assert len(rows) == 2 and all(NO_BASELINE in row and "×" not in row for row in rows), text
+
+
+def test_traffic_status_file_is_replaced_whole(tmp_path: Path) -> None:
+    path = tmp_path / "traffic.json"
+    assert read_status(path) is None  # not written yet
+    path.write_text('{"sent": 3')  # what a reader of a half-written file would see
+    assert read_status(path) is None
+    write_status(path, {"sent": 5, "drift_started_at": None})
+    assert read_status(path) == {"sent": 5, "drift_started_at": None}
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind

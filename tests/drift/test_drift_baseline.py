@@ -12,8 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drift import Baseline, BaselineError, Calibration, compare, load_dir
+from drift import Baseline, BaselineError, Calibration, Figure, compare, load_dir
 from drift.baseline import SCHEMA_VERSION
+
+FIGURES = [
+    Figure("latency_p99_s", 0.0009, "model_call", "single_stream", 1500.0),
+    Figure("latency_p99_s", 0.0012, "model_call", "server_40qps", 39.5),
+    Figure("latency_p99_s", 0.004, "http_client", "single_stream", 1500.0),
+    Figure("energy_per_inference_j", 0.5, "device", "offline", 9000.0),
+    Figure("accuracy", 0.97, "outputs", "accuracy"),
+]
 
 
 def _build(model: str = "digits", version: str = "v3", seed: int = 0) -> Baseline:
@@ -29,7 +37,7 @@ def _build(model: str = "digits", version: str = "v3", seed: int = 0) -> Baselin
             "embedding": rng.normal(size=(300, 4)),
             "value": list(rng.normal(size=100)) + [None, float("nan")],
         },
-        {"latency_p99_s": 0.012, "accuracy": 0.97},
+        FIGURES,
         source="unit-test",
         calibration=Calibration.fit(conf, correct),
         tests={"confidence": "psi"},
@@ -43,7 +51,7 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
     loaded = Baseline.load(path, model="digits", version="v3")
     assert loaded.key == ("digits", "v3")
     assert set(loaded.features) == {"confidence", "predicted_class", "embedding", "value"}
-    assert loaded.figures == {"latency_p99_s": 0.012, "accuracy": 0.97}
+    assert set(loaded.figures) == set(FIGURES) and loaded.figures == b.figures
     assert loaded.provenance == b.provenance
     assert loaded.provenance.data_hash.startswith("sha256:")
     assert loaded.provenance.schema_version == SCHEMA_VERSION
@@ -176,6 +184,66 @@ def test_bad_build_input_is_explained() -> None:
         Baseline.build("m", "v1", {"x": [1.0, 2.0]}, tests={"x": "chi2"})
     with pytest.raises(BaselineError, match="finite number"):
         Baseline.build("m", "v1", {"x": [1.0, 2.0]}, {"accuracy": float("nan")})
+    with pytest.raises(BaselineError, match="point 'client' is unknown; use one of"):
+        Baseline.build("m", "v1", {"x": [1.0, 2.0]}, [Figure("latency_p99_s", 1.0, "client", "x")])
+    with pytest.raises(BaselineError, match="rate_qps must be"):
+        Baseline.build("m", "v1", {"x": [1.0, 2.0]},
+                       [Figure("latency_p99_s", 1.0, "model_call", "x", -3.0)])
+    twice = [Figure("latency_p99_s", 1.0, "model_call", "x")] * 2
+    with pytest.raises(BaselineError, match="two figures latency_p99_s at point model_call"):
+        Baseline.build("m", "v1", {"x": [1.0, 2.0]}, twice)
+
+
+def test_a_figure_is_looked_up_only_at_its_measurement_point() -> None:
+    b = _build()
+    # model_call: single_stream is preferred without a scenario or a rate
+    assert b.figure("latency_p99_s", "model_call") == FIGURES[0]
+    assert b.figure("latency_p99_s", "model_call", "server_40qps") == FIGURES[1]
+    # with a live rate, the scenario whose rate is nearest (log scale)
+    assert b.figure("latency_p99_s", "model_call", rate_qps=60.0) == FIGURES[1]
+    assert b.figure("latency_p99_s", "model_call", rate_qps=800.0) == FIGURES[0]
+    assert b.figure("latency_p99_s", "http_client") == FIGURES[2]
+    # nothing at that point or in that scenario: None, never a figure from elsewhere
+    assert b.figure("latency_p99_s", "harness") is None
+    assert b.figure("latency_p99_s", "model_call", "offline") is None
+    assert b.figure("energy_per_inference_j", "model_call") is None
+    with pytest.raises(BaselineError, match="point 'probe' is unknown"):
+        b.figure("latency_p99_s", "probe")
+
+
+def test_a_schema_1_file_loads_with_its_figures_at_an_unknown_point(tmp_path: Path) -> None:
+    """The old form, {name: value}, said nothing of where a figure was measured: it loads, but
+    only accuracy (computed from outputs) can be paired; the rest is at point `unknown`."""
+    p = _saved(tmp_path)
+    m = json.loads(p.read_text())
+    m["schema_version"] = 1
+    m["figures"] = {"latency_p99_s": 0.012, "accuracy": 0.97}
+    p.write_text(json.dumps(m))
+    b = Baseline.load(p)
+    assert b.provenance.schema_version == 1
+    assert set(b.figures) == {Figure("latency_p99_s", 0.012, "unknown", "unknown"),
+                              Figure("accuracy", 0.97, "outputs", "accuracy")}
+    assert b.figure("latency_p99_s", "model_call") is None
+    assert b.figure("accuracy", "outputs").value == 0.97  # type: ignore[union-attr]
+    # saving it again writes the current schema, figures and all
+    again = Baseline.load(b.save(tmp_path / "again.json"))
+    assert again.provenance.schema_version == SCHEMA_VERSION and again.figures == b.figures
+
+
+@pytest.mark.parametrize("figures", [
+    {"latency_p99_s": 0.01},  # schema 2 wants a list
+    [{"name": "latency_p99_s", "value": 0.01, "point": "model_call"}],  # no scenario
+    [{"name": "latency_p99_s", "value": "fast", "point": "model_call", "scenario": "s"}],
+    [{"name": "x", "value": 1, "point": "model_call", "scenario": "s", "colour": "red"}],
+    ["latency_p99_s"],
+])
+def test_malformed_figures_are_refused_with_the_file_named(tmp_path: Path, figures: object) -> None:
+    p = _saved(tmp_path)
+    m = json.loads(p.read_text())
+    m["figures"] = figures
+    p.write_text(json.dumps(m))
+    with pytest.raises(BaselineError, match=f"{p}: .*rebuild the baseline"):
+        Baseline.load(p)
 
 
 @settings(max_examples=25, deadline=None)

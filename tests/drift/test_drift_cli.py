@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchwatch.cli import main
-from drift import Baseline, compare
+from drift import Baseline, Figure, compare
 
 
 def _write_csv(path: Path, n: int = 600) -> None:
@@ -32,7 +32,8 @@ def test_build_from_csv_then_show(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = tmp_path / "baselines" / "digits-v3.json"
     rc = main(["baseline", "build", "--from", str(src), "--model", "digits", "--version", "v3",
                "-o", str(out), "--label-column", "label", "--kind", "predicted_class=categorical",
-               "--figure", "latency_p99_s=0.012", "--figure", "accuracy=0.8",
+               "--figure", "latency_p99_s@model_call/single_stream=0.012",
+               "--figure", "latency_p50_s=0.004", "--figure", "accuracy=0.8",
                "--test", "latency=psi"])
     assert rc == 0, capsys.readouterr().err
     b = Baseline.load(out)
@@ -40,7 +41,12 @@ def test_build_from_csv_then_show(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert kinds == {"confidence": "numeric", "predicted_class": "categorical",
                      "embedding": "vector", "latency": "numeric"}
     assert b.features["latency"].n_missing == 30
-    assert b.figures == {"latency_p99_s": 0.012, "accuracy": 0.8}
+    assert b.figure("latency_p99_s", "model_call") == Figure(
+        "latency_p99_s", 0.012, "model_call", "single_stream")
+    assert b.figure("accuracy", "outputs").value == 0.8  # type: ignore[union-attr]
+    # a figure given without @POINT is kept, but at point unknown: never paired
+    assert b.figure("latency_p50_s", "model_call") is None
+    assert b.figure("latency_p50_s", "unknown").value == 0.004  # type: ignore[union-attr]
     assert b.calibration is not None and b.provenance.source == str(src)
     assert b.tests == {"latency": "psi"}
     assert not compare(b.reference("confidence"), np.random.default_rng(1).beta(8, 2, 500)).detected

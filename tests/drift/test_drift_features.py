@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from drift import Baseline, DriftError
-from drift.features import benjamini_hochberg, compare_features, holm
+from drift.features import adjust_p_values, benjamini_hochberg, compare_features, holm
 
 
 def test_holm_and_bh_match_hand_computation():
@@ -62,8 +62,36 @@ def test_features_missing_on_one_side_are_reported_not_fatal():
     rng = np.random.default_rng(23)
     out = compare_features({"a": rng.normal(size=100), "b": rng.normal(size=100)},
                            {"a": rng.normal(size=100), "c": [1.0], "b": [float("nan")] * 3})
-    assert [f.feature for f in out.features] == ["a"]
+    # b went all-missing: its own test cannot run (reported), its missing-rate test can and
+    # says so -- a feature that stops arriving is drift, not an error
+    assert [(f.feature, f.result.test) for f in out.features] == [
+        ("b", "missing"), ("a", "wasserstein")]
+    assert out.drifted == ("b",)
     assert set(out.not_compared) == {"b", "c"}
-    assert "at least 2" in out.not_compared["b"]
+    assert "at least 2" in out.not_compared["b"] and set(out.failed) == {"b"}
     with pytest.raises(DriftError, match="correction"):
         compare_features({"a": [1.0, 2.0]}, {"a": [1.0, 2.0]}, correction="sidak")
+
+
+def test_a_missing_p_value_is_outside_the_family_and_never_drift():
+    # the documented rule: None/NaN is no evidence -- adjusted p None, and m counts only the rest
+    assert adjust_p_values([0.01, None, 0.04, float("nan"), 0.03]) == [
+        pytest.approx(0.03), None, pytest.approx(0.06), None, pytest.approx(0.06)]
+    assert adjust_p_values([0.01, None, 0.02], "bh") == [pytest.approx(0.02), None,
+                                                         pytest.approx(0.02)]
+    assert adjust_p_values([0.01, None], "none") == [0.01, None]
+    assert adjust_p_values([]) == []
+    with pytest.raises(DriftError, match="correction"):
+        adjust_p_values([0.1], "sidak")
+
+
+def test_min_samples_gates_the_own_test_but_not_the_missing_rate():
+    rng = np.random.default_rng(24)
+    ref = {"a": rng.normal(size=500), "b": rng.normal(size=500)}
+    mostly_missing = [float("nan")] * 150 + list(rng.normal(size=50))
+    out = compare_features(ref, {"a": rng.normal(size=50), "b": mostly_missing},
+                           min_samples=100)
+    assert out.not_compared == {"a": "50 values in the window, testing from 100",
+                                "b": "50 non-missing values, testing from 100"}
+    assert [(f.feature, f.result.test) for f in out.features] == [("b", "missing")]
+    assert out.drifted == ("b",) and not out.failed

@@ -25,7 +25,8 @@ from benchwatch import promtext, services
 from benchwatch.grafana import boards as dashboards
 from probes import metric_names as m
 
-HW_SERIES = (m.HW_POWER, m.HW_ENERGY, m.HW_UTILIZATION, m.HW_MEMORY, m.HW_MEMORY_LIMIT)
+HW_SERIES = (m.HW_POWER, m.HW_ENERGY, m.HW_UTILIZATION, m.HW_MEMORY, m.HW_MEMORY_LIMIT,
+             m.DEVICE_IDLE_ENERGY)
 
 
 def _has_nvidia_gpu() -> bool:

@@ -102,7 +102,7 @@ def test_substitute_like_grafana_all() -> None:
     expr = 'rate(x{model=~"$model", model_version=~"${version}"}[$__rate_interval])'
     assert dashboards.substitute(expr) == 'rate(x{model=~".*", model_version=~".*"}[1m])'
     one = dashboards.substitute(expr, {"model": "digits.v2"}, rate_interval="15s")
-    assert one == r'rate(x{model=~"digits\.v2", model_version=~".*"}[15s])'
+    assert one == r'rate(x{model=~"digits\\.v2", model_version=~".*"}[15s])'
 
 
 def test_provisioning_points_at_the_dashboards() -> None:

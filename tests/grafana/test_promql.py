@@ -8,6 +8,7 @@ renamed metric or label in any exporter shows up here with the panel or rule tha
 from __future__ import annotations
 
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import yaml
 from benchwatch import services
 from benchwatch.grafana import boards as dashboards
 from benchwatch.rules import rule_files
+from probes import metric_names as m
 from tests.support.grafana_stack import MODEL, VERSION, Stack
 
 pytestmark = pytest.mark.prometheus
@@ -178,3 +180,40 @@ def test_alerts_fire_and_a_wrong_name_finds_nothing(stack: Stack) -> None:
     broken = [f"{a['labels']['alertname']} {k}: {v}" for a in alerts
               for k, v in a.get("annotations", {}).items() if "error" in v.lower()]
     assert not broken, broken
+
+
+def test_error_panels_read_zero_for_a_model_serving_without_errors(stack: Stack) -> None:
+    """Zero is zero: a model with traffic and no errors has no errors series at all (the
+    counter's series appears with the first exception), yet its error-ratio and errors-per-
+    second panels read 0, not "no data"; the stack's model, which raises, reads above 0."""
+    from probes import probe
+
+    quiet = "quiet"
+
+    @probe(model=quiet, version="v1", outputs=None)
+    def serve(x: float) -> float:
+        return x
+
+    stop = threading.Event()
+
+    def drive() -> None:
+        while not stop.wait(0.005):
+            serve(1.0)
+
+    driver = threading.Thread(target=drive, daemon=True)
+    driver.start()
+    try:
+        panels = {p.title: p for p in dashboards.overview().panels}
+        for title in ("Errors per second by type", "Error ratio"):
+            expr = panels[title].queries[0].expr
+            got = stack.prometheus.wait_for(
+                dashboards.substitute(expr, {"model": quiet}, RATE_INTERVAL), timeout_s=60)
+            assert [float(r["value"][1]) for r in got] == [0.0], (title, got)
+            raising = stack.prometheus.wait_for(
+                dashboards.substitute(expr, {"model": MODEL, "version": VERSION}, RATE_INTERVAL),
+                timeout_s=30)
+            assert all(float(r["value"][1]) > 0 for r in raising), (title, raising)
+        assert stack.prometheus.query(f'{m.ERRORS}{{model="{quiet}"}}') == []
+    finally:
+        stop.set()
+        driver.join(timeout=10)

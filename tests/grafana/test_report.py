@@ -68,6 +68,35 @@ def test_report_has_every_panel_and_is_self_contained(stack: Stack, tmp_path: Pa
     assert "no data" not in html
 
 
+def _panel_section(html: str, title: str) -> str:
+    found = re.search(rf'<section class="panel"[^>]*><h3>{re.escape(title)} <small>.*?</section>',
+                      html, flags=re.S)
+    assert found, f"no panel {title!r} in the report"
+    return found.group(0)
+
+
+def test_an_empty_panel_says_why(stack: Stack, tmp_path: Path) -> None:
+    """"no data" only where there is no series, and then the panel says why: on a host
+    without a GPU (here: an instance selection no GPU series has) the GPU panels name it."""
+    from benchwatch.report.html import esc
+
+    out = tmp_path / "no-gpu.html"
+    summary = report.write_report(stack.prometheus.url, out, minutes=2, step_s=2,
+                                  rate_interval="15s", variables={"instance": "no-gpu.host:9464"},
+                                  board_list=[dashboards.gpu_energy()])
+    html = out.read_text()
+    assert not summary.errors, summary.errors
+    assert "benchwatch / GPU and energy / GPU power" in summary.empty
+    gpu_power = _panel_section(html, "GPU power")
+    assert f'<p class="nodata">no data: {esc(dashboards.NO_GPU)}</p>' in gpu_power
+    assert "no GPU on the probed hosts" in gpu_power
+    # the same panel with its series has no such line
+    with_gpu = tmp_path / "gpu.html"
+    report.write_report(stack.prometheus.url, with_gpu, minutes=2, step_s=2, rate_interval="15s",
+                        board_list=[dashboards.gpu_energy()])
+    assert "no data" not in _panel_section(with_gpu.read_text(), "GPU power")
+
+
 def test_label_values_are_escaped() -> None:
     from benchwatch.report.svg import Series
 

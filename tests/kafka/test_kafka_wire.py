@@ -7,13 +7,22 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector import Collector, WindowStore
 from collector.kafka.topics import default_topics, load_specs
 from probes.samples import Sample
 from probes.sinks import from_url
 from probes.sinks.kafka import KafkaSink, parse_kafka_url
-from probes.sinks.kafka_wire import WireError, decode_batch, encode_batch, record_key
+from probes.sinks.kafka_wire import (
+    MAX_DECODE_BYTES,
+    MAX_DECODE_SAMPLES,
+    WireError,
+    decode_batch,
+    encode_batch,
+    record_key,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +53,12 @@ def test_batch_is_compact_compared_with_per_sample_json() -> None:
     (b"BW\x01{not json", "bad_json"),
     (b"BW\x01[1, 2]", "bad_envelope"),
     (b'BW\x01{"m": 1, "v": "v", "s": []}', "bad_envelope"),
+    # issue 16: the record that killed the consumer thread with a RecursionError
+    (b"BW\x01" + b"[" * 100_000, "too_deep"),
+    (b'BW\x01{"m": "m", "v": "v", "s": ' + b"[" * 5000 + b"]" * 5000 + b"}", "too_deep"),
+    (b"BW\x01" + b" " * MAX_DECODE_BYTES, "too_large"),
+    (b'BW\x01{"m": "m", "v": "v", "s": [' + b",".join([b"0"] * (MAX_DECODE_SAMPLES + 1))
+     + b"]}", "too_large"),
 ])
 def test_unreadable_records_are_rejected_with_a_reason(value: bytes, reason: str) -> None:
     with pytest.raises(WireError) as e:
@@ -51,6 +66,25 @@ def test_unreadable_records_are_rejected_with_a_reason(value: bytes, reason: str
     assert e.value.reason == reason
     if reason == "unknown_version":
         assert "version 2" in str(e.value) and "[1]" in str(e.value)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.binary(max_size=200) | st.text(max_size=100).map(str.encode)
+       | st.recursive(st.none() | st.integers() | st.text(max_size=5),
+                      lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.sampled_from("mvsx"), inner, max_size=4),
+                      max_leaves=30).map(lambda v: json.dumps(v).encode()))
+def test_decoding_any_payload_gives_samples_or_a_wire_error(payload: bytes) -> None:
+    """Whatever follows the header, decode_batch returns sample dicts that the collector
+    judges one by one, or raises WireError with a reason; nothing else (the consumer
+    dead-letters anything else anyway, as `undecodable`)."""
+    try:
+        _, _, dicts = decode_batch(b"BW\x01" + payload)
+    except WireError as e:
+        assert e.reason in ("too_deep", "too_large", "bad_json", "bad_envelope")
+        return
+    report = Collector(WindowStore(None)).ingest(dicts)
+    assert report.accepted + report.duplicates + report.rejected_total == len(dicts)
 
 
 def test_bad_rows_cost_one_sample_not_the_batch() -> None:

@@ -1,4 +1,9 @@
-"""Energy attribution with an injected energy source and clock; no NVML here → no GPU series."""
+"""Energy attribution with an injected energy source and clock; no NVML here → no GPU series.
+
+The GPU is a FAKE (there is none here): `FakeGpu` below and `tests.support.energy_scenario`
+(100 W idle, +200 W while a call runs, on a virtual clock) stand in for NVML; the probe,
+`busy_ns`, the sampler, the export and the Prometheus endpoint are the real code.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,26 @@ from typing import Any
 
 import pytest
 
-from probes import DeviceReading, configure, probe, shutdown
+from benchwatch import promtext
+from benchwatch.services import free_port
+from probes import ConfigError, DeviceReading, configure, probe, shutdown
 from probes import metric_names as m
-from probes.energy import EnergySampler, NvmlSource, discover_sources
+from probes.energy import (
+    IDLE_MIN_INTERVALS,
+    EnergySampler,
+    NvmlSource,
+    discover_sources,
+    parse_devices,
+    parse_idle_power,
+)
+from probes.runtime import resolve_settings
 from probes.state import Registry
+from tests.support.energy_scenario import run_scenario
 
 
 class FakeGpu:
-    """Stands in for NVML, so the tests run without a GPU: a settable cumulative energy counter."""
+    """FAKE: stands in for NVML, so the tests run without a GPU: a settable cumulative energy
+    counter."""
 
     def __init__(self) -> None:
         self.energy_j = 1000.0
@@ -52,39 +69,129 @@ def _leave(reg: Registry, model: str, t0: int, t1: int) -> None:
     sh.ok_sum += t1 - t0
 
 
-def test_interval_energy_is_split_by_busy_time() -> None:
+S = 10**9
+
+
+@pytest.mark.parametrize("duty", [0.5, 0.25])
+def test_only_energy_above_idle_is_attributed_and_it_is_conserved(duty: float) -> None:
+    """The issue's targets: 100 W idle, +200 W while a call runs; 5 s idle, then 20 s at a 50%
+    (and 25%) duty cycle of 10 ms calls, sampled every 0.25 s (mid-call too). J per inference
+    within 5% of 200 W x 10 ms whatever the traffic; attributed + idle = the device counter
+    within 1%; the devices="cpu" model running in the gaps is charged no GPU joule. The old
+    whole-interval split (idle power 0) is run beside it on the same readings: it bills the
+    idle draw (x2 at 50%, x3 at 25%), which is what this test would catch coming back."""
+    r = run_scenario(duty, samplers={"kepler": None, "whole_interval": {"*": 0.0}})
+    truth = 200.0 * 0.010
+    assert r.true_j_per_call == pytest.approx(truth)
+    assert r.calls == pytest.approx(20.0 * duty / 0.010, rel=0.01)
+    assert r.j_per_call["kepler"] == pytest.approx(truth, rel=0.05)
+    assert r.j_per_call["whole_interval"] > 1.9 * truth  # the bug the issue reports
+    for name in r.samplers:
+        assert r.attributed_j[name] + r.idle_j[name] == pytest.approx(r.device_j[name], rel=0.01)
+        assert r.device_j[name] == pytest.approx(r.counter_j, rel=0.01)
+        assert r.cpu_model_gpu_j[name] == 0.0
+    assert r.idle_power["kepler"].source == "learned"
+    assert r.idle_power["kepler"].watts() == pytest.approx(100.0, rel=0.01)
+    assert r.idle_j["kepler"] == pytest.approx(100.0 * 25.25, rel=0.01)  # idle draw over the run
+
+
+def test_an_undeclared_model_in_the_gaps_would_be_charged() -> None:
+    """The counterpart of `devices="cpu"`: the same CPU-side calls without the declaration share
+    the GPU's above-idle energy by busy time (so the declaration is what keeps it at 0)."""
+    reg = Registry()
+    gpu = FakeGpu()
+    now = [0]
+    s = EnergySampler(reg, [gpu], clock=lambda: now[0], idle_power_w={"gpu0": 10.0})
+    reg.state("declared", "v").devices = lambda: frozenset({"cpu"})
+    reg.state("undeclared", "v")
+    s.step()
+    for model in ("declared", "undeclared"):
+        _enter(reg, model, 0)
+        _leave(reg, model, 0, 5 * S)
+    now[0] = 10 * S
+    gpu.energy_j += 200.0
+    s.step()
+    snap = s.snapshot()
+    assert ("declared", "v", "gpu0", "gpu") not in snap.attributed
+    assert snap.attributed[("undeclared", "v", "gpu0", "gpu")] == pytest.approx(100.0)  # 200 - 10 W x 10 s
+    assert snap.idle["gpu0"] == pytest.approx(100.0)
+
+
+def test_interval_energy_above_idle_is_split_by_busy_time_and_never_negative() -> None:
+    reg = Registry()
+    gpu = FakeGpu()
+    now = [0]
+    s = EnergySampler(reg, [gpu], clock=lambda: now[0], idle_power_w={"gpu": 5.0})
+    reg.state("a", "v")
+    reg.state("b", "v")
+    s.step()  # baseline at t=0
+    # interval 1 (0..10 s): a busy 0..10 s (still in flight), b busy 2..7 s (done); 200 J used,
+    # 50 J of it idle (5 W x 10 s): 150 J above idle, split 10:5 by busy seconds
+    _enter(reg, "a", 0)
+    _enter(reg, "b", 2 * S)
+    _leave(reg, "b", 2 * S, 7 * S)
+    now[0] = 10 * S
+    gpu.energy_j += 200.0
+    s.step()
+    snap = s.snapshot()
+    assert snap.attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(100.0)
+    assert snap.attributed[("b", "v", "gpu0", "gpu")] == pytest.approx(50.0)
+    # interval 2 (10..20 s): only a, finishing at 15 s; 110 J -> 60 J above idle, all to a
+    _leave(reg, "a", 0, 15 * S)
+    now[0] = 20 * S
+    gpu.energy_j += 110.0
+    s.step()
+    # interval 3: nobody in flight: all idle, attributed to no model
+    now[0] = 30 * S
+    gpu.energy_j += 40.0
+    s.step()
+    # interval 4: a busy, but the device drew less than the idle estimate: idle, never negative
+    _enter(reg, "a", 30 * S)
+    _leave(reg, "a", 30 * S, 31 * S)
+    now[0] = 40 * S
+    gpu.energy_j += 30.0
+    s.step()
+    snap = s.snapshot()
+    assert snap.attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(160.0)
+    assert snap.attributed[("b", "v", "gpu0", "gpu")] == pytest.approx(50.0)
+    assert snap.device["gpu0"] == pytest.approx(380.0) and snap.idle["gpu0"] == pytest.approx(170.0)
+    assert sum(snap.attributed.values()) + snap.idle["gpu0"] == pytest.approx(snap.device["gpu0"])
+    assert snap.latest["gpu0"].power_w == 300.0
+
+
+def test_before_idle_is_learned_the_lowest_interval_power_stands_in() -> None:
+    """A process busy from its first interval: each interval is charged only what it drew above
+    the lowest power seen so far (never the idle draw); once IDLE_MIN_INTERVALS idle intervals
+    were seen, their low quantile is used, robust to a spike (another process) among them."""
     reg = Registry()
     gpu = FakeGpu()
     now = [0]
     s = EnergySampler(reg, [gpu], clock=lambda: now[0])
-    reg.state("a", "v")
-    reg.state("b", "v")
-    s.step()  # baseline at t=0
-    # interval 1 (0..10 s): a busy 0..10 s (still in flight), b busy 2..7 s (done); 150 J used
-    _enter(reg, "a", 0)
-    _enter(reg, "b", 2 * 10**9)
-    _leave(reg, "b", 2 * 10**9, 7 * 10**9)
-    now[0] = 10 * 10**9
-    gpu.energy_j += 150.0
+
+    def interval(watts: float, busy: bool) -> None:
+        t = now[0]
+        if busy:
+            _enter(reg, "a", t)
+            _leave(reg, "a", t, t + S // 2)
+        now[0] = t + S
+        gpu.energy_j += watts
+        s.step()
+
     s.step()
-    _, attributed, _ = s.snapshot()
-    assert attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(100.0)  # 10 of 15 busy seconds
-    assert attributed[("b", "v", "gpu0", "gpu")] == pytest.approx(50.0)
-    # interval 2 (10..20 s): only a, finishing at 15 s; 60 J -> all to a
-    _leave(reg, "a", 0, 15 * 10**9)
-    now[0] = 20 * 10**9
-    gpu.energy_j += 60.0
-    s.step()
-    # interval 3: nobody in flight: idle energy, attributed to no model
-    now[0] = 30 * 10**9
-    gpu.energy_j += 40.0
-    s.step()
-    device, attributed, latest = s.snapshot()
-    assert attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(160.0)
-    assert attributed[("b", "v", "gpu0", "gpu")] == pytest.approx(50.0)
-    assert device["gpu0"] == pytest.approx(250.0) and s.idle_energy["gpu0"] == pytest.approx(40.0)
-    assert sum(attributed.values()) + s.idle_energy["gpu0"] == pytest.approx(device["gpu0"])
-    assert latest["gpu0"].power_w == 300.0
+    assert s.idle_watts() == {}
+    interval(250.0, busy=True)  # the first interval: its own power is the floor -> nothing billed
+    assert s.idle_watts()["gpu0"] == (250.0, "floor")
+    assert s.snapshot().attributed.get(("a", "v", "gpu0", "gpu"), 0.0) == 0.0
+    interval(300.0, busy=True)  # 50 J above the floor
+    assert s.snapshot().attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(50.0)
+    for w in (100.0, 101.0, 400.0, 99.0, 100.0, 102.0, 100.0, 101.0, 98.0, 100.0):  # idle, one spike
+        interval(w, busy=False)
+    watts, source = s.idle_watts()["gpu0"]
+    assert source == "learned" and 98.0 <= watts <= 100.0 and IDLE_MIN_INTERVALS <= 10
+    interval(300.0, busy=True)
+    snap = s.snapshot()
+    assert snap.attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(50.0 + 300.0 - watts)
+    assert sum(snap.attributed.values()) + snap.idle["gpu0"] == pytest.approx(snap.device["gpu0"])
 
 
 def test_counter_reset_and_power_only_devices() -> None:
@@ -104,37 +211,104 @@ def test_counter_reset_and_power_only_devices() -> None:
     now[0] = 2 * 10**9
     gpu.energy_j = 5.0  # driver reload: the counter went backwards; that interval is skipped
     s.step()
-    device, _, _ = s.snapshot()
-    assert device["gpu0"] == 0.0 and device["gpu1"] == pytest.approx(200.0)  # 100 W x 2 s
+    snap = s.snapshot()
+    assert snap.device["gpu0"] == 0.0 and snap.device["gpu1"] == pytest.approx(200.0)  # 100 W x 2 s
+    assert snap.idle == {"gpu0": 0.0, "gpu1": pytest.approx(200.0)}  # nothing ran: all idle
 
 
-def test_probe_export_carries_energy_per_model_with_real_calls() -> None:
+def test_probe_export_carries_attributed_and_idle_energy_with_real_calls() -> None:
+    """Real @probe calls, a configured idle power, and the real Prometheus endpoint: the
+    model's joules above idle, the device's idle joules, and their sum equal to hw_energy."""
     reg = Registry()
     gpu = FakeGpu()
-    rt = configure("energy", prometheus_port=0, gpu=gpu, registry=reg, energy_interval_s=0.05)
+    port = free_port()
+    rt = configure("energy", prometheus_port=port, gpu=gpu, registry=reg, energy_interval_s=60,
+                   idle_power_w={"gpu0": 0.0})  # a long interval: the test steps the sampler itself
     gate = threading.Event()
 
     @probe(model="e", version="v", registry=reg)
     def infer() -> None:
-        gate.wait(1.0)
+        gate.wait(5.0)
 
-    th = threading.Thread(target=infer)
-    th.start()
-    while reg.state("e", "v").snapshot().totals.in_flight != 1:
+    @probe(model="host", version="v", registry=reg, devices="cpu")
+    def on_cpu() -> None:
+        gate.wait(5.0)
+
+    threads = [threading.Thread(target=infer), threading.Thread(target=on_cpu)]
+    for th in threads:
+        th.start()
+    while reg.state("e", "v").snapshot().totals.in_flight + reg.state("host", "v").snapshot().totals.in_flight != 2:
         time.sleep(0.001)
     assert rt.energy is not None
     rt.energy.step()
-    gpu.energy_j += 10.0  # used while the call is in flight
+    gpu.energy_j += 10.0  # used while both calls are in flight: all to "e", none to "host"
     rt.energy.step()
     gate.set()
-    th.join()
+    for th in threads:
+        th.join()
     metrics = {x.name: x for x in rt.collect()}
     [pt] = metrics[m.OTEL_ENERGY].data.data_points
     assert pt.attributes["model"] == "e" and pt.value == pytest.approx(10.0)
     assert metrics[m.OTEL_HW_ENERGY].data.data_points[0].value == pytest.approx(10.0)
+    [idle] = metrics[m.OTEL_DEVICE_IDLE_ENERGY].data.data_points
+    assert idle.attributes["hw_id"] == "gpu0" and idle.attributes["hw_type"] == "gpu" and idle.value == 0.0
     assert {m.OTEL_HW_POWER, m.OTEL_HW_UTILIZATION, m.OTEL_HW_MEMORY} <= set(metrics)
+    rt.energy.step()
+    gpu.energy_j += 7.0  # nothing in flight: idle
+    rt.energy.step()
+    scrape = promtext.read(f"http://127.0.0.1:{port}/metrics", timeout_s=5)
+    assert scrape.total(m.DEVICE_IDLE_ENERGY, hw_id="gpu0", hw_type="gpu") == pytest.approx(7.0)
+    assert scrape.total(m.ENERGY, hw_id="gpu0") == pytest.approx(10.0)
+    assert not scrape.get(m.ENERGY, model="host")
+    assert scrape.total(m.HW_ENERGY, hw_id="gpu0") == pytest.approx(17.0)
     shutdown()
     assert gpu.closed
+
+
+def test_devices_and_idle_power_settings_fail_clearly() -> None:
+    assert parse_devices("cpu") == {"cpu"} and parse_devices(["gpu0", "CPU"]) == {"gpu0", "cpu"}
+    assert parse_devices(None) is None
+    for bad in ("", [], ["gpu 0"], 3, ["gpu0", None]):
+        with pytest.raises(ConfigError, match="devices must be"):
+            parse_devices(bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="devices must be"):
+        probe(model="m", version="v", devices="GPU-0")
+    assert parse_idle_power(None) == {} and parse_idle_power(60) == {"*": 60.0}
+    assert parse_idle_power("gpu0=60, cpu=12.5") == {"gpu0": 60.0, "cpu": 12.5}
+    assert parse_idle_power({"gpu": 55}) == {"gpu": 55.0}
+    env = {"BENCHWATCH_IDLE_POWER_W": "gpu0=60,cpu=12"}
+    assert parse_idle_power(resolve_settings({}, env).idle_power_w) == {"gpu0": 60.0, "cpu": 12.0}
+    for bad_value in (-1, "watts", "gpu0=", {"gpu0": float("nan")}, {"GPU 0": 5}, True):
+        with pytest.raises(ConfigError, match="idle_power_w must be"):
+            resolve_settings({"idle_power_w": bad_value}, {})
+    with pytest.raises(ConfigError, match="BENCHWATCH_IDLE_POWER_W"):
+        resolve_settings({}, {"BENCHWATCH_IDLE_POWER_W": "lots"})
+
+
+def test_pytorch_modules_and_ort_sessions_declare_their_devices(tmp_path: Any) -> None:
+    torch = pytest.importorskip("torch")
+    reg = Registry()
+    net = probe(model="net", version="v", registry=reg)(torch.nn.Linear(4, 2))
+    state = reg.state("net", "v")
+    assert state.devices is not None and state.devices() == {"cpu"}
+    pinned = probe(model="pinned", version="v", registry=reg, devices=["gpu1"])(torch.nn.Linear(4, 2))
+    assert reg.state("pinned", "v").devices() == {"gpu1"}  # type: ignore[misc]  # declared wins
+    assert net(torch.ones(1, 4)).shape == (1, 2) and pinned is not None
+
+    class Meta(torch.nn.Module):  # parameters on the "meta" device: not the CPU, like a GPU's
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.empty(2, device="meta"))
+
+    probe(model="accel", version="v", registry=reg)(Meta())
+    assert reg.state("accel", "v").devices() == {"cpu", "gpu"}  # type: ignore[misc]
+    ort = pytest.importorskip("onnxruntime")
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(torch.nn.Linear(4, 3), (torch.zeros(1, 4),), str(path), input_names=["x"],
+                      output_names=["y"], dynamo=False)
+    probe(model="onnx", version="v", registry=reg)(
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+    assert reg.state("onnx", "v").devices() == {"cpu"}  # type: ignore[misc]
 
 
 def test_no_nvml_means_no_gpu_series_and_one_log_line(caplog: Any) -> None:
@@ -200,12 +374,22 @@ def test_nvml_path_on_a_real_gpu() -> None:
         with torch.no_grad():
             return net(x).cpu()
 
+    assert rt.energy is not None
+    torch.cuda.synchronize()
+    deadline = time.monotonic() + 10.0  # idle first: the idle power is learned, not the floor
+    while {src for _, src in rt.energy.idle_watts().values()} != {"learned"}:
+        assert time.monotonic() < deadline, rt.energy.idle_watts()
+        time.sleep(0.05)
     deadline = time.monotonic() + 3.0
     while time.monotonic() < deadline:
         infer(x)
-    assert rt.energy is not None
     rt.energy.step()
     metrics = {x.name: x for x in rt.collect()}
-    assert {m.OTEL_HW_ENERGY, m.OTEL_HW_POWER, m.OTEL_HW_UTILIZATION, m.OTEL_HW_MEMORY} <= set(metrics)
+    assert {m.OTEL_HW_ENERGY, m.OTEL_HW_POWER, m.OTEL_HW_UTILIZATION, m.OTEL_HW_MEMORY,
+            m.OTEL_DEVICE_IDLE_ENERGY} <= set(metrics)
     [pt] = [p for p in metrics[m.OTEL_ENERGY].data.data_points if p.attributes["model"] == "cuda"]
     assert pt.value > 0
+    snap = rt.energy.snapshot()
+    for hw, device_j in snap.device.items():
+        attributed = sum(j for k, j in snap.attributed.items() if k[2] == hw)
+        assert attributed + snap.idle[hw] == pytest.approx(device_j, rel=0.01)

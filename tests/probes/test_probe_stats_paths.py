@@ -232,3 +232,247 @@ def test_huge_torch_output_is_subsampled_before_the_host_copy() -> None:
     record_output(st, st.local.shard, torch.rand(2_000_000), "auto")
     (counts, total), = st.snapshot().totals.values.values()
     assert sum(counts) == 2_000_000 and total / 2_000_000 == pytest.approx(0.5, abs=0.02)
+
+
+# ---- wide rows (a language model's vocabulary): bounded work per call, exact counts ----
+
+VOCAB = 152_064  # one row of Qwen2's vocabulary: wider than MAX_STAT_VALUES, within MAX_ROW_VALUES
+
+
+class _Clock:
+    """A fake monotonic clock for the wide-row budget (probes.stats._clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    import probes.stats
+
+    c = _Clock()
+    monkeypatch.setattr(probes.stats, "_clock", c)
+    return c
+
+
+@pytest.fixture
+def numbers_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the arrays the statistics reduce (every reduction goes through _record_array
+    or the numpy fast paths): the work done, counted instead of timed."""
+    import probes.stats as stats
+
+    read: list[int] = []
+    depth = [0]
+    for name in ("_record_array", "_classifier_batch", "_classifier_row"):
+        real = getattr(stats, name)
+
+        def counting(st: Any, sh: Any, a: Any, *rest: Any, real: Any = real) -> Any:
+            if not depth[0]:  # the outermost reduction only: _record_array calls the others
+                read.append(len(a) if isinstance(a, list) else int(a.size))
+            depth[0] += 1
+            try:
+                return real(st, sh, a, *rest)
+            finally:
+                depth[0] -= 1
+
+        monkeypatch.setattr(stats, name, counting)
+    return read
+
+
+def _vocab_logits(n: int = 1, width: int = VOCAB, seed: int = 0) -> np.ndarray[Any, Any]:
+    return np.random.default_rng(seed).normal(scale=2.0, size=(n, width)).astype(np.float32)
+
+
+def test_a_wide_row_is_read_once_per_interval_and_every_call_is_counted(clock: _Clock) -> None:
+    from probes.stats import TOO_WIDE, WIDE_ROW_INTERVAL_S
+
+    st = ProbeState("m", "v")
+    outs = [_vocab_logits(seed=i) for i in range(7)]
+    read = []
+    for i, dt in enumerate([0.0, 0.2, 0.5, 0.35, 0.4, 0.7, 0.1]):  # at 0, .2, .7, 1.05, 1.45, 2.15, 2.25
+        clock.now += dt * WIDE_ROW_INTERVAL_S
+        before = sum(st.snapshot().totals.classes.values())
+        record_output(st, st.local.shard, outs[i], "auto")
+        if sum(st.snapshot().totals.classes.values()) > before:
+            read.append(i)
+    assert read == [0, 3, 5]  # the first call of each interval (the clock reads intervals)
+    t = st.snapshot().totals
+    assert t.invalid == {TOO_WIDE: 4}  # the calls not read: counted, not lost
+    assert sum(t.classes.values()) + t.invalid[TOO_WIDE] == len(outs)
+    assert sum(t.conf) == sum(t.ent) == 3
+    # what was read is exact: the whole row, as a direct numpy reference computes it
+    x = np.concatenate([outs[i] for i in read]).astype(np.float64)
+    p = np.exp(x - x.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert t.classes == {str(c): int(m) for c, m in enumerate(np.bincount(x.argmax(1))) if m}
+    assert t.conf_sum == pytest.approx(p.max(1).sum(), rel=1e-9)
+    assert t.ent_sum == pytest.approx(-(p * np.log(p)).sum(), rel=1e-9)
+
+
+def test_a_row_wider_than_max_row_values_is_never_read(clock: _Clock, numbers_read: list[int]) -> None:
+    """1 x 1 000 000 scores: every call is a new turn of the budget, still no value is read on
+    the serving thread (counting the work rather than timing it), and every call is counted."""
+    from probes.stats import TOO_WIDE
+
+    out = _vocab_logits(width=1_000_000)
+    outs: list[Any] = [out, out[0]]  # 2-D, and 1-D scores read as one classifier row
+    torch = None
+    try:
+        import torch
+    except ImportError:
+        pass
+    if torch is not None:
+        outs.append(torch.from_numpy(out))
+    for a in outs:
+        st = ProbeState("m", "v")
+        for _ in range(20):
+            clock.now += 10.0
+            record_output(st, st.local.shard, a, "classifier" if a.ndim == 1 else "auto")
+        t = st.snapshot().totals
+        assert t.invalid == {TOO_WIDE: 20} and t.classes == {} and sum(t.conf) == 0
+    assert numbers_read == []
+
+
+def test_wide_rows_cost_a_shape_check_between_turns(clock: _Clock, numbers_read: list[int]) -> None:
+    """The documented budget, as work: MAX_STAT_VALUES numbers per call at most, except one
+    row of at most MAX_ROW_VALUES on the first call of each WIDE_ROW_INTERVAL_S."""
+    from probes.stats import MAX_ROW_VALUES, WIDE_ROW_INTERVAL_S
+
+    st = ProbeState("m", "v")
+    out = _vocab_logits(n=8)
+    calls = 1000
+    for _ in range(calls):  # 1000 calls over 10 intervals
+        clock.now += 10 * WIDE_ROW_INTERVAL_S / calls
+        record_output(st, st.local.shard, out, "auto")
+    assert len(numbers_read) == 10 and set(numbers_read) == {VOCAB} and VOCAB <= MAX_ROW_VALUES
+    t = st.snapshot().totals
+    assert sum(t.classes.values()) == 10 * 8  # each read row stands for the output's 8 rows
+    assert t.invalid["too_wide"] == (calls - 10) * 8
+    assert sum(t.classes.values()) + t.invalid["too_wide"] == calls * 8
+
+
+def test_one_row_of_scores_is_read_whole_not_column_subsampled(clock: _Clock) -> None:
+    """A 1-D float output with outputs="classifier" is one row: its top-1 class needs every
+    column (a column subsample would miss it)."""
+    row = np.zeros(50_000)
+    row[31_337] = 9.0
+    st = ProbeState("m", "v")
+    record_output(st, st.local.shard, row, "classifier")
+    assert st.snapshot().totals.classes == {"31337": 1}
+
+
+def test_wide_regression_rows_share_an_overflow_histogram(clock: _Clock) -> None:
+    from probes.stats import _value
+
+    rng = np.random.default_rng(9)
+    a = rng.normal(scale=10.0, size=(40, 300))
+    a[2, 250] = np.nan
+    vec, loop = ProbeState("m", "v"), ProbeState("m", "v")
+    record_output(vec, vec.local.shard, a, "regression")
+    for r in a.tolist():
+        for i, x in enumerate(r):
+            _value(loop, loop.local.shard, f"value_{i}", x)
+    tv, tl = vec.snapshot().totals, loop.snapshot().totals
+    assert tv.invalid == tl.invalid == {"not_finite": 1}
+    assert {k: c for k, (c, _) in tv.values.items()} == {k: c for k, (c, _) in tl.values.items()}
+    assert "_overflow" in tv.values  # past the 100 names kept per model version
+    for k, (_, s) in tl.values.items():
+        assert tv.values[k][1] == pytest.approx(s, rel=1e-9)
+    wide = rng.normal(size=(1, 20_000))  # one regression row wider than MAX_STAT_VALUES
+    st = ProbeState("m", "v")
+    record_output(st, st.local.shard, wide, "regression")  # a turn: read, every value counted
+    record_output(st, st.local.shard, wide, "regression")  # same instant: counted as too_wide
+    t = st.snapshot().totals
+    assert sum(sum(c) for c, _ in t.values.values()) == 20_000 and t.invalid == {"too_wide": 20_000}
+
+
+def test_probed_wide_outputs_are_counted_exactly_and_summarized_on_turns(clock: _Clock) -> None:
+    reg = Registry()
+    out = _vocab_logits()
+    f = probe(model="llm", version="v", registry=reg)(lambda: out)
+    for _ in range(50):
+        assert f() is out
+    clock.now += 5.0
+    f()
+    t = reg.state("llm", "v").snapshot().totals
+    assert sum(t.ok) == 51 and reg.faults.counts()["output_stats"] == 0
+    assert sum(t.classes.values()) == 2 and t.invalid == {"too_wide": 49}
+
+
+class _SnapshotQueue(_Queue):
+    """Takes snapshots like the real queue (offer_snapshot) and counts drops by reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshots: list[tuple[Any, ...]] = []
+        self.dropped: dict[str, int] = {}
+
+    def offer_snapshot(self, *entry: Any) -> bool:
+        self.snapshots.append(entry)
+        return True
+
+    def count_dropped(self, reason: str, n: int) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+
+def test_sampled_snapshots_bound_columns_as_well_as_rows() -> None:
+    from probes.sampling import MAX_SAMPLE_ROWS, build_samples
+    from probes.summarize import MAX_ROW_VALUES
+
+    reg = Registry()
+    q = _SnapshotQueue()
+    reg.sample_queue, reg.sample_rate = q, 1.0
+    cases: list[tuple[Any, str, int]] = [  # output, outputs=, rows copied (0: dropped as too_wide)
+        (_vocab_logits(n=3), "auto", 1),  # one vocabulary row fits, a second would not
+        (_vocab_logits(n=200, width=10_000), "auto", MAX_ROW_VALUES // 10_000),
+        (_vocab_logits(n=200, width=10), "auto", MAX_SAMPLE_ROWS),  # narrow: 64 rows as before
+        (_vocab_logits(n=2, width=1_000_000), "auto", 0),
+        (_vocab_logits(width=1_000_000)[0], "classifier", 0),  # 1-D scores: one too-wide row
+    ]
+    for out, spec, rows in cases:
+        q.snapshots.clear()
+        probe(model="m", version=f"s-{spec}", registry=reg, outputs=spec)(lambda out=out: out)()
+        if not rows:
+            assert q.snapshots == []  # nothing copied
+            continue
+        (entry,) = q.snapshots
+        n, nbytes, data = entry[0], entry[1], entry[6]
+        assert n == rows and data.shape[0] == rows and nbytes == data.nbytes <= MAX_ROW_VALUES * 4
+        samples = build_samples(entry)
+        assert [s.outputs for s in samples] == summarize_output(out[:rows])
+    assert q.dropped == {"too_wide": 3}  # 2 rows + 1 row, the samples they would have become
+    assert reg.faults.counts()["sampling"] == 0
+
+
+def test_real_queue_counts_too_wide_samples_as_dropped() -> None:
+    from probes.sampling import SampleQueue
+    from probes.state import Faults
+
+    class Sink:
+        def __init__(self) -> None:
+            self.got: list[Any] = []
+
+        def send(self, batch: Any) -> None:
+            self.got.extend(batch)
+
+        def close(self) -> None:
+            pass
+
+    sink = Sink()
+    q = SampleQueue(sink, Faults(), flush_interval_s=3600.0)
+    try:
+        reg = Registry()
+        reg.sample_queue, reg.sample_rate = q, 1.0
+        wide, vocab = _vocab_logits(n=4, width=300_000), _vocab_logits()
+        f = probe(model="m", version="v", registry=reg)(lambda x: x)
+        f(wide)
+        f(vocab)
+        q.flush()
+        assert q.dropped == {"queue_full": 0, "sink_error": 0, "too_wide": 4}
+        (s,) = sink.got
+        assert s.outputs["predicted_class"] == str(int(vocab.argmax()))
+    finally:
+        q.close()

@@ -13,7 +13,10 @@ import copy
 import hashlib
 import io
 import json
+import os
 import shutil
+import threading
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchwatch.promtext import read
 from drift import Baseline
 from drift.baseline import BaselineError, load_dir
 from drift.service.engine import DriftService, ServiceConfig
+from probes import metric_names as names
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -131,7 +136,7 @@ def test_one_field_replaced_or_removed(good: Path, tmp_path_factory: pytest.Temp
         assert (b.model, b.version) == (m["model"], m["version"]) or path[0] in ("model", "version")
 
 
-@pytest.mark.parametrize("schema_version", [0, 2, 99, -1, "1", "2.0", None, 1.5, [1]])
+@pytest.mark.parametrize("schema_version", [0, 3, 99, -1, "1", "2.0", None, 1.5, [1], True])
 def test_unknown_schema_versions_are_refused_clearly(good: Path, tmp_path: Path,
                                                      schema_version: Any) -> None:
     manifest, m = copy_good(good, tmp_path)
@@ -234,5 +239,127 @@ def test_service_keeps_serving_the_good_baselines(good: Path, tmp_path: Path) ->
         status = svc.status()
         assert status["baselines"] == ["digits/v3"]
         assert len(status["refused_baselines"]) == 3
+    finally:
+        svc.stop()
+
+
+# -- one malformed file in --baselines (issue 16, finding 6) -------------------------------------
+def _npz_claiming(manifest: Path, m: dict[str, Any], nbytes: int) -> None:
+    """Replace the numeric reference array by a .npy whose header claims `nbytes` of float64
+    (its data is 64 bytes), with a consistent checksum: only the header's claim is wrong."""
+    numeric = next(f for f in m["features"] if f["kind"] == "numeric")["arrays"]["sorted"]
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": "<f8", "fortran_order": False, "shape": (nbytes // 8,)})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out, \
+            zipfile.ZipFile(manifest.parent / m["arrays_file"]) as src:
+        for name in src.namelist():
+            data = head.getvalue() + bytes(64) if name == f"{numeric}.npy" else src.read(name)
+            out.writestr(name, data)
+    blob = buf.getvalue()
+    (manifest.parent / m["arrays_file"]).write_bytes(blob)
+    manifest.write_text(json.dumps({**m, "arrays_sha256": hashlib.sha256(blob).hexdigest()}))
+
+
+def _first_figure_set(m: dict[str, Any], value: Any) -> dict[str, Any]:
+    m = copy.deepcopy(m)
+    figures = m["figures"]
+    if isinstance(figures, list):  # [{name, value, ...}, ...]
+        figures[0]["value"] = value
+    else:  # {name: value}
+        figures[next(iter(figures))] = value
+    return m
+
+
+def _bad_baseline(kind: str, d: Path, good: Path) -> Path:
+    """Put one malformed baseline of `kind` into `d` (beside a good one); returns its path."""
+    bad = d / f"bad-{''.join(c if c.isalnum() else '-' for c in kind)}.json"
+    m = {**json.loads(good.read_text()), "model": "other"}
+    if kind == "n_missing Infinity":
+        m["features"] = copy.deepcopy(m["features"])
+        m["features"][0]["n_missing"] = float("inf")
+        bad.write_text(json.dumps(m))  # json writes Infinity
+    elif kind == "figure 10**400":
+        bad.write_text(json.dumps(_first_figure_set(m, 10**400)))
+    elif kind == "array header claims 1 TiB":
+        shutil.copy(good.with_name(m["arrays_file"]), d / "big.npz")
+        _npz_claiming(bad, {**m, "arrays_file": "big.npz"}, 1 << 40)
+    elif kind == "symlink to /dev/zero":
+        bad.symlink_to("/dev/zero")
+    elif kind == "arrays file is /dev/zero":
+        (d / "zero.npz").symlink_to("/dev/zero")
+        bad.write_text(json.dumps({**m, "arrays_file": "zero.npz"}))
+    elif kind == "FIFO":
+        os.mkfifo(bad)
+    elif kind == "directory":
+        bad.mkdir()
+    else:
+        raise AssertionError(kind)
+    return bad
+
+
+BAD_KINDS = ["n_missing Infinity", "figure 10**400", "array header claims 1 TiB",
+             "symlink to /dev/zero", "arrays file is /dev/zero", "FIFO", "directory"]
+
+
+def _in_thread(fn: Any, timeout_s: float = 60) -> Any:
+    """fn() in a thread; fails (instead of hanging the suite) when it does not return."""
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    t.join(timeout_s)
+    assert not t.is_alive(), f"{fn} hung for {timeout_s}s"
+    assert out, "it raised (see the thread's traceback above)"
+    return out[0]
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_one_bad_baseline_is_refused_with_its_reason(good: Path, tmp_path: Path,
+                                                     kind: str) -> None:
+    d = tmp_path / "baselines"
+    copy_good(good, d)
+    bad = _bad_baseline(kind, d, good)
+    loaded, errors = _in_thread(lambda: load_dir(d))
+    assert set(loaded) == {("digits", "v3")}
+    assert list(errors) == [str(bad)], errors
+    why = errors[str(bad)]
+    assert why.startswith(str(bad)) and len(why) > len(str(bad)) + 10, why
+    if kind in ("symlink to /dev/zero", "FIFO", "directory", "arrays file is /dev/zero"):
+        assert "not a regular file" in why
+    if kind == "array header claims 1 TiB":
+        assert "claims 1099511627776 bytes" in why
+
+
+def test_drift_serve_starts_with_a_bad_baseline_and_survives_new_ones(
+        good: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`drift serve` starts beside each bad file, serves the good baseline and exports the
+    refusal; files dropped into the running service's directory never stop evaluation."""
+    d = tmp_path / "baselines"
+    copy_good(good, d)
+    _bad_baseline("n_missing Infinity", d, good)
+    svc = _in_thread(lambda: DriftService(ServiceConfig(d, metrics_port=0, ingest_port=None,
+                                                        interval_s=3600)).start())
+    try:
+        assert svc.status()["baselines"] == ["digits/v3"]
+        assert len(svc.status()["refused_baselines"]) == 1
+        rng = np.random.default_rng(1)
+        svc.collector.ingest([{"model": "digits", "version": "v3", "sample_id": f"s{i}",
+                               "timestamp": 1.7e9 + i,
+                               "outputs": {"confidence": float(rng.beta(8, 1)),
+                                           "predicted_class": str(i % 10),
+                                           "embedding": [float(x) for x in rng.normal(size=4)]}}
+                              for i in range(200)])
+        for n, kind in enumerate(k for k in BAD_KINDS if k != "n_missing Infinity"):
+            _bad_baseline(kind, d, good)
+            caplog.clear()
+            evaluation = _in_thread(svc.evaluate)  # the pass that notices the new file
+            assert {f.feature for f in evaluation.features} == {
+                "confidence", "predicted_class", "embedding"}, kind
+            assert len(svc.status()["refused_baselines"]) == n + 2, kind
+            refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+            assert len(refusals) == 1, f"{kind}: logged {[r.getMessage() for r in refusals]}"
+        assert read(svc.metrics_url, timeout_s=10).values(names.BASELINE_REFUSED) == [
+            len(BAD_KINDS)]
     finally:
         svc.stop()

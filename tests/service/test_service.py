@@ -16,7 +16,6 @@ import pytest
 from benchwatch import promtext
 from drift import DriftError
 from drift.service.engine import DriftService, ServiceConfig
-from drift.service.stats import holm_adjust
 from probes import metric_names as m
 from tests.service.conftest import build_baseline, samples
 
@@ -120,13 +119,6 @@ def test_all_missing_values_raise_the_missing_rate_test_not_a_crash(
     # the distribution cannot be tested, but the missing rate can: 100% against 0%
     assert [(f.feature, f.test, f.detected) for f in ev.features] == [
         ("confidence", "missing", True), ("predicted_class", "js", False)]
-
-
-def test_holm_adjustment() -> None:
-    assert holm_adjust([0.01, 0.04, None, 0.03]) == [
-        pytest.approx(0.03), pytest.approx(0.06), None, pytest.approx(0.06)]
-    assert holm_adjust([]) == []
-    assert holm_adjust([0.9, 0.8]) == [pytest.approx(1.0), pytest.approx(1.0)]
 
 
 def test_windows_and_episodes_survive_a_clean_restart(baselines: Path, tmp_path: Path,

@@ -7,8 +7,10 @@ canary-verdict endpoint serves a verdict, and the Debian Prometheus scrapes all 
 packaged rules (deploy/prometheus) loaded (`for:` shortened so alerts fire within the test).
 
 The one stand-in: there is no GPU here, so the probe's energy sampler reads an injected
-`EnergySource` (a fake GPU whose counter grows 40 J per reading) instead of NVML; everything
-downstream of the source (attribution to models, export, PromQL) is the real code.
+`EnergySource` (a fake GPU whose counter grows 40 J per reading, ~200 W, with a configured
+idle power of 100 W: a call is always in flight here, so none could be learned) instead of
+NVML; everything downstream of the source (attribution to models, export, PromQL) is the real
+code.
 """
 
 from __future__ import annotations
@@ -66,13 +68,24 @@ def _summaries(probs: np.ndarray) -> dict[str, list[Any]]:
 def write_baselines(directory: Path, rng: np.random.Generator) -> None:
     """A baseline the live traffic drifts away from, with figures the live figures exceed (so
     the regression alerts fire), and one corrupt file (so the refused-baseline alert fires)."""
-    from drift import Baseline
+    from drift import Baseline, Figure
 
     ref = _softmax(rng.normal(0, 3.0, size=(3000, N_CLASSES)))  # confident reference outputs
+    # model-call figures at fixed rates 5 ... 320 req/s, a factor 2 apart: whatever rate the
+    # driven probe reaches on a busy machine (and rate5m reads low while the series is younger
+    # than 5 min), one scenario is within 2x of it, so the latency rule has a like figure; the
+    # HTTP-client ones are never compared with it
+    at_rate = [Figure(name, value, point, f"server_{qps}qps", float(qps))
+               for qps in (5, 10, 20, 40, 80, 160, 320)
+               for point in ("model_call", "http_client")
+               for name, value in (("latency_p50_s", 1e-5), ("latency_p90_s", 2e-5),
+                                   ("latency_p99_s", 3e-5))]
     Baseline.build(MODEL, VERSION, _summaries(ref),
-                   figures={"latency_p50_s": 1e-5, "latency_p90_s": 2e-5, "latency_p99_s": 3e-5,
-                            "throughput_qps": 5000.0, "accuracy": 0.999,
-                            "energy_per_inference_j": 1e-4},
+                   figures=[*at_rate,
+                            Figure("throughput_qps", 5000.0, "http_client", "offline", 5000.0),
+                            Figure("accuracy", 0.999, "outputs", "accuracy"),
+                            Figure("energy_per_inference_j", 1e-4, "model_call",
+                                   "server_40qps", 40.0)],
                    source="tests/grafana").save(directory / f"{MODEL}-{VERSION}.json")
     (directory / "broken-v0.json").write_text("{not json")
 
@@ -185,7 +198,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prom = None
     try:
         probes.configure("grafana-test", prometheus_port=probe_port, sink=service.sink(),
-                         sample_rate=0.3, gpu=FakeGpu(), energy_interval_s=0.2,
+                         sample_rate=0.3, gpu=FakeGpu(), energy_interval_s=0.2, idle_power_w=100.0,
                          export_interval_s=1.0)
         canary_port = services.free_port()
         for target, args in ((_drive_probe, (stop, np.random.default_rng(1))),
