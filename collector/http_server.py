@@ -28,6 +28,7 @@ from typing import Any
 
 from collector.errors import CollectorConfigError
 from collector.ingest import ENVELOPE_KEYS, Collector, envelope_problem
+from probes.errors import BenchwatchError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ Verifier = Callable[[Mapping[str, str], bytes], str | None]
 Parser = Callable[[bytes], Any]
 
 
-class RequestRefused(Exception):
+class RequestRefused(BenchwatchError):
     """A body parser's verdict on a request: answer `status` with `message`."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -104,6 +104,7 @@ OTEL_KAFKA_COUNTERS = {
     "commits": "benchwatch.kafka.consumer.commits",
     "rebalances": "benchwatch.kafka.consumer.rebalances",
     "records": "benchwatch.kafka.consumer.records",
+    "restarts": "benchwatch.kafka.consumer.restarts",
 }
 KAFKA_PREFIX = "benchwatch_kafka_consumer_"
 KAFKA_LAG = KAFKA_PREFIX + "lag"
@@ -113,6 +114,7 @@ KAFKA_RESTORED_MODELS = KAFKA_PREFIX + "restored_models_total"
 KAFKA_COMMITS = KAFKA_PREFIX + "commits_total"
 KAFKA_REBALANCES = KAFKA_PREFIX + "rebalances_total"
 KAFKA_RECORDS = KAFKA_PREFIX + "records_total"
+KAFKA_RESTARTS = KAFKA_PREFIX + "restarts_total"
 
 # replay (a plain prometheus_client gauge: the same name on both sides)
 CANARY_VERDICT = "benchwatch_canary_verdict"

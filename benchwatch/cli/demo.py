@@ -10,7 +10,7 @@ from benchwatch.cli.errors import ExitCode
 HELP = "run the whole product end to end on embedded defaults"
 
 PORT_OPTIONS = (("port", "model", 8000, "the example model's HTTP server"),
-                ("metrics-port", "metrics", 9464, "the probes' Prometheus endpoint"),
+                ("metrics-port", "metrics", 9464, "the model server's probe endpoint"),
                 ("drift-port", "drift", 9465, "the drift service's Prometheus endpoint"),
                 ("prometheus-port", "prometheus", 9090, "Prometheus (when installed)"),
                 ("alertmanager-port", "alertmanager", 9093, "Alertmanager (when installed)"))
@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=2.0, metavar="S",
                         help="drift evaluation interval (default 2)")
     parser.add_argument("-o", "--out", "--workdir", dest="workdir", type=Path, default=None,
-                        help="where baselines, the spool and the report go "
-                             "(default ./runs/demo-<time>)")
+                        help="where baselines, the spool, each process's log (logs/), "
+                             "summary.json and the report go (default ./runs/demo-<time>)")
     parser.add_argument("--plain", action="store_true",
                         help="plain progress lines instead of the live panel")
     parser.add_argument("--seed", type=int, default=0)

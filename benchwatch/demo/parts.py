@@ -39,8 +39,13 @@ from probes.summarize import summarize_output
 
 log = logging.getLogger(__name__)
 
-DEMO_FOR = "5s"  # the demo shortens the rules' `for:` (production: minutes) to this
-DEMO_RANGE = "30s"  # ... and their rate windows (production: 5m)
+# The demo shortens the rules' `for:` (production: minutes) by DEMO_FOR_SCALE, to at least
+# DEMO_FOR, so each rule keeps its relative patience: the drift alert's 2m becomes 6 s, a
+# latency regression's 10m 30 s (a tail must stay over its bound for 30 s, not one noisy
+# evaluation); and their rate windows (production: 5m) to DEMO_RANGE.
+DEMO_FOR = "5s"
+DEMO_FOR_SCALE = 1 / 20
+DEMO_RANGE = "30s"
 # Prometheus' scrape and rule interval in the demo (production: 15-60 s). Each scrape of the
 # model server costs it ~10 ms of Python; every second, that would be 1% of its time and show
 # in the model-call p99 the latency rule compares with the baseline (measured unscraped).
@@ -339,7 +344,7 @@ class Parts:
     def demo_rules(self) -> list[Path]:
         """The packaged rule files with `for:` and rate windows shortened for a demo."""
         return list(rules.shorten_for(rules.rule_files(), self.workdir / "rules", DEMO_FOR,
-                                      range_window=DEMO_RANGE))
+                                      range_window=DEMO_RANGE, scale=DEMO_FOR_SCALE))
 
     def alerts_firing(self) -> list[AlertSeen]:
         """Alerts Alertmanager delivered to the drift service's webhook, first per name."""

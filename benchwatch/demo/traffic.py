@@ -1,4 +1,5 @@
-"""Demo traffic: digits images posted to the model server at a steady rate, drifting at a known time.
+"""Demo traffic: digits images posted to the model server at a steady rate (Poisson arrivals),
+drifting at a known time.
 
 Before `drift_at_s` the requests are clean held-out digits; from then on the same images with
 lower contrast and sensor noise (a camera that got worse), which moves the model's confidence,
@@ -71,7 +72,8 @@ def json_body(batch: np.ndarray) -> bytes:
 
 
 class Traffic:
-    """Posts batches to `host:port` + `path` from `workers` threads at about `rate_qps` requests/s."""
+    """Posts batches to `host:port` + `path` from `workers` threads, Poisson arrivals at
+    `rate_qps` requests/s on average."""
 
     def __init__(
         self,
@@ -153,8 +155,10 @@ class Traffic:
     # -- worker ----------------------------------------------------------------------------
     def _run(self, worker: int, t0: float) -> None:
         rng = np.random.default_rng(self.seed * 1000 + worker)
-        interval = self.workers / self.rate_qps
-        next_at = t0 + worker * interval / self.workers
+        # Poisson arrivals, as production traffic and the benchmark's fixed-rate scenario
+        # (server_<R>qps) have them: the baseline figure at this rate saw the same load shape
+        interval = self.workers / self.rate_qps  # each worker's mean gap
+        next_at = t0 + rng.exponential(interval)
         conn: http.client.HTTPConnection | None = None
         n = len(self.images)
         while not self._stop.is_set():
@@ -165,7 +169,7 @@ class Traffic:
             if next_at > now:
                 self._stop.wait(next_at - now)
                 continue
-            next_at += interval
+            next_at += rng.exponential(interval)
             idx = rng.integers(0, n, self.batch)
             x = self.images[idx]
             clean = elapsed < self.drift_at_s

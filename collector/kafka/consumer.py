@@ -229,6 +229,11 @@ class KafkaIngestor:
                 compression_type="lz4" if codec.has_lz4() else "gzip", max_block_ms=1000,  # type: ignore[no-untyped-call]  # unannotated in types-kafka-python
                 delivery_timeout_ms=int(CHECKPOINT_TIMEOUT_S * 1000), request_timeout_ms=10_000,
                 reconnect_backoff_max_ms=1000)
+        try:  # know the topic's partitions before joining: a group leader that assigns without
+            # them gives every member nothing until the next rebalance (seen after a restart)
+            consumer.partitions_for_topic(self.topic)
+        except Exception as e:
+            self._log_once("metadata", f"reading {self.topic}'s metadata failed ({e!r})")
         consumer.subscribe([self.topic], listener=listener)
         last_commit = last_lag = time.monotonic()
         log.info("consuming %s as group %s from %s", self.topic, self.group, ",".join(self.bootstrap))

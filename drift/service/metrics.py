@@ -23,7 +23,7 @@ value forever). Names (`probes.metric_names`; contract in docs/probes.md), OTel 
 - with Kafka on (`benchwatch drift serve --kafka`), the consumer's `stats()`:
   `benchwatch.kafka.consumer.lag` ({record}, gauge; absent while unknown, e.g. broker down),
   `.poison` {reason}, `.commit_failures`, `.restored_models`, `.commits`, `.rebalances`,
-  `.records` (counters) -> `benchwatch_kafka_consumer_lag`,
+  `.records`, `.restarts` (counters) -> `benchwatch_kafka_consumer_lag`,
   `benchwatch_kafka_consumer_poison_total`, ...; absent without Kafka.
 """
 
@@ -142,7 +142,8 @@ class ServiceMetrics:
                            ("restored_models", "model windows restored from the state topic"),
                            ("commits", "offset commits"),
                            ("rebalances", "consumer group rebalances seen"),
-                           ("records", "Kafka records read (each a batch of samples)")):
+                           ("records", "Kafka records read (each a batch of samples)"),
+                           ("restarts", "times the consumer loop failed and started afresh")):
             counter(names.OTEL_KAFKA_COUNTERS[name], [self._kafka_count(name)], description=what)
 
     @property

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 from benchwatch.cli import collector as collector_cli
-from collector import Collector, WindowStore
-from collector import http_server, ingest
+from collector import Collector, WindowStore, http_server, ingest
 from collector.http_server import ingest_server
 
 SURROGATE = "x\udc80"

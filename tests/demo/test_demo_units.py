@@ -133,3 +133,24 @@ def test_traffic_status_file_is_replaced_whole(tmp_path: Path) -> None:
     write_status(path, {"sent": 5, "drift_started_at": None})
     assert read_status(path) == {"sent": 5, "drift_started_at": None}
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_demo_rules_keep_their_relative_patience(tmp_path: Path) -> None:
+    from benchwatch.demo.parts import DEMO_FOR, DEMO_FOR_SCALE, DEMO_RANGE
+    from benchwatch.rules import rule_files, shorten_for
+
+    (alerts,) = [f for f in shorten_for(rule_files(), tmp_path, DEMO_FOR, DEMO_RANGE,
+                                        scale=DEMO_FOR_SCALE) if f.name == "alerts.rules.yml"]
+    text = alerts.read_text()
+
+    def for_of(alert: str) -> str:
+        found = re.search(rf"alert: {alert}\n(?:.*\n)*?\s*for: (\S+)", text)
+        assert found, alert
+        return found.group(1)
+
+    # production 2m and 10m: the drift alert stays quick, a tail must stay high for 30 s
+    assert for_of("BenchwatchFeatureDrift") == "6s"
+    assert for_of("BenchwatchLatencyP99Regression") == "30s"
+    assert "[5m]" not in text
+    with pytest.raises(ValueError, match="scale"):
+        shorten_for(rule_files(), tmp_path, "1s", scale=2.0)

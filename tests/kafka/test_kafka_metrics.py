@@ -59,6 +59,7 @@ def test_drift_service_exports_the_kafka_consumers_stats(kafka_broker: Any, tmp_
         assert got.values(m.KAFKA_COMMIT_FAILURES) == [0]
         assert got.values(m.KAFKA_RESTORED_MODELS) == [0]
         assert got.values(m.KAFKA_RECORDS) == [4]
+        assert got.values(m.KAFKA_RESTARTS) == [0]
         [commits] = got.values(m.KAFKA_COMMITS)
         assert commits >= 1
         assert got.values(m.KAFKA_REBALANCES) != []

@@ -318,7 +318,7 @@ def test_a_row_wider_than_max_row_values_is_never_read(clock: _Clock, numbers_re
     from probes.stats import TOO_WIDE
 
     out = _vocab_logits(width=1_000_000)
-    outs: list[Any] = [out, out[0]]  # 2-D, and 1-D scores read as one classifier row
+    outs: list[Any] = [out, out[0], out.tolist()]  # 2-D, 1-D scores (one classifier row), a list
     torch = None
     try:
         import torch
@@ -330,7 +330,7 @@ def test_a_row_wider_than_max_row_values_is_never_read(clock: _Clock, numbers_re
         st = ProbeState("m", "v")
         for _ in range(20):
             clock.now += 10.0
-            record_output(st, st.local.shard, a, "classifier" if a.ndim == 1 else "auto")
+            record_output(st, st.local.shard, a, "classifier" if isinstance(a, list) or a.ndim == 1 else "auto")
         t = st.snapshot().totals
         assert t.invalid == {TOO_WIDE: 20} and t.classes == {} and sum(t.conf) == 0
     assert numbers_read == []

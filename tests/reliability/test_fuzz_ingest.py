@@ -109,6 +109,12 @@ MUTATIONS = {
     "vector with a string": _output([0.5, "a"]),
     "too many features": _set("outputs", {f"f{i}": 1.0 for i in range(1000)}),
     "latency negative": _set("latency_s", -1.0),
+    # a lone surrogate (a JSON escape) used to cost the whole batch (issue 16, finding 2)
+    "sample_id lone surrogate": _set("sample_id", "x\udc80"),
+    "model lone surrogate": _set("model", "\ud800digits"),
+    "feature name lone surrogate": lambda s: {**s, "outputs": {**s["outputs"], "x\udc80": 1.0}},
+    "category lone surrogate": lambda s: {**s, "outputs": {**s["outputs"],
+                                                           "predicted_class": "\udfff"}},
 }
 
 json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
@@ -184,6 +190,7 @@ def test_mixed_batches_keep_good_samples_intact(ingest: Ingest, batch: list[Any]
     (b"[" * 200_000, 400),  # deep nesting within the size limit
     (b'{"samples": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400),
     (b'{"samples": [' + b'{"a": 1},' * 40_000 + b'{"a": 1}]}', 413),  # over the body limit
+    (b'{"samples": [' + b"{}," * 60_000 + b"{}]}", 413),  # within it, over the sample cap
     (b"\xff\xfe\x00garbage", 400),
     (b'{"samples": "not a list"}', 400),
     (b"", 400),
