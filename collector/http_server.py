@@ -8,22 +8,38 @@ items is millions of them, and the cap is enforced while parsing, so such a body
 bounded parse, not millions of validations.
 A bearer token is required when the server binds beyond loopback; it refuses to start
 off-loopback without one. Other services (the drift service) add their own routes.
+
+Connections are bounded (`ServerOptions`): a connection waiting for a request is closed after
+`idle_timeout_s`, a request must arrive whole within `read_timeout_s` of its first byte (408
+otherwise: a slow sender holds a thread that long, no longer), and at most `max_connections`
+are open: at the cap the longest-idle one is closed to make room, or, when every one is
+mid-request, the newcomer gets 503 at once. Ambiguous framing (Transfer-Encoding with
+Content-Length, two Content-Lengths) is refused with 400, and `Expect: 100-continue` is
+answered only after the length passed. `tls_cert`/`tls_key` serve HTTPS.
+Why the stdlib server and not uvicorn: docs/deploy.md "HTTP servers" (measured by
+benchmarks/http_servers.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import ipaddress
 import json
 import logging
+import math
 import re
 import socket
+import ssl
 import sys
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from collector.errors import CollectorConfigError
@@ -38,6 +54,61 @@ DRAIN_FACTOR = 4  # bodies up to this many times the limit are read and dropped 
 Handler = Callable[[Any], tuple[int, Any]]
 Verifier = Callable[[Mapping[str, str], bytes], str | None]
 Parser = Callable[[bytes], Any]
+_DIGITS = re.compile(r"[0-9]+")  # int() would also take "+5", " 5" and "5_0"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How a server treats connections (timeouts, cap) and whether it speaks TLS."""
+
+    idle_timeout_s: float = 30.0  # a connection waiting for its (next) request is closed
+    read_timeout_s: float = 30.0  # a request's line, headers and body, from its first byte
+    max_connections: int = 128  # open at once; see the module docstring for what happens at it
+    tls_cert: Path | None = None  # PEM certificate chain: serve HTTPS
+    tls_key: Path | None = None  # PEM private key (default: inside tls_cert)
+
+    def __post_init__(self) -> None:
+        for name in ("idle_timeout_s", "read_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise CollectorConfigError(
+                    f"{name} must be a positive number of seconds, got {value!r}")
+        if not self.max_connections >= 1:
+            raise CollectorConfigError(
+                f"max_connections must be at least 1, got {self.max_connections!r}")
+        if self.tls_key is not None and self.tls_cert is None:
+            raise CollectorConfigError("a TLS key without a certificate: pass the certificate "
+                                       "(--tls-cert) too")
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls_cert is None else "https"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server-side TLS context (None without a certificate)."""
+        if self.tls_cert is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise CollectorConfigError(
+                f"cannot load the TLS certificate {self.tls_cert}"
+                + (f" and key {self.tls_key}" if self.tls_key else "")
+                + f" ({exc}); pass PEM files (the key inside the certificate file or given "
+                "with --tls-key)") from exc
+        return ctx
+
+
+def _busy_response() -> bytes:
+    body = b'{"error":"every connection is busy with a request; retry in a moment"}'
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+            % len(body)) + body
+
+
+BUSY_RESPONSE = _busy_response()  # to a connection past the cap, when none is idle
 
 
 class RequestRefused(BenchwatchError):
@@ -180,15 +251,111 @@ class Route:
     parse: Parser = json.loads
 
 
+class _Connections:
+    """The open connections of one server, the idle ones (waiting for a request) oldest first.
+
+    At the cap a newcomer takes the place of the longest-idle connection, so idle connections,
+    however many, never lock out a request; only when every connection is mid-request (each
+    bounded by the read timeout) is the newcomer refused.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._idle: OrderedDict[socket.socket, None] = OrderedDict()
+        self.refused = 0
+        self.evicted = 0
+
+    def admit(self, sock: socket.socket) -> bool:
+        with self._lock:
+            if len(self._open) >= self.cap:
+                if not self._idle:
+                    self.refused += 1
+                    return False
+                oldest, _ = self._idle.popitem(last=False)
+                self._open.discard(oldest)
+                self.evicted += 1
+                _hang_up(oldest)
+            self._open.add(sock)
+            self._idle[sock] = None  # waiting for its first request
+            return True
+
+    def idle(self, sock: socket.socket) -> None:
+        with self._lock:
+            if sock in self._open:  # not after an eviction
+                self._idle[sock] = None
+                self._idle.move_to_end(sock)
+
+    def busy(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._idle.pop(sock, None)
+
+    def forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(sock)
+            self._idle.pop(sock, None)
+
+    def close_all(self) -> None:
+        with self._lock:
+            for sock in self._open:
+                _hang_up(sock)
+            self._open.clear()
+            self._idle.clear()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """Ends the connection under the thread serving it (its read returns EOF)."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+    except OSError:
+        pass
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, each allowed only the time left before `deadline`, so a sender
+    trickling a byte at a time is cut off when the deadline passes (a per-read timeout alone
+    would let it hold the thread for ever). `on_data` is called with the first bytes read
+    while `waiting` (for a request); writes keep `write_timeout_s`."""
+
+    def __init__(self, sock: socket.socket, write_timeout_s: float,
+                 on_data: Callable[[], None]) -> None:
+        self.sock = sock
+        self.write_timeout_s = write_timeout_s
+        self.on_data = on_data
+        self.deadline = math.inf
+        self.waiting = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the read deadline passed")
+        self.sock.settimeout(left)
+        try:
+            n = self.sock.recv_into(buffer)
+        finally:
+            self.sock.settimeout(self.write_timeout_s)
+        if n and self.waiting:
+            self.on_data()
+        return n
+
+
 class JsonHttpServer:
     """Routes (method, path) to handlers taking the parsed JSON body (None for GET).
 
     Handlers return `(status, json_able)`; an exception in a handler becomes a 500 with a
-    short message (logged), never a dead server.
+    short message (logged), never a dead server. `options` bounds connections and turns on TLS.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                 max_body: int = DEFAULT_MAX_BODY, name: str = "benchwatch") -> None:
+                 max_body: int = DEFAULT_MAX_BODY, name: str = "benchwatch",
+                 options: ServerOptions | None = None) -> None:
         if not is_loopback(host) and not token:
             raise CollectorConfigError(
                 f"refusing to listen on {host} without a token: anyone who can reach it could "
@@ -197,9 +364,12 @@ class JsonHttpServer:
         self.token = token or None
         self.max_body = max_body
         self.name = name
+        self.options = options or ServerOptions()
+        self._tls = self.options.ssl_context()  # a bad certificate fails here, before start
         self._routes: dict[tuple[str, str], Route] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections = _Connections(self.options.max_connections)
         self._requested_port = port
         self.add_route("GET", "/healthz", lambda _: (200, {"status": "ok"}), open_route=True)
 
@@ -220,10 +390,16 @@ class JsonHttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.options.scheme}://{self.host}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
 
     def start(self) -> JsonHttpServer:
         server_self = self
+        tls = self._tls
+        connections = self._connections
 
         class RequestHandler(_Handler):
             owner = server_self
@@ -233,12 +409,38 @@ class JsonHttpServer:
         class Server(ThreadingHTTPServer):
             address_family = family
             daemon_threads = True
+            request_queue_size = 128  # the listen backlog (socketserver's default is 5)
+
+            def get_request(self) -> tuple[Any, Any]:
+                sock, addr = super().get_request()
+                if tls is not None:  # the handshake runs in the connection's thread, timed
+                    sock = tls.wrap_socket(sock, server_side=True,
+                                           do_handshake_on_connect=False)
+                return sock, addr
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                if connections.admit(request):
+                    super().process_request(request, client_address)
+                    return
+                if not isinstance(request, ssl.SSLSocket):  # no handshake spent on a refusal
+                    try:
+                        request.setblocking(False)
+                        request.send(BUSY_RESPONSE)
+                    except OSError:
+                        pass
+                self.shutdown_request(request)
+
+            def process_request_thread(self, request: Any, client_address: Any) -> None:
+                try:
+                    super().process_request_thread(request, client_address)
+                finally:
+                    connections.forget(request)
 
             def handle_error(self, request: Any, client_address: Any) -> None:
-                # a client that hangs up mid-request (e.g. after a 413) is routine, not a
-                # traceback on stderr; anything else still gets the default report
-                if isinstance(sys.exc_info()[1], ConnectionError):
-                    log.debug("client %s disconnected", client_address)
+                # a client that hangs up, times out or fails the TLS handshake is routine,
+                # not a traceback on stderr; anything else still gets the default report
+                if isinstance(sys.exc_info()[1], OSError):
+                    log.debug("client %s: %s", client_address, sys.exc_info()[1])
                     return
                 super().handle_error(request, client_address)
 
@@ -257,6 +459,7 @@ class JsonHttpServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
+            self._connections.close_all()  # idle keep-alive threads end now, not at a timeout
             self._server.server_close()
             self._server = None
         if self._thread is not None:
@@ -273,7 +476,44 @@ class JsonHttpServer:
 class _Handler(BaseHTTPRequestHandler):
     owner: JsonHttpServer
     protocol_version = "HTTP/1.1"
-    timeout = 15  # seconds a slow client may hold a thread
+    _reader: _DeadlineReader
+
+    def setup(self) -> None:
+        super().setup()
+        options = self.owner.options
+        self.connection.settimeout(options.read_timeout_s)
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # bounded by the read timeout
+        self.rfile.close()  # the stdlib's reader, replaced by one that keeps the deadlines
+        self._reader = _DeadlineReader(self.connection, options.read_timeout_s,
+                                       self._request_started)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        # waiting for a request: idle (may be closed to make room), up to the idle timeout
+        self._reader.waiting = True
+        self._reader.deadline = time.monotonic() + self.owner.options.idle_timeout_s
+        self.owner._connections.idle(self.connection)
+        super().handle_one_request()
+
+    def _request_started(self) -> None:
+        """The first bytes of a request: from now it has the read timeout to arrive whole."""
+        if self._reader.waiting:
+            self._reader.waiting = False
+            self._reader.deadline = time.monotonic() + self.owner.options.read_timeout_s
+            self.owner._connections.busy(self.connection)
+
+    def parse_request(self) -> bool:
+        self._request_started()  # also when the request line was already buffered
+        return super().parse_request()
+
+    def handle_expect_100(self) -> bool:
+        # `100 Continue` invites the body: only for one this server would read
+        route = self.owner._routes.get((self.command, self.path.split("?", 1)[0]))
+        needs_body = route is not None and route.needs_body
+        if self._body_length(needs_body, expecting=True) is None:
+            return False
+        return super().handle_expect_100()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         log.debug("%s: " + format, self.owner.name, *args)
@@ -283,8 +523,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer and close: what follows on this connection cannot be trusted to be framed."""
+        self.close_connection = True
+        self._send(status, {"error": message})
 
     def _drain(self, length: int) -> None:
         try:
@@ -296,41 +543,70 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             return
 
+    def _body_length(self, needs_body: bool, expecting: bool = False) -> int | None:
+        """The body's length, or None after refusing the request: ambiguous framing (which a
+        proxy in front may read differently: request smuggling), no length, or too long."""
+        lengths = self.headers.get_all("Content-Length") or []
+        chunked = "Transfer-Encoding" in self.headers
+        if chunked and lengths:
+            self._refuse(400, "both Transfer-Encoding and Content-Length: send the body with "
+                              "Content-Length only")
+            return None
+        if len(lengths) > 1:
+            self._refuse(400, "more than one Content-Length header: send exactly one")
+            return None
+        if chunked or (needs_body and not lengths):
+            self._refuse(411, "send a Content-Length header (chunked bodies are not accepted)")
+            return None
+        if not lengths:
+            return 0
+        text = lengths[0].strip()
+        try:
+            length = int(text) if _DIGITS.fullmatch(text) else -1
+        except ValueError:  # more digits than int() parses
+            length = -1
+        if length < 0:
+            self._refuse(400, "Content-Length is not a number")
+            return None
+        if not needs_body:
+            if length:  # a body nobody reads must not be parsed as the next request
+                self.close_connection = True
+            return length
+        if length > self.owner.max_body:
+            self.close_connection = True
+            # read (and drop) a moderately oversized body so the sender sees the 413 rather
+            # than a broken pipe; past the drain limit, or before `100 Continue`, hang up
+            if not expecting and length <= DRAIN_FACTOR * self.owner.max_body:
+                self._drain(length)
+            self._send(413, {"error": f"body of {length} bytes is over the limit of "
+                                      f"{self.owner.max_body}; send smaller batches"})
+            return None
+        return length
+
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         route = self.owner._routes.get((method, path))
         if route is None:
             allowed = sorted(m for (m, p) in self.owner._routes if p == path)
             if allowed:
-                self.close_connection = True
-                self._send(405, {"error": f"use {' or '.join(allowed)} on {path}"})
+                self._refuse(405, f"use {' or '.join(allowed)} on {path}")
             else:
-                self.close_connection = True
-                self._send(404, {"error": f"no such endpoint {path}"})
+                self._refuse(404, f"no such endpoint {path}")
+            return
+        length = self._body_length(route.needs_body)
+        if length is None:
             return
         body = b""
         if route.needs_body:
-            length_text = self.headers.get("Content-Length")
-            if length_text is None:
-                self.close_connection = True
-                self._send(411, {"error": "send a Content-Length header (chunked bodies are not accepted)"})
-                return
             try:
-                length = int(length_text)
-            except ValueError:
-                self.close_connection = True
-                self._send(400, {"error": "Content-Length is not a number"})
+                body = self.rfile.read(length)
+            except TimeoutError:
+                self._refuse(408, f"the request did not arrive within "
+                                  f"{self.owner.options.read_timeout_s:g} s; send it faster")
                 return
-            if length < 0 or length > self.owner.max_body:
+            if len(body) < length:  # the sender hung up mid-body
                 self.close_connection = True
-                # read (and drop) a moderately oversized body so the sender sees the 413
-                # rather than a broken pipe; past the drain limit, just hang up
-                if 0 < length <= DRAIN_FACTOR * self.owner.max_body:
-                    self._drain(length)
-                self._send(413, {"error": f"body of {length} bytes is over the limit of "
-                                          f"{self.owner.max_body}; send smaller batches"})
                 return
-            body = self.rfile.read(length)
         headers = {k.lower(): v for k, v in self.headers.items()}
         problem = route.verify(headers, body)
         if problem is not None:
@@ -345,8 +621,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 payload = route.parse(body)
             except RequestRefused as exc:
-                self.close_connection = True
-                self._send(exc.status, {"error": exc.message})
+                self._refuse(exc.status, exc.message)
                 return
             except (ValueError, RecursionError) as exc:
                 self._send(400, {"error": f"body is not valid JSON: {str(exc)[:200]}"})
@@ -394,9 +669,10 @@ def samples_handler(collector: Collector, on_report: Callable[[Any], None] | Non
 def ingest_server(collector: Collector, host: str = "127.0.0.1", port: int = 0,
                   token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                   on_report: Callable[[Any], None] | None = None,
-                  max_samples: int = DEFAULT_MAX_SAMPLES) -> JsonHttpServer:
+                  max_samples: int = DEFAULT_MAX_SAMPLES,
+                  options: ServerOptions | None = None) -> JsonHttpServer:
     """An (unstarted) server with `POST /v1/samples` for `collector`."""
-    server = JsonHttpServer(host, port, token, max_body, name="collector")
+    server = JsonHttpServer(host, port, token, max_body, name="collector", options=options)
     add_samples_route(server, collector, max_samples, on_report)
     return server
 

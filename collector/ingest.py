@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -21,12 +22,15 @@ from collector.errors import CollectorConfigError
 from collector.windows import Feature, WindowStore
 from probes.errors import BenchwatchError
 from probes.samples import (
+    EARLIEST_TIMESTAMP,
     MAX_FEATURES,
+    MAX_FUTURE_S,
     MAX_NAME_LEN,
     MAX_VECTOR_LEN,
     Sample,
     SampleError,
     check_feature,
+    check_timestamp,
     is_text,
 )
 from probes.samples import MAX_STRING_LEN as MAX_STR_LEN
@@ -137,6 +141,10 @@ def _check_sample(sample: Sample) -> None:
         raise Rejected("wrong_type", "timestamp must be a number (unix seconds)")
     if not math.isfinite(ts):
         raise Rejected("not_finite", f"timestamp is {ts}")
+    try:
+        check_timestamp(ts)
+    except SampleError as exc:
+        raise Rejected(exc.reason, exc.message) from exc
 
 
 _FIELDS = frozenset(("model", "version", "sample_id", "timestamp", "outputs", "inputs",
@@ -183,10 +191,11 @@ def _plain_features(source: object, flat: dict[str, Feature], prefix: str) -> bo
     return True
 
 
-def _fast_row(item: object) -> _Row | None:
+def _fast_row(item: object, latest: float) -> _Row | None:
     """The storable row of a well-formed sample (a Sample, or a dict as JSON/Kafka give it)
     checked with exact types only; None when anything is unusual, so that the generic,
-    reason-giving validation decides instead. Accepts nothing the generic path rejects."""
+    reason-giving validation decides instead. Accepts nothing the generic path rejects.
+    `latest`: the newest timestamp accepted (now + MAX_FUTURE_S, read once per batch)."""
     t = type(item)
     if t is dict:
         d: Any = item
@@ -205,7 +214,7 @@ def _fast_row(item: object) -> _Row | None:
             or not 0 < len(sid) <= MAX_ID_LEN
             or not (model.isascii() and version.isascii() and sid.isascii())):
         return None
-    if type(ts) is not float or ts - ts != 0.0:
+    if type(ts) is not float or not EARLIEST_TIMESTAMP <= ts <= latest:  # nan fails too
         return None
     if latency is not None and (type(latency) is not float or not 0.0 <= latency < math.inf):
         return None
@@ -347,8 +356,9 @@ class Collector:
             rejected["wrong_type"] += 1
             iterator = iter(())
         fast = _fast_row
+        latest = time.time() + MAX_FUTURE_S
         for item in iterator:
-            row = fast(item)
+            row = fast(item, latest)
             try:
                 if row is None:
                     row = self._validate(item)

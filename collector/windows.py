@@ -156,12 +156,21 @@ class WindowStore:
         # windows are pruned when they hold this many values (see _prune)
         self._prune_at = max_per_feature + max(1, max_per_feature // 2)
         self._lock = threading.Lock()
+        existing = False
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            existing = self._existing_file()
+        self._key_ids: dict[tuple[str, str, str], int] = {}
+        # (model, version) -> its feature names (rebuilt when one is added: that is rare)
+        self._by_model: dict[tuple[str, str], frozenset[str]] = {}
+        self._max_key_id = 0
+        self._keys_gen: str | None = None
         try:
             self._db = sqlite3.connect(
                 ":memory:" if self.path is None else str(self.path),
                 check_same_thread=False, isolation_level=None, timeout=30.0)
+            if existing:
+                self._check_pages()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.execute("BEGIN IMMEDIATE")  # two processes may open one new file at once
@@ -181,21 +190,52 @@ class WindowStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            if row is None or row[0] in ("1", SCHEMA_VERSION):
+                with self._lock:
+                    self._refresh_keys()
         except sqlite3.DatabaseError as exc:
+            self._close_quietly()
             raise CollectorConfigError(
                 f"window store {self.path} is not a usable SQLite database ({exc}); "
-                "move it aside or pass another --state path") from exc
+                f"move it aside (mv {self.path} {self.path}.damaged; the service then starts "
+                "with empty windows) or pass another --state path") from exc
         if row is not None and row[0] not in ("1", SCHEMA_VERSION):
+            self._close_quietly()
             raise CollectorConfigError(
                 f"window store {self.path} has schema {row[0]}, this benchwatch writes "
                 f"{SCHEMA_VERSION}; move it aside or pass another --state path")
-        self._key_ids: dict[tuple[str, str, str], int] = {}
-        # (model, version) -> its feature names (rebuilt when one is added: that is rare)
-        self._by_model: dict[tuple[str, str], frozenset[str]] = {}
-        self._max_key_id = 0
-        self._keys_gen: str | None = None
-        with self._lock:
-            self._refresh_keys()
+
+    def _existing_file(self) -> bool:
+        """Whether `path` holds a store to check; a 0-byte file (no write-ahead log beside it)
+        is said in the log and started as a new store, never silently."""
+        assert self.path is not None
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return False
+        if size > 0:
+            return True
+        wal = self.path.with_name(self.path.name + "-wal")
+        if not (wal.exists() and wal.stat().st_size > 0):
+            log.warning("window store %s is empty (0 bytes): starting a new store there; if it "
+                        "should hold windows, stop and restore it from a copy", self.path)
+        return False
+
+    def _check_pages(self) -> None:
+        """Read every page once (`PRAGMA quick_check`, about 1 s per 170 MB) so that a damaged
+        file is refused at open with its name, not found mid-evaluation as a traceback."""
+        rows = self._db.execute("PRAGMA quick_check(1)").fetchall()
+        if [r[0] for r in rows] != ["ok"]:
+            first = " ".join(str(rows[0][0]).split())[:200]
+            raise sqlite3.DatabaseError(f"damaged pages: {first}")
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
 
     def _migrate_v1(self) -> None:
         """Schema 1 (one row per value) -> 2 (one row per window per batch), in the open

@@ -78,6 +78,7 @@ OTEL_ACCURACY_REALIZED = "benchwatch.accuracy.realized"
 OTEL_ACCURACY_LABELS = "benchwatch.accuracy.labels"
 OTEL_INGEST = "benchwatch.ingest.samples"
 OTEL_ALERTS_RECEIVED = "benchwatch.alerts.received"
+OTEL_ALERTS_REFUSED = "benchwatch.alerts.refused"
 DRIFT_SCORE = "benchwatch_drift_score"
 DRIFT_THRESHOLD = "benchwatch_drift_threshold"
 DRIFT_P_VALUE = "benchwatch_drift_p_value"
@@ -93,10 +94,13 @@ ACCURACY_REALIZED = "benchwatch_accuracy_realized"
 ACCURACY_LABELS = "benchwatch_accuracy_labels"
 INGEST = "benchwatch_ingest_samples_total"
 ALERTS_RECEIVED = "benchwatch_alerts_received_total"
+ALERTS_REFUSED = "benchwatch_alerts_refused_total"
 
 # drift service with Kafka on: the consumer's stats (benchwatch.kafka.consumer.*)
 OTEL_KAFKA_LAG = "benchwatch.kafka.consumer.lag"
 OTEL_KAFKA_POISON = "benchwatch.kafka.consumer.poison"
+OTEL_KAFKA_ASSIGNED = "benchwatch.kafka.consumer.assigned_partitions"
+OTEL_KAFKA_GROUP_UNOWNED = "benchwatch.kafka.consumer.group_unowned_partitions"
 # ConsumerStats field -> counter, for the counters that are one field each
 OTEL_KAFKA_COUNTERS = {
     "commit_failures": "benchwatch.kafka.consumer.commit_failures",
@@ -105,6 +109,7 @@ OTEL_KAFKA_COUNTERS = {
     "rebalances": "benchwatch.kafka.consumer.rebalances",
     "records": "benchwatch.kafka.consumer.records",
     "restarts": "benchwatch.kafka.consumer.restarts",
+    "rejoins": "benchwatch.kafka.consumer.rejoins",
 }
 KAFKA_PREFIX = "benchwatch_kafka_consumer_"
 KAFKA_LAG = KAFKA_PREFIX + "lag"
@@ -115,6 +120,9 @@ KAFKA_COMMITS = KAFKA_PREFIX + "commits_total"
 KAFKA_REBALANCES = KAFKA_PREFIX + "rebalances_total"
 KAFKA_RECORDS = KAFKA_PREFIX + "records_total"
 KAFKA_RESTARTS = KAFKA_PREFIX + "restarts_total"
+KAFKA_REJOINS = KAFKA_PREFIX + "rejoins_total"
+KAFKA_ASSIGNED = KAFKA_PREFIX + "assigned_partitions"
+KAFKA_GROUP_UNOWNED = KAFKA_PREFIX + "group_unowned_partitions"
 
 # replay (a plain prometheus_client gauge: the same name on both sides)
 CANARY_VERDICT = "benchwatch_canary_verdict"

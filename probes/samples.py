@@ -28,6 +28,7 @@ __all__ = [
     "SampleError",
     "Sink",
     "check_feature",
+    "check_timestamp",
     "is_text",
     "new_sample_id",
     "new_sample_ids",
@@ -39,6 +40,10 @@ MAX_FEATURES = 256  # per sample, outputs and inputs each
 MAX_NAME_LEN = 128  # model, version, sample_id, feature names
 MAX_STRING_LEN = 256  # categorical feature values
 MAX_VECTOR_LEN = 4096  # tuple features (embeddings)
+# a sample's timestamp (unix seconds) must lie in [EARLIEST_TIMESTAMP, now + MAX_FUTURE_S]:
+# +-1e300 or a clock years ahead is a broken sender, and would skew anything ordered by time
+EARLIEST_TIMESTAMP = 0.0  # the Unix epoch
+MAX_FUTURE_S = 86_400.0  # a day of clock skew
 
 # Every `SampleError.reason` this module raises; bounded so it is safe as a metric label.
 REASONS = (
@@ -50,6 +55,7 @@ REASONS = (
     "not_finite",
     "too_large",
     "invalid_text",
+    "bad_timestamp",
 )
 
 _EMPTY: Mapping[str, Feature] = MappingProxyType({})
@@ -157,7 +163,7 @@ class Sample:
             model=_name(d["model"], "model"),
             version=_name(d["version"], "version"),
             sample_id=_name(d["sample_id"], "sample_id"),
-            timestamp=_number(d["timestamp"], "timestamp"),
+            timestamp=check_timestamp(_number(d["timestamp"], "timestamp")),
             outputs=_features(d["outputs"], "outputs"),
             inputs=_features(d["inputs"], "inputs") if d.get("inputs") is not None else _EMPTY,
             latency_s=None if latency is None else _non_negative(_number(latency, "latency_s"), "latency_s"),
@@ -219,6 +225,17 @@ def _number(v: Any, what: str) -> float:
     if not math.isfinite(f):
         raise SampleError("not_finite", f"{what} must be finite, got {f}")
     return f
+
+
+def check_timestamp(ts: float, now: float | None = None) -> float:
+    """`ts` when it is in the sane range (see EARLIEST_TIMESTAMP), else SampleError
+    `bad_timestamp`."""
+    latest = (time.time() if now is None else now) + MAX_FUTURE_S
+    if not EARLIEST_TIMESTAMP <= ts <= latest:
+        raise SampleError("bad_timestamp", f"timestamp {ts:g} is not unix seconds between "
+                          f"{EARLIEST_TIMESTAMP:g} and a day from now ({latest:.0f}): send "
+                          "time.time() of when the sample was taken")
+    return ts
 
 
 def _non_negative(v: float, what: str) -> float:

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from benchwatch.cli._server_options import add_server_options, server_options
 from benchwatch.cli._until_stopped import wait_until_stopped
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "samples adding more are rejected as too_many_features")
     serve.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES, metavar="N",
                        help="samples per request, at most (default %(default)s; 413 past it)")
+    add_server_options(serve)
     windows = sub.add_parser("windows", help="print the windows a store holds")
     windows.add_argument("--state", type=Path, required=True, metavar="PATH")
     windows.add_argument("--json", action="store_true")
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace) -> ExitCode:
                           max_features=args.max_features)
     try:
         server = ingest_server(collector, args.host, args.port, args.token or None,
-                               max_samples=args.max_samples).start()
+                               max_samples=args.max_samples,
+                               options=server_options(args)).start()
     except BaseException:
         store.close()
         raise

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from benchwatch.cli._server_options import add_server_options, server_options
 from benchwatch.cli._until_stopped import wait_until_stopped
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--kafka", default=None, metavar="BOOTSTRAP",
                        help="also consume samples from Kafka (host:port[,host:port]) as a member "
                        "of --group; run several workers with one group to share the models")
+    add_server_options(serve)
     serve.add_argument("--kafka-topic", default="benchwatch.samples", help="samples topic")
     serve.add_argument("--group", default="benchwatch-drift", help="Kafka consumer group")
     serve.add_argument("--kafka-state-topic", dest="state_topic", default="auto",
@@ -96,7 +98,8 @@ def _serve(args: argparse.Namespace) -> ExitCode:
         interval_s=args.interval, token=args.token or None,
         webhook_hmac_secret=args.webhook_hmac_secret or None, alpha=args.alpha,
         min_samples=args.min_samples, max_per_feature=args.window,
-        require_features=not args.allow_missing_features, stream_ert=args.stream_ert)
+        require_features=not args.allow_missing_features, stream_ert=args.stream_ert,
+        server=server_options(args))
     if args.kafka:
         from benchwatch.cli.kafka import consumer_options, quiet_kafka_client, require_topics
 

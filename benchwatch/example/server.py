@@ -23,21 +23,30 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import random
+import re
 import signal
+import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from benchwatch.cli._server_options import add_server_options, server_options
+from collector.http_server import ServerOptions
 from probes.errors import BenchwatchError, require
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20  # 1 MiB: ~4000 rows of 64 floats
 MAX_ROWS = 4096
+# connections are cheap here (no thread each), so the cap is higher than the collector's;
+# it stays far below a usual descriptor limit (1024 and up) so a flood cannot exhaust them
+DEFAULT_OPTIONS = ServerOptions(idle_timeout_s=30.0, read_timeout_s=30.0, max_connections=512)
 
 try:  # orjson parses and writes this JSON ~5x faster than the stdlib (numpy arrays natively)
     import orjson
@@ -69,6 +78,7 @@ class ServerConfig:
     metrics_port: int = 0  # probes' Prometheus endpoint (0 = none)
     sink: str | None = None  # probes' sample sink URL (collector http(s)://… or kafka://…)
     sample_rate: float = 0.0
+    options: ServerOptions = DEFAULT_OPTIONS  # timeouts, connection cap, TLS
 
 
 class RequestError(BenchwatchError):
@@ -80,7 +90,8 @@ class RequestError(BenchwatchError):
 
 
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           413: "Payload Too Large", 500: "Internal Server Error"}
+           408: "Request Timeout", 413: "Payload Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable"}
 
 
 class Model:
@@ -157,25 +168,120 @@ class Model:
         return _dump_outputs(self.predict(x))
 
 
-class HttpProtocol(asyncio.Protocol):
-    """Minimal HTTP/1.1: Content-Length bodies, keep-alive, pipelined requests in order."""
+class OpenConnections:
+    """The server's connections, idle ones (waiting for a request) oldest first, and the one
+    timer that enforces every connection's deadline (a sweep each `tick_s`: cheaper than a timer
+    per request on a path that costs tens of µs). At the cap a newcomer takes the place of the
+    longest-idle connection; only when every one is mid-request is it refused with 503."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.tick_s = min(1.0, options.idle_timeout_s / 4, options.read_timeout_s / 4)
+        self.open: set[HttpProtocol] = set()
+        self.idle: OrderedDict[HttpProtocol, None] = OrderedDict()
+        self.refused = 0
+        self.evicted = 0
+
+    def admit(self, conn: HttpProtocol) -> bool:
+        if len(self.open) >= self.options.max_connections:
+            if not self.idle:
+                self.refused += 1
+                return False
+            oldest, _ = self.idle.popitem(last=False)
+            self.evicted += 1
+            oldest.close()
+        self.open.add(conn)
+        return True
+
+    def forget(self, conn: HttpProtocol) -> None:
+        self.open.discard(conn)
+        self.idle.pop(conn, None)
+
+    def sweep(self) -> None:
+        now = time.monotonic()
+        for conn in [c for c in self.open if c.deadline < now]:
+            conn.timed_out()
+
+    async def run_sweeps(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            self.sweep()
+
+
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class HttpProtocol(asyncio.Protocol):
+    """Minimal HTTP/1.1: Content-Length bodies, keep-alive, pipelined requests in order; each
+    connection idle at most `idle_timeout_s`, each request whole within `read_timeout_s` of its
+    first byte (408 otherwise)."""
+
+    def __init__(self, app: App, conns: OpenConnections) -> None:
         self.app = app
+        self.conns = conns
         self.buf = b""
         self.transport: asyncio.Transport | None = None
         self.busy = False  # a delayed response is pending: later requests wait their turn
+        self.reading = False  # a request has started arriving
+        self.continued = False  # `100 Continue` sent for the request being read
+        self.deadline = math.inf
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if not self.conns.admit(self):
+            self._respond(503, b'{"error":"every connection is busy with a request; retry '
+                               b'in a moment"}', close=True)
+            return
+        self._wait_for_request()
+
+    def _wait_for_request(self) -> None:
+        self.reading = False
+        self.deadline = time.monotonic() + self.conns.options.idle_timeout_s
+        self.conns.idle[self] = None
+        self.conns.idle.move_to_end(self)
+
+    def _start_request(self) -> None:
+        self.reading = True
+        self.continued = False
+        self.deadline = time.monotonic() + self.conns.options.read_timeout_s
+        self.conns.idle.pop(self, None)
+
+    def timed_out(self) -> None:
+        if self.reading:
+            self._respond(408, b'{"error":"the request did not arrive in time; send it '
+                               b'faster"}', close=True)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        self.conns.forget(self)
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        if not self.reading:
+            self._start_request()
         self.buf += data
         if not self.busy:
             self._process()
 
+    def pause_writing(self) -> None:  # a client that sends but does not read: stop reading
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
     def _process(self) -> None:
         while self.transport is not None and not self.busy:
+            if not self.buf:
+                self._wait_for_request()
+                return
+            if not self.reading:  # the next pipelined request: its own deadline
+                self._start_request()
             head_end = self.buf.find(b"\r\n\r\n")
             if head_end < 0:
                 if len(self.buf) > 65536:
@@ -188,35 +294,48 @@ class HttpProtocol(asyncio.Protocol):
             except ValueError:
                 self._respond(400, b'{"error":"bad request line"}', close=True)
                 return
-            length = 0
+            lengths: list[str] = []
             keep_alive = version == "HTTP/1.1"
+            expect_continue = False
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 lname = name.strip().lower()
                 if lname == "transfer-encoding":
                     self._respond(400, b'{"error":"chunked bodies are not supported: send '
-                                  b'Content-Length"}', close=True)
+                                  b'Content-Length only"}', close=True)
                     return
                 if lname == "content-length":
-                    try:
-                        length = int(value.strip())
-                    except ValueError:
-                        length = -1
+                    lengths.append(value.strip())
                 elif lname == "connection":
                     keep_alive = value.strip().lower() == "keep-alive" or (
                         keep_alive and value.strip().lower() != "close")
-            if length < 0 or length > MAX_BODY:
-                self._respond(413 if length > 0 else 400,
-                              b'{"error":"bad or too large Content-Length"}', close=True)
+                elif lname == "expect":
+                    expect_continue = value.strip().lower() == "100-continue"
+            if len(lengths) > 1:  # a proxy in front may pick the other one: refuse
+                self._respond(400, b'{"error":"more than one Content-Length header"}',
+                              close=True)
+                return
+            if lengths and not _CONTENT_LENGTH.fullmatch(lengths[0]):
+                self._respond(400, b'{"error":"Content-Length is not a number"}', close=True)
+                return
+            length = int(lengths[0]) if lengths else 0
+            if length > MAX_BODY:
+                self._respond(413, b'{"error":"Content-Length over the limit of 1 MiB: '
+                                   b'split the batch"}', close=True)
                 return
             total = head_end + 4 + length
             if len(self.buf) < total:
+                if expect_continue and not self.continued:  # only after the length passed
+                    self.continued = True
+                    self.transport.write(CONTINUE)
                 return
             body = self.buf[head_end + 4 : total]
             self.buf = self.buf[total:]
+            self.reading = False
             status, payload, delay = self.app.dispatch(method, path, body)
             if delay > 0:
                 self.busy = True
+                self.deadline = math.inf  # our own delay: not the client's to answer for
                 asyncio.get_running_loop().call_later(delay, self._delayed, status, payload,
                                                       keep_alive)
                 return
@@ -235,10 +354,10 @@ class HttpProtocol(asyncio.Protocol):
                 f"{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n")
         self.transport.write(head.encode() + payload)
         if close:
-            self.transport.close()
-            self.transport = None
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.conns.forget(self)
         self.transport = None
 
 
@@ -282,11 +401,15 @@ async def serve(cfg: ServerConfig, ready: Callable[[int], None] | None = None,
                             sample_rate=cfg.sample_rate)
     app = App(cfg, Model(cfg))
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: HttpProtocol(app), cfg.host, cfg.port,
-                                      reuse_address=True)
+    conns = OpenConnections(cfg.options)
+    tls = cfg.options.ssl_context()
+    server = await loop.create_server(
+        lambda: HttpProtocol(app, conns), cfg.host, cfg.port, reuse_address=True, ssl=tls,
+        ssl_handshake_timeout=cfg.options.read_timeout_s if tls else None)
+    sweeper = asyncio.create_task(conns.run_sweeps())
     port = server.sockets[0].getsockname()[1]
-    log.info("digits %s serving on http://%s:%d (%s)", app.model.version, cfg.host, port,
-             cfg.backend)
+    log.info("digits %s serving on %s://%s:%d (%s)", app.model.version, cfg.options.scheme,
+             cfg.host, port, cfg.backend)
     if ready:
         ready(port)
     stop = stop or asyncio.Event()
@@ -299,6 +422,9 @@ async def serve(cfg: ServerConfig, ready: Callable[[int], None] | None = None,
         async with server:
             await stop.wait()
     finally:
+        sweeper.cancel()
+        for conn in list(conns.open):  # keep-alive clients see the end now
+            conn.close()
         if runtime is not None:
             from probes import shutdown
 
@@ -323,17 +449,22 @@ def main(argv: list[str] | None = None) -> int:
                    "(http://collector:9466 or kafka://host:port/topic)")
     p.add_argument("--sample-rate", type=float, default=0.0)
     p.add_argument("--log-level", default="INFO")
+    add_server_options(p, max_connections=DEFAULT_OPTIONS.max_connections)
     a = p.parse_args(argv)
     for name in ("tail_fraction", "flip_fraction", "sample_rate"):
         if not 0 <= getattr(a, name) <= 1:
             p.error(f"--{name.replace('_', '-')} must be between 0 and 1")
+    try:
+        options = server_options(a)
+    except BenchwatchError as e:
+        p.error(str(e))
     logging.basicConfig(level=a.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = ServerConfig(a.host, a.port, a.backend, a.version, a.delay_ms, a.tail_fraction,
                        a.tail_delay_ms, a.flip_fraction, a.seed, a.metrics_port, a.sink,
-                       a.sample_rate)
-    asyncio.run(serve(cfg, ready=lambda port: print(f"listening on http://{cfg.host}:{port}",
-                                                    flush=True)))
+                       a.sample_rate, options)
+    asyncio.run(serve(cfg, ready=lambda port: print(
+        f"listening on {options.scheme}://{cfg.host}:{port}", flush=True)))
     return 0
 
 

@@ -20,6 +20,12 @@ Guarantees, and how:
   whose samples decode but cannot be stored for a reason other than the store itself failing
   (`unstorable`) likewise. No record stops the partition or the consumer thread.
   Samples that decode but fail validation are counted by the `Collector` (`rejected`).
+- The group owns every partition whatever the start order (topic created before, during or after
+  the workers join): an `OwnershipMonitor` (`collector.kafka.ownership`) asks the group
+  coordinator every `ownership_check_s` which partitions the members own; when some stay
+  unowned in a Stable group (a leader that assigned without the topic's metadata), the worker
+  commits what is durable and rejoins (`stats().rejoins`). `stats().group_unowned` is the
+  figure (exported as `benchwatch_kafka_consumer_group_unowned_partitions`, alerted on).
 - The consumer thread outlives its own bugs: an unexpected error closes the Kafka client and
   starts a fresh one after `RESTART_BACKOFF_S` (counted in `stats().restarts`, logged); it
   resumes from the committed offsets, so nothing is skipped.
@@ -42,6 +48,7 @@ from types import MappingProxyType
 from typing import Any
 
 from collector.ingest import Collector
+from collector.kafka.ownership import OwnershipMonitor
 from collector.kafka.snapshots import encode_snapshot, load_snapshot, read_snapshots
 from probes.errors import require
 from probes.sinks.kafka_wire import WireError, decode_batch, record_key
@@ -56,6 +63,9 @@ log = logging.getLogger(__name__)
 _NO_OFFSET = "-1:-1"
 CHECKPOINT_TIMEOUT_S = 30.0  # snapshots not acknowledged by then: give up, retry next time
 RESTART_BACKOFF_S = 2.0  # after an unexpected error in the consumer loop
+# how often the client refreshes the topic's metadata even when nothing asks it to (the
+# default, 5 minutes, leaves a leader that assigned without metadata that long to notice)
+METADATA_MAX_AGE_MS = 10_000
 # a failing store (disk full, locked, I/O): retry the same records later; any other error
 # while storing a record is that record's fault: dead-letter it and move on
 _STORE_FAILURES = (sqlite3.OperationalError, OSError)
@@ -79,6 +89,10 @@ class ConsumerStats:
     assigned: tuple[int, ...] = ()
     lag: int | None = None  # records between our position and the log end, when known
     restarts: int = 0  # the consumer loop failed unexpectedly and was started afresh
+    # partitions of the topic that no member of the group owns, at the last ownership check;
+    # None before the first check or while the topic does not exist
+    group_unowned: int | None = None
+    rejoins: int = 0  # times this worker rejoined because the group left partitions unowned
 
 
 def _listener() -> Any:
@@ -124,6 +138,7 @@ class KafkaIngestor:
         max_poll_records: int = 50,
         client_id: str = "benchwatch-drift",
         consumer_config: Mapping[str, Any] | None = None,
+        ownership_check_s: float = 5.0,
     ) -> None:
         self.collector = collector
         self.store = collector.store
@@ -136,6 +151,11 @@ class KafkaIngestor:
         self.max_poll_records = max_poll_records
         self.client_id = client_id
         self.consumer_config = dict(consumer_config or {})
+        if not ownership_check_s > 0:  # also refuses NaN
+            raise ValueError(f"ownership_check_s must be a positive number of seconds, "
+                             f"not {ownership_check_s!r}")
+        self.ownership_check_s = ownership_check_s
+        self._monitor: OwnershipMonitor | None = None
         self._lock = threading.Lock()
         self._stats = ConsumerStats()
         self._counts: Counter[str] = Counter()
@@ -169,16 +189,22 @@ class KafkaIngestor:
     def run(self, stop_event: threading.Event) -> ConsumerStats:
         """Consume until `stop_event` is set. Never raises: an unexpected error is logged and
         the loop starts afresh (new Kafka client, from the committed offsets)."""
-        while not stop_event.is_set():
-            try:
-                self._run_once(stop_event)
-            except Exception:
-                self._counts["restarts"] += 1
-                log.exception("the Kafka consumer loop failed; restarting it in %gs "
-                              "(from the committed offsets)", RESTART_BACKOFF_S)
-                self._start_afresh()
-                self._publish()
-                stop_event.wait(RESTART_BACKOFF_S)
+        self._monitor = OwnershipMonitor(self.bootstrap, self.group, self.topic,
+                                         self.ownership_check_s,
+                                         client_id=f"{self.client_id}-ownership").start()
+        try:
+            while not stop_event.is_set():
+                try:
+                    self._run_once(stop_event)
+                except Exception:
+                    self._counts["restarts"] += 1
+                    log.exception("the Kafka consumer loop failed; restarting it in %gs "
+                                  "(from the committed offsets)", RESTART_BACKOFF_S)
+                    self._start_afresh()
+                    self._publish()
+                    stop_event.wait(RESTART_BACKOFF_S)
+        finally:
+            self._monitor.stop()
         return self.stats()
 
     def _start_afresh(self) -> None:
@@ -209,6 +235,7 @@ class KafkaIngestor:
             "session_timeout_ms": 10_000,
             "heartbeat_interval_ms": 1_000,
             "reconnect_backoff_max_ms": 1000,
+            "metadata_max_age_ms": METADATA_MAX_AGE_MS,
         }
         config.update(self.consumer_config)
         while True:  # the broker may come up after us (compose, k8s): wait for it
@@ -246,6 +273,8 @@ class KafkaIngestor:
                     stop_event.wait(0.5)
                     continue
                 self._apply_events(listener)
+                if self._monitor is not None and self._monitor.take_rejoin():
+                    self._rejoin(consumer, listener)
                 if polled:
                     self._process(polled)
                 self._finish_checkpoint()  # commit as soon as the snapshots are acknowledged
@@ -445,6 +474,21 @@ class KafkaIngestor:
             log.info("owning partitions %s of %s (new %s, gone %s)", sorted(parts), self.topic,
                      sorted(new), sorted(gone))
 
+    def _rejoin(self, consumer: Any, listener: _Events) -> None:
+        """Leave the group and join again, so that its leader assigns anew (with the topic's
+        metadata this time). What is durable is committed first; the rest is replayed."""
+        self._counts["rejoins"] += 1
+        self._checkpoint(wait_s=5.0)
+        self._finish_checkpoint(wait_s=5.0)
+        consumer.unsubscribe()
+        listener.events.append(("assigned", set()))  # nothing is ours until the group says so
+        self._apply_events(listener)
+        try:  # make sure this member, should it lead, knows the partitions
+            consumer.partitions_for_topic(self.topic)
+        except Exception as e:
+            self._log_once("metadata", f"reading {self.topic}'s metadata failed ({e!r})")
+        consumer.subscribe([self.topic], listener=listener)
+
     def _local_offsets(self) -> dict[tuple[str, str], tuple[int, int]]:
         out = {}
         for model, version in {(m, v) for m, v, _ in self.store.keys()}:
@@ -517,9 +561,14 @@ class KafkaIngestor:
             commit_failures=c["commit_failures"], snapshots=c["snapshots"],
             snapshot_features_left_out=c["snapshot_features_left_out"],
             restored_models=c["restored_models"], rebalances=c["rebalances"],
-            assigned=tuple(sorted(self._owned)), lag=self._lag, restarts=c["restarts"])
+            assigned=tuple(sorted(self._owned)), lag=self._lag, restarts=c["restarts"],
+            group_unowned=self._group_unowned(), rejoins=c["rejoins"])
         with self._lock:
             self._stats = stats
+
+    def _group_unowned(self) -> int | None:
+        look = self._monitor.latest if self._monitor is not None else None
+        return None if look is None else len(look.unowned)
 
     def _log_once(self, key: str, message: str) -> None:
         if key not in self._logged:

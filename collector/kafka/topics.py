@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,12 @@ def load_specs(path: str | Path) -> list[TopicSpec]:
 
 def create_topics(bootstrap: str | Sequence[str], specs: Sequence[TopicSpec],
                   timeout_s: float = 30.0) -> dict[str, str]:
-    """Create the topics that do not exist yet; returns name -> "created" | "exists"."""
+    """Create the topics that do not exist yet; returns name -> "created" | "exists".
+
+    Returns once every partition of every named topic has a leader: right after creation the
+    controller may not have elected them yet, and a producer or consumer group that starts then
+    sees no partitions (sends fail, a group leader assigns nothing). Raises TimeoutError when
+    they have none after `timeout_s`."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
@@ -101,9 +107,46 @@ def create_topics(bootstrap: str | Sequence[str], specs: Sequence[TopicSpec],
         if new:
             admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
             log.info("created topics %s", [t.name for t in new])
+        wait_for_leaders(admin, [s.name for s in specs], timeout_s)
         return out
     finally:
         admin.close()
+
+
+def leaderless(admin: Any, topics: Sequence[str]) -> dict[str, str]:
+    """topic -> what it still lacks ("unknown topic", "no partitions", "partitions without a
+    leader: [..]") for the named topics not ready to be written to; {} when all are."""
+    out: dict[str, str] = {}
+    for t in admin.describe_topics(list(topics)):
+        if t.get("error_code", 0) != 0:
+            out[t["name"]] = f"error code {t['error_code']} (not yet known to the broker?)"
+        elif not t.get("partitions"):
+            out[t["name"]] = "no partitions"
+        else:
+            missing = sorted(p["partition_index"] for p in t["partitions"]
+                             if p.get("error_code", 0) != 0 or p.get("leader_id", -1) < 0)
+            if missing:
+                out[t["name"]] = f"partitions without a leader: {missing}"
+    return out
+
+
+def wait_for_leaders(admin: Any, topics: Sequence[str], timeout_s: float = 30.0) -> None:
+    """Until every partition of `topics` has a leader (a `KafkaAdminClient`); TimeoutError
+    naming what is still missing after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            pending = leaderless(admin, topics)
+        except Exception as e:  # the broker is busy electing: ask again
+            pending = {"*": repr(e)}
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics have no leader after {timeout_s:g}s: {pending}; is "
+                               "the broker (and its controller) healthy?")
+        time.sleep(delay)  # a poll, not a fixed wait: the election takes a few ms to seconds
+        delay = min(delay * 2, 0.5)
 
 
 def describe(bootstrap: str | Sequence[str], group: str, topic: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -39,13 +40,13 @@ from collector.http_server import (
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_SAMPLES,
     JsonHttpServer,
+    ServerOptions,
     add_samples_route,
-    bearer_or_hmac_verifier,
     is_loopback,
 )
 from drift.features import FeatureComparison, compare_features
 from drift.result import DriftError
-from drift.service.alerts import AlertInbox
+from drift.service.alerts import AlertInbox, WebhookVerifier
 from drift.service.baselines import BaselineSet, ServedBaseline, load_baselines
 from drift.service.labels import LabelStore
 from drift.service.metrics import FeatureFigures, ServiceFigures, ServiceMetrics
@@ -55,6 +56,7 @@ from drift.streaming import StreamDetector
 log = logging.getLogger(__name__)
 
 SINCE_KEY = "drift_since"
+MAX_INTERVAL_S = 86_400.0  # a day: longer makes the evaluation-stale alert meaningless
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class ServiceConfig:
     require_features: bool = True  # samples lacking a baseline feature are rejected
     max_body: int = DEFAULT_MAX_BODY
     max_samples: int = DEFAULT_MAX_SAMPLES  # per POST /v1/samples (413 past it)
+    server: ServerOptions = ServerOptions()  # HTTP timeouts, connection cap, TLS
     # streaming CUSUM per numeric feature (test="cusum"), calibrated so the mean number of
     # values between false alarms is `stream_ert`; 0 = off. Pick it from the traffic: at
     # 50 samples/s, 1e8 values is about one false alarm per feature every 23 days.
@@ -81,8 +84,10 @@ class ServiceConfig:
     stream_k: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.interval_s <= 0:
-            raise DriftError(f"--interval must be > 0 seconds, got {self.interval_s}")
+        # nan would make the evaluator spin, inf (or 1e300) kill it: Event.wait overflows
+        if not (math.isfinite(self.interval_s) and 0 < self.interval_s <= MAX_INTERVAL_S):
+            raise DriftError(f"--interval must be a number of seconds in (0, "
+                             f"{MAX_INTERVAL_S:g}], got {self.interval_s}")
         if not 0 < self.alpha < 1:
             raise DriftError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.min_samples < 2:
@@ -125,6 +130,9 @@ class DriftService:
             schema=self._schema if config.require_features else None,
             features=self._schema, max_models=None, max_features=None)
         self.alerts = AlertInbox()
+        # Alertmanager's bearer token, or signed requests with replay protection
+        self.webhook = WebhookVerifier(config.webhook_token or config.token,
+                                       config.webhook_hmac_secret)
         self.labels = LabelStore(self.store)
         self._since: dict[tuple[str, str, str, str], float] = self._load_since()
         self._lock = threading.Lock()
@@ -155,7 +163,8 @@ class DriftService:
         cfg = self.config
         try:
             self.metrics = ServiceMetrics(cfg.host, cfg.metrics_port, self.collector.totals,
-                                          self.alerts.counts, kafka_stats=self._kafka_stats)
+                                          self.alerts.counts, kafka_stats=self._kafka_stats,
+                                          alert_refusals=self.webhook.refused)
             if cfg.ingest_port is not None:
                 self.http = self._http_server().start()
         except Exception:
@@ -174,11 +183,10 @@ class DriftService:
     def _http_server(self) -> JsonHttpServer:
         cfg = self.config
         server = JsonHttpServer(cfg.host, cfg.ingest_port or 0, cfg.token, cfg.max_body,
-                                name="drift-service")
+                                name="drift-service", options=cfg.server)
         add_samples_route(server, self.collector, cfg.max_samples)
         server.add_route("POST", "/v1/labels", self.labels.receive)
-        hook = bearer_or_hmac_verifier(cfg.webhook_token or cfg.token, cfg.webhook_hmac_secret)
-        server.add_route("POST", "/v1/alerts", self.alerts.receive, verify=hook)
+        server.add_route("POST", "/v1/alerts", self.alerts.receive, verify=self.webhook)
         server.add_route("GET", "/v1/alerts", self.alerts.listing)
         server.add_route("GET", "/v1/status", lambda _: (200, self.status()))
         server.add_route("POST", "/v1/acknowledge", self._acknowledge_handler)

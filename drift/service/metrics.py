@@ -20,11 +20,14 @@ value forever). Names (`probes.metric_names`; contract in docs/probes.md), OTel 
   {model, model_version}, `benchwatch.accuracy.labels` (labelled samples in the realized window)
 - `benchwatch.ingest.samples` (counter) {outcome: accepted|duplicate|rejected, reason}
 - `benchwatch.alerts.received` (counter) {status}
+- `benchwatch.alerts.refused` (counter) {reason}: webhook requests refused
 - with Kafka on (`benchwatch drift serve --kafka`), the consumer's `stats()`:
   `benchwatch.kafka.consumer.lag` ({record}, gauge; absent while unknown, e.g. broker down),
   `.poison` {reason}, `.commit_failures`, `.restored_models`, `.commits`, `.rebalances`,
-  `.records`, `.restarts` (counters) -> `benchwatch_kafka_consumer_lag`,
-  `benchwatch_kafka_consumer_poison_total`, ...; absent without Kafka.
+  `.records`, `.restarts`, `.rejoins` (counters) -> `benchwatch_kafka_consumer_lag`,
+  `benchwatch_kafka_consumer_poison_total`, ...; `benchwatch.kafka.consumer.assigned_partitions`
+  (this worker's) and `.group_unowned_partitions` (partitions of the topic no member of the
+  group owns; absent until known) gauges; absent without Kafka.
 """
 
 from __future__ import annotations
@@ -88,13 +91,15 @@ class ServiceMetrics:
     def __init__(self, host: str, port: int, totals: Callable[[], IngestReport],
                  alert_counts: Callable[[], Mapping[str, int]],
                  service_name: str = "benchwatch-drift",
-                 kafka_stats: Callable[[], Any] | None = None) -> None:
+                 kafka_stats: Callable[[], Any] | None = None,
+                 alert_refusals: Callable[[], Mapping[str, int]] | None = None) -> None:
         """`kafka_stats()` returns the Kafka consumer's `collector.kafka.consumer.ConsumerStats`, or
         None while there is no consumer (read at each scrape: it may be attached later)."""
         self._snapshot = ServiceFigures()
         self._lock = threading.Lock()
         self._totals = totals
         self._alert_counts = alert_counts
+        self._alert_refusals = alert_refusals or (lambda: {})
         self._kafka_stats = kafka_stats or (lambda: None)
         self.endpoint = PrometheusEndpoint(host, port)
         self.provider = MeterProvider(
@@ -133,8 +138,17 @@ class ServiceMetrics:
                                         description="samples received, by outcome and reason")
         meter.create_observable_counter(names.OTEL_ALERTS_RECEIVED, [self._alerts],
                                         description="Alertmanager notifications received")
+        meter.create_observable_counter(
+            names.OTEL_ALERTS_REFUSED, [self._refused_alerts],
+            description="webhook requests refused: unauthorized, bad_signature, no_timestamp, "
+                        "stale, replayed")
         gauge(names.OTEL_KAFKA_LAG, [self._kafka_lag], unit="{record}",
               description="records between the consumer's position and the log end")
+        gauge(names.OTEL_KAFKA_ASSIGNED, [self._kafka_gauge(lambda s: len(s.assigned))],
+              unit="{partition}", description="partitions this Kafka consumer owns")
+        gauge(names.OTEL_KAFKA_GROUP_UNOWNED, [self._kafka_gauge(lambda s: s.group_unowned)],
+              unit="{partition}",
+              description="partitions of the topic that no member of the consumer group owns")
         counter = meter.create_observable_counter
         counter(names.OTEL_KAFKA_POISON, [self._kafka_poison],
                 description="unreadable Kafka records skipped, by reason")
@@ -143,7 +157,9 @@ class ServiceMetrics:
                            ("commits", "offset commits"),
                            ("rebalances", "consumer group rebalances seen"),
                            ("records", "Kafka records read (each a batch of samples)"),
-                           ("restarts", "times the consumer loop failed and started afresh")):
+                           ("restarts", "times the consumer loop failed and started afresh"),
+                           ("rejoins", "times the consumer rejoined its group because "
+                                       "partitions were left unowned")):
             counter(names.OTEL_KAFKA_COUNTERS[name], [self._kafka_count(name)], description=what)
 
     @property
@@ -222,6 +238,9 @@ class ServiceMetrics:
     def _alerts(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(n, {"status": s}) for s, n in self._alert_counts().items()]
 
+    def _refused_alerts(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"reason": r}) for r, n in self._alert_refusals().items()]
+
     def _kafka(self) -> Any:
         try:
             return self._kafka_stats()
@@ -232,6 +251,14 @@ class ServiceMetrics:
         stats = self._kafka()
         lag = None if stats is None else stats.lag
         return [] if lag is None else [Observation(int(lag))]
+
+    def _kafka_gauge(self, figure: Callable[[Any], int | None]
+                     ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            stats = self._kafka()
+            value = None if stats is None else figure(stats)
+            return [] if value is None else [Observation(int(value))]
+        return callback
 
     def _kafka_poison(self, options: CallbackOptions) -> Iterable[Observation]:
         stats = self._kafka()

@@ -28,6 +28,8 @@ ITEMS: list[Any] = [
     ok(timestamp=True),
     ok(timestamp=math.nan),
     ok(timestamp=math.inf),
+    ok(timestamp=1e300),  # far future and before the epoch: bad_timestamp on both paths
+    ok(timestamp=-1e300),
     ok(outputs={"x": math.inf}),
     ok(outputs={"x": math.nan}),
     ok(outputs={"x": True}),
@@ -87,7 +89,7 @@ def run(items: list[Any], fast: bool, monkeypatch: pytest.MonkeyPatch,
         schema: tuple[str, ...] | None = None) -> tuple[Any, ...]:
     with monkeypatch.context() as m:
         if not fast:
-            m.setattr(ingest_module, "_fast_row", lambda item: None)
+            m.setattr(ingest_module, "_fast_row", lambda item, latest: None)
         store = WindowStore(None)
         col = Collector(store, accept=lambda mod, ver: mod == "m",
                         schema=None if schema is None else (lambda mod, ver: schema))

@@ -48,11 +48,16 @@ class Broker:
         self.stop()
         self.start()
 
-    def topics(self, partitions: int = 6) -> str:
-        """Create a fresh samples topic (with its dead-letter and state topics); returns its name."""
-        name = f"t{uuid.uuid4().hex[:10]}"
+    def topics(self, partitions: int = 6, name: str | None = None) -> str:
+        """Create a samples topic (with its dead-letter and state topics), fresh unless `name`
+        is given; returns its name once every partition has a leader."""
+        name = name or fresh_name()
         create_topics(self.bootstrap, default_topics(name, partitions))
         return name
+
+
+def fresh_name() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(scope="session")
