@@ -62,6 +62,7 @@ class RunSettings:
     server_workers: int = 2
     server_max_qps: float = 100_000.0
     fixed_rates_qps: tuple[float, ...] = ()  # Poisson runs at these rates (scenario server_<R>qps)
+    fixed_rate_queries: int = 0  # queries per fixed rate; 0: max(p99's minimum + 100, qps x step)
 
 
 @dataclass(frozen=True)
@@ -419,8 +420,9 @@ def run_server(backend: Backend, suite: Suite, settings: RunSettings,
 
 def run_fixed_rate(backend: Backend, suite: Suite, settings: RunSettings, qps: float,
                    seed: int) -> FixedRateResult:
-    """Poisson arrivals at `qps` for max(p99's minimum + 100, qps x server_step_s) queries."""
-    n = max(min_queries(0.99) + 100, int(qps * settings.server_step_s))
+    """Poisson arrivals at `qps` for `settings.fixed_rate_queries` queries, by default
+    max(p99's minimum + 100, qps x server_step_s)."""
+    n = settings.fixed_rate_queries or max(min_queries(0.99) + 100, int(qps * settings.server_step_s))
     lat, achieved, errs = run_server_step(backend, _rows(suite), qps, n, settings.server_workers,
                                           seed)
     return FixedRateResult(qps, achieved, errs, lat, LatencySummary.of(lat))
@@ -453,6 +455,14 @@ def run_benchmark(backend: Backend, suite: Suite, settings: RunSettings,
     try:
         acc = run_accuracy(backend, suite, settings.offline_batch_size, progress)
         warm_up(backend, suite, settings)  # before the probe's window: it counts the timed only
+        # the fixed rates (production's load) first, on the warmed server, so they are not
+        # measured in the wake of the saturating scenarios (GC, allocator, a busy CPU)
+        for i, qps in enumerate(settings.fixed_rates_qps):
+            before = probe.read() if probe else None
+            fixed.append(run_fixed_rate(backend, suite, settings, qps, settings.seed + 200 + i))
+            measured(fixed[-1].scenario, before)
+            if progress:
+                progress("fixed rates", i + 1, len(settings.fixed_rates_qps))
         before = probe.read() if probe else None
         single = run_single_stream(backend, suite, settings, progress, warmup=False)
         measured("single_stream", before)
@@ -464,12 +474,6 @@ def run_benchmark(backend: Backend, suite: Suite, settings: RunSettings,
             offline = run_offline(backend, suite, long, progress, energy)
             joules = offline.energy_per_inference_j
         measured("offline", before)
-        for i, qps in enumerate(settings.fixed_rates_qps):
-            before = probe.read() if probe else None
-            fixed.append(run_fixed_rate(backend, suite, settings, qps, settings.seed + 200 + i))
-            measured(fixed[-1].scenario, before)
-            if progress:
-                progress("fixed rates", i + 1, len(settings.fixed_rates_qps))
         if settings.server:
             guess = 0.5 * settings.server_workers / max(single.summary.p50_s, 1e-6)
             server, best = run_server(backend, suite, settings, guess, progress, probe)

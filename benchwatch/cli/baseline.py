@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from benchwatch.cli._values import whole
 from benchwatch.cli.errors import ExitCode
 from drift.baseline import FIGURE_KEYS, POINTS, Baseline
 from drift.calibration import Calibration
@@ -59,10 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="true class column: fits the CBPE calibration (not used as a feature)")
     b.add_argument("--prediction-column", default="predicted_class")
     b.add_argument("--confidence-column", default="confidence")
-    b.add_argument("--max-reference", type=int, default=10_000,
+    b.add_argument("--max-reference", type=whole(1, 10_000_000), default=10_000,
                    help="reference values kept per feature (seeded subsample; default 10000)")
-    b.add_argument("--bins", type=int, default=10, help="quantile bins for PSI/JS (default 10)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--bins", type=whole(2, 1000), default=10,
+                   help="quantile bins for PSI/JS (default 10)")
+    b.add_argument("--seed", type=whole(0, 2**64 - 1), default=0)
     s = sub.add_parser("show", help="print what a baseline holds (and validate it)")
     s.add_argument("file", type=Path)
     s.add_argument("--json", action="store_true", help="machine-readable output")

@@ -8,12 +8,16 @@ import logging
 import sys
 from typing import Any
 
+from benchwatch.cli._values import http_url, number, seconds, whole
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
 from probes.errors import BenchwatchError, require
 
 HELP = "benchmark a model on a suite (LoadGen-like scenarios); the run becomes a baseline"
 log = logging.getLogger(__name__)
+
+
+MAX_QUERIES = 10_000_000  # per scenario: more is hours of benchmarking and GBs of latencies
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,34 +27,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="append", choices=("onnxruntime", "torch", "http", "null"),
                    help="repeat for a side-by-side run, e.g. --backend onnxruntime --backend "
                         "torch (default: onnxruntime)")
-    p.add_argument("--url", help="endpoint for --backend http, e.g. http://127.0.0.1:8000")
-    p.add_argument("--probe-metrics", metavar="URL", default=None,
+    p.add_argument("--url", type=http_url,
+                   help="endpoint for --backend http, e.g. http://127.0.0.1:8000")
+    p.add_argument("--probe-metrics", metavar="URL", default=None, type=http_url,
                    help="--backend http: the server's probe /metrics endpoint, e.g. "
                         "http://127.0.0.1:9464/metrics; its model-call histogram is read around "
                         "each scenario, so the baseline has figures at the point live "
                         "monitoring measures (in-process backends are probed automatically)")
-    p.add_argument("--rate", dest="rates", type=float, action="append", default=None,
+    p.add_argument("--rate", dest="rates", type=number(1e-3, 1e6), action="append", default=None,
                    metavar="QPS", help="also run Poisson arrivals at this fixed request rate "
                    "(repeatable; scenario server_<QPS>qps): give the rate production serves, "
                    "so the latency alert has a baseline figure at a like load")
     p.add_argument("--suite", default="digits", help="built-in name or path to SUITE.json")
     p.add_argument("-o", "--out", "--output", dest="output", default="runs",
                    help="directory for the run's files (default ./runs)")
-    p.add_argument("--queries", type=int, default=2000, help="single-stream queries (>= 662 "
-                   "for a significant p99)")
-    p.add_argument("--warmup", type=int, default=100, help="warm-up queries, not measured")
-    p.add_argument("--batch-size", type=int, default=64, help="offline batch size")
-    p.add_argument("--offline-samples", type=int, default=100_000)
-    p.add_argument("--latency-bound-ms", type=float, default=10.0,
+    p.add_argument("--queries", type=whole(1, MAX_QUERIES), default=2000,
+                   help="single-stream queries (>= 662 for a significant p99)")
+    p.add_argument("--warmup", type=whole(0, MAX_QUERIES), default=100,
+                   help="warm-up queries, not measured")
+    p.add_argument("--batch-size", type=whole(1, 1_000_000), default=64, help="offline batch size")
+    p.add_argument("--offline-samples", type=whole(1, 100 * MAX_QUERIES), default=100_000)
+    p.add_argument("--latency-bound-ms", type=number(0, 1e6), default=10.0,
                    help="server scenario: p99 bound for the QPS search")
-    p.add_argument("--server-step-s", type=float, default=0.5)
-    p.add_argument("--server-workers", type=int, default=2,
+    p.add_argument("--server-step-s", type=seconds, default=0.5)
+    p.add_argument("--server-workers", type=whole(1, 1024), default=2,
                    help="server scenario: concurrent workers (raise for HTTP endpoints)")
     p.add_argument("--no-server", action="store_true", help="skip the server (Poisson) scenario")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads per backend")
+    p.add_argument("--threads", type=whole(1, 1024), default=None,
+                   help="intra-op threads per backend")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (torch; onnxruntime-gpu)")
-    p.add_argument("--timeout-s", type=float, default=5.0, help="HTTP timeout per request")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout-s", type=seconds, default=5.0, help="HTTP timeout per request")
+    p.add_argument("--seed", type=whole(0, 2**64 - 1), default=0)
     p.add_argument("--baseline-version", default=None,
                    help="model_version for the baselines (default: the model's version)")
     p.add_argument("--energy", choices=("auto", "gpu", "cpu", "off"), default="auto",
@@ -59,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loadgen-check", action="store_true",
                    help="also drive each backend with mlperf_loadgen (SingleStream) and report "
                         "its figures beside ours")
-    p.add_argument("--repeats", type=int, default=1,
+    p.add_argument("--repeats", type=whole(1, 1000), default=1,
                    help="run every backend this many times, alternating; latencies are pooled, "
                         "throughputs are medians")
     p.add_argument("--no-progress", action="store_true")

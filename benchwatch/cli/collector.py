@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
+from benchwatch.cli._secrets import add_secret, secret
 from benchwatch.cli._server_options import add_server_options, server_options
 from benchwatch.cli._until_stopped import wait_until_stopped
+from benchwatch.cli._values import port, whole
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
 
@@ -32,12 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="SQLite file for the windows (created if missing)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; others need --token)")
-    serve.add_argument("--port", type=int, default=9466, help="HTTP port (default 9466)")
-    serve.add_argument("--token", default=os.environ.get(TOKEN_ENV),
-                       help=f"bearer token senders must present (or ${TOKEN_ENV})")
-    serve.add_argument("--window", type=int, default=5000,
+    serve.add_argument("--port", type=port, default=9466, help="HTTP port (default 9466)")
+    add_secret(serve, "--token", TOKEN_ENV,
+               f"bearer token senders must present (default ${TOKEN_ENV})")
+    serve.add_argument("--window", type=whole(1, 10_000_000), default=5000,
                        help="values kept per (model, version, feature) (default 5000)")
     serve.add_argument("--model", action="append", default=None, metavar="MODEL[/VERSION]",
+                       type=_model_spec,
                        help="accept only these models (repeatable; default: any)")
     serve.add_argument("--max-models", type=int, default=DEFAULT_MAX_MODELS, metavar="N",
                        help="model versions kept, at most (default %(default)s); samples of "
@@ -51,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     windows = sub.add_parser("windows", help="print the windows a store holds")
     windows.add_argument("--state", type=Path, required=True, metavar="PATH")
     windows.add_argument("--json", action="store_true")
+
+
+def _model_spec(text: str) -> str:
+    """MODEL or MODEL/VERSION, neither part empty."""
+    parts = text.split("/")
+    if len(parts) > 2 or not all(p.strip() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not MODEL or MODEL/VERSION")
+    return text
 
 
 def _acceptor(allowed: list[str] | None) -> Any:
@@ -70,11 +80,12 @@ def run(args: argparse.Namespace) -> ExitCode:
                         ("--max-samples", args.max_samples)):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
+    token = secret(args, "--token", TOKEN_ENV)
     store = WindowStore(args.state, max_per_feature=args.window)
     collector = Collector(store, accept=_acceptor(args.model), max_models=args.max_models,
                           max_features=args.max_features)
     try:
-        server = ingest_server(collector, args.host, args.port, args.token or None,
+        server = ingest_server(collector, args.host, args.port, token,
                                max_samples=args.max_samples,
                                options=server_options(args)).start()
     except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchwatch.cli._values import DAY_S, number, port, seconds, whole
 from benchwatch.cli.errors import ExitCode
 
 HELP = "run the whole product end to end on embedded defaults"
@@ -17,26 +18,27 @@ PORT_OPTIONS = (("port", "model", 8000, "the example model's HTTP server"),
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=120.0, metavar="S",
+    parser.add_argument("--duration", type=seconds, default=120.0, metavar="S",
                         help="seconds of traffic (default 120)")
-    parser.add_argument("--drift-at", type=float, default=40.0, metavar="S",
+    parser.add_argument("--drift-at", type=number(0, DAY_S, low_inclusive=True), default=40.0,
+                        metavar="S",
                         help="second at which the traffic starts drifting (default 40)")
     parser.add_argument("--no-prometheus", action="store_true",
                         help="don't start Prometheus/Alertmanager (drift is still shown)")
     for flag, _, default, what in PORT_OPTIONS:
-        parser.add_argument(f"--{flag}", type=int, default=default, metavar="PORT",
+        parser.add_argument(f"--{flag}", type=port, default=default, metavar="PORT",
                             help=f"{what} (default {default}; 0 = any free port; a taken "
                                  "port falls back to a free one)")
-    parser.add_argument("--rate", type=float, default=40.0, metavar="QPS",
+    parser.add_argument("--rate", type=number(0, 100_000), default=40.0, metavar="QPS",
                         help="requests per second the demo sends (default 40)")
-    parser.add_argument("--interval", type=float, default=2.0, metavar="S",
+    parser.add_argument("--interval", type=number(0, 3600, unit="seconds"), default=2.0, metavar="S",
                         help="drift evaluation interval (default 2)")
     parser.add_argument("-o", "--out", "--workdir", dest="workdir", type=Path, default=None,
                         help="where baselines, the spool, each process's log (logs/), "
                              "summary.json and the report go (default ./runs/demo-<time>)")
     parser.add_argument("--plain", action="store_true",
                         help="plain progress lines instead of the live panel")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=whole(0, 2**64 - 1), default=0)
 
 
 def run(args: argparse.Namespace) -> ExitCode:

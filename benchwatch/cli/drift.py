@@ -7,13 +7,14 @@ import csv
 import json
 import logging
 import math
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
+from benchwatch.cli._secrets import add_secret, secret
 from benchwatch.cli._server_options import add_server_options, server_options
 from benchwatch.cli._until_stopped import wait_until_stopped
+from benchwatch.cli._values import non_empty, number, port, whole
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_ENV = "BENCHWATCH_TOKEN"
 HMAC_ENV = "BENCHWATCH_WEBHOOK_HMAC_SECRET"
+MAX_INTERVAL_S = 86_400.0  # drift.service.engine.MAX_INTERVAL_S (not imported: --help stays light)
+MAX_WINDOW = 10_000_000  # values per feature window
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,30 +31,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve = sub.add_parser("serve", help="run the drift service",
                            description="Evaluate live windows against baselines on an interval; "
                            "export benchwatch_drift_* metrics; receive samples, labels, alerts.")
-    serve.add_argument("--baselines", required=True, type=Path, metavar="DIR",
+    serve.add_argument("--baselines", required=True, type=lambda t: Path(non_empty(t)),
+                       metavar="DIR",
                        help="directory of baseline .json/.npz files")
     serve.add_argument("--state", type=Path, default=None, metavar="PATH",
                        help="SQLite file for the windows (default: in memory, lost at exit)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; others need --token)")
-    serve.add_argument("--port", type=int, default=9465, help="metrics port (default 9465)")
-    serve.add_argument("--ingest-port", type=int, default=9466,
+    serve.add_argument("--port", type=port, default=9465, help="metrics port (default 9465)")
+    serve.add_argument("--ingest-port", type=whole(-1, 65535), default=9466,
                        help="HTTP port for samples/labels/alerts (default 9466; -1: none)")
-    serve.add_argument("--interval", type=float, default=30.0, metavar="S",
-                       help="seconds between evaluations (default 30)")
-    serve.add_argument("--token", default=os.environ.get(TOKEN_ENV),
-                       help=f"bearer token for the HTTP endpoints (or ${TOKEN_ENV})")
-    serve.add_argument("--webhook-hmac-secret", default=os.environ.get(HMAC_ENV),
-                       help=f"also accept alert webhooks signed with this secret (or ${HMAC_ENV})")
+    serve.add_argument("--interval", type=number(0, MAX_INTERVAL_S, unit="seconds"),
+                       default=30.0, metavar="S",
+                       help="seconds between evaluations (default 30, at most a day)")
+    add_secret(serve, "--token", TOKEN_ENV,
+               f"bearer token for the HTTP endpoints (default ${TOKEN_ENV})")
+    add_secret(serve, "--webhook-hmac-secret", HMAC_ENV,
+               f"also accept alert webhooks signed with this secret (default ${HMAC_ENV})")
     serve.add_argument("--alpha", type=float, default=0.05,
                        help="family-wise error rate per model (Holm) (default 0.05)")
-    serve.add_argument("--min-samples", type=int, default=100,
+    serve.add_argument("--min-samples", type=whole(2, MAX_WINDOW), default=100,
                        help="test a window once it holds this many values (default 100)")
-    serve.add_argument("--window", type=int, default=5000,
+    serve.add_argument("--window", type=whole(1, MAX_WINDOW), default=5000,
                        help="values kept per feature window (default 5000)")
     serve.add_argument("--allow-missing-features", action="store_true",
                        help="accept samples lacking some baseline features")
-    serve.add_argument("--stream-ert", type=float, default=0.0, metavar="N",
+    serve.add_argument("--stream-ert", type=number(0, 1e18, low_inclusive=True), default=0.0,
+                       metavar="N",
                        help="also run a streaming CUSUM per numeric feature with a mean of N "
                        "values between false alarms (default 0: off)")
     serve.add_argument("--kafka", default=None, metavar="BOOTSTRAP",
@@ -95,8 +101,8 @@ def _serve(args: argparse.Namespace) -> ExitCode:
         metrics_port=args.port,
         ingest_port=None if args.ingest_port is not None and args.ingest_port < 0
         else args.ingest_port,
-        interval_s=args.interval, token=args.token or None,
-        webhook_hmac_secret=args.webhook_hmac_secret or None, alpha=args.alpha,
+        interval_s=args.interval, token=secret(args, "--token", TOKEN_ENV),
+        webhook_hmac_secret=secret(args, "--webhook-hmac-secret", HMAC_ENV), alpha=args.alpha,
         min_samples=args.min_samples, max_per_feature=args.window,
         require_features=not args.allow_missing_features, stream_ert=args.stream_ert,
         server=server_options(args))

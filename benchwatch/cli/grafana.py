@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchwatch.cli._secrets import add_secret, secret
+from benchwatch.cli._values import http_url
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
 from benchwatch.grafana import boards as dashboards
@@ -40,9 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     push = sub.add_parser("push", help="publish the dashboards to a Grafana server")
     push.add_argument("--url", default=os.environ.get("GRAFANA_URL"),
                       help="Grafana base URL, e.g. http://127.0.0.1:3000 (default $GRAFANA_URL)")
-    push.add_argument("--token", default=None,
-                      help="service-account token (default $GRAFANA_TOKEN; or user:password "
-                           "in the URL)")
+    add_secret(push, "--token", "GRAFANA_TOKEN",
+               "service-account token (default $GRAFANA_TOKEN; or user:password in the URL)")
     push.add_argument("--folder", default="benchwatch", help="folder title (created if missing)")
     push.add_argument("--datasource-uid", default=None,
                       help="Prometheus datasource uid on that server (default: the dashboards' "
@@ -112,10 +113,14 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.OK
     if not args.url:
         raise UsageError("give --url (or set GRAFANA_URL), e.g. --url http://127.0.0.1:3000")
+    try:
+        http_url(args.url)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"--url: {exc}") from None
     require("grafana_client", "grafana", "pushing dashboards to Grafana")
     from grafana_client.client import GrafanaException
 
-    token = args.token or os.environ.get("GRAFANA_TOKEN")
+    token = secret(args, "--token", "GRAFANA_TOKEN")
     try:
         urls = push(args.url, token, args.folder, args.datasource_uid)
     except (GrafanaException, OSError) as exc:

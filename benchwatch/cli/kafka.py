@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from benchwatch.cli._values import DAY_S, non_empty, number, seconds, whole
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
 from benchwatch.services import ServiceError
@@ -30,9 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     topics = sub.add_parser("topics", help="create the samples, dead-letter and window-state topics",
                             description="Create benchwatch's topics (settings as in "
                             "deploy/kafka/topics.json); existing topics are left alone.")
-    topics.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, help="host:port[,host:port]")
-    topics.add_argument("--topic", default=DEFAULT_TOPIC, help="samples topic (default %(default)s)")
-    topics.add_argument("--partitions", type=int, default=12,
+    topics.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, type=non_empty,
+                        help="host:port[,host:port]")
+    topics.add_argument("--topic", default=DEFAULT_TOPIC, type=non_empty,
+                        help="samples topic (default %(default)s)")
+    topics.add_argument("--partitions", type=whole(1, 10_000), default=12,
                         help="partitions of the samples and state topics (default 12)")
     topics.add_argument("--spec", type=Path, default=None,
                         help="a topics.json to use instead of the built-in settings")
@@ -43,28 +46,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _consumer_arguments(consume)
     consume.add_argument("--state", type=Path, required=True, metavar="PATH",
                          help="SQLite file for this worker's windows")
-    consume.add_argument("--window", type=int, default=5000, help="values kept per feature window")
-    consume.add_argument("--stats-interval", type=float, default=0.0, metavar="S",
+    consume.add_argument("--window", type=whole(1, 10_000_000), default=5000,
+                         help="values kept per feature window")
+    consume.add_argument("--stats-interval", type=number(0, DAY_S, low_inclusive=True),
+                         default=0.0, metavar="S",
                          help="print stats as JSON lines every S seconds (default: only at exit)")
 
     lag = sub.add_parser("lag", help="committed offsets and lag of a group",
                          description="Committed offsets, log end offsets and lag per partition, "
                          "as JSON.")
-    lag.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, help="host:port[,host:port]")
-    lag.add_argument("--topic", default=DEFAULT_TOPIC, help="samples topic (default %(default)s)")
+    lag.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, type=non_empty,
+                     help="host:port[,host:port]")
+    lag.add_argument("--topic", default=DEFAULT_TOPIC, type=non_empty,
+                     help="samples topic (default %(default)s)")
     lag.add_argument("--group", default="benchwatch-drift", help="consumer group")
 
 
 def _consumer_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, help="host:port[,host:port]")
-    p.add_argument("--topic", default=DEFAULT_TOPIC, help="samples topic (default %(default)s)")
+    p.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, type=non_empty,
+                   help="host:port[,host:port]")
+    p.add_argument("--topic", default=DEFAULT_TOPIC, type=non_empty,
+                   help="samples topic (default %(default)s)")
     p.add_argument("--group", default="benchwatch-drift", help="consumer group (default %(default)s)")
     p.add_argument("--state-topic", default="auto", metavar="NAME",
                    help="compacted window-state topic: 'auto' = TOPIC.window-state, 'none' = "
                    "no checkpoints (one worker only)")
     p.add_argument("--dead-letter-topic", default="auto", metavar="NAME",
                    help="where unreadable records are copied: 'auto' = TOPIC.dead-letter, 'none'")
-    p.add_argument("--commit-interval", type=float, default=1.0, metavar="S",
+    p.add_argument("--commit-interval", type=seconds, default=1.0, metavar="S",
                    help="seconds between checkpoints (window snapshots + offset commit); longer "
                    "costs less with many models, replays more after a failover (default 1)")
 
@@ -132,8 +141,13 @@ def _consume(args: argparse.Namespace) -> ExitCode:
     from collector import Collector, WindowStore
     from collector.kafka.consumer import KafkaIngestor
 
-    require_topics(args.bootstrap, consumer_options(args), args.topic)
+    # the store first: a bad --state is the user's to fix (exit 2) whether or not Kafka is up
     store = WindowStore(args.state, max_per_feature=args.window)
+    try:
+        require_topics(args.bootstrap, consumer_options(args), args.topic)
+    except BaseException:
+        store.close()
+        raise
     ingestor = KafkaIngestor(Collector(store), args.bootstrap.split(","), args.topic, args.group,
                              **consumer_options(args))
     stop = threading.Event()

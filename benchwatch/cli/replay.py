@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchwatch.cli._values import DAY_S, http_url, number, port, seconds, whole
 from benchwatch.cli.errors import ExitCode, exit_code_for, message
 from benchwatch.errors import UsageError
 from probes.errors import BenchwatchError, ConfigError, require
@@ -25,31 +26,34 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default="digits", help="built-in name or path to SUITE.json")
-    p.add_argument("--canary", required=True, help="canary URL, e.g. http://127.0.0.1:8001")
-    p.add_argument("--primary", help="primary URL, replayed as shadow and paired by request")
+    p.add_argument("--canary", required=True, type=http_url,
+                   help="canary URL, e.g. http://127.0.0.1:8001")
+    p.add_argument("--primary", type=http_url,
+                   help="primary URL, replayed as shadow and paired by request")
     p.add_argument("--baseline", help="drift baseline JSON (from `benchwatch bench`): the "
                    "reference when there is no --primary, extra figures otherwise")
-    p.add_argument("--queries", type=int, default=2000,
+    p.add_argument("--queries", type=whole(1, 10_000_000), default=2000,
                    help="timed queries per arm (>= 662 for a p99 verdict)")
-    p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--timeout-s", type=float, default=5.0, help="per request")
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--latency-margin", type=float, default=1.10,
+    p.add_argument("--warmup", type=whole(0, 10_000_000), default=50)
+    p.add_argument("--timeout-s", type=seconds, default=5.0, help="per request")
+    p.add_argument("--alpha", type=float, default=0.05)  # JudgeSettings checks it
+    p.add_argument("--latency-margin", type=number(0, 1000), default=1.10,
                    help="canary quantile must be <= this x reference (default 1.10)")
-    p.add_argument("--accuracy-margin", type=float, default=0.01,
+    p.add_argument("--accuracy-margin", type=number(0, 1, low_inclusive=True), default=0.01,
                    help="canary accuracy may be at most this much lower (default 0.01)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole(0, 2**64 - 1), default=0)
     p.add_argument("-o", "--out", "--output", dest="output", default="runs",
                    help="directory for verdict.json/report.html (default ./runs)")
     p.add_argument("--json", action="store_true", help="print the verdict JSON on stdout")
-    p.add_argument("--metrics-port", type=int, default=0,
+    p.add_argument("--metrics-port", type=port, default=0,
                    help="serve benchwatch_canary_verdict on 127.0.0.1:PORT after the verdict")
-    p.add_argument("--metrics-hold-s", type=float, default=30.0,
+    p.add_argument("--metrics-hold-s", type=number(0, DAY_S, low_inclusive=True), default=30.0,
                    help="how long to keep that endpoint up (>= 2 scrape intervals)")
-    p.add_argument("--canary-metrics", help="the canary's probe /metrics URL: energy per "
+    p.add_argument("--canary-metrics", type=http_url,
+                   help="the canary's probe /metrics URL: energy per "
                    "inference from benchwatch_inference_energy_joules_total (GPU serving)")
-    p.add_argument("--primary-metrics", help="the primary's probe /metrics URL")
-    p.add_argument("--energy-window-s", type=float, default=1.0,
+    p.add_argument("--primary-metrics", type=http_url, help="the primary's probe /metrics URL")
+    p.add_argument("--energy-window-s", type=seconds, default=1.0,
                    help="one energy sample per window (NVML's counter moves every ~100 ms)")
     p.add_argument("--no-progress", action="store_true")
 

@@ -29,7 +29,6 @@ from typing import Any
 from benchwatch import rules, services
 from benchwatch.bench import backends, runner, suites
 from benchwatch.bench.model_call import ScrapedProbe
-from benchwatch.bench.stats import min_queries
 from benchwatch.demo import traffic as demo_traffic
 from benchwatch.example import model as example
 from benchwatch.report import dashboards as html_report
@@ -188,32 +187,36 @@ class Parts:
                              child.proc.pid)
         return served, child
 
-    def baseline(self, files: Any, rate_qps: float) -> BaselineInfo:
+    def baseline(self, files: Any, rate_qps: float, calls: int) -> BaselineInfo:
         """Benchmark the model on the digits suite and save the run as its baseline.
 
         As a release would: a server instance of its own (the same command and probe as the
         live one, without a sample sink), benchmarked through its HTTP endpoint, then stopped.
         The baseline holds each latency at two points: the bench client's (`http_client`) and
         the server's probe histogram scraped around each scenario (`model_call`), for single
-        stream and for a Poisson run at the demo's own request rate, so the live figures have
-        a baseline measured the same way under the same load.
+        stream and for a Poisson run of `calls` requests at the demo's own request rate, so the
+        live figures have a baseline measured the same way under the same load. That run comes
+        first, on the freshly started and warmed-up instance, not in the wake of the saturating
+        single-stream and offline runs.
         """
         served, child = self.model_server(files, "bench server", services.free_port(self.host))
         self.pids["bench server"] = served.pid
         try:
-            return self._bench(files, served, rate_qps)
+            return self._bench(files, served, rate_qps, calls)
         finally:
             child.stop()
 
-    def _bench(self, files: Any, served: ServedModel, rate_qps: float) -> BaselineInfo:
+    def _bench(self, files: Any, served: ServedModel, rate_qps: float,
+               calls: int) -> BaselineInfo:
         backend = backends.HttpBackend(f"http://{served.host}:{served.port}")
         meter = ScrapedProbe(served.metrics_url, files.name, files.version)
         settings = runner.RunSettings(seed=self.seed, warmup_queries=100,
                                       single_stream_queries=1000, offline_samples=3000,
-                                      server=False, fixed_rates_qps=(rate_qps,))
+                                      server=False, fixed_rates_qps=(rate_qps,),
+                                      fixed_rate_queries=calls)
         suite = suites.load_suite("digits")
-        self.say(f"demo: benchmarking the release (single stream, offline, then "
-                 f"{rate_qps:g} req/s for ~{min_queries(0.99) / rate_qps:.0f} s) ...")
+        self.say(f"demo: benchmarking the release ({calls} requests at {rate_qps:g} req/s, "
+                 f"~{calls / rate_qps:.0f} s, then single stream and offline) ...")
         t0 = time.monotonic()
         result = runner.run_benchmark(backend, suite, settings, probe=meter)
         backend.close()

@@ -39,6 +39,7 @@ from types import FrameType
 from typing import IO, Any
 
 from benchwatch import promtext
+from benchwatch.bench.stats import min_queries
 from benchwatch.cli.errors import ExitCode
 from benchwatch.demo import parts as demo_parts
 from benchwatch.demo.parts import PartError
@@ -240,6 +241,19 @@ POINTS = {"model_call": "the probe's model-call time in the server",
           "http_client": "the traffic generator's end-to-end HTTP time"}
 PAIRED = ("latency_p50_s", "latency_p99_s", "energy_per_inference_j")
 
+# The baseline's fixed-rate run is as long as the live window it is compared with (the clean
+# traffic after its warm-up), so both p99s rest on the same number of calls spread over the
+# same time on the same machine: a p99 of ~760 calls is its 8th-slowest call, and on a busy
+# 2-core machine one burst of someone else's work moves it 2x. At least p99's minimum + 100
+# calls; at most BENCH_MAX_S of the demo's start-up (the live window is then cut to as many).
+BENCH_MAX_S = 60.0
+
+
+def bench_calls(cfg: DemoConfig) -> int:
+    """Requests of the bench's fixed-rate run: as many as the live clean window holds."""
+    live = int(cfg.rate_qps * cfg.drift_at_s) - WARMUP_REQUESTS
+    return max(min_queries(0.99) + 100, min(live, int(cfg.rate_qps * BENCH_MAX_S)))
+
 
 @dataclass
 class _RunState:
@@ -248,7 +262,9 @@ class _RunState:
     at_point: dict[str, dict[str, Figure]] = field(default_factory=dict)
     traffic: dict[str, Any] | None = None  # the traffic generator's last status
     warm_probe: promtext.Scrape | None = None  # the first probe scrape after the warm-up
-    clean_probe: promtext.Scrape | None = None  # the last probe scrape before the drift
+    clean_probe: promtext.Scrape | None = None  # the live window's end: before the drift,
+    # at the first scrape with the bench's number of calls after the warm-up (`bench_calls`)
+    window_calls: int = 0  # the bench's fixed-rate calls, which the live window matches
     missing: list[str] = field(default_factory=list)
     drift_detected_at: float | None = None
     alert_fired_at: float | None = None
@@ -274,7 +290,8 @@ def baseline_at_points(baseline: Baseline, rate_qps: float) -> dict[str, dict[st
 
 def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunState) -> None:
     files = parts.model()
-    info = parts.baseline(files, cfg.rate_qps)
+    state.window_calls = bench_calls(cfg)
+    info = parts.baseline(files, cfg.rate_qps, state.window_calls)
     state.baseline = info.baseline
     state.at_point = baseline_at_points(info.baseline, cfg.rate_qps)
     for point, what in POINTS.items():
@@ -320,7 +337,8 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
             if parts.probe_metrics_url and now - probe_at >= PROBE_READ_S:
                 probe, probe_at = promtext.scrape(parts.probe_metrics_url, now), now
                 p50, p99, qps = prog.latency(probe)
-                if probe is not None and now < started + cfg.drift_at_s - 0.25:
+                if probe is not None and now < started + cfg.drift_at_s - 0.25 and \
+                        not _window_full(state):
                     state.clean_probe = probe  # the model-call histogram of clean traffic only
                     if state.warm_probe is None and \
                             probe.total(m.REQUESTS) >= WARMUP_REQUESTS:
@@ -368,6 +386,14 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
     _note_alerts(parts, view, state, (state.traffic or {}).get("drift_started_at"))
     if snap is not None and not state.interrupted:
         view.final(snap)
+
+
+def _window_full(state: _RunState) -> bool:
+    """The live window holds as many calls as the bench's fixed-rate run did."""
+    if state.warm_probe is None or state.clean_probe is None:
+        return False
+    calls = state.clean_probe.total(m.REQUESTS) - state.warm_probe.total(m.REQUESTS)
+    return calls >= state.window_calls
 
 
 def _note_alerts(parts: demo_parts.Parts, view: View, state: _RunState,

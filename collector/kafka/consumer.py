@@ -24,7 +24,9 @@ Guarantees, and how:
   the workers join): an `OwnershipMonitor` (`collector.kafka.ownership`) asks the group
   coordinator every `ownership_check_s` which partitions the members own; when some stay
   unowned in a Stable group (a leader that assigned without the topic's metadata), the worker
-  commits what is durable and rejoins (`stats().rejoins`). `stats().group_unowned` is the
+  commits what is durable and rejoins (`stats().rejoins`); a worker whose client disagrees with
+  the group about what it owns (kafka-python wedged mid-rebalance) starts a fresh client (also
+  counted in `rejoins`). `stats().group_unowned` is the
   figure (exported as `benchwatch_kafka_consumer_group_unowned_partitions`, alerted on).
 - The consumer thread outlives its own bugs: an unexpected error closes the Kafka client and
   starts a fresh one after `RESTART_BACKOFF_S` (counted in `stats().restarts`, logged); it
@@ -116,6 +118,10 @@ def _listener() -> Any:
     return _Listener()
 
 
+class _OutOfSync(Exception):
+    """The group and this client disagree on what this member owns: start a fresh client."""
+
+
 class _Events:
     """The listener's interface as the consumer thread sees it."""
 
@@ -196,6 +202,9 @@ class KafkaIngestor:
             while not stop_event.is_set():
                 try:
                     self._run_once(stop_event)
+                except _OutOfSync:  # logged by the monitor; no backoff: nothing is failing
+                    self._counts["rejoins"] += 1
+                    self._start_afresh()
                 except Exception:
                     self._counts["restarts"] += 1
                     log.exception("the Kafka consumer loop failed; restarting it in %gs "
@@ -273,8 +282,13 @@ class KafkaIngestor:
                     stop_event.wait(0.5)
                     continue
                 self._apply_events(listener)
-                if self._monitor is not None and self._monitor.take_rejoin():
-                    self._rejoin(consumer, listener)
+                if self._monitor is not None:
+                    member = consumer.group_metadata().member_id  # type: ignore[no-untyped-call]
+                    self._monitor.report(member or "", frozenset(self._owned))
+                    if self._monitor.take_restart():
+                        raise _OutOfSync
+                    if self._monitor.take_rejoin():
+                        self._rejoin(consumer, listener)
                 if polled:
                     self._process(polled)
                 self._finish_checkpoint()  # commit as soon as the snapshots are acknowledged

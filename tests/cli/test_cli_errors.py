@@ -29,14 +29,15 @@ CASES = {
         ["drift", "serve", "--baselines", "{tmp}/nope", "--port", "0", "--ingest-port", "-1"], USAGE,
         "baselines directory {tmp}/nope does not exist"),
     "bad option value (argparse)": (
-        ["bench", "--queries", "many"], USAGE, "argument --queries: invalid int value: 'many'"),
+        ["bench", "--queries", "many"], USAGE, "argument --queries: 'many' is not a whole number"),
     "bad option value (bench)": (
         ["bench", "--backend", "null", "--repeats", "0", "-o", "{tmp}"], USAGE,
-        "--queries, --batch-size, --offline-samples and --repeats must be >= 1"),
+        "argument --repeats: 0 is not in [1, 1000]"),
     "bad option value (replay)": (
         ["replay", "--canary", "{closed}", "--primary", "{closed}", "--alpha", "0.7", "-o", "{tmp}"],
         USAGE, "--alpha must be in (0, 0.5)"),
-    "bad option value (demo)": (["demo", "--rate", "0"], USAGE, "--rate must be > 0"),
+    "bad option value (demo)": (
+        ["demo", "--rate", "0"], USAGE, "argument --rate: '0' is not a number in (0, 100000]"),
     "missing option": (["grafana", "push", "--url", ""], USAGE, "give --url"),
     "missing subcommand": (["collector"], USAGE, "the following arguments are required: COMMAND"),
     "unknown suite (bench)": (
@@ -72,6 +73,96 @@ def test_bad_input_and_unreachable_services_use_the_table(
     assert len(error_lines) == 1, err  # printed once, by main
     assert error_lines[0].startswith(f"benchwatch {argv[0]}: error: {expected.format(**where)}"), err
     assert "Traceback" not in err
+
+
+# Misuse found by trying every verb with odd values (issue 16): each was a traceback, a hang,
+# a busy loop, a dead evaluator or "could not run" (3). Each must be exit 2 and one error line
+# naming the option. (argv, what the error line says); {bl} is a directory with one baseline,
+# {damaged} a window store with damaged pages.
+SERVE = ["drift", "serve", "--baselines", "{bl}", "--port", "0", "--ingest-port", "0"]
+CLOSED = "http://127.0.0.1:9"
+REPLAY = ["replay", "--canary", CLOSED, "--primary", CLOSED, "-o", "{tmp}", "--no-progress"]
+BUILD = ["baseline", "build", "--from", "{csv}", "--model", "m", "--version", "v",
+         "-o", "{tmp}/m-v.json"]
+BENCH = ["bench", "--backend", "null", "-o", "{tmp}", "--no-progress"]
+MISUSE = {
+    "interval nan (busy loop)": ([*SERVE, "--interval", "nan"], "argument --interval: 'nan'"),
+    "interval inf (dead evaluator)": ([*SERVE, "--interval", "inf"], "argument --interval: 'inf'"),
+    "interval 1e300 (Event.wait overflow)": ([*SERVE, "--interval", "1e300"], "argument --interval"),
+    "empty baselines path (served the cwd)": (
+        ["drift", "serve", "--baselines", "", "--port", "0"], "argument --baselines: must not be empty"),
+    "ingest port out of range": ([*SERVE[:-1], "70000"], "argument --ingest-port: 70000 is not in"),
+    "damaged store (drift serve)": (
+        [*SERVE, "--state", "{damaged}"], "window store {damaged} is not a usable SQLite database"),
+    "damaged store (collector windows)": (
+        ["collector", "windows", "--state", "{damaged}"], "window store {damaged} is not a usable"),
+    "token file missing": ([*SERVE, "--token-file", "{tmp}/nope"], "--token-file {tmp}/nope: not a"),
+    "token twice": ([*SERVE, "--token", "a", "--token-file", "{csv}"], "give --token or --token-file"),
+    "collector port out of range": (
+        ["collector", "serve", "--state", "{tmp}/w.db", "--port", "70000"], "argument --port: 70000"),
+    "collector model spec": (
+        ["collector", "serve", "--state", "{tmp}/w.db", "--model", "a/b/c"], "argument --model: 'a/b/c'"),
+    "negative max reference": ([*BUILD, "--max-reference", "-1"], "argument --max-reference: -1"),
+    "bins that allocate 745 GiB": ([*BUILD, "--bins", "100000000000"], "argument --bins"),
+    "negative seed (baseline)": ([*BUILD, "--seed", "-1"], "argument --seed: -1 is not in"),
+    "negative seed (bench)": ([*BENCH, "--seed", "-1"], "argument --seed: -1 is not in"),
+    "rate near zero (time_t overflow)": ([*BENCH, "--rate", "1e-300"], "argument --rate: '1e-300'"),
+    "a trillion queries": ([*BENCH, "--queries", "1000000000000"], "argument --queries"),
+    "timeout nan (bench)": ([*BENCH, "--timeout-s", "nan"], "argument --timeout-s: 'nan'"),
+    "timeout inf (replay, time_t overflow)": ([*REPLAY, "--timeout-s", "inf"], "argument --timeout-s"),
+    "metrics port out of range (replay)": ([*REPLAY, "--metrics-port", "70000"], "argument --metrics-port"),
+    "margin nan (replay)": ([*REPLAY, "--latency-margin", "nan"], "argument --latency-margin"),
+    "canary not a URL": (["replay", "--canary", "notaurl", "-o", "{tmp}"], "argument --canary: 'notaurl'"),
+    "demo rate nan": (["demo", "--rate", "nan"], "argument --rate: 'nan'"),
+    "demo rate inf": (["demo", "--rate", "inf"], "argument --rate: 'inf'"),
+    "demo interval nan (hang)": (["demo", "--interval", "nan"], "argument --interval: 'nan'"),
+    "demo duration inf (hang)": (["demo", "--duration", "inf"], "argument --duration: 'inf'"),
+    "report step nan": (["report", "--prometheus", CLOSED, "--step", "nan"], "argument --step: 'nan'"),
+    "report rate interval": (
+        ["report", "--prometheus", CLOSED, "--rate-interval", "soon"], "argument --rate-interval"),
+    "report URL": (["report", "--prometheus", "notaurl"], "argument --prometheus: 'notaurl'"),
+    "report into a directory": (
+        ["report", "--prometheus", CLOSED, "-o", "{tmp}"], "-o {tmp} is a directory"),
+    "kafka partitions 0 (hung connecting)": (
+        ["kafka", "topics", "--bootstrap", "127.0.0.1:9", "--partitions", "0"], "argument --partitions: 0"),
+    "kafka stats interval nan": (
+        ["kafka", "consume", "--bootstrap", "127.0.0.1:9", "--state", "{tmp}/k.db",
+         "--stats-interval", "nan"], "argument --stats-interval: 'nan'"),
+    "kafka store is a directory (was: cannot reach Kafka, 3)": (
+        ["kafka", "consume", "--bootstrap", "127.0.0.1:9", "--state", "{tmp}"],
+        "window store {tmp} is not a usable SQLite database"),
+    "grafana URL": (["grafana", "push", "--url", "notaurl"], "--url: 'notaurl' is not an http(s) URL"),
+}
+
+
+@pytest.fixture
+def misuse_files(tmp_path: Path) -> dict[str, str]:
+    from tests.service.conftest import build_baseline
+    from tests.support.stores import damaged_store
+
+    bl = tmp_path / "bl"
+    bl.mkdir()
+    build_baseline(bl)
+    csv = tmp_path / "ref.csv"
+    csv.write_text("x\n" + "\n".join(str(i / 10) for i in range(50)) + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    return {"tmp": str(work), "bl": str(bl), "csv": str(csv),
+            "damaged": str(damaged_store(tmp_path / "damaged.db"))}
+
+
+@pytest.mark.parametrize("case", sorted(MISUSE))
+def test_misuse_is_one_line_and_exit_2(case: str, misuse_files: dict[str, str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    argv, expected = MISUSE[case]
+    argv = [a.format(**misuse_files) for a in argv]
+    assert main(argv) == USAGE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    error_lines = [line for line in err.splitlines() if ": error: " in line]
+    assert len(error_lines) == 1, err
+    assert error_lines[0].startswith(f"benchwatch {argv[0]}"), err
+    assert expected.format(**misuse_files) in error_lines[0], err
 
 
 def test_no_verb_prints_the_usage_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

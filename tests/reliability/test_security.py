@@ -34,6 +34,7 @@ from collector import Collector, WindowStore
 from collector.errors import CollectorConfigError
 from collector.http_server import hmac_signature, ingest_server
 from drift import Baseline
+from drift.service.alerts import sign_webhook
 from drift.service.engine import DriftService, ServiceConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,8 +180,9 @@ def test_webhook_payloads_are_verified(drift_service: DriftService) -> None:
         {},
         {"Authorization": "Bearer not-the-token"},
         {"X-Benchwatch-Signature": "sha256=" + "0" * 64},
-        {"X-Benchwatch-Signature": hmac_signature("another-secret", body)},
-        {"X-Benchwatch-Signature": hmac_signature("hook-secret", forged)},  # body changed
+        sign_webhook("another-secret", body),
+        sign_webhook("hook-secret", forged),  # body changed
+        {"X-Benchwatch-Signature": hmac_signature("hook-secret", body)},  # no timestamp
     ]
     for headers in refused:
         status, payload = _post("127.0.0.1", port, "/v1/alerts", body, headers)
@@ -190,7 +192,7 @@ def test_webhook_payloads_are_verified(drift_service: DriftService) -> None:
     status, _ = _post("127.0.0.1", port, "/v1/alerts", body, {"Authorization": "Bearer hook-token"})
     assert status == 200
     status, _ = _post("127.0.0.1", port, "/v1/alerts", body,
-                      {"X-Benchwatch-Signature": hmac_signature("hook-secret", body)})
+                      sign_webhook("hook-secret", body))
     assert status == 200
     got = drift_service.alerts.alerts()
     assert len(got) == 2 and all(a.name == "BenchwatchFeatureDrift" for a in got)

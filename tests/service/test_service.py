@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
 import re
@@ -15,6 +13,7 @@ import pytest
 
 from benchwatch import promtext
 from drift import DriftError
+from drift.service.alerts import sign_webhook
 from drift.service.engine import DriftService, ServiceConfig
 from probes import metric_names as m
 from tests.service.conftest import build_baseline, samples
@@ -171,8 +170,7 @@ def test_alert_webhook_verifies_bearer_or_hmac_and_keeps_alerts(baselines: Path,
     assert call(svc.url, "/v1/alerts", raw=body, headers=bad_sig)[0] == 401
     assert call(svc.url, "/v1/alerts", raw=body,
                 headers={"Authorization": "Bearer t0k"}) == (200, {"received": 1})
-    sig = "sha256=" + hmac.new(b"sh", body, hashlib.sha256).hexdigest()
-    assert call(svc.url, "/v1/alerts", raw=body, headers={"X-Benchwatch-Signature": sig})[0] == 200
+    assert call(svc.url, "/v1/alerts", raw=body, headers=sign_webhook("sh", body))[0] == 200
     assert call(svc.url, "/v1/alerts", {"alerts": "x"}, {"Authorization": "Bearer t0k"})[0] == 400
     got = svc.alerts.alerts()
     assert len(got) == 2 and got[0].labels["feature"] == "confidence"
