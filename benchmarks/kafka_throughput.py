@@ -109,10 +109,12 @@ def produce_naive(bootstrap: str, topic: str, samples: Sequence[Sample]) -> floa
 # -- 2. end to end ----------------------------------------------------------------------------
 DECODE_ONLY = """
 import json, sys, time
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from probes.sinks.kafka_wire import decode_batch
-c = KafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], group_id="bench",
-                  auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=50)
+# no group: the transport ceiling needs no rebalancing (and kafka-python's can stall)
+c = KafkaConsumer(bootstrap_servers=sys.argv[1], group_id=None, auto_offset_reset="earliest",
+                  enable_auto_commit=False, max_poll_records=50)
+c.assign([TopicPartition(sys.argv[2], p) for p in sorted(c.partitions_for_topic(sys.argv[2]))])
 n = 0
 while True:
     for recs in c.poll(timeout_ms=200).values():
@@ -123,15 +125,32 @@ while True:
 """
 
 
+def group_for(topic: str) -> str:
+    """One consumer group per run: a member a killed run left behind cannot join the next."""
+    return f"bench-{topic}"
+
+
+def wait_shared(procs: Sequence[ConsumerProcess], partitions: int = 6, timeout_s: float = 60) -> None:
+    """Until the consumers own every partition between them, each some."""
+    deadline = time.monotonic() + timeout_s
+    while sum(len(c.last.get("assigned", [])) for c in procs) < partitions or \
+            not all(c.assigned.is_set() for c in procs):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the consumers never shared the partitions: "
+                               f"{[{k: c.last.get(k) for k in ('assigned', 'group_unowned', 'rejoins', 'restarts')} for c in procs]}")
+        time.sleep(0.1)
+
+
 class ConsumerProcess:
-    """`benchwatch kafka consume` (SQLite windows), or a decode-only consumer (transport ceiling)."""
+    """`benchwatch kafka consume` (SQLite windows), or a decode-only consumer (transport ceiling,
+    every partition assigned by hand)."""
 
     def __init__(self, bootstrap: str, topic: str, state: Path, decode_only: bool = False) -> None:
         if decode_only:
             cmd = [sys.executable, "-c", DECODE_ONLY, bootstrap, topic]
         else:
             cmd = [sys.executable, "-m", "benchwatch", "--log-level", "WARNING", "kafka", "consume",
-                   "--bootstrap", bootstrap, "--topic", topic, "--group", "bench",
+                   "--bootstrap", bootstrap, "--topic", topic, "--group", group_for(topic),
                    "--state", str(state), "--stats-interval", "0.2"]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -171,12 +190,7 @@ def end_to_end(broker: Broker, samples: Sequence[Sample], consumers: int = 1,
         procs = [ConsumerProcess(broker.bootstrap, topic, Path(d) / f"w{i}.db", decode_only)
                  for i in range(consumers)]
         try:
-            deadline = time.monotonic() + 60
-            while sum(len(c.last.get("assigned", [])) for c in procs) < 6 or \
-                    not all(c.assigned.is_set() for c in procs):
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the consumers never shared the partitions")
-                time.sleep(0.1)
+            wait_shared(procs)
             sink = KafkaSink(f"kafka://{broker.bootstrap}/{topic}", buffer_size=len(samples) + 1)
             t0 = time.perf_counter()
             for i in range(0, len(samples), 256):
@@ -241,11 +255,7 @@ def outage(broker: Broker, rate: int, outage_s: float, keep_all: bool, consumers
     with tempfile.TemporaryDirectory() as d:
         procs = [ConsumerProcess(broker.bootstrap, topic, Path(d) / f"w{i}.db")
                  for i in range(consumers)]
-        deadline = time.monotonic() + 60
-        while sum(len(c.last.get("assigned", [])) for c in procs) < 6 or \
-                not all(c.assigned.is_set() for c in procs):
-            assert time.monotonic() < deadline, "the consumers never shared the partitions"
-            time.sleep(0.1)
+        wait_shared(procs)
         sink = KafkaSink(f"kafka://{broker.bootstrap}/{topic}",
                          **({"buffer_size": int(rate * (outage_s + 30))} if keep_all else {}),
                          delivery_timeout_s=outage_s + 120)
@@ -281,9 +291,9 @@ def outage(broker: Broker, rate: int, outage_s: float, keep_all: bool, consumers
                 if target is None and st.buffered + st.in_flight <= rate // 50:
                     t_drained = time.perf_counter()
                     target = {r["partition"]: r["end"]
-                              for r in describe(broker.bootstrap, "bench", topic)["partitions"]}
+                              for r in describe(broker.bootstrap, group_for(topic), topic)["partitions"]}
                 if target is not None:
-                    rows = describe(broker.bootstrap, "bench", topic)["partitions"]
+                    rows = describe(broker.bootstrap, group_for(topic), topic)["partitions"]
                     if all(r["committed"] >= target[r["partition"]] for r in rows):
                         break
                 if time.perf_counter() - t_up > 300:

@@ -479,11 +479,11 @@ class _Handler(BaseHTTPRequestHandler):
     _reader: _DeadlineReader
 
     def setup(self) -> None:
-        super().setup()
         options = self.owner.options
-        self.connection.settimeout(options.read_timeout_s)
-        if isinstance(self.connection, ssl.SSLSocket):
-            self.connection.do_handshake()  # bounded by the read timeout
+        self.request.settimeout(options.read_timeout_s)
+        if isinstance(self.request, ssl.SSLSocket):  # before any file holds the socket open
+            self.request.do_handshake()  # bounded by the read timeout
+        super().setup()
         self.rfile.close()  # the stdlib's reader, replaced by one that keeps the deadlines
         self._reader = _DeadlineReader(self.connection, options.read_timeout_s,
                                        self._request_started)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -71,13 +72,16 @@ class DemoConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.duration_s <= 0:
-            raise UsageError(f"--duration must be > 0 seconds, got {self.duration_s}")
+        # finite and bounded too: nan or inf would make the demo wait forever or overflow
+        if not (math.isfinite(self.duration_s) and 0 < self.duration_s <= 86_400):
+            raise UsageError(f"--duration must be > 0 seconds and at most a day, got "
+                             f"{self.duration_s}")
         if not 0 <= self.drift_at_s < self.duration_s:
             raise UsageError(f"--drift-at must be in [0, --duration); got {self.drift_at_s} "
                              f"with --duration {self.duration_s}")
-        if self.rate_qps <= 0:
-            raise UsageError(f"--rate must be > 0 requests/s, got {self.rate_qps}")
+        if not (math.isfinite(self.rate_qps) and 0 < self.rate_qps <= 100_000):
+            raise UsageError(f"--rate must be > 0 requests/s and at most 100000, got "
+                             f"{self.rate_qps}")
         for name, port in self.ports.items():
             if not 0 <= port <= 65535:
                 flag = "--port" if name == "model" else f"--{name}-port"
@@ -99,7 +103,8 @@ class DemoResult:
     other_alerts: dict[str, float]  # any other alert that fired: name -> unix time
     baseline: list[dict[str, Any]]  # the benchmark's figures (drift.Figure.to_dict())
     # live vs baseline per measurement point over the clean traffic before the drift:
-    # {point: {live_p50_s, live_p99_s, baseline_p50_s, baseline_p99_s, scenario, p99_ratio}}
+    # {point: {live_p50_s, live_p99_s, live_calls, baseline_calls, baseline_p50_s,
+    #          baseline_p99_s, baseline_scenario, baseline_rate_qps, p99_ratio}}
     before_drift: dict[str, dict[str, Any]]
     last: dict[str, float | None]  # the live figures at the end (p50_s, p99_s, qps, J/inference)
     gpu: bool
@@ -112,7 +117,7 @@ class DemoResult:
 
 class _Stop:
     """SIGINT/SIGTERM set an event the main loop watches; a second Ctrl-C interrupts at once.
-    While `at_once` (starting the parts: the benchmark alone takes ~20 s) the first one does."""
+    While `at_once` (starting the parts: the benchmark alone takes ~50 s) the first one does."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -414,23 +419,26 @@ def _note_alerts(parts: demo_parts.Parts, view: View, state: _RunState,
 def before_drift(state: _RunState) -> dict[str, dict[str, Any]]:
     """Live and baseline latency per point over the clean traffic (before the drift)."""
     clean = (state.traffic or {}).get("clean") or {}
-    live: dict[str, tuple[float | None, float | None]] = {
-        "http_client": (clean.get("p50_s"), clean.get("p99_s"))}
+    live: dict[str, tuple[float | None, float | None, float | None]] = {
+        "http_client": (clean.get("p50_s"), clean.get("p99_s"), clean.get("n"))}
     if state.clean_probe is not None:
         window = promtext.buckets(state.clean_probe, m.LATENCY)
         warm = state.warm_probe
         if warm is not None and state.clean_probe.total(m.REQUESTS) - \
                 warm.total(m.REQUESTS) >= WARMUP_REQUESTS:  # the warm-up left out, as the bench
             window = promtext.delta(window, promtext.buckets(warm, m.LATENCY))
-        live["model_call"] = (promtext.quantile(0.5, window), promtext.quantile(0.99, window))
+        live["model_call"] = (promtext.quantile(0.5, window), promtext.quantile(0.99, window),
+                              max(window.values(), default=0.0))
     else:
-        live["model_call"] = (None, None)
+        live["model_call"] = (None, None, None)
     out: dict[str, dict[str, Any]] = {}
-    for point, (p50, p99) in live.items():
+    for point, (p50, p99, calls) in live.items():
         at = state.at_point.get(point, {})
         b50, b99 = at.get("latency_p50_s"), at.get("latency_p99_s")
         out[point] = {
             "live_p50_s": p50, "live_p99_s": p99,
+            "live_calls": int(calls) if calls is not None else None,
+            "baseline_calls": state.window_calls or None,
             "baseline_p50_s": b50.value if b50 else None,
             "baseline_p99_s": b99.value if b99 else None,
             "baseline_scenario": b99.scenario if b99 else None,

@@ -12,6 +12,10 @@ path here (parse, JSON, ONNX Runtime, JSON, write) costs tens of µs, so the fra
 most of the cost; `benchmarks/example_server.py` measures it against uvicorn + a minimal ASGI
 app wrapped in `probes.ProbeMiddleware`. The model call is wrapped in `probes.probe` when the probes package offers it.
 
+Connections are bounded as the collector's are (`collector.http_server.ServerOptions`:
+`--idle-timeout`, `--read-timeout`, `--max-connections`, `--tls-cert`/`--tls-key`; a sweep at
+most a second apart enforces the deadlines), and ambiguous framing is refused (docs/deploy.md "HTTP servers").
+
 The knobs that make a canary worse are for tests and demos: a fixed extra delay, a slower
 tail (a seeded fraction of requests delayed), and flipped predictions for a fraction of inputs
 chosen by a hash of the input (the same input always gets the same answer, as a real model would).

@@ -149,6 +149,23 @@ def test_an_in_process_bench_records_the_probes_own_histogram() -> None:
                for st in DEFAULT_REGISTRY.states())
 
 
+def test_fixed_rates_run_first_with_the_number_of_queries_asked_for() -> None:
+    """A production-rate tail is measured right after the warm-up, not in the wake of the
+    saturating single-stream and offline runs."""
+    from benchwatch.bench.model_call import ProbedBackend
+
+    suite = load_suite("digits")
+    backend = ProbedBackend(NullBackend(10, (64,)))
+    tasks: list[str] = []
+    settings = RunSettings(single_stream_queries=700, offline_samples=1000, server=False,
+                           fixed_rates_qps=(2000.0,), fixed_rate_queries=900)
+    r = run_benchmark(backend, suite, settings, lambda task, done, total: tasks.append(task),
+                      probe=backend)
+    assert r.error is None and r.model_call["server_2000qps"].calls == 900
+    order = [t for i, t in enumerate(tasks) if t not in tasks[:i]]
+    assert order == ["accuracy", "fixed rates", "single-stream", "offline"], order
+
+
 def test_harness_overhead_per_query_is_under_20_microseconds() -> None:
     """The issue's target, measured as the median of repeats (the full table is
     benchmarks/bench_harness.py)."""

@@ -17,7 +17,15 @@ from rich.console import Console
 
 from benchwatch import promtext
 from benchwatch.cli import main
-from benchwatch.demo.session import DemoConfig, baseline_at_points
+from benchwatch.demo.session import (
+    BENCH_MAX_S,
+    DemoConfig,
+    _RunState,
+    _window_full,
+    baseline_at_points,
+    before_drift,
+    bench_calls,
+)
 from benchwatch.demo.traffic import read_status, write_status
 from benchwatch.demo.view import NO_BASELINE, DemoStatus, render
 from drift.baseline import Baseline
@@ -123,6 +131,34 @@ def test_a_baseline_without_point_tagged_figures_is_never_compared() -> None:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     rows = [line for line in text.splitlines() if "p99 model call" in line or "p99 HTTP" in line]
     assert len(rows) == 2 and all(NO_BASELINE in row and "×" not in row for row in rows), text
+
+
+def test_the_bench_run_holds_as_many_calls_as_the_live_window() -> None:
+    # 40 s of clean traffic at 40 req/s less the 100 warm-up requests: 1,500 calls
+    assert bench_calls(DemoConfig(rate_qps=40.0, drift_at_s=40.0)) == 1500
+    assert bench_calls(DemoConfig(rate_qps=40.0, drift_at_s=5.0)) == 762  # p99's minimum + 100
+    assert bench_calls(DemoConfig(rate_qps=40.0, drift_at_s=600.0)) == int(40 * BENCH_MAX_S)
+
+
+def _probe_scrape(calls: int, slow: int) -> promtext.Scrape:
+    """A model server's histogram: `calls` calls, `slow` of them in the 5 ms bucket."""
+    text = "".join(
+        f'benchwatch_inference_duration_seconds_bucket{{le="{le}",model="digits"}} {n}\n'
+        for le, n in (("0.0002", calls - slow), ("0.005", calls), ("+Inf", calls)))
+    text += f'benchwatch_inference_duration_seconds_count{{model="digits"}} {calls}\n'
+    return promtext.parse("# TYPE benchwatch_inference_duration_seconds histogram\n" + text)
+
+
+def test_the_live_window_is_cut_at_the_bench_runs_number_of_calls() -> None:
+    state = _RunState(window_calls=1000)
+    state.warm_probe = _probe_scrape(200, 0)
+    state.clean_probe = _probe_scrape(900, 0)
+    assert not _window_full(state)
+    state.clean_probe = _probe_scrape(1200, 30)  # 1,000 calls after the warm-up
+    assert _window_full(state)
+    live = before_drift(state)["model_call"]
+    assert live["live_calls"] == 1000 and live["baseline_calls"] == 1000
+    assert live["live_p99_s"] is not None and 0.0002 < live["live_p99_s"] <= 0.005
 
 
 def test_traffic_status_file_is_replaced_whole(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ def test_public_api_is_pinned():
 
     assert set(drift.__all__) == {
         "TESTS", "AccuracyEstimate", "AccuracyMonitor", "AccuracyReport", "Baseline",
-        "BaselineError", "BinSketch", "Calibration", "CategoricalReference", "DriftError",
+        "BaselineError", "BinSketch", "Calibration", "CategoricalReference", "DriftError", "Figure",
         "DriftResult", "FeatureComparison", "FeatureDrift", "NumericReference", "Provenance",
         "StreamDetector", "StreamState", "VectorReference", "compare", "compare_features",
         "estimate_accuracy", "infer_kind", "load_dir", "missing_rate_test", "prepare",

@@ -45,13 +45,15 @@ def test_drift_service_exports_the_kafka_consumers_stats(kafka_broker: Any, tmp_
         # no consumer yet: no Kafka series at all (not zeros that would look like a healthy one)
         assert not [n for n in promtext.read(str(service.metrics_url), timeout_s=10).series
                     if n.startswith(m.KAFKA_PREFIX)]
-        service.kafka = KafkaIngestor(service.collector, kafka_broker.bootstrap, topic, "drift",
-                                      commit_interval_s=0.3)
+        service.kafka = KafkaIngestor(service.collector, kafka_broker.bootstrap, topic,
+                                      f"drift-{topic}", commit_interval_s=0.3,
+                                      ownership_check_s=0.3)
         thread = threading.Thread(target=service.kafka.run, args=(stop,), daemon=True)
         thread.start()
         wait_until(lambda: service.kafka.stats().records == 4
-                   and service.kafka.stats().commits > 0 and service.kafka.stats().lag == 0,
-                   30, "4 records read, committed, lag 0")
+                   and service.kafka.stats().commits > 0 and service.kafka.stats().lag == 0
+                   and service.kafka.stats().group_unowned == 0,
+                   30, "4 records read, committed, lag 0, the group owning its partition")
         got = promtext.read(str(service.metrics_url), timeout_s=10)
         assert got.values(m.KAFKA_LAG) == [0], got.series
         assert got.values(m.KAFKA_POISON, reason="not_benchwatch") == [1]
@@ -60,6 +62,9 @@ def test_drift_service_exports_the_kafka_consumers_stats(kafka_broker: Any, tmp_
         assert got.values(m.KAFKA_RESTORED_MODELS) == [0]
         assert got.values(m.KAFKA_RECORDS) == [4]
         assert got.values(m.KAFKA_RESTARTS) == [0]
+        assert got.values(m.KAFKA_ASSIGNED) == [1]
+        assert got.values(m.KAFKA_GROUP_UNOWNED) == [0]
+        assert got.values(m.KAFKA_REJOINS) == [0]
         [commits] = got.values(m.KAFKA_COMMITS)
         assert commits >= 1
         assert got.values(m.KAFKA_REBALANCES) != []

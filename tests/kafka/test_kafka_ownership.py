@@ -32,7 +32,7 @@ BOUND_S = 60  # joining, a rebalance or two and consuming a few hundred records
 class Worker:
     def __init__(self, bootstrap: str, topic: str, name: str) -> None:
         self.store = WindowStore(None)
-        self.ingestor = KafkaIngestor(Collector(self.store), bootstrap, topic, "drift",
+        self.ingestor = KafkaIngestor(Collector(self.store), bootstrap, topic, group(topic),
                                       state_topic=f"{topic}.window-state",
                                       dead_letter_topic=f"{topic}.dead-letter",
                                       commit_interval_s=0.3, client_id=f"drift-{name}",
@@ -63,6 +63,10 @@ def workers() -> Iterator[Callable[[str, str, str], Worker]]:
     for w in started:
         if w.thread.is_alive():
             w.stop()
+
+
+def group(topic: str) -> str:
+    return f"drift-{topic}"  # one group per test: no member left over from another
 
 
 def joined(w: Worker) -> bool:
@@ -143,7 +147,7 @@ STAND_IN = "stand-in-leader"
 def test_a_group_left_owning_nothing_is_seen_and_rejoins(kafka_broker: Any, workers: Any) -> None:
     topic = kafka_broker.topics(PARTITIONS)
     BrokenLeader.broken = True
-    leader = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id="drift",
+    leader = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=group(topic),
                            client_id=STAND_IN, partition_assignment_strategy=(BrokenLeader,),
                            enable_auto_commit=False, session_timeout_ms=10_000,
                            heartbeat_interval_ms=1000)
@@ -158,7 +162,7 @@ def test_a_group_left_owning_nothing_is_seen_and_rejoins(kafka_broker: Any, work
     poller.start()
     try:
         wait_until(lambda: leader.assignment() == set() and leader.subscription() == {topic}
-                   and describe_state(kafka_broker.bootstrap) == "Stable", BOUND_S,
+                   and describe_state(kafka_broker.bootstrap, group(topic)) == "Stable", BOUND_S,
                    "the stand-in leader to lead the group")
         a = workers(kafka_broker.bootstrap, topic, "a")
         b = workers(kafka_broker.bootstrap, topic, "b")
@@ -177,11 +181,11 @@ def test_a_group_left_owning_nothing_is_seen_and_rejoins(kafka_broker: Any, work
         leader.close(autocommit=False)
 
 
-def describe_state(bootstrap: str) -> str:
+def describe_state(bootstrap: str, group_id: str) -> str:
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        return str(admin.describe_groups(["drift"])["drift"]["group_state"])
+        return str(admin.describe_groups([group_id])[group_id]["group_state"])
     finally:
         admin.close()
