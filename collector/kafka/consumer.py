@@ -52,7 +52,7 @@ from typing import Any
 from collector.ingest import Collector
 from collector.kafka.ownership import OwnershipMonitor
 from collector.kafka.snapshots import encode_snapshot, load_snapshot, read_snapshots
-from probes.errors import require
+from probes.errors import BenchwatchError, require
 from probes.sinks.kafka_wire import WireError, decode_batch, record_key
 
 __all__ = ["ConsumerStats", "KafkaIngestor", "run_consumer"]
@@ -118,7 +118,7 @@ def _listener() -> Any:
     return _Listener()
 
 
-class _OutOfSync(Exception):
+class _OutOfSync(BenchwatchError):
     """The group and this client disagree on what this member owns: start a fresh client."""
 
 
