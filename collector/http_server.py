@@ -22,7 +22,6 @@ benchmarks/http_servers.py).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import io
 import ipaddress
@@ -215,30 +214,6 @@ def bearer_verifier(token: str | None) -> Verifier:
                                                                  token.encode()):
             return "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
         return None
-
-    return verify
-
-
-def hmac_signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def bearer_or_hmac_verifier(token: str | None, hmac_secret: str | None,
-                            header: str = "x-benchwatch-signature") -> Verifier:
-    """Accepts a valid bearer token or a valid `sha256=<hex>` HMAC of the body in `header`."""
-    bearer = bearer_verifier(token)
-
-    def verify(headers: Mapping[str, str], body: bytes) -> str | None:
-        if token is None and hmac_secret is None:
-            return None
-        if token is not None and bearer(headers, body) is None:
-            return None
-        sig = headers.get(header, "")
-        if hmac_secret is not None and sig and hmac.compare_digest(
-                sig.encode(), hmac_signature(hmac_secret, body).encode()):
-            return None
-        return (f"unverified request: send 'Authorization: Bearer <token>' or a "
-                f"'{header}: sha256=<hex HMAC of the body>' header")
 
     return verify
 

@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from benchwatch.cli.errors import EPILOG, ExitCode, report_error
 
@@ -31,8 +32,15 @@ VERBS: dict[str, str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (`--help` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _build_parser(verb: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchwatch", description=__doc__.splitlines()[0],
+    parser = _Parser(prog="benchwatch", description=__doc__.splitlines()[0],
                                      epilog=EPILOG)
     parser.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"),

@@ -170,16 +170,16 @@ class Parts:
                  f"({files.onnx_path}, held-out accuracy {files.meta['test_accuracy']:.3f})")
         return files
 
-    def model_server(self, files: Any, name: str, port: int, sink: str | None = None
+    def model_server(self, files: Any, name: str, port: int, metrics_port: int
                      ) -> tuple[ServedModel, services.ManagedProcess]:
-        """`python -m benchwatch.example.server` with probes on; `sink` = the drift service's
-        samples URL (every request sampled), None for the release benchmark's instance."""
-        metrics_port = services.free_port(self.host) if sink is None else self.port("metrics")
+        """`python -m benchwatch.example.server` with probes on, every request sampled to the
+        drift service: the release benchmark's instance runs exactly as the live one does, so
+        the sampling thread's share of the cores is in both figures."""
+        sink = self.samples_url()
         args = ["-m", "benchwatch.example.server", "--host", self.host, "--port", str(port),
                 "--version", files.version, "--seed", str(self.seed),
                 "--metrics-port", str(metrics_port), "--log-level", "WARNING"]
-        if sink is not None:
-            args += ["--sink", sink, "--sample-rate", "1.0"]
+        args += ["--sink", sink, "--sample-rate", "1.0"]
         base = f"http://{self.host}:{port}"
         metrics_url = f"http://{self.host}:{metrics_port}/metrics"
         child = self._spawn(name, args, [f"{base}/healthz", metrics_url])
@@ -190,8 +190,8 @@ class Parts:
     def baseline(self, files: Any, rate_qps: float, calls: int) -> BaselineInfo:
         """Benchmark the model on the digits suite and save the run as its baseline.
 
-        As a release would: a server instance of its own (the same command and probe as the
-        live one, without a sample sink), benchmarked through its HTTP endpoint, then stopped.
+        As a release would: a server instance of its own (the same command, probe and sample
+        sink as the live one), benchmarked through its HTTP endpoint, then stopped.
         The baseline holds each latency at two points: the bench client's (`http_client`) and
         the server's probe histogram scraped around each scenario (`model_call`), for single
         stream and for a Poisson run of `calls` requests at the demo's own request rate, so the
@@ -199,7 +199,8 @@ class Parts:
         first, on the freshly started and warmed-up instance, not in the wake of the saturating
         single-stream and offline runs.
         """
-        served, child = self.model_server(files, "bench server", services.free_port(self.host))
+        served, child = self.model_server(files, "bench server", services.free_port(self.host),
+                                          services.free_port(self.host))
         self.pids["bench server"] = served.pid
         try:
             return self._bench(files, served, rate_qps, calls)
@@ -240,8 +241,10 @@ class Parts:
         return BaselineInfo(path, Baseline.load(path), tuple(sorted(features)))
 
     def drift_service(self, interval_s: float, window: int) -> None:
-        """`benchwatch drift serve` on the baselines just recorded, receiving samples over HTTP
-        into a durable SQLite WAL spool; a demo run starts from empty windows."""
+        """`benchwatch drift serve` on the baselines directory (empty until the benchmark records
+        the baseline; the service picks it up on its next evaluation), receiving samples over
+        HTTP into a durable SQLite WAL spool; a demo run starts from empty windows."""
+        (self.workdir / "baselines").mkdir(exist_ok=True)
         spool = self.workdir / "spool.sqlite"
         for stale in (spool, spool.with_name(spool.name + "-wal"),
                       spool.with_name(spool.name + "-shm")):
@@ -259,11 +262,14 @@ class Parts:
                  f"over HTTP at {self.drift_url}/v1/samples into {spool}; metrics "
                  f"{self.drift_metrics_url}")
 
-    def live_server(self, files: Any) -> ServedModel:
+    def samples_url(self) -> str:
         if self.drift_url is None:
-            raise PartError("the model server needs the drift service's URL for its samples")
+            raise PartError("a model server needs the drift service's URL for its samples")
+        return f"{self.drift_url}/v1/samples"
+
+    def live_server(self, files: Any) -> ServedModel:
         served, _ = self.model_server(files, "model server", self.port("model"),
-                                      sink=f"{self.drift_url}/v1/samples")
+                                      self.port("metrics"))
         self.probe_metrics_url = served.metrics_url
         self.served = served
         self.say(f"demo: serving {files.name} {files.version} on "

@@ -296,6 +296,9 @@ def baseline_at_points(baseline: Baseline, rate_qps: float) -> dict[str, dict[st
 def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunState) -> None:
     files = parts.model()
     state.window_calls = bench_calls(cfg)
+    # the drift service first: the benchmarked server samples to it exactly as the live one
+    # will; a window of ~20 s of traffic turns over soon after the drift begins
+    parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate_qps * 20)))
     info = parts.baseline(files, cfg.rate_qps, state.window_calls)
     state.baseline = info.baseline
     state.at_point = baseline_at_points(info.baseline, cfg.rate_qps)
@@ -303,8 +306,6 @@ def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _R
         if not state.at_point[point]:
             view.say(f"demo: the baseline has no figure at {point} ({what}); the view says "
                      "so rather than compare it with a figure measured elsewhere")
-    # a window of ~20 s of traffic: it turns over soon after the drift begins
-    parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate_qps * 20)))
     parts.live_server(files)
     if cfg.prometheus:
         try:
