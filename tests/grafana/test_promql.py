@@ -33,6 +33,10 @@ DEADLINE_S = 75.0
 CANNOT_FIRE_HERE = {
     "BenchwatchDriftEvaluationStale": "needs a drift service that stopped evaluating 10 min ago",
 }
+# Alerting rules on series only drift workers consuming Kafka export (this stack has no broker):
+# their expressions are unit-tested by promtool (rules_test.yml) and the series are checked
+# against a real broker in tests/kafka/test_kafka_metrics.py.
+NEEDS_KAFKA = {"BenchwatchKafkaPartitionsUnowned"}
 
 
 def _get(prom: services.Prometheus, path: str, params: dict[str, str]) -> Any:
@@ -76,6 +80,8 @@ def rule_checks() -> list[tuple[str, str, bool]]:
         for group in yaml.safe_load(text)["groups"]:
             for rule in group["rules"]:
                 expr = rule["expr"].strip()
+                if rule.get("alert") in NEEDS_KAFKA:
+                    continue
                 if "alert" in rule:
                     label = f"rule {name} alert {rule['alert']}"
                     if rule["alert"] in CANNOT_FIRE_HERE:
@@ -158,7 +164,7 @@ def test_alerts_fire_and_a_wrong_name_finds_nothing(stack: Stack) -> None:
     for text in (f.read_text() for f in rule_files()):
         for group in yaml.safe_load(text)["groups"]:
             expected |= {r["alert"] for r in group["rules"] if "alert" in r}
-    expected -= set(CANNOT_FIRE_HERE)
+    expected -= set(CANNOT_FIRE_HERE) | NEEDS_KAFKA
     assert expected
     deadline = time.monotonic() + 60
     firing: set[str] = set()
