@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,7 +171,7 @@ def test_broker_restart_mid_stream_loses_no_acknowledged_sample(kafka_broker: An
     assert total == len(acked_now), "a sample was counted twice"
 
 
-def test_cli_creates_topics_once_and_reports_lag(kafka_broker: Any) -> None:
+def test_cli_creates_topics_once_and_reports_lag(kafka_broker: Any, tmp_path: Path) -> None:
     import json
     import subprocess
     import sys
@@ -191,7 +192,7 @@ def test_cli_creates_topics_once_and_reports_lag(kafka_broker: Any) -> None:
     assert lag["lag"] == 0 and [p["partition"] for p in lag["partitions"]] == [0, 1]
     missing = subprocess.run([sys.executable, "-m", "benchwatch", "kafka", "consume",
                               "--bootstrap", kafka_broker.bootstrap, "--topic", "no-such-topic",
-                              "--state", "unused.db"], capture_output=True, text=True, timeout=60)
+                              "--state", str(tmp_path / "unused.db")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2
     assert "benchwatch kafka topics --bootstrap" in missing.stderr
 
