@@ -42,6 +42,7 @@ from collector.http_server import (  # noqa: E402
 )
 from probes.samples import Sample  # noqa: E402
 from probes.sinks.http import HttpSink  # noqa: E402
+from tests.support.sockets import hung_up  # noqa: E402
 
 TIMEOUT_S = 2.0
 CAP = ServerOptions().max_connections
@@ -118,16 +119,6 @@ def throughput(make: Callable[[Collector], contextmanager[int]], n: int, tag: st
         dt = time.perf_counter() - t0
     store.close()
     return n / dt
-
-
-def hung_up(sock: socket.socket) -> bool:
-    sock.setblocking(False)  # a socket with a timeout would wait despite MSG_DONTWAIT
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
 
 
 def one_request(port: int) -> tuple[str, float]:

@@ -23,13 +23,14 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from collector_ingest_ab import extract  # noqa: E402 - the same `git archive` of an earlier commit
 
 MEASURE = r"""
 import json, shutil, sys, time, uuid
@@ -51,15 +52,6 @@ store.close()
 times.sort()
 print(json.dumps({"ms": 1000 * times[len(times) // 2]}))
 """
-
-
-def extract(ref: str, into: Path) -> None:
-    archive = into / "ref.tar"
-    with archive.open("wb") as f:
-        subprocess.run(["git", "archive", ref, "collector", "probes"], cwd=ROOT, stdout=f,
-                       check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
 
 
 def make_store(path: Path, junk_windows: int) -> None:

@@ -16,10 +16,11 @@ from kafka.coordinator.assignors.abstract import ConsumerProtocolAssignment
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from collector import Collector, WindowStore
-from collector.kafka.consumer import ConsumerStats, KafkaIngestor
+from collector.kafka.consumer import KafkaIngestor
 from probes.samples import Sample
 from probes.sinks.kafka_wire import encode_batch
 from tests.kafka.conftest import fresh_name
+from tests.support.kafka_worker import IngestorThread, running
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -29,40 +30,20 @@ MODELS = [f"m{k}" for k in range(12)]  # keys spread over the partitions
 BOUND_S = 60  # joining, a rebalance or two and consuming a few hundred records
 
 
-class Worker:
+class Worker(IngestorThread):
     def __init__(self, bootstrap: str, topic: str, name: str) -> None:
         self.store = WindowStore(None)
-        self.ingestor = KafkaIngestor(Collector(self.store), bootstrap, topic, group(topic),
-                                      state_topic=f"{topic}.window-state",
-                                      dead_letter_topic=f"{topic}.dead-letter",
-                                      commit_interval_s=0.3, client_id=f"drift-{name}",
-                                      ownership_check_s=0.5)
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.ingestor.run, args=(self.stop_event,),
-                                       daemon=True)
-        self.thread.start()
-
-    def stats(self) -> ConsumerStats:
-        return self.ingestor.stats()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
+        super().__init__(KafkaIngestor(Collector(self.store), bootstrap, topic, group(topic),
+                                       state_topic=f"{topic}.window-state",
+                                       dead_letter_topic=f"{topic}.dead-letter",
+                                       commit_interval_s=0.3, client_id=f"drift-{name}",
+                                       ownership_check_s=0.5))
 
 
 @pytest.fixture
 def workers() -> Iterator[Callable[[str, str, str], Worker]]:
-    started: list[Worker] = []
-
-    def start(bootstrap: str, topic: str, name: str) -> Worker:
-        started.append(Worker(bootstrap, topic, name))
-        return started[-1]
-
-    yield start
-    for w in started:
-        if w.thread.is_alive():
-            w.stop()
+    with running(Worker) as start:
+        yield start
 
 
 def group(topic: str) -> str:

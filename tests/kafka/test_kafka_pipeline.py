@@ -12,50 +12,29 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from collector import Collector, WindowStore
-from collector.kafka.consumer import ConsumerStats, KafkaIngestor
+from collector.kafka.consumer import KafkaIngestor
 from probes.samples import Sample
 from probes.sinks.kafka import KafkaSink
 from probes.sinks.kafka_wire import encode_batch
+from tests.support.kafka_worker import IngestorThread, running
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kafka
 
 
-class Worker:
-    """A KafkaIngestor in a thread of the test process."""
-
+class Worker(IngestorThread):
     def __init__(self, bootstrap: str, topic: str, group: str, store: WindowStore) -> None:
         self.store = store
-        self.ingestor = KafkaIngestor(Collector(store), bootstrap, topic, group,
-                                      state_topic=f"{topic}.window-state",
-                                      dead_letter_topic=f"{topic}.dead-letter",
-                                      commit_interval_s=0.5)
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.ingestor.run, args=(self.stop_event,), daemon=True)
-        self.thread.start()
-
-    def stats(self) -> ConsumerStats:
-        return self.ingestor.stats()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
+        super().__init__(KafkaIngestor(Collector(store), bootstrap, topic, group,
+                                       state_topic=f"{topic}.window-state",
+                                       dead_letter_topic=f"{topic}.dead-letter",
+                                       commit_interval_s=0.5))
 
 
 @pytest.fixture
 def workers() -> Iterator[Callable[..., Worker]]:
-    started: list[Worker] = []
-
-    def start(*args: Any) -> Worker:
-        w = Worker(*args)
-        started.append(w)
-        return w
-
-    yield start
-    for w in started:
-        if w.thread.is_alive():
-            w.stop()
+    with running(Worker) as start:
+        yield start
 
 
 def test_probe_to_kafka_to_windows_to_drift(kafka_broker: Any, workers: Any) -> None:

@@ -7,7 +7,6 @@ restarts it (counted) instead of ending Kafka ingest silently."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from collector import Collector, WindowStore
 from collector.kafka.consumer import KafkaIngestor
 from probes.samples import Sample
 from probes.sinks.kafka_wire import MAX_DECODE_SAMPLES, encode_batch
+from tests.support.kafka_worker import IngestorThread, running
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -27,34 +27,17 @@ TOO_MANY_ROWS = (b'BW\x01{"m": "digits", "v": "v3", "s": ['
                  + b",".join([b"0"] * (MAX_DECODE_SAMPLES + 1)) + b"]}")
 
 
-class Worker:
+class Worker(IngestorThread):
     def __init__(self, bootstrap: str, topic: str, group: str, collector: Collector) -> None:
-        self.ingestor = KafkaIngestor(collector, bootstrap, topic, group,
-                                      dead_letter_topic=f"{topic}.dead-letter",
-                                      commit_interval_s=0.3)
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.ingestor.run, args=(self.stop_event,),
-                                       daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
+        super().__init__(KafkaIngestor(collector, bootstrap, topic, group,
+                                       dead_letter_topic=f"{topic}.dead-letter",
+                                       commit_interval_s=0.3))
 
 
 @pytest.fixture
 def workers() -> Iterator[Callable[..., Worker]]:
-    started: list[Worker] = []
-
-    def start(*args: Any) -> Worker:
-        started.append(Worker(*args))
-        return started[-1]
-
-    yield start
-    for w in started:
-        if w.thread.is_alive():
-            w.stop()
+    with running(Worker) as start:
+        yield start
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:

@@ -207,19 +207,25 @@ def test_huge_regression_and_labels_are_subsampled_with_exact_counts() -> None:
     assert all(abs(m / labels.size - 0.2) < 0.02 for m in got.values())
 
 
-def test_vectorized_regression_equals_the_plain_loop() -> None:
+def _vectorized_and_plain_loop(a: np.ndarray) -> tuple[Any, Any]:
+    """Totals of a regression output recorded at once and value by value."""
     from probes.stats import _value
 
-    rng = np.random.default_rng(8)
-    a = rng.normal(scale=100.0, size=(500, 4))
-    a[3, 2] = np.nan
-    a[7, 0] = -np.inf
     vec, loop = ProbeState("m", "v"), ProbeState("m", "v")
     record_output(vec, vec.local.shard, a, "regression")
     for r in a.tolist():
         for i, x in enumerate(r):
             _value(loop, loop.local.shard, f"value_{i}", x)
     tv, tl = vec.snapshot().totals, loop.snapshot().totals
+    return tv, tl
+
+
+def test_vectorized_regression_equals_the_plain_loop() -> None:
+    rng = np.random.default_rng(8)
+    a = rng.normal(scale=100.0, size=(500, 4))
+    a[3, 2] = np.nan
+    a[7, 0] = -np.inf
+    tv, tl = _vectorized_and_plain_loop(a)
     assert tv.invalid == tl.invalid == {"not_finite": 2}
     assert {k: c for k, (c, _) in tv.values.items()} == {k: c for k, (c, _) in tl.values.items()}
     for k, (_, s) in tl.values.items():
@@ -365,17 +371,10 @@ def test_one_row_of_scores_is_read_whole_not_column_subsampled(clock: _Clock) ->
 
 
 def test_wide_regression_rows_share_an_overflow_histogram(clock: _Clock) -> None:
-    from probes.stats import _value
-
     rng = np.random.default_rng(9)
     a = rng.normal(scale=10.0, size=(40, 300))
     a[2, 250] = np.nan
-    vec, loop = ProbeState("m", "v"), ProbeState("m", "v")
-    record_output(vec, vec.local.shard, a, "regression")
-    for r in a.tolist():
-        for i, x in enumerate(r):
-            _value(loop, loop.local.shard, f"value_{i}", x)
-    tv, tl = vec.snapshot().totals, loop.snapshot().totals
+    tv, tl = _vectorized_and_plain_loop(a)
     assert tv.invalid == tl.invalid == {"not_finite": 1}
     assert {k: c for k, (c, _) in tv.values.items()} == {k: c for k, (c, _) in tl.values.items()}
     assert "_overflow" in tv.values  # past the 100 names kept per model version

@@ -44,6 +44,7 @@ from collector.errors import CollectorConfigError
 from collector.http_server import ServerOptions, ingest_server
 from probes.samples import Sample
 from probes.sinks.http import HttpSink
+from tests.support.sockets import hung_up
 from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,17 +158,6 @@ def closed_by_server(sock: socket.socket, timeout_s: float) -> bool:
         return True
     except TimeoutError:
         return False
-
-
-def hung_up(sock: socket.socket) -> bool:
-    """True when the server has closed `sock` (without waiting)."""
-    sock.setblocking(False)  # a socket with a timeout would wait despite MSG_DONTWAIT
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
 
 
 @pytest.fixture(params=sorted(SERVERS))
