@@ -121,6 +121,9 @@ def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
     probed_cls = probe(model="bench", version="v2", registry=reg)(classifier)
     probed_1 = probe(model="bench", version="v3", registry=reg)(server1)
     probed_64 = probe(model="bench", version="v4", registry=reg)(server64)
+    # fairness slices (probes/slices.py): the slice callable runs on every call
+    probed_sliced = probe(model="bench", version="v8", registry=reg,
+                          slice=lambda a: "eu")(trivial)
     # sampling: every call's summaries become Samples offered to a queue that drops them
     # (measures the serving thread's share; the drain thread and the sink are off the path)
     sreg = Registry()
@@ -185,6 +188,8 @@ def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
     variants: dict[str, tuple[Callable[[], object], str]] = {
         "bare call": (lambda: trivial(x), "trivial function, no instrumentation"),
         "@probe": (lambda: probed(x), "latency histogram + count + outcome (+ batch size from x.shape)"),
+        "@probe + slice=": (lambda: probed_sliced(x),
+                            "same + slice=lambda a: \"eu\" (counted per slice)"),
         "@probe + 10-class stats": (lambda: probed_cls(x),
                                     "same + predicted class, confidence, entropy of (1, 10) logits"),
         "+ stats 1x10 f32 (server)": (lambda: probed_1(x1),

@@ -189,14 +189,20 @@ def start_prometheus(
     evaluation_interval: str = "1s",
     host: str = "127.0.0.1",
     port: int | None = None,
+    binary: str | None = None,
+    flags: Sequence[str] = (),
+    config: Mapping[str, Any] | None = None,
 ) -> Prometheus:
-    """Start the Debian `prometheus` binary with a generated config (JSON is valid YAML)."""
-    binary = find_binary(PROMETHEUS_BIN)
+    """Start the Debian `prometheus` binary (or `binary`, e.g. a Prometheus 3 built by
+    scripts/build_prometheus3.sh) with a generated config (JSON is valid YAML); `flags` are
+    added to its command line (`--web.enable-otlp-receiver`) and `config` to its config file."""
+    binary = binary or find_binary(PROMETHEUS_BIN)
     if binary is None:
         raise ServiceError(f"prometheus is not installed: {INSTALL_HINT}")
     port = port or free_port(host)
     workdir = Path(tempfile.mkdtemp(prefix="benchwatch-prometheus-"))
-    cfg = prometheus_config(targets, rule_files, alertmanager, scrape_interval, evaluation_interval)
+    cfg = {**prometheus_config(targets, rule_files, alertmanager, scrape_interval, evaluation_interval),
+           **(config or {})}
     (workdir / "prometheus.yml").write_text(json.dumps(cfg, indent=2))
     cmd = [
         binary,
@@ -205,6 +211,7 @@ def start_prometheus(
         f"--web.listen-address={host}:{port}",
         "--web.enable-lifecycle",
         "--storage.tsdb.retention.time=1d",
+        *flags,
     ]
     mp = _start("prometheus", cmd, f"http://{host}:{port}", "/-/ready", workdir)
     return Prometheus(mp.name, mp.url, mp.proc, mp.workdir, mp.log_path)

@@ -330,7 +330,9 @@ class JsonHttpServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  max_body: int = DEFAULT_MAX_BODY, name: str = "benchwatch",
-                 options: ServerOptions | None = None) -> None:
+                 options: ServerOptions | None = None, port_option: str = "another port") -> None:
+        """`port_option`: the option a user changes when the port is taken (named in the
+        error), e.g. "--port PORT (benchwatch collector serve)"."""
         if not is_loopback(host) and not token:
             raise CollectorConfigError(
                 f"refusing to listen on {host} without a token: anyone who can reach it could "
@@ -339,6 +341,7 @@ class JsonHttpServer:
         self.token = token or None
         self.max_body = max_body
         self.name = name
+        self.port_option = port_option
         self.options = options or ServerOptions()
         self._tls = self.options.ssl_context()  # a bad certificate fails here, before start
         self._routes: dict[tuple[str, str], Route] = {}
@@ -424,7 +427,7 @@ class JsonHttpServer:
         except OSError as exc:
             raise CollectorConfigError(
                 f"{self.name}: cannot listen on {self.host}:{self._requested_port} ({exc}); "
-                "choose another port") from exc
+                f"choose another with {self.port_option}") from exc
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"{self.name}-http", daemon=True)
         self._thread.start()
@@ -645,9 +648,11 @@ def ingest_server(collector: Collector, host: str = "127.0.0.1", port: int = 0,
                   token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                   on_report: Callable[[Any], None] | None = None,
                   max_samples: int = DEFAULT_MAX_SAMPLES,
-                  options: ServerOptions | None = None) -> JsonHttpServer:
+                  options: ServerOptions | None = None,
+                  port_option: str = "--port PORT (benchwatch collector serve)") -> JsonHttpServer:
     """An (unstarted) server with `POST /v1/samples` for `collector`."""
-    server = JsonHttpServer(host, port, token, max_body, name="collector", options=options)
+    server = JsonHttpServer(host, port, token, max_body, name="collector", options=options,
+                            port_option=port_option)
     add_samples_route(server, collector, max_samples, on_report)
     return server
 

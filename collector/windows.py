@@ -17,6 +17,9 @@ paid 3x per 3-feature sample; now it is paid once per window per batch. A window
 `max_per_feature` values of its chunks (reads trim); once a window holds 1.5x that, the whole
 chunks older than its newest `max_per_feature` values are pruned (so a file holds at most
 ~1.5x the bound per window, plus one batch).
+Ageing by time: each chunk is stamped with its arrival time; `values(..., newer_than=T)` reads
+only chunks that arrived after T, so a window also empties when traffic stops or changes (the
+drift service passes now - max_age). Count pruning keeps the file bounded either way.
 Per sample there is one row left: `samples` (rowid = arrival order, unique `sample_id`).
 A schema-1 file (one row per value) is migrated in place when opened.
 
@@ -34,6 +37,7 @@ import logging
 import math
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,6 +313,9 @@ class WindowStore:
         `features` is the flat name -> value mapping to append to the windows.
         """
         accepted = duplicates = 0
+        # a chunk is stamped with its arrival time (the store's clock, not the sender's): reads
+        # can age windows by time (`newer_than`) whatever the senders' clocks say
+        arrived = time.time()
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -320,7 +327,6 @@ class WindowStore:
                 existing = self._known_ids([item[0] for item in samples])
                 sample_rows: list[tuple[Any, ...]] = []
                 windows: dict[tuple[str, str, str], list[Any]] = {}
-                last_ts: dict[tuple[str, str, str], float] = {}
                 for sample_id, model, version, ts, outputs, features in samples:
                     if sample_id in existing:
                         duplicates += 1
@@ -336,12 +342,11 @@ class WindowStore:
                         if vals is None:
                             vals = windows[key] = []
                         vals.append(value)
-                        last_ts[key] = ts
                 db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)", sample_rows)
                 chunk_rows = []
                 for key, vals in windows.items():
                     kind, data = _chunk(vals)
-                    chunk_rows.append((self._key_id(*key), len(vals), kind, data, last_ts[key]))
+                    chunk_rows.append((self._key_id(*key), len(vals), kind, data, arrived))
                 db.executemany("INSERT INTO chunks (key_id, n, kind, data, ts) "
                                "VALUES (?, ?, ?, ?, ?)", chunk_rows)
                 for key_id, n, *_ in chunk_rows:
@@ -395,9 +400,10 @@ class WindowStore:
                    "WHERE key_id = ?1) WHERE key_id = ?1", (key_id,))
 
     # -- reading ---------------------------------------------------------------------------
-    def _window(self, model: str, version: str, feature: str, after: int = 0
-                ) -> tuple[list[Feature], int]:
-        """(values newer than position `after` still in the window, last position); locked."""
+    def _window(self, model: str, version: str, feature: str, after: int = 0,
+                newer_than: float | None = None) -> tuple[list[Feature], int]:
+        """(values newer than position `after` still in the window, last position); locked.
+        With `newer_than` (unix seconds), only chunks that arrived after it."""
         key_id = self._key_ids.get((model, version, feature))
         if key_id is None:
             self._sync_keys()
@@ -405,8 +411,10 @@ class WindowStore:
         if key_id is None:
             return [], after
         rows = self._db.execute(
-            "SELECT seq, n, kind, data FROM chunks WHERE key_id = ? AND seq >= ? ORDER BY seq",
-            (key_id, after >> _POS_BITS)).fetchall()
+            "SELECT seq, n, kind, data FROM chunks WHERE key_id = ? AND seq >= ? AND ts > ? "
+            "ORDER BY seq",
+            (key_id, after >> _POS_BITS, -math.inf if newer_than is None else newer_than)
+        ).fetchall()
         if not rows:
             return [], after
         values: list[Feature] = []
@@ -421,10 +429,13 @@ class WindowStore:
         cap = self.max_per_feature
         return (values[-cap:] if len(values) > cap else values), max(last, after)
 
-    def values(self, model: str, version: str, feature: str) -> list[Feature]:
-        """The window's values, oldest first (at most `max_per_feature`)."""
+    def values(self, model: str, version: str, feature: str,
+               newer_than: float | None = None) -> list[Feature]:
+        """The window's values, oldest first (at most `max_per_feature`); with `newer_than`
+        (unix seconds) only those that arrived after it, so a window ages out by time as well
+        as by count (the drift service passes now - max_age)."""
         with self._lock:
-            return self._window(model, version, feature)[0]
+            return self._window(model, version, feature, newer_than=newer_than)[0]
 
     def values_since(self, model: str, version: str, feature: str, after: int = 0
                      ) -> tuple[list[Feature], int]:

@@ -70,6 +70,14 @@ FIGURE_KEYS = (
     "throughput_qps",
     "accuracy",
     "energy_per_inference_j",
+    # the scorecard (benchwatch bench): robustness at `outputs`, cost at the client point
+    "corruption_accuracy",
+    "corruption_error",
+    "mce",
+    "mean_corruption_error",
+    "flip_rate",
+    "cost_per_1k_inferences_usd",
+    "cost_to_target_usd",
 )
 DEFAULT_MAX_REFERENCE = 10_000  # numeric/categorical reference rows kept (seeded subsample)
 DEFAULT_MAX_VECTORS = 2_000

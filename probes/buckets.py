@@ -12,10 +12,19 @@ from __future__ import annotations
 
 __all__ = [
     "BATCH_BOUNDS",
+    "EXP_MAX_INDEX",
+    "EXP_MIN_INDEX",
+    "EXP_SCALE",
     "CONFIDENCE_BOUNDS",
     "ENTROPY_BOUNDS",
+    "GENAI_DURATION_BOUNDS_NS",
+    "GENAI_DURATION_BOUNDS_S",
+    "GENAI_TOKEN_BOUNDS_NS",
+    "GENAI_TOKEN_BOUNDS_S",
     "LATENCY_BOUNDS_NS",
     "LATENCY_BOUNDS_S",
+    "LATENCY_GRID_NS",
+    "LATENCY_GRID_S",
     "VALUE_BOUNDS",
 ]
 
@@ -28,6 +37,21 @@ LATENCY_BOUNDS_S: tuple[float, ...] = tuple(_round3(10 ** (k / 20)) for k in ran
 # The hot path bisects integer nanoseconds from perf_counter_ns (no float conversion per call).
 LATENCY_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in LATENCY_BOUNDS_S)
 
+# What the hot path records latency on: one grid of integer-nanosecond bounds holding both the
+# classic bounds above and every base-2 bound 2**(i / 2**EXP_SCALE) s from 2**-20 s (~1 µs) to
+# 2**10 s (~17 min), so a single bisect per call serves both exports exactly: classic counts
+# and OpenTelemetry exponential (Prometheus native) counts are sums of grid cells
+# (probes/exponential.py). Scale 6 is a bucket ratio of 1.011, about 1% wide; it costs ~4
+# more comparisons per bisect than the classic bounds alone (benchmarks/probe_overhead.py).
+EXP_SCALE = 6
+EXP_MIN_INDEX = -20 * 2**EXP_SCALE  # the base-2 bound 2**-20 s
+EXP_MAX_INDEX = 10 * 2**EXP_SCALE  # the base-2 bound 2**10 s
+# floor: an integer latency x is <= the exact bound b exactly when x <= floor(b)
+EXP_BOUNDS_NS: tuple[int, ...] = tuple(
+    int(2 ** (i / 2**EXP_SCALE) * 1e9) for i in range(EXP_MIN_INDEX, EXP_MAX_INDEX + 1))
+LATENCY_GRID_NS: tuple[int, ...] = tuple(sorted(set(LATENCY_BOUNDS_NS) | set(EXP_BOUNDS_NS)))
+LATENCY_GRID_S: tuple[float, ...] = tuple(b / 1e9 for b in LATENCY_GRID_NS)
+
 BATCH_BOUNDS: tuple[float, ...] = tuple(float(2**k) for k in range(0, 13))  # 1 .. 4096 items
 CONFIDENCE_BOUNDS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 21))  # 0.05 .. 1.0
 ENTROPY_BOUNDS: tuple[float, ...] = (
@@ -37,3 +61,15 @@ ENTROPY_BOUNDS: tuple[float, ...] = (
 # Regression values and named numbers from outputs=callable: symmetric, 4 per decade, 1e-3 .. 1e6.
 _POS = tuple(_round3(10 ** (k / 4)) for k in range(-12, 25))
 VALUE_BOUNDS: tuple[float, ...] = tuple(-b for b in reversed(_POS)) + (0.0,) + _POS
+# Generative requests (probes.genai). Time to first token and time per output token: 50 bounds
+# per decade (ratio 1.047) from 2 ms to 1 s, so histogram_quantile's linear interpolation inside
+# a bucket is off by at most 4.7% whatever the distribution (20 per decade missed 5% on narrow
+# ones: benchmarks/genai_quantiles.py); 10 per decade outside it, 100 µs .. 100 s. 169 bounds.
+GENAI_TOKEN_BOUNDS_S: tuple[float, ...] = (
+    tuple(_round3(10 ** (k / 10)) for k in range(-40, -27))
+    + tuple(float(f"{10 ** (k / 50):.4g}") for k in range(-135, 1))
+    + tuple(_round3(10 ** (k / 10)) for k in range(1, 21)))
+GENAI_TOKEN_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in GENAI_TOKEN_BOUNDS_S)
+# A whole generation can last minutes: 10 per decade, 1 ms .. 1000 s.
+GENAI_DURATION_BOUNDS_S: tuple[float, ...] = tuple(_round3(10 ** (k / 10)) for k in range(-30, 31))
+GENAI_DURATION_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in GENAI_DURATION_BOUNDS_S)

@@ -16,19 +16,22 @@ import logging
 import sys
 import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
 from time import perf_counter_ns
 from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from probes.buckets import BATCH_BOUNDS, LATENCY_BOUNDS_NS
+from probes.buckets import BATCH_BOUNDS, LATENCY_GRID_NS
 from probes.energy import module_devices, parse_devices, session_devices
 from probes.errors import ConfigError
+from probes.ort_outputs import classifier_scores
 from probes.samples import Feature
-from probes.sampling import MAX_SAMPLE_ROWS, READY_ROWS, build_samples
+from probes.sampling import MAX_SAMPLE_ROWS, READY_ROWS, build_samples, input_rows
+from probes.slices import DEFAULT_MAX_SLICES, Slicer, wrap_sliced
 from probes.state import DEFAULT_REGISTRY, MAX_LABEL_LEN, ProbeState, Registry, Shard
 from probes.stats import TOO_WIDE, OutputSpec, record_output
+from probes.streaming import wrap_asyncgen, wrap_gen
 from probes.summarize import MAX_ROW_VALUES, SummarizeError, as_array, summarize_output
 
 __all__ = ["MAX_SAMPLE_ROWS", "Probe", "ProbeSpan", "probe"]
@@ -69,6 +72,11 @@ class Probe:
         batch_size: Callable[..., int] | None = None,
         registry: Registry | None = None,
         devices: str | Iterable[str] | None = None,
+        output_tokens: Callable[[Any], int] | None = None,
+        input_tokens: Callable[..., int] | None = None,
+        operation: str = "text_completion",
+        slice: Callable[..., str] | None = None,  # noqa: A002 - the documented keyword
+        max_slices: int = DEFAULT_MAX_SLICES,
     ) -> None:
         self.model = _check_name(model, "model")
         self.version = _check_name(version, "version")
@@ -81,6 +89,14 @@ class Probe:
         if batch_size is not None and not callable(batch_size):
             raise ConfigError(f"batch_size must be None (auto from the first argument's shape) or a "
                                    f"callable(*args, **kwargs) -> int, got {batch_size!r}")
+        if output_tokens is not None and not callable(output_tokens):
+            raise ConfigError(f"output_tokens must be None (each streamed item is one token) or a "
+                              f"callable(item) -> int, got {output_tokens!r}")
+        if input_tokens is not None and not callable(input_tokens):
+            raise ConfigError(f"input_tokens must be None or a callable(*args, **kwargs) -> int, got {input_tokens!r}")
+        self.output_tokens = output_tokens
+        self.input_tokens = input_tokens
+        self.operation = _check_name(operation, "operation")  # gen_ai.operation.name of streams
         declared = parse_devices(devices)
         self.outputs = outputs
         self.inputs = inputs
@@ -92,6 +108,7 @@ class Probe:
             self.state.devices = lambda: declared
         self._span: contextvars.ContextVar[ProbeSpan | None] = contextvars.ContextVar(
             f"benchwatch_probe_{id(self)}", default=None)
+        self.slicer = None if slice is None else Slicer(self, slice, max_slices)
         _note_torch()
 
     # ---- what happens after the user's call returned (never raises) ----
@@ -129,10 +146,10 @@ class Probe:
             queue = reg.sample_queue
             if queue is None:
                 return
-            inp: dict[str, Feature] | None = None
+            inp: dict[str, Feature] | list[dict[str, Feature]] | None = None
             if self.inputs is not None:
-                try:
-                    inp = dict(self.inputs(*args, **kwargs))
+                try:  # one mapping for the call, or one per row of a batch
+                    inp = input_rows(self.inputs(*args, **kwargs))
                 except Exception as e:
                     reg.faults.record("inputs", e, f"{self.model}/{self.version}:")
             spec = self.outputs
@@ -141,8 +158,9 @@ class Probe:
                 data: Any = [{k: float(v) for k, v in spec(out).items()}]
                 kind: Any = READY_ROWS
                 n, nbytes = 1, 0
-            elif spec is None:
-                data, kind, n, nbytes = [{}], READY_ROWS, 1, 0
+            elif spec is None:  # no outputs: one sample per input row
+                data = [{} for _ in inp] if isinstance(inp, list) else [{}]
+                kind, n, nbytes = READY_ROWS, len(data), 0
             else:
                 data, n, nbytes = _kept_copy(out, spec)
                 kind = spec
@@ -169,6 +187,14 @@ class Probe:
 
     # ---- application ----
     def __call__(self, target: T) -> T:
+        if self.slicer is not None:  # fairness slices: plain and async functions (probes/slices.py)
+            if _is_torch_module(target) or _is_ort_session(target) or \
+                    inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+                raise ConfigError("slice= works on functions and async functions: wrap the call "
+                                  "to the module, session or generator in one")
+            if callable(target):
+                return cast(T, wrap_sliced(self, target, self.slicer,
+                                           inspect.iscoroutinefunction(target)))
         if _is_torch_module(target):
             return cast(T, self._wrap_torch(target))
         if _is_ort_session(target):
@@ -187,7 +213,7 @@ class Probe:
 
     def _wrap_sync(self, fn: Callable[..., Any], select: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
         local = self.state.local
-        bounds = LATENCY_BOUNDS_NS
+        bounds = LATENCY_GRID_NS
         after = self._after
         error = self._error
         faults = self.registry.faults
@@ -224,7 +250,7 @@ class Probe:
 
     def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         local = self.state.local
-        bounds = LATENCY_BOUNDS_NS
+        bounds = LATENCY_GRID_NS
         after = self._after
         error = self._error
         faults = self.registry.faults
@@ -274,55 +300,21 @@ class Probe:
         sh.in_flight -= 1
         sh.t0_sum -= t0
         if exc is None:
-            sh.ok[bisect_left(LATENCY_BOUNDS_NS, dt)] += 1
+            sh.ok[bisect_left(LATENCY_GRID_NS, dt)] += 1
             sh.ok_sum += dt
         else:
-            sh.err[bisect_left(LATENCY_BOUNDS_NS, dt)] += 1
+            sh.err[bisect_left(LATENCY_GRID_NS, dt)] += 1
             sh.err_sum += dt
             self._error(sh, exc)
         return sh, dt
 
     def _wrap_gen(self, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Generator[Any, Any, Any]]:
-        """Times the whole iteration: first `next()` to exhaustion (or close())."""
-        probe_ = self
+        """A streamed request: first `next()` to exhaustion (or close()), TTFT/TPOT/tokens
+        (probes.streaming)."""
+        return wrap_gen(self, fn)
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            gen = fn(*args, **kwargs)
-            t0, _ = probe_._start()
-            try:
-                result = yield from gen
-            except GeneratorExit:  # the consumer stopped early: not a model error
-                probe_._finish(t0, None)
-                raise
-            except BaseException as e:
-                probe_._finish(t0, e)
-                raise
-            probe_._finish(t0, None)
-            return result
-
-        wrapper.__benchwatch_probe__ = self  # type: ignore[attr-defined]
-        return wrapper
-
-    def _wrap_asyncgen(self, fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-        probe_ = self
-
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            t0, _ = probe_._start()
-            try:
-                async for item in fn(*args, **kwargs):
-                    yield item
-            except GeneratorExit:
-                probe_._finish(t0, None)
-                raise
-            except BaseException as e:
-                probe_._finish(t0, e)
-                raise
-            probe_._finish(t0, None)
-
-        wrapper.__benchwatch_probe__ = self  # type: ignore[attr-defined]
-        return wrapper
+    def _wrap_asyncgen(self, fn: Callable[..., AsyncGenerator[Any, Any]]) -> Callable[..., AsyncGenerator[Any, Any]]:
+        return wrap_asyncgen(self, fn)
 
     def _wrap_torch(self, module: Any) -> Any:
         """Wraps `module.forward` in place (same object back, so `isinstance`, `.to()`,
@@ -335,7 +327,7 @@ class Probe:
         return module
 
     def _wrap_ort(self, session: Any) -> Any:
-        """Wraps `session.run` in place; statistics read the first output."""
+        """Wraps `session.run` in place; statistics read the class scores (`probes.ort_outputs`)."""
         if getattr(session.run, "__benchwatch_probe__", None) is not None:
             raise ConfigError("this InferenceSession is already probed")
         if self.devices is None:
@@ -344,7 +336,8 @@ class Probe:
                 self.state.devices = lambda: found
             except Exception as e:  # an unusual session object: charge every device
                 self.registry.faults.record("sampler", e, f"{self.model}/{self.version} devices:")
-        session.run = self._wrap_sync(session.run, select=_first)
+        # statistics read the scores: skl2onnx classifiers put labels first, probabilities second
+        session.run = self._wrap_sync(session.run, select=classifier_scores)
         return session
 
     # ---- context manager ----
@@ -461,10 +454,6 @@ def _rows(ndim: int, shape: Any, integer: bool, spec: str) -> int:
     return min(int(shape[0]), MAX_SAMPLE_ROWS)
 
 
-def _first(out: Any) -> Any:
-    return out[0] if isinstance(out, list | tuple) and out else out
-
-
 def _safe_select(select: Callable[[Any], Any], out: Any) -> Any:
     try:
         return select(out)
@@ -491,6 +480,11 @@ def probe(
     batch_size: Callable[..., int] | None = None,
     registry: Registry | None = None,
     devices: str | Iterable[str] | None = None,
+    output_tokens: Callable[[Any], int] | None = None,
+    input_tokens: Callable[..., int] | None = None,
+    operation: str = "text_completion",
+    slice: Callable[..., str] | None = None,  # noqa: A002 - the documented keyword
+    max_slices: int = DEFAULT_MAX_SLICES,
 ) -> Probe:
     """Measure every call: `@probe(model="digits", version="v3")` on a function, async function,
     generator, `probe(...)(torch_module)`, `probe(...)(ort_session)`, or `with probe(...) as p:`.
@@ -501,6 +495,14 @@ def probe(
     batch_size: callable(*args, **kwargs) -> int; default: first argument's `shape[0]`.
     devices: which energy devices the model may be charged: "cpu", "gpu" (types), "gpu0" (an
     id) or a list; default: a PyTorch module's or ORT session's own devices, else every device.
+    Generator and async generator functions are streamed (generative) requests: time to first
+    token, time per output token, duration and tokens (docs/probes.md). output_tokens:
+    callable(item) -> int, tokens in one yielded item (default 1); input_tokens:
+    callable(*args, **kwargs) -> int, the prompt's tokens; operation: gen_ai.operation.name.
+    slice: callable(*args, **kwargs) -> str naming the call's fairness slice (latency, errors
+    and output statistics get a `slice` label); at most `max_slices` values, later ones count
+    as "_other" (probes/slices.py). Functions and async functions only.
     """
     return Probe(model, version, outputs=outputs, inputs=inputs, batch_size=batch_size, registry=registry,
-                 devices=devices)
+                 devices=devices, output_tokens=output_tokens, input_tokens=input_tokens,
+                 operation=operation, slice=slice, max_slices=max_slices)

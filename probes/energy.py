@@ -378,8 +378,14 @@ class EnergySampler:
                 readings: list[DeviceReading] = []
                 for src in self.sources:
                     readings.extend(src.read())
-                states = {(st.model, st.version): st for st in self.registry.states()}
-                busy = {k: st.busy_ns(now) for k, st in states.items()}
+                # a model's slices (probes/slices.py) are states of their own: its busy time
+                # is theirs summed; they share the model's devices
+                states: dict[tuple[str, str], ProbeState] = {}
+                busy: dict[tuple[str, str], int] = {}
+                for st in self.registry.states():
+                    k = (st.model, st.version)
+                    states.setdefault(k, st)
+                    busy[k] = busy.get(k, 0) + st.busy_ns(now)
                 devices_cache: dict[int, frozenset[str] | None] = {}
                 users = {r.hw_id: [k for k, st in states.items() if _uses(st, r, devices_cache)]
                          for r in readings}

@@ -124,7 +124,7 @@ def _check_port(port: object, what: str) -> int:
 class PrometheusEndpoint:
     """A `/metrics` HTTP endpoint for an OTel `MeterProvider`, on its own registry.
 
-    Use: `ep = PrometheusEndpoint("127.0.0.1", 9465)`, then
+    Use: `ep = PrometheusEndpoint("127.0.0.1", 9462)`, then
     `MeterProvider(metric_readers=[ep.reader], resource=...)`; `ep.close()` frees the port.
     `port=0` lets the OS pick one (read it back from `.port`). `producer` adds metrics that are
     not SDK instruments (the probe's pre-aggregated state) to every scrape.
@@ -132,7 +132,9 @@ class PrometheusEndpoint:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9464, *,
                  producer: Producer | None = None, resource: Resource | None = None,
-                 port_span: int = 1) -> None:
+                 port_span: int = 1, port_option: str | None = None) -> None:
+        """`port_option`: what the error for a taken port tells the user to change (the option
+        their program actually reads); default: the probe's `configure` settings."""
         _check_port(port, "prometheus port")
         if isinstance(port_span, bool) or not isinstance(port_span, int) or port_span < 1 \
                 or port + port_span - 1 > 65535:
@@ -156,11 +158,12 @@ class PrometheusEndpoint:
         else:
             self.reader.shutdown()
             where = f"{host}:{port}" if port_span == 1 else f"{host}:{port}-{port + port_span - 1}"
+            fix = port_option or (
+                "prometheus_port=... (or BENCHWATCH_PROMETHEUS_PORT), a range for several workers with "
+                "prometheus_port_span=N (or BENCHWATCH_PROMETHEUS_PORT_SPAN), or 0 to disable the endpoint")
             raise ConfigError(
                 f"cannot serve Prometheus metrics on {where} ({getattr(last, 'strerror', None) or last}): "
-                "the port is taken or the address is not local; choose another with "
-                "prometheus_port=... (or BENCHWATCH_PROMETHEUS_PORT), a range for several workers with "
-                "prometheus_port_span=N, or 0 to disable the endpoint"
+                f"the port is taken or the address is not local; choose another with {fix}"
             ) from last
         self.port = int(self._server.server_address[1])
         self._closed = False

@@ -24,6 +24,23 @@ IN_FLIGHT = "benchwatch_inference_in_flight"
 BATCH_SIZE = "benchwatch_inference_batch_size"
 ENERGY = "benchwatch_inference_energy_joules_total"
 
+# probes: generative (streaming) requests, OTel GenAI conventions (probes/genai.py); labels
+# model, model_version, gen_ai_request_model, gen_ai_operation_name (+ outcome on the duration)
+OTEL_GENAI_TTFT = "gen_ai.server.time_to_first_token"
+OTEL_GENAI_TPOT = "gen_ai.server.time_per_output_token"
+OTEL_GENAI_DURATION = "gen_ai.server.request.duration"
+OTEL_GENAI_TOKENS = "benchwatch.genai.tokens"  # the conventions have no server-side token counter
+GENAI_TTFT = "gen_ai_server_time_to_first_token_seconds"
+GENAI_TTFT_BUCKET = GENAI_TTFT + "_bucket"
+GENAI_TPOT = "gen_ai_server_time_per_output_token_seconds"
+GENAI_TPOT_BUCKET = GENAI_TPOT + "_bucket"
+GENAI_DURATION = "gen_ai_server_request_duration_seconds"
+GENAI_REQUESTS = GENAI_DURATION + "_count"
+GENAI_TOKENS = "benchwatch_genai_tokens_total"
+GENAI_TOKEN_TYPE = "gen_ai_token_type"  # "input" | "output"
+# the output features of generations the drift service compares (sampled streams send output_tokens)
+GENAI_OUTPUT_FEATURES = "output_tokens|stop_reason|token_confidence|token_entropy"
+
 # probes: output statistics (benchwatch.output.*)
 OTEL_OUTPUT_CLASS = "benchwatch.output.predicted_class"
 OTEL_OUTPUT_CONFIDENCE = "benchwatch.output.confidence"
@@ -55,6 +72,8 @@ OTEL_HW_MEMORY_LIMIT = "hw.gpu.memory.limit"
 HW_ENERGY = "hw_energy_joules_total"
 HW_POWER = "hw_power_watts"
 HW_UTILIZATION = "hw_gpu_utilization"
+# the same gauge pushed over OTLP into Prometheus 3 (its OTLP translation adds `_ratio` to unit-1 gauges)
+HW_UTILIZATION_OTLP = "hw_gpu_utilization_ratio"
 HW_MEMORY = "hw_gpu_memory_usage_bytes"
 HW_MEMORY_LIMIT = "hw_gpu_memory_limit_bytes"
 # a device's energy attributed to no model (its idle draw, see probes/energy.py):
@@ -86,6 +105,12 @@ DRIFT_DETECTED = "benchwatch_drift_detected"
 DRIFT_SINCE = "benchwatch_drift_since_timestamp_seconds"
 DRIFT_WINDOW = "benchwatch_drift_window_samples"
 DRIFT_EVALUATED = "benchwatch_drift_last_evaluation_timestamp_seconds"
+# a baseline reference's size, and 1 where it is too small for the stated false-alarm rate
+# (drift.reference_size) {model, model_version, feature}
+OTEL_DRIFT_REFERENCE_SAMPLES = "benchwatch.drift.reference.samples"
+OTEL_DRIFT_REFERENCE_SMALL = "benchwatch.drift.reference.small"
+DRIFT_REFERENCE_SAMPLES = "benchwatch_drift_reference_samples"
+DRIFT_REFERENCE_SMALL = "benchwatch_drift_reference_small"
 BASELINE_FIGURE = "benchwatch_baseline_figure"
 BASELINE_REFUSED = "benchwatch_baseline_refused"
 BASELINE_LOAD = "benchwatch_baseline_load_qps"
@@ -123,6 +148,13 @@ KAFKA_RESTARTS = KAFKA_PREFIX + "restarts_total"
 KAFKA_REJOINS = KAFKA_PREFIX + "rejoins_total"
 KAFKA_ASSIGNED = KAFKA_PREFIX + "assigned_partitions"
 KAFKA_GROUP_UNOWNED = KAFKA_PREFIX + "group_unowned_partitions"
+
+# drift service: configured prices (`drift serve --price-usd-per-hour/--price-usd-per-kwh`),
+# which the scorecard recording rules turn into dollars per 1 000 inferences
+OTEL_PRICE_PER_HOUR = "benchwatch.price.usd_per_hour"
+OTEL_PRICE_PER_KWH = "benchwatch.price.usd_per_kwh"
+PRICE_PER_HOUR = "benchwatch_price_usd_per_hour"
+PRICE_PER_KWH = "benchwatch_price_usd_per_kwh"
 
 # replay (a plain prometheus_client gauge: the same name on both sides)
 CANARY_VERDICT = "benchwatch_canary_verdict"

@@ -28,10 +28,11 @@ from probes.buckets import (
     BATCH_BOUNDS,
     CONFIDENCE_BOUNDS,
     ENTROPY_BOUNDS,
-    LATENCY_BOUNDS_S,
     VALUE_BOUNDS,
 )
 from probes.energy import EnergySampler
+from probes.exponential import LatencyPoint, latency_data, latency_point
+from probes.genai import GenAIPoints
 from probes.sampling import SampleQueue
 from probes.state import Registry
 
@@ -60,6 +61,12 @@ METRICS: dict[str, MetricInfo] = {info.name: info for info in (
     _m(m.OTEL_ENERGY, "J",
        "Device energy above idle attributed to the model: each sampling interval's energy above "
        "the device's idle power, split over the models running on it by busy time"),
+    _m(m.OTEL_GENAI_TTFT, "s", "Time to first token of streamed requests: from the call (a generator's "
+       "first next()) to its first item"),
+    _m(m.OTEL_GENAI_TPOT, "s", "Time per output token of streamed requests: (last item - first item) / "
+       "output tokens after the first item"),
+    _m(m.OTEL_GENAI_DURATION, "s", "Streamed request duration, from the call to the end of the stream, by outcome"),
+    _m(m.OTEL_GENAI_TOKENS, "{token}", "Tokens of streamed requests, by gen_ai.token.type (input, output)"),
     _m(m.OTEL_OUTPUT_CLASS, "", "Predicted top-1 classes, per class"),
     _m(m.OTEL_OUTPUT_CONFIDENCE, "1", "Top-1 probability of classifier outputs"),
     _m(m.OTEL_OUTPUT_ENTROPY, "", "Entropy (nats) of classifier output distributions"),
@@ -117,11 +124,15 @@ class Producer:
     queue: SampleQueue | None = None
     clock: Callable[[], int] = field(default=time.time_ns)
     start_time_ns: int = field(default_factory=time.time_ns)
+    # latency as OTel exponential histograms (Prometheus 3 native: one series per outcome)
+    # instead of explicit buckets; for OTLP push (configure(histograms="exponential"))
+    exponential: bool = False
 
     def __call__(self) -> list[Metric]:
         now = self.clock()
         extra = {"worker_id": self.worker_id} if self.worker_id else {}
-        dur: list[HistogramDataPoint] = []
+        dur: list[LatencyPoint] = []
+        exp = self.exponential
         batch: list[HistogramDataPoint] = []
         conf: list[HistogramDataPoint] = []
         ent: list[HistogramDataPoint] = []
@@ -130,15 +141,17 @@ class Producer:
         inflight: list[NumberDataPoint] = []
         classes: list[NumberDataPoint] = []
         invalid: list[NumberDataPoint] = []
+        genai = GenAIPoints()
         for st in self.registry.states():
             snap = st.snapshot()
             t = snap.totals
             base = {"model": snap.model, "model_version": snap.version, **extra}
+            if st.slice is not None:  # a slice of the model's calls (probes/slices.py)
+                base["slice"] = st.slice
             start = snap.start_time_ns
-            dur.append(_hist({**base, "outcome": "ok"}, start, now, t.ok, t.ok_sum / 1e9, LATENCY_BOUNDS_S))
+            dur.append(latency_point({**base, "outcome": "ok"}, start, now, t.ok, t.ok_sum / 1e9, exp))
             if any(t.err):
-                dur.append(_hist({**base, "outcome": "error"}, start, now, t.err, t.err_sum / 1e9,
-                                 LATENCY_BOUNDS_S))
+                dur.append(latency_point({**base, "outcome": "error"}, start, now, t.err, t.err_sum / 1e9, exp))
             for et, n in sorted(t.errors.items()):
                 errors.append(_num({**base, "error_type": et}, start, now, n))
             inflight.append(_num(base, start, now, t.in_flight))
@@ -153,8 +166,11 @@ class Producer:
                 vals.append(_hist({**base, "feature": feat}, start, now, counts, total, VALUE_BOUNDS))
             for reason, n in sorted(t.invalid.items()):
                 invalid.append(_num({**base, "reason": reason}, start, now, n))
+            if t.genai:
+                genai.add(t.genai, base, start, now)
         out: list[Metric] = []
-        _histogram(m.OTEL_LATENCY, dur, out)
+        if dur:
+            out.append(_metric(m.OTEL_LATENCY, latency_data(dur, exp)))
         _counter(m.OTEL_ERRORS, errors, out)
         _counter(m.OTEL_IN_FLIGHT, inflight, out, monotonic=False)
         _histogram(m.OTEL_BATCH_SIZE, batch, out)
@@ -163,6 +179,7 @@ class Producer:
         _histogram(m.OTEL_OUTPUT_ENTROPY, ent, out)
         _histogram(m.OTEL_OUTPUT_VALUE, vals, out)
         _counter(m.OTEL_OUTPUT_INVALID, invalid, out)
+        genai.emit(out, _metric)
         s0 = self.start_time_ns
         _counter(m.OTEL_FAULTS, [
             _num({"fault": k, **extra}, s0, now, n) for k, n in sorted(self.registry.faults.counts().items())

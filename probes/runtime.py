@@ -28,6 +28,7 @@ from opentelemetry.sdk.resources import Resource
 from probes import metric_names as m
 from probes.energy import EnergySampler, EnergySource, discover_sources, parse_idle_power
 from probes.errors import ConfigError
+from probes.exponential import HISTOGRAM_KINDS
 from probes.export import (
     CountingExporter,
     ProducingPeriodicReader,
@@ -55,6 +56,10 @@ class Settings:
     prometheus_port: int = 9464  # 0 = no endpoint
     prometheus_port_span: int = 1  # >1: first free port of [port, port + span) (pre-fork workers)
     otlp_endpoint: str | None = None
+    # latency histograms pushed over OTLP: "classic" (explicit buckets, 118 series per model,
+    # version and outcome) or "exponential" (base-2; one native-histogram series in Prometheus 3).
+    # The pull endpoint always serves classic buckets (Prometheus text format).
+    histograms: str = "classic"
     export_interval_s: float = 10.0
     sink: str | None = None  # URL form (a Sink object is passed beside the settings)
     sample_rate: float = 0.0
@@ -116,6 +121,13 @@ def _validate(s: Settings) -> None:
         u = urllib.parse.urlsplit(str(s.otlp_endpoint))
         if u.scheme not in ("http", "https") or not u.netloc:
             raise ConfigError(f"otlp_endpoint must look like http://127.0.0.1:4318, got {s.otlp_endpoint!r}")
+    if s.histograms not in HISTOGRAM_KINDS:
+        raise ConfigError(f"histograms must be one of {HISTOGRAM_KINDS}, got {s.histograms!r} "
+                          "(BENCHWATCH_HISTOGRAMS)")
+    if s.histograms == "exponential" and s.otlp_endpoint is None:
+        raise ConfigError("histograms=\"exponential\" applies to OTLP push, and no otlp_endpoint is set: "
+                          "configure(otlp_endpoint=\"http://127.0.0.1:4318\", histograms=\"exponential\") "
+                          "(or BENCHWATCH_OTLP_ENDPOINT); the Prometheus pull endpoint serves classic buckets")
     if not isinstance(s.export_interval_s, int | float) or not math.isfinite(s.export_interval_s) \
             or s.export_interval_s <= 0:
         raise ConfigError(f"export_interval_s must be > 0 seconds, got {s.export_interval_s!r}")
@@ -171,7 +183,8 @@ class Runtime:
                 exporter = CountingExporter(
                     otlp_exporter(settings.otlp_endpoint),
                     on_failure=lambda: registry.faults.record("export", None, "OTLP export failed"))
-                readers.append(ProducingPeriodicReader(exporter, self.producer, self.resource,
+                pushed = dataclasses.replace(self.producer, exponential=settings.histograms == "exponential")
+                readers.append(ProducingPeriodicReader(exporter, pushed, self.resource,
                                                        settings.export_interval_s * 1000))
             self.meter_provider = MeterProvider(metric_readers=readers, resource=self.resource)
             # One SDK instrument so every collection carries data (the SDK skips readers'
@@ -225,6 +238,7 @@ def configure(
     prometheus_port: int = _UNSET,
     prometheus_port_span: int = _UNSET,
     otlp_endpoint: str | None = _UNSET,
+    histograms: str = _UNSET,
     export_interval_s: float = _UNSET,
     sink: Sink | str | None = _UNSET,
     sample_rate: float = _UNSET,
@@ -239,7 +253,8 @@ def configure(
     """Set up export for this process (once; `shutdown()` before configuring again).
 
     Prometheus pull endpoint on 127.0.0.1:9464 by default (`prometheus_port=0`: none), OTLP/HTTP
-    push with `otlp_endpoint="http://collector:4318"`, sampled output summaries to `sink` (a
+    push with `otlp_endpoint="http://collector:4318"` (add `histograms="exponential"` for base-2
+    latency histograms: one Prometheus 3 native-histogram series each), sampled output summaries to `sink` (a
     `Sink` or a URL: http(s)://… collector, kafka://host:port/topic) at `sample_rate`.
     Multi-worker servers (gunicorn/uvicorn workers): `worker_id="auto"` and
     `prometheus_port_span=N` let identical workers each bind one port of a range; Prometheus
@@ -257,7 +272,8 @@ def configure(
     explicit = {
         "service_name": service_name, "prometheus_host": prometheus_host, "prometheus_port": prometheus_port,
         "prometheus_port_span": prometheus_port_span,
-        "otlp_endpoint": otlp_endpoint, "export_interval_s": export_interval_s, "sample_rate": sample_rate,
+        "otlp_endpoint": otlp_endpoint, "histograms": histograms, "export_interval_s": export_interval_s,
+        "sample_rate": sample_rate,
         "queue_size": queue_size, "worker_id": worker_id, "energy_interval_s": energy_interval_s,
         "idle_power_w": idle_power_w,
     }
@@ -279,7 +295,7 @@ def configure(
 
         sink_obj = from_url(settings.sink)
     if settings.sample_rate > 0 and sink_obj is None:
-        raise ConfigError(f"sample_rate={settings.sample_rate} needs a sink: configure(sink=\"http://127.0.0.1:9466\") "
+        raise ConfigError(f"sample_rate={settings.sample_rate} needs a sink: configure(sink=\"http://127.0.0.1:9463\") "
                           "or a Sink object (e.g. collector.InProcessSink), or BENCHWATCH_SINK")
     with _lock:
         if _current is not None:

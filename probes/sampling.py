@@ -3,7 +3,7 @@
 A sampled request pays only for a snapshot on its own thread (`offer_snapshot`): the time,
 latency, (model, version), a private copy of the output rows that become samples (at most
 `MAX_SAMPLE_ROWS` rows and `MAX_ROW_VALUES` numbers: columns are bounded as well as rows), and
-the inputs callable's result. The drain thread turns snapshots into `Sample`s (`summarize_output`,
+the inputs callable's result (one mapping for the call, or one per row: `input_rows`). The drain thread turns snapshots into `Sample`s (`summarize_output`,
 sample ids, the frozen records) and hands them to the sink, so that work is off the request
 path. `offer` (ready-made `Sample`s) is kept for callers that build their own.
 
@@ -37,7 +37,7 @@ from probes.samples import Feature, Sample, Sink, new_sample_ids
 from probes.state import Faults
 from probes.summarize import summarize_output
 
-__all__ = ["MAX_SAMPLE_ROWS", "READY_ROWS", "SampleQueue", "build_samples"]
+__all__ = ["MAX_SAMPLE_ROWS", "READY_ROWS", "SampleQueue", "build_samples", "input_rows"]
 
 log = logging.getLogger("probes")
 
@@ -54,14 +54,34 @@ _NO_INPUTS: Mapping[str, Feature] = MappingProxyType({})
 _Entry = tuple[Any, ...]
 
 
+def input_rows(value: Any) -> dict[str, Feature] | list[dict[str, Feature]]:
+    """What an `inputs=` callable returned, taken on the serving thread: one mapping (the
+    call's inputs, given to each of its samples: a single-row call) or a sequence of mappings,
+    one per row of a batch (row i's inputs go to row i's sample; at most MAX_SAMPLE_ROWS are
+    copied, as for the output rows)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple) and all(isinstance(r, Mapping) for r in value):
+        return [dict(r) for r in value[:MAX_SAMPLE_ROWS]]
+    raise TypeError(f"inputs= must return a mapping {{name: value}} or a list of them (one per "
+                    f"row of a batch), got {type(value).__name__}")
+
+
 def _summary_rows(snapshot: _Entry) -> list[dict[str, Feature]]:
-    data, kind = snapshot[6], snapshot[7]
+    data, kind, inp = snapshot[6], snapshot[7], snapshot[8]
     rows: list[dict[str, Feature]] = data if kind == READY_ROWS else summarize_output(data, kind)
-    return rows[:MAX_SAMPLE_ROWS] if len(rows) > MAX_SAMPLE_ROWS else rows
+    rows = rows[:MAX_SAMPLE_ROWS] if len(rows) > MAX_SAMPLE_ROWS else rows
+    if isinstance(inp, list) and len(inp) != len(rows):  # pairing them would mislabel rows
+        raise ValueError(f"inputs= returned {len(inp)} rows for an output of {len(rows)} rows "
+                         f"(kept at most {MAX_SAMPLE_ROWS}): return one mapping per output row")
+    return rows
 
 
 def _samples(snapshot: _Entry, rows: list[dict[str, Feature]], ids: list[str]) -> list[Sample]:
     _, _, model, version, ts, latency, _, _, inp = snapshot
+    if isinstance(inp, list):  # one mapping per row: row i's inputs with row i's outputs
+        return [Sample(model, version, sid, ts, r, MappingProxyType(i) if i else _NO_INPUTS,
+                       latency) for sid, r, i in zip(ids, rows, inp, strict=True)]
     inputs = MappingProxyType(inp) if inp else _NO_INPUTS  # one read-only view for the call's rows
     return [Sample(model, version, sid, ts, r, inputs, latency) for sid, r in zip(ids, rows, strict=True)]
 
@@ -106,7 +126,8 @@ class SampleQueue:
         return self._put((len(samples), 0, samples))
 
     def offer_snapshot(self, n: int, nbytes: int, model: str, version: str, timestamp: float,
-                       latency_s: float, data: Any, kind: Any, inputs: dict[str, Feature] | None) -> bool:
+                       latency_s: float, data: Any, kind: Any,
+                       inputs: dict[str, Feature] | list[dict[str, Feature]] | None) -> bool:
         """Enqueue what one sampled call will become: `n` samples built on the drain thread
         from `data` (a private copy of the kept output rows, summarized as `kind`, or a list of
         feature dicts when `kind` is READY_ROWS). `nbytes`: the copy's size, for the byte bound."""

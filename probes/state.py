@@ -28,9 +28,11 @@ from probes.buckets import (
     BATCH_BOUNDS,
     CONFIDENCE_BOUNDS,
     ENTROPY_BOUNDS,
-    LATENCY_BOUNDS_S,
+    LATENCY_GRID_NS,
     VALUE_BOUNDS,
 )
+from probes.genai import GenAIShard
+from probes.genai import merge as merge_genai
 
 __all__ = [
     "DEFAULT_REGISTRY",
@@ -49,9 +51,10 @@ log = logging.getLogger("probes")
 OVERFLOW = "_overflow"  # label value that stands for every value past a guard's limit
 MAX_LABEL_LEN = 64
 # Where a probe can fail without the caller noticing; bounded, used as the `fault` label.
-FAULT_KINDS = ("output_stats", "inputs", "batch_size", "sampling", "sink", "export", "sampler")
+FAULT_KINDS = ("output_stats", "inputs", "batch_size", "sampling", "sink", "export", "sampler", "tokens",
+               "slice")
 
-_N_LAT = len(LATENCY_BOUNDS_S) + 1
+_N_LAT = len(LATENCY_GRID_NS) + 1  # latency cells: classic and base-2 bounds (probes/exponential.py)
 _N_BATCH = len(BATCH_BOUNDS) + 1
 _N_CONF = len(CONFIDENCE_BOUNDS) + 1
 _N_ENT = len(ENTROPY_BOUNDS) + 1
@@ -102,7 +105,7 @@ class Shard:
     __slots__ = (
         "ok", "ok_sum", "err", "err_sum", "in_flight", "t0_sum", "errors",
         "batch", "batch_sum", "classes", "conf", "conf_sum", "ent", "ent_sum",
-        "values", "invalid", "thread",
+        "values", "invalid", "thread", "genai",
     )
 
     def __init__(self, thread: threading.Thread | None) -> None:
@@ -110,7 +113,7 @@ class Shard:
         self.clear()
 
     def clear(self) -> None:
-        self.ok = [0] * _N_LAT  # latency bucket counts (ns bounds), outcome=ok
+        self.ok = [0] * _N_LAT  # latency counts per LATENCY_GRID_NS cell, outcome=ok
         self.ok_sum = 0  # ns
         self.err = [0] * _N_LAT
         self.err_sum = 0
@@ -126,6 +129,7 @@ class Shard:
         self.ent_sum = 0.0
         self.values: dict[str, list[Any]] = {}  # feature -> [bucket counts, sum]
         self.invalid: dict[str, int] = {}  # reason -> count of unusable outputs
+        self.genai: dict[str, GenAIShard] = {}  # operation -> streamed requests (probes.genai)
 
     def alive(self) -> bool:
         t = self.thread() if self.thread is not None else None
@@ -156,6 +160,7 @@ class Shard:
                 _add_list(slot[0], counts)
                 slot[1] += total
         _add_dict(acc.invalid, self.invalid)
+        merge_genai(acc.genai, self.genai)
 
 
 def _add_list(acc: list[Any], src: list[Any]) -> None:
@@ -184,12 +189,15 @@ class ProbeSnapshot:
 
 
 class ProbeState:
-    """Everything measured for one (model, version)."""
+    """Everything measured for one (model, version), or for one slice of it (`slice`, see
+    probes/slices.py: the model's calls in that slice, exported with a `slice` label)."""
 
     def __init__(self, model: str, version: str, *, max_error_types: int = 50,
-                 max_classes: int = 1000, max_features: int = 100) -> None:
+                 max_classes: int = 1000, max_features: int = 100,
+                 slice_: str | None = None) -> None:
         self.model = model
         self.version = version
+        self.slice = slice_
         self.start_time_ns = time.time_ns()
         self.error_types = LabelGuard(max_error_types)
         self.class_labels = LabelGuard(max_classes)
@@ -290,7 +298,7 @@ class Registry:
 
     def __init__(self, max_models: int = 200) -> None:
         self._lock = threading.Lock()
-        self._states: dict[tuple[str, str], ProbeState] = {}
+        self._states: dict[tuple[str, str, str | None], ProbeState] = {}
         self._max_models = max_models
         self.faults = Faults()
         # Sampling for the drift pipeline, set by configure(): rate 0 costs one attribute read.
@@ -298,8 +306,9 @@ class Registry:
         self.sample_queue: SampleQueueLike | None = None
         self.rng = random.Random()  # seed it (`registry.rng.seed(n)`) for reproducible sampling
 
-    def state(self, model: str, version: str) -> ProbeState:
-        key = (model, version)
+    def state(self, model: str, version: str, slice_: str | None = None) -> ProbeState:
+        """The state of (model, version), or of one slice of it (probes/slices.py)."""
+        key = (model, version, slice_)
         st = self._states.get(key)
         if st is not None:
             return st
@@ -309,10 +318,10 @@ class Registry:
                 if len(self._states) >= self._max_models:
                     log.warning("more than %d (model, version) pairs probed; %s/%s counted as %s",
                                 self._max_models, model, version, OVERFLOW)
-                    key = (OVERFLOW, OVERFLOW)
+                    key = (OVERFLOW, OVERFLOW, None)
                     st = self._states.get(key)
                 if st is None:
-                    st = ProbeState(*key)
+                    st = ProbeState(key[0], key[1], slice_=key[2])
                     self._states[key] = st
             return st
 

@@ -33,3 +33,15 @@ fi
 if [ -x scripts/kafka.sh ]; then
     scripts/kafka.sh install
 fi
+
+# Prometheus 3 (OTLP receiver, native histograms) and the OpenTelemetry Collector, built once
+# from the Go module proxy and cached outside the checkout (scripts/build_*.sh print how long
+# the first build took). The OTLP and Prometheus 3 tests need them; the quick demo runs on
+# Debian's Prometheus 2.42.
+if command -v go >/dev/null; then
+    scripts/build_prometheus3.sh >/dev/null
+    scripts/build_otelcol.sh >/dev/null
+else
+    echo "bootstrap: Go not found (https://go.dev/dl/, 1.24 or newer): Prometheus 3 and otelcol are not" \
+         "built, so tests/prometheus3 and the Prometheus 3 runs of tests/grafana/test_promql.py will fail" >&2
+fi

@@ -100,11 +100,16 @@ def build_baseline(r: BenchResult, suite: Suite, version: str | None = None) -> 
 
     if r.accuracy is None:
         raise ValueError("no accuracy pass: nothing to build a baseline from")
+    from benchwatch.feature_kinds import feature_kind
+
+    features = output_features(r.accuracy.outputs)
     return Baseline.build(
         r.backend.model, version or r.backend.version or "unversioned",
-        output_features(r.accuracy.outputs), r.figures(),
+        features, r.figures(),
         source=f"benchwatch bench --backend {r.backend.name} --suite {suite.name} "
-               f"({suite.content_hash})")
+               f"({suite.content_hash})",
+        # the same typing as `benchwatch baseline build`: one kind per column name
+        kinds={n: feature_kind(n, v, typed=True) for n, v in features.items()})
 
 
 def write_run(out_dir: Path, suite: Suite, results: Sequence[BenchResult],

@@ -14,12 +14,16 @@ import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from benchwatch.errors import UsageError
 from probes.errors import BenchwatchError, require
+from probes.ort_outputs import classifier_scores
+
+if TYPE_CHECKING:
+    from benchwatch.bench.http_mapping import Adapter, JsonMapping
 
 try:  # faster JSON for the HTTP backend (the harness cost per query); stdlib otherwise
     import orjson
@@ -30,10 +34,19 @@ try:  # faster JSON for the HTTP backend (the harness cost per query); stdlib ot
 
     _decode: Any = orjson.loads
 except ImportError:
+    orjson = None  # type: ignore[assignment]
+
     def _encode(batch: np.ndarray) -> bytes:
         return b'{"inputs":' + json.dumps(batch.tolist()).encode() + b"}"
 
     _decode = json.loads
+
+
+def _encode_any(body: Any) -> bytes:
+    """JSON bytes of a request body (numpy arrays allowed)."""
+    if orjson is not None:
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return json.dumps(body, default=lambda o: o.tolist()).encode()
 
 
 class BackendError(BenchwatchError, RuntimeError):
@@ -120,29 +133,42 @@ class OnnxRuntimeBackend:
         self._session = ort.InferenceSession(str(path), opts,
                                              providers=providers or ["CPUExecutionProvider"])
         inp = self._session.get_inputs()[0]
-        out = self._session.get_outputs()[0]
         self._input_name = inp.name
         shape = tuple(int(d) if isinstance(d, int) else -1 for d in inp.shape[1:])
-        k = out.shape[-1] if isinstance(out.shape[-1], int) else None
+        # the scores output: the first 2-D float tensor (skl2onnx: output 1, after the labels);
+        # a ZipMap (list of dicts) has no static width: checked on the first answer instead
+        scores = [o for o in self._session.get_outputs()
+                  if o.type.startswith("tensor(float") and len(o.shape) == 2]
+        k = scores[0].shape[-1] if scores and isinstance(scores[0].shape[-1], int) else None
         self.info = BackendInfo("onnxruntime", model, version,
                                 None if -1 in shape else shape, k,
                                 f"onnxruntime {ort.__version__}, {self._session.get_providers()[0]}")
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input_name: batch})[0]  # type: ignore[no-any-return]
+        out = classifier_scores(self._session.run(None, {self._input_name: batch}))
+        if not isinstance(out, np.ndarray) or out.ndim != 2:
+            raise BackendError("shape", f"the model's outputs hold no per-class scores (got "
+                               f"{type(out).__name__} {getattr(out, 'shape', '')}): export it "
+                               "with its probabilities (skl2onnx does by default) or logits")
+        return out
 
     def close(self) -> None:
         pass
 
 
 class HttpBackend:
-    """POST {"inputs": [[...], ...]} to URL/predict; expects {"outputs": [[...], ...]}.
+    """POST {"inputs": [[...], ...]} to URL/predict; expects {"outputs": [[...], ...]}, unless
+    a `mapping` (request template, response paths) or an `adapter` says otherwise
+    (`benchwatch.bench.http_mapping`).
 
     One keep-alive connection per calling thread (http.client), reconnecting once on a dropped
-    connection. `info` comes from GET URL/info when the server offers it.
+    connection. `info` comes from GET URL/info when the server offers it (`model`, `version`,
+    `input_shape`, `num_outputs`); `model`/`version` given here take precedence.
     """
 
-    def __init__(self, url: str, timeout_s: float = 5.0, path: str = "/predict") -> None:
+    def __init__(self, url: str, timeout_s: float = 5.0, path: str = "/predict",
+                 mapping: JsonMapping | None = None, adapter: Adapter | None = None,
+                 model: str | None = None, version: str | None = None) -> None:
         parsed = urllib.parse.urlparse(url if "://" in url else f"http://{url}")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise BackendError("unreachable", f"{url!r} is not an http(s) URL: pass e.g. "
@@ -151,6 +177,7 @@ class HttpBackend:
         self._host, self._port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
         self._https = parsed.scheme == "https"
         self._path = (parsed.path.rstrip("/") or "") + path
+        self._mapping, self._adapter = mapping, adapter
         self._timeout = timeout_s
         self._local = threading.local()
         self._conns: list[http.client.HTTPConnection] = []
@@ -158,7 +185,8 @@ class HttpBackend:
         meta = self._info()
         shape = meta.get("input_shape")
         self.info = BackendInfo(
-            "http", str(meta.get("model", "unknown")), str(meta.get("version", "")),
+            "http", model or str(meta.get("model", "unknown")),
+            version or str(meta.get("version", "")),
             tuple(int(d) for d in shape) if isinstance(shape, list) else None,
             int(meta["num_outputs"]) if isinstance(meta.get("num_outputs"), int) else None,
             self.url)
@@ -212,14 +240,42 @@ class HttpBackend:
         except ValueError:
             return {}
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        data = self._request("POST", self._path, _encode(batch))
+    def post(self, body: Any) -> Any:
+        """POST `body` as JSON to the endpoint; the decoded JSON answer (an adapter's `post`)."""
+        data = self._request("POST", self._path, _encode_any(body))
         try:
-            doc = _decode(data)
-            out = np.asarray(doc["outputs"], dtype=np.float32)
-        except (ValueError, KeyError, TypeError) as e:
-            raise BackendError("malformed", f"{self.url}{self._path}: response is not "
-                               f'{{"outputs": [[numbers]]}} ({e}): {data[:200]!r}') from e
+            return _decode(data)
+        except ValueError as e:
+            raise BackendError("malformed", f"{self.url}{self._path}: response is not JSON "
+                               f"({e}): {data[:200]!r}") from e
+
+    def _mapped(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            if self._adapter is not None:
+                return np.asarray(self._adapter(batch, self.post), dtype=np.float32)
+            assert self._mapping is not None
+            answers = [self.post(body) for body in self._mapping.bodies(batch)]
+            return self._mapping.scores_of(answers, batch.shape[0])
+        except BackendError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the user's adapter or mapping: say which
+            how = "the adapter" if self._adapter is not None else "the response mapping"
+            raise BackendError("malformed", f"{self.url}{self._path}: {how} failed: "
+                               f"{type(e).__name__}: {e}") from e
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        if self._mapping is not None or self._adapter is not None:
+            out = self._mapped(batch)
+        else:
+            data = self._request("POST", self._path, _encode(batch))
+            try:
+                doc = _decode(data)
+                out = np.asarray(doc["outputs"], dtype=np.float32)
+            except (ValueError, KeyError, TypeError) as e:
+                raise BackendError("malformed", f"{self.url}{self._path}: response is not "
+                                   f'{{"outputs": [[numbers]]}} ({e}): {data[:200]!r}; map '
+                                   "another format with --request-template/--response-scores "
+                                   "or --adapter") from e
         if out.ndim != 2 or out.shape[0] != batch.shape[0]:
             raise BackendError("malformed", f"{self.url}{self._path}: expected {batch.shape[0]} "
                                f"output rows, got shape {out.shape}")
@@ -239,8 +295,12 @@ BACKENDS = ("onnxruntime", "torch", "http", "null")
 
 def make_backend(kind: str, model: str | None = None, url: str | None = None,
                  timeout_s: float = 5.0, threads: int | None = None,
-                 device: str = "cpu") -> Backend:
+                 device: str = "cpu", name: str | None = None, version: str | None = None,
+                 mapping: JsonMapping | None = None, adapter: Adapter | None = None,
+                 path: str = "/predict") -> Backend:
     """Build a backend. `model` is an ONNX file / torch state_dict, or `digits` (the example).
+    `name`/`version`: the model's labels (default: the endpoint's GET /info, the file's stem,
+    or the example's). `mapping`/`adapter`/`path`: how the http backend talks to the endpoint.
     `device="cuda"`: torch on the GPU, ONNX Runtime with its CUDA provider (an error when the
     installed onnxruntime has none: install onnxruntime-gpu)."""
     if kind == "null":
@@ -248,14 +308,15 @@ def make_backend(kind: str, model: str | None = None, url: str | None = None,
     if kind == "http":
         if not url:
             raise UsageError("--backend http needs --url http://HOST:PORT")
-        return HttpBackend(url, timeout_s)
+        return HttpBackend(url, timeout_s, path, mapping, adapter, name, version)
     from benchwatch.example import model as example
 
     if model in (None, "digits", "example"):
         files = example.shipped_model()
-        onnx_path, name, version = files.onnx_path, files.name, files.version
+        onnx_path = files.onnx_path
+        name, version = name or files.name, version or files.version
     else:
-        onnx_path, name, version = Path(model), Path(model).stem, ""
+        onnx_path, name, version = Path(model), name or Path(model).stem, version or ""
         if not onnx_path.exists():
             raise UsageError(f"model file {model} does not exist: pass --model PATH.onnx, or "
                              "--model digits for the example model")

@@ -44,6 +44,7 @@ class JudgeSettings:
     energy_margin: float = 1.10
     min_accuracy_rows: int = 100
     min_energy_windows: int = 5
+    flip_margin: float = 0.01  # canary flip rate under tiny noise <= reference + 0.01
     drift_features: tuple[str, ...] = ("predicted_class", "confidence")
     bootstrap_draws: int = 4000
     seed: int = 0
@@ -51,8 +52,10 @@ class JudgeSettings:
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 0.5:
             raise UsageError(f"--alpha must be in (0, 0.5), got {self.alpha}")
-        if self.latency_margin < 1 or self.energy_margin < 1 or self.accuracy_margin < 0:
-            raise UsageError("margins are tolerances: latency/energy >= 1.0, accuracy >= 0")
+        if (self.latency_margin < 1 or self.energy_margin < 1 or self.accuracy_margin < 0
+                or self.flip_margin < 0):
+            raise UsageError("margins are tolerances: latency/energy >= 1.0, accuracy and "
+                             "flip rate >= 0")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Arm:
     features: Mapping[str, Sequence[Any]] = field(default_factory=dict, repr=False)
     energy_j: np.ndarray | None = field(default=None, repr=False)  # per inference
     figures: Mapping[str, float] = field(default_factory=dict)  # baseline figures when no samples
+    # per perturbed query (benchwatch.bench.robustness.flip_pass): did tiny noise flip the class
+    flipped: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,10 @@ def _smoothed(count: int, total: int) -> float:
 
 
 def judge_quantile(canary: np.ndarray, reference: np.ndarray | float, q: float,
-                   s: JudgeSettings, rng: np.random.Generator) -> MetricVerdict:
+                   s: JudgeSettings, rng: np.random.Generator,
+                   paired: tuple[np.ndarray, np.ndarray] | None = None) -> MetricVerdict:
+    """`paired`: bootstrap replicates of (canary, reference) quantile from resampled pairs
+    (`stats.paired_bootstrap_quantiles`), when both arms answered the same queries together."""
     name = f"latency_p{q * 100:g}"
     need = stats.min_queries(q)
     n_c = len(canary)
@@ -133,16 +141,21 @@ def judge_quantile(canary: np.ndarray, reference: np.ndarray | float, q: float,
         return replace(base, reason=f"not significant: {'; '.join(short)} needed for p{q * 100:g}")
     if not (r_val > 0):
         return replace(base, reason=f"reference p{q * 100:g} is {r_val}: cannot form a ratio")
-    boot_c = stats.bootstrap_quantile(canary, q, s.bootstrap_draws, rng)
-    boot_r = (stats.bootstrap_quantile(reference, q, s.bootstrap_draws, rng)
-              if isinstance(reference, np.ndarray) else np.full(s.bootstrap_draws, r_val))
+    if paired is not None:
+        boot_c, boot_r = paired
+    else:
+        boot_c = stats.bootstrap_quantile(canary, q, s.bootstrap_draws, rng)
+        boot_r = (stats.bootstrap_quantile(reference, q, s.bootstrap_draws, rng)
+                  if isinstance(reference, np.ndarray) else np.full(s.bootstrap_draws, r_val))
     ratio = boot_c / boot_r
     b = len(ratio)
     p_pass = _smoothed(int(np.sum(ratio >= s.latency_margin)), b)
     p_fail = _smoothed(int(np.sum(ratio <= s.latency_margin)), b)
     lo, hi = np.quantile(ratio, [s.alpha, 1 - s.alpha])
+    how = (f"paired bootstrap over {n_c} query pairs" if paired is not None else
+           "bootstrap against a baseline figure" if n_r == 0 else "independent bootstrap")
     return replace(base, estimate=c_val / r_val, lower=float(lo), upper=float(hi),
-                   p_pass=p_pass, p_fail=p_fail)
+                   p_pass=p_pass, p_fail=p_fail, reason=how)
 
 
 def judge_accuracy(canary: Arm, reference: Arm, s: JudgeSettings) -> MetricVerdict:
@@ -181,6 +194,46 @@ def judge_accuracy(canary: Arm, reference: Arm, s: JudgeSettings) -> MetricVerdi
                    lower=ci.low - float(ref_acc), upper=ci.high - float(ref_acc),
                    p_pass=p_pass, p_fail=p_fail, n_canary=n, canary_value=acc,
                    reference_value=float(ref_acc), reason="exact binomial vs baseline figure")
+
+
+def judge_flip_rate(canary: Arm, reference: Arm, s: JudgeSettings) -> MetricVerdict:
+    """Flip rate under tiny noise (label-free robustness), non-inferiority: canary <= reference
+    + margin. Paired by perturbed query when the primary got the same queries (the accuracy
+    test's McNemar-type statistic on "stable" = not flipped), else an exact binomial test
+    against the baseline's `flip_rate` figure. The estimate is canary - reference."""
+    base = MetricVerdict("flip_rate", NOT_MEASURED, False, None, None, None, s.flip_margin,
+                         "diff<=margin")
+    if canary.flipped is None:
+        return replace(base, reason="canary flip rate not measured")
+    c = np.asarray(canary.flipped, dtype=bool)
+    n = len(c)
+    if n < s.min_accuracy_rows:
+        return replace(base, outcome=INCONCLUSIVE, gating=True, n_canary=n,
+                       reason=f"not significant: {n} < {s.min_accuracy_rows} perturbed queries")
+    from scipy.stats import binomtest, norm
+
+    if reference.flipped is not None and len(reference.flipped) == n:
+        r = np.asarray(reference.flipped, dtype=bool)
+        d, se, p_pass, p_fail, mc_p = stats.paired_accuracy_noninferiority(~r, ~c, s.flip_margin)
+        z = norm.ppf(1 - s.alpha)
+        return replace(base, outcome=INCONCLUSIVE, gating=True, estimate=-d,
+                       lower=-d - z * se, upper=-d + z * se, p_pass=p_pass, p_fail=p_fail,
+                       n_reference=n, n_canary=n, canary_value=float(c.mean()),
+                       reference_value=float(r.mean()),
+                       reason=f"paired, same perturbed queries (McNemar exact p = {mc_p:.3g})")
+    ref = reference.figures.get("flip_rate")
+    if ref is None:
+        return replace(base, n_canary=n, canary_value=float(c.mean()),
+                       reason="no reference flip rate (no primary, no baseline figure)")
+    k = int(c.sum())
+    p0 = min(max(float(ref) + s.flip_margin, 1e-9), 1 - 1e-9)
+    ci = binomtest(k, n).proportion_ci(confidence_level=1 - 2 * s.alpha)
+    return replace(base, outcome=INCONCLUSIVE, gating=True, estimate=k / n - float(ref),
+                   lower=ci.low - float(ref), upper=ci.high - float(ref),
+                   p_pass=float(binomtest(k, n, p0, alternative="less").pvalue),
+                   p_fail=float(binomtest(k, n, p0, alternative="greater").pvalue),
+                   n_canary=n, canary_value=k / n, reference_value=float(ref),
+                   reason="exact binomial vs baseline figure")
 
 
 def judge_energy(canary: Arm, reference: Arm, s: JudgeSettings,
@@ -256,6 +309,11 @@ def judge(canary: Arm, reference: Arm, settings: JudgeSettings | None = None) ->
     metrics: list[MetricVerdict] = []
     if canary.latencies_s is not None:
         ref_lat: np.ndarray | None = reference.latencies_s
+        c_lat = np.asarray(canary.latencies_s, float)
+        pairs = {}  # the replay sends each query to both arms together: resample the pairs
+        if ref_lat is not None and len(ref_lat) == len(c_lat) and len(c_lat):
+            pairs = stats.paired_bootstrap_quantiles(c_lat, ref_lat, s.quantiles,
+                                                     s.bootstrap_draws, rng)
         for q in s.quantiles:
             key = f"latency_p{q * 100:g}_s"
             ref: np.ndarray | float | None = ref_lat if ref_lat is not None else reference.figures.get(key)
@@ -265,15 +323,44 @@ def judge(canary: Arm, reference: Arm, settings: JudgeSettings | None = None) ->
                                              reason=f"no reference latency ({key}: no "
                                                     "baseline figure at the http_client point)"))
             else:
-                metrics.append(judge_quantile(np.asarray(canary.latencies_s, float), ref, q, s, rng))
+                metrics.append(judge_quantile(c_lat, ref, q, s, rng, pairs.get(q)))
     metrics.append(judge_accuracy(canary, reference, s))
     metrics.append(judge_energy(canary, reference, s, rng))
+    metrics.append(judge_flip_rate(canary, reference, s))
     metrics.extend(judge_outputs(canary, reference, s, s.alpha))
     return decide(metrics, s)
 
 
 def _p(p: float | None) -> float:
     return 1.0 if p is None else p
+
+
+def why(m: MetricVerdict, s: JudgeSettings) -> str:
+    """The "why" of a metric's outcome in words: its interval against its margin (then how it
+    was tested), so every row of a verdict says why, a PASS included."""
+    if m.estimate is None or m.lower is None or m.upper is None or m.margin is None:
+        return m.reason or ("not measured" if m.outcome == NOT_MEASURED else m.outcome)
+    level = f"{1 - s.alpha:.0%}"
+    est, lo, hi, mg = m.estimate, m.lower, m.upper, m.margin
+    if m.direction == "ratio<=margin":
+        said = (f"ratio {est:.3g}, {level} upper bound {hi:.3g} < margin {mg:g}" if m.outcome == PASS
+                else f"ratio {est:.3g}, beyond margin {mg:g} (Holm p = {_p(m.p_fail_holm):.3g} "
+                     f"<= {s.alpha:g})" if m.outcome == FAIL
+                else f"ratio {est:.3g}, interval [{lo:.3g}, {hi:.3g}] reaches margin {mg:g}: "
+                     "neither shown (more queries narrow it)")
+    elif m.direction == "diff>=-margin":
+        said = (f"difference {est:+.3g}, {level} lower bound {lo:+.3g} > -{mg:g}" if m.outcome == PASS
+                else f"difference {est:+.3g}, worse than -{mg:g} (Holm p = "
+                     f"{_p(m.p_fail_holm):.3g})" if m.outcome == FAIL
+                else f"difference {est:+.3g}, interval [{lo:+.3g}, {hi:+.3g}] reaches -{mg:g}")
+    elif m.direction == "diff<=margin":
+        said = (f"difference {est:+.3g}, {level} upper bound {hi:+.3g} < {mg:g}" if m.outcome == PASS
+                else f"difference {est:+.3g}, beyond +{mg:g} (Holm p = "
+                     f"{_p(m.p_fail_holm):.3g})" if m.outcome == FAIL
+                else f"difference {est:+.3g}, interval [{lo:+.3g}, {hi:+.3g}] reaches {mg:g}")
+    else:
+        return m.reason or m.outcome
+    return f"{said}; {m.reason}" if m.reason else said
 
 
 def decide(metrics: Sequence[MetricVerdict], s: JudgeSettings) -> Verdict:
@@ -287,6 +374,7 @@ def decide(metrics: Sequence[MetricVerdict], s: JudgeSettings) -> Verdict:
         m = metrics[i]
         outcome = FAIL if p_adj <= s.alpha else PASS if _p(m.p_pass) <= s.alpha else INCONCLUSIVE
         final[i] = replace(m, outcome=outcome, p_fail_holm=p_adj)
+    final = [replace(m, reason=why(m, s)) for m in final]
     gating = [m for m in final if m.gating]
     if not gating:
         return Verdict(INCONCLUSIVE, tuple(final), s, "no gating metric could be measured")

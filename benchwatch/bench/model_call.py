@@ -26,7 +26,7 @@ import numpy as np
 from benchwatch import promtext
 from benchwatch.bench.backends import Backend
 from probes import metric_names as m
-from probes.buckets import LATENCY_BOUNDS_S
+from probes.buckets import LATENCY_GRID_S
 from probes.decorator import probe
 from probes.state import Registry
 
@@ -132,7 +132,7 @@ class ProbedBackend:
     def read(self) -> ProbeReading:
         t = self._state.snapshot().totals
         counts = np.cumsum(np.add(t.ok, t.err))  # every outcome, as the live histogram sums them
-        bounds = (*LATENCY_BOUNDS_S, math.inf)
+        bounds = (*LATENCY_GRID_S, math.inf)  # the cells the probe counts in (finer than classic)
         return ProbeReading({b: float(c) for b, c in zip(bounds, counts, strict=True)})
 
     def close(self) -> None:

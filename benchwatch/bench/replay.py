@@ -1,10 +1,13 @@
 """Replay a suite against a canary and, as shadow, the primary (paired by request), then judge.
 
-Both arms get the same seeded query order; per query the arm order is randomized (seeded) so
-neither arm always runs on a warmer cache. The first answer per suite row gives that row's
-prediction and output features (the paired accuracy test and the output-distribution tests); all
-timed queries give latencies. Any failure stops the replay with what was measured so far kept:
-the outcome is then `error` (exit 3), never a PASS.
+Both arms are warmed up, then get the same seeded query order, each query sent to both back to
+back (the arm order randomized per query, seeded, so neither arm always runs on a warmer cache):
+query j's two latencies form a pair, and the judge bootstraps the pairs. (Sending a pair at the
+same moment from two client threads was tried: on a loaded 2-core host the client's GIL hand-off
+added its own asymmetry, so it was no steadier.) The first answer per suite row gives that
+row's prediction and output features (the paired accuracy test and the output-distribution
+tests); all timed queries give latencies. Any failure stops the replay with what was measured so far kept: the outcome is then `error` (exit 3),
+never a PASS.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,8 @@ def replay(arms: Mapping[str, Backend], suite: Suite, queries: int, warmup: int,
            progress: Progress | None = None,
            energy: Mapping[str, EnergyWindows] | None = None,
            energy_window_s: float = 1.0) -> ReplayResult:
+    """Warm-up, then each query to every arm back to back (pairs, in a seeded random order
+    per query), so both arms of a pair see the machine in the same state."""
     rows = [suite.inputs[i : i + 1] for i in range(len(suite))]
     names = list(arms)
     rng = np.random.default_rng(seed + 7)
@@ -125,7 +130,8 @@ def judge_figures(baseline: Any) -> dict[str, float]:
     energy per inference from the server's probe (model_call), accuracy from the outputs.
     A figure missing at that point is left out: the judge then says it has no reference."""
     wanted = {**{f"latency_p{p}_s": ("http_client", "single_stream") for p in (50, 90, 99)},
-              "energy_per_inference_j": ("model_call", None), "accuracy": ("outputs", None)}
+              "energy_per_inference_j": ("model_call", None), "accuracy": ("outputs", None),
+              "flip_rate": ("outputs", "tiny_noise")}
     out = {}
     for name, (point, scenario) in wanted.items():
         f = baseline.figure(name, point, scenario)
@@ -140,13 +146,18 @@ def arm_from_baseline(baseline: Any) -> Arm:
 
 
 def judge_replay(result: ReplayResult, suite: Suite, baseline: Any | None,
-                 settings: JudgeSettings) -> Verdict:
-    canary = arm_from_record(result.arms["canary"], suite)
+                 settings: JudgeSettings,
+                 flips: Mapping[str, np.ndarray] | None = None) -> Verdict:
+    """`flips`: per arm, the flip pass over the same perturbed queries
+    (`benchwatch.bench.robustness.flip_pass`), judged like accuracy."""
+    flips = flips or {}
+    canary = replace(arm_from_record(result.arms["canary"], suite), flipped=flips.get("canary"))
     if "primary" in result.arms:
         reference = arm_from_record(result.arms["primary"], suite)
         if baseline is not None:  # the baseline adds figures (e.g. energy) the replay lacks
             reference = Arm(reference.name, reference.latencies_s, reference.correct,
                             reference.features, reference.energy_j, judge_figures(baseline))
+        reference = replace(reference, flipped=flips.get("primary"))
     elif baseline is not None:
         reference = arm_from_baseline(baseline)
     else:

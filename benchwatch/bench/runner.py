@@ -167,6 +167,8 @@ class BenchResult:
     fixed_rate: tuple[FixedRateResult, ...] = ()
     # scenario -> what the probe counted in it (model_call point), when a meter was given
     model_call: Mapping[str, ProbeWindow] = field(default_factory=dict, repr=False)
+    # figures measured apart from the scenarios (robustness, cost: benchwatch.bench.scorecard)
+    extra_figures: tuple[Figure, ...] = ()
 
     @property
     def client_point(self) -> str:
@@ -235,7 +237,7 @@ class BenchResult:
                               "offline", self.offline.throughput_qps if self.offline else None))
         if self.accuracy and math.isfinite(self.accuracy.accuracy):
             out.append(Figure("accuracy", self.accuracy.accuracy, "outputs", "accuracy"))
-        return out
+        return out + list(self.extra_figures)
 
 
 def query_order(n_rows: int, n_queries: int, seed: int) -> np.ndarray:

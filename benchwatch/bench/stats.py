@@ -72,3 +72,25 @@ def paired_accuracy_noninferiority(primary_ok: np.ndarray, canary_ok: np.ndarray
     se = math.sqrt(max(b + c, 0.5) / n**2 - d**2 / n) if b + c > 0 else math.sqrt(0.5) / n
     z = (d + margin) / se
     return d, se, float(norm.sf(z)), float(norm.cdf(z)), mcnemar_exact_p(b, c)
+
+
+def paired_bootstrap_quantiles(a: np.ndarray, b: np.ndarray, qs: tuple[float, ...], draws: int,
+                               rng: np.random.Generator) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Bootstrap replicates of each q-quantile of two paired samples (a[i] and b[i] measured
+    together): the same resampled pair indices for both, so what the pairs share (load on the
+    machine at that moment) moves both quantiles alike. {q: (replicates of a, of b)}."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    n = len(a)
+    if n == 0 or len(b) != n:
+        raise ValueError(f"paired samples need the same non-zero length, got {n} and {len(b)}")
+    ks = [max(1, math.ceil(q * n - 1e-9)) - 1 for q in qs]
+    out_a = np.empty((len(qs), draws))
+    out_b = np.empty((len(qs), draws))
+    step = max(1, 2_000_000 // n)  # resamples per chunk: bounded memory at any n
+    for start in range(0, draws, step):
+        stop = min(start + step, draws)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        for arr, out in ((a, out_a), (b, out_b)):
+            part = np.partition(arr[idx], ks, axis=1)
+            out[:, start:stop] = part[:, ks].T
+    return {q: (out_a[i], out_b[i]) for i, q in enumerate(qs)}

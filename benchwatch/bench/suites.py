@@ -136,7 +136,10 @@ def build_digits_suite() -> Suite:
     _, test_idx = split_indices(len(x))
     meta = {"model": MODEL_NAME, "task": "classification", "num_classes": NUM_CLASSES,
             "input_name": INPUT_NAME, "input_dim": INPUT_DIM, "split_seed": SPLIT_SEED,
-            "source": "sklearn.datasets.load_digits (held-out 25%), pixels scaled to [0, 1]"}
+            "source": "sklearn.datasets.load_digits (held-out 25%), pixels scaled to [0, 1]",
+            # the robustness corruptions treat rows as 8x8 images in [0, 1]; the accuracy the
+            # scorecard's cost-to-target needs (DAWNBench-style)
+            "image_shape": [8, 8], "value_range": [0.0, 1.0], "accuracy_target": 0.95}
     return make_suite("digits", x[test_idx], y[test_idx], meta)
 
 

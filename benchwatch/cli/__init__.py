@@ -22,12 +22,14 @@ VERBS: dict[str, str] = {
     "demo": "run the whole product end to end on embedded defaults",
     "bench": "benchmark a model on a suite (LoadGen-like scenarios); the run becomes a baseline",
     "baseline": "build or inspect drift baselines",
+    "suite": "build a benchmark suite from your own labelled data (CSV or Parquet)",
     "replay": "replay a suite against a canary (and the primary) and judge it",
     "drift": "run the drift service or compare two samples",
     "collector": "run the sample collector (HTTP ingest)",
     "kafka": "Kafka transport helpers (topics, consumers)",
     "grafana": "generate dashboards or push them to a Grafana server",
     "export": "write the deployment files (Prometheus rules, configs, dashboards) into a directory",
+    "rules": "write the Prometheus rules with a chosen drift-page `for:` and promtool tests to match",
     "report": "render dashboards from Prometheus into a static HTML page",
 }
 

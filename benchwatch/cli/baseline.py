@@ -1,9 +1,11 @@
 """`benchwatch baseline build|show`: make a drift baseline from reference data, or inspect one.
 
 build  --from reference.csv|.parquet --model M --version V -o baselines/M-V.json
-       Every column becomes a feature (numeric when all its values parse as numbers, a vector
-       when they are JSON lists like "[0.1, 0.2]" or Parquet lists, categorical otherwise);
-       --columns picks some, --kind COL=categorical overrides. --label-column (with the
+       Every column becomes a feature, typed as bench baselines are (benchwatch.feature_kinds):
+       the probe's outputs keep their kinds (predicted_class categorical even when numbers),
+       Parquet text stays categorical, numbers are numeric, JSON lists like "[0.1, 0.2]" or
+       Parquet lists vectors, anything else categorical; --columns picks some,
+       --kind COL=categorical overrides. --label-column (with the
        prediction and confidence columns) fits the CBPE calibration. Figures come from
        --figure KEY=VALUE or --figures FILE.json.
 show   FILE [--json]: model, version, provenance, figures and a summary per feature.
@@ -21,10 +23,12 @@ from typing import Any
 
 from benchwatch.cli._values import whole
 from benchwatch.cli.errors import ExitCode
+from benchwatch.feature_kinds import feature_kind, typed_values
 from drift.baseline import FIGURE_KEYS, POINTS, Baseline
 from drift.calibration import Calibration
 from drift.figures import Figure, legacy_figures
 from drift.reference import CategoricalReference, NumericReference
+from drift.reference_size import min_reference_size, small_references
 from drift.result import DriftError
 from probes.errors import require
 
@@ -199,23 +203,14 @@ def _build(args: argparse.Namespace) -> ExitCode:
     if unknown:
         raise DriftError(f"{args.source}: no column(s) {unknown}; it has {list(cols)}")
     features: dict[str, Any] = {}
-    for name in names:
-        values = cols[name]
-        kind = kinds.get(name)
-        if kind in (None, "numeric"):
-            nums = _as_numbers(values)
-            if nums is not None:
-                features[name] = nums
-                kinds.setdefault(name, "numeric")
-                continue
-            if kind == "numeric":
-                raise DriftError(f"column {name!r} has non-numeric values but --kind numeric")
-        if kind == "vector" or (kind is None and any(isinstance(v, tuple) for v in values)):
-            features[name] = values
-            kinds[name] = "vector"
-            continue
-        features[name] = [None if v is None else str(v) for v in values]
-        kinds.setdefault(name, "categorical")
+    typed = args.source.suffix.lower() == ".parquet"  # a CSV cell is text until it parses
+    for name in names:  # the same rule as bench baselines (benchwatch.feature_kinds)
+        kind = kinds[name] = feature_kind(name, cols[name], kinds.get(name), typed)
+        if kind == "numeric" and _as_numbers(cols[name]) is None:
+            raise DriftError(f"column {name!r} has non-numeric values but is numeric (--kind, "
+                             "or a probe output feature): fix the column or pass "
+                             f"--kind {name}=categorical")
+        features[name] = typed_values(kind, cols[name], name)
     baseline = Baseline.build(
         args.model, args.version, features, _figures(args), source=str(args.source),
         kinds=kinds, calibration=calibration, tests=_parse_pairs(args.test, "--test"),
@@ -224,7 +219,20 @@ def _build(args: argparse.Namespace) -> ExitCode:
     path = baseline.save(args.out)
     print(f"wrote {path} and {path.with_suffix('.npz').name}: {args.model}/{args.version}, "
           f"{len(baseline.features)} features, {baseline.provenance.data_hash[:19]}…")
+    _warn_small(describe(baseline))
     return ExitCode.OK
+
+
+def _warn_small(d: Mapping[str, Any]) -> None:
+    """Say which features' references are too small for the stated false-alarm rate."""
+    small = d["small_reference"]
+    if small["features"]:
+        print(f"warning: {len(small['features'])} of {len(d['features'])} features have fewer "
+              f"than {small['needed']} reference values, too few for the drift service's "
+              f"false-alarm rate at alpha 0.05 ({', '.join(small['features'][:10])}"
+              f"{', ...' if len(small['features']) > 10 else ''}): their drift verdicts are "
+              "flagged (benchwatch_drift_reference_small); build from more rows "
+              "(docs/deploy.md \"Alert routing\")")
 
 
 def _calibration(cols: Mapping[str, list[Any]], args: argparse.Namespace) -> Calibration:
@@ -265,6 +273,9 @@ def describe(b: Baseline) -> dict[str, Any]:
         "figures": [f.to_dict() for f in b.figures], "features": feats,
         "calibration": b.calibration.to_dict() if b.calibration else None,
         "tests": dict(b.tests),
+        # drift.reference_size: too few values for the stated false-alarm rate
+        "small_reference": {"needed": min_reference_size(max(1, len(b.features))),
+                            "features": sorted(small_references(b.features))},
     }
 
 
@@ -296,4 +307,5 @@ def _show(args: argparse.Namespace) -> ExitCode:
     if d["calibration"]:
         print(f"  CBPE calibration: {len(d['calibration']['accuracy'])} bins, "
               f"n={d['calibration']['n']}")
+    _warn_small(d)
     return ExitCode.OK

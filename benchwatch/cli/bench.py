@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import Any
 
+from benchwatch.cli import _endpoint
 from benchwatch.cli._values import http_url, number, seconds, whole
 from benchwatch.cli.errors import ExitCode
 from benchwatch.errors import UsageError
@@ -46,7 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=whole(0, MAX_QUERIES), default=100,
                    help="warm-up queries, not measured")
     p.add_argument("--batch-size", type=whole(1, 1_000_000), default=64, help="offline batch size")
-    p.add_argument("--offline-samples", type=whole(1, 100 * MAX_QUERIES), default=100_000)
+    p.add_argument("--offline-samples", type=whole(1, 100 * MAX_QUERIES), default=None,
+                   help="offline scenario samples (default 100000; 5000 with --backend http)")
+    p.add_argument("--max-duration-s", type=seconds, default=600.0,
+                   help="each backend run stops here with what it measured (default 600 s; "
+                        "the defaults against a loopback HTTP endpoint take well under that)")
     p.add_argument("--latency-bound-ms", type=number(0, 1e6), default=10.0,
                    help="server scenario: p99 bound for the QPS search")
     p.add_argument("--server-step-s", type=seconds, default=0.5)
@@ -58,8 +63,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (torch; onnxruntime-gpu)")
     p.add_argument("--timeout-s", type=seconds, default=5.0, help="HTTP timeout per request")
     p.add_argument("--seed", type=whole(0, 2**64 - 1), default=0)
-    p.add_argument("--baseline-version", default=None,
-                   help="model_version for the baselines (default: the model's version)")
+    p.add_argument("--name", default=None,
+                   help="the model's name in the baselines, as your probe labels it (default: "
+                        "the endpoint's GET /info, the .onnx file's stem, or digits)")
+    p.add_argument("--version", "--baseline-version", dest="baseline_version", default=None,
+                   help="the model's version in the baselines, as your probe labels it "
+                        "(default: GET /info, or the example model's hash; --backend http "
+                        "without /info needs it)")
     p.add_argument("--energy", choices=("auto", "gpu", "cpu", "off"), default="auto",
                    help="energy per inference over the offline window: GPU via NVML when "
                         "present (auto), CPU package via RAPL (cpu), or off")
@@ -69,7 +79,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=whole(1, 1000), default=1,
                    help="run every backend this many times, alternating; latencies are pooled, "
                         "throughputs are medians")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: a one-line status every 10 s instead")
+    scorecard_arguments(p)
+    _endpoint.add_arguments(p)
+
+
+def scorecard_arguments(p: argparse.ArgumentParser) -> None:
+    """The scorecard's options: robustness and cost (benchwatch.bench.scorecard)."""
+    p.add_argument("--no-robustness", action="store_true",
+                   help="skip the corruption set and the flip rate under tiny noise")
+    p.add_argument("--robustness-reference", metavar="MODEL.onnx", default=None,
+                   help="the model corruption errors are normalised to (default: the suite's; "
+                        "for digits the example model)")
+    p.add_argument("--price-usd-per-hour", type=number(0, 1e6, low_inclusive=True), default=None,
+                   help="what the serving instance costs per hour: gives $ per 1 000 inferences")
+    p.add_argument("--price-usd-per-kwh", type=number(0, 1e3, low_inclusive=True), default=None,
+                   help="what energy costs: adds the measured J/inference to the $ figures")
+    p.add_argument("--accuracy-target", type=number(0, 1), default=None,
+                   help="accuracy the cost-to-target needs (default: the suite's "
+                        "accuracy_target, 0.95 for digits)")
 
 
 def run(args: argparse.Namespace) -> ExitCode:
@@ -78,6 +107,7 @@ def run(args: argparse.Namespace) -> ExitCode:
 
     from benchwatch.bench.artifacts import new_run_dir, write_run
     from benchwatch.bench.energy import energy_meter
+    from benchwatch.bench.scorecard import print_scorecard
     from benchwatch.bench.suites import load_suite
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
@@ -94,14 +124,17 @@ def run(args: argparse.Namespace) -> ExitCode:
         probes = _model_call_meters(backends, args, console)
         results = _measure(backends, suite, settings, meter, probes, args)
         loadgen = _loadgen_check(backends, results, suite, args, console)
+        results, cards = _scorecards(backends, results, suite, args, console)
     finally:
         for b in backends.values():
             b.close()
     out_dir = new_run_dir(args.output, results[0].backend.model)
     doc = write_run(out_dir, suite, results, {**settings.__dict__, "repeats": args.repeats,
                                                "energy": meter_desc},
-                    args.baseline_version, extra={"loadgen": loadgen} if loadgen else None)
+                    args.baseline_version, extra={"scorecard": [c.to_dict() for c in cards],
+                                                  **({"loadgen": loadgen} if loadgen else {})})
     _print_results(doc, suite, results, meter is not None, args.seed, console)
+    print_scorecard(cards, f"scorecard: {doc['model']} on {suite.name}", meter is not None)
     console.print(f"wrote {out_dir}/results.json, report.html, latencies.npz, baselines: "
                   f"{', '.join(doc['baselines'].values()) or 'none'}")
     stopped = [f"{r.backend.name}: {r.error}" for r in results if r.error]
@@ -114,6 +147,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 def _settings(args: argparse.Namespace) -> Any:
     from benchwatch.bench.runner import RunSettings
 
+    if args.offline_samples is None:  # an endpoint serves ~1 000 batches/s, not 1 M rows/s
+        args.offline_samples = 5_000 if "http" in (args.backend or ()) else 100_000
     if min(args.queries, args.batch_size, args.offline_samples, args.repeats) < 1 or args.warmup < 0:
         raise UsageError("--queries, --batch-size, --offline-samples and --repeats must be >= 1, "
                          "--warmup >= 0")
@@ -135,11 +170,16 @@ def _open_backends(kinds: list[str], suite: Any, args: argparse.Namespace) -> di
     from benchwatch.bench.suites import check_fits
 
     backends: dict[str, Any] = {}
+    endpoint = _endpoint.options(args, suite) if "http" in kinds else {}
     try:
         for kind in kinds:
-            backend = backends[kind] = make_backend(kind, args.model, args.url, args.timeout_s,
-                                                    args.threads, args.device)
+            backend = backends[kind] = make_backend(
+                kind, args.model, args.url, args.timeout_s, args.threads, args.device,
+                args.name, args.baseline_version, **(endpoint if kind == "http" else {}))
             check_fits(suite, backend.info.input_shape, backend.info.num_outputs)
+            if kind == "http":  # before any measuring: who it is, and that it takes the suite
+                _endpoint.require_identity(backend, args.url)
+                _endpoint.check_accepts(backend, suite, args.url)
             if kind != "http":  # in process: the bench's own @probe gives the model_call point
                 backends[kind] = ProbedBackend(backend)
     except BaseException:
@@ -187,9 +227,55 @@ def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
         for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
             label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
             with rich_progress(label, enabled=not args.no_progress) as progress:
-                per_kind[kind].append(run_benchmark(backends[kind], suite, settings, progress,
+                bounded = _bounded(progress, args.max_duration_s)
+                per_kind[kind].append(run_benchmark(backends[kind], suite, settings, bounded,
                                                     meter, probes[kind]))
     return [combine_repeats(per_kind[k]) for k in kinds]
+
+
+def _bounded(progress: Any, limit_s: float) -> Any:
+    """The progress callback, which also ends the run once it has taken `limit_s`: the runner
+    reports progress between chunks of queries, never inside a timed call, and keeps what was
+    measured when a backend stops (kind `overtime`)."""
+    import time
+
+    from benchwatch.bench.backends import BackendError
+
+    deadline = time.monotonic() + limit_s
+
+    def update(task: str, done: int, total: int) -> None:
+        progress(task, done, total)
+        if done < total and time.monotonic() > deadline:
+            raise BackendError("overtime", f"--max-duration-s {limit_s:g} reached in {task} "
+                               f"({done}/{total}): fewer --queries/--offline-samples, "
+                               "--no-server, or a longer --max-duration-s")
+
+    return update
+
+
+def _scorecards(backends: dict[str, Any], results: list[Any], suite: Any,
+                args: argparse.Namespace, console: Any) -> tuple[list[Any], list[Any]]:
+    """Robustness per backend (unless --no-robustness) and cost (with a price): the results
+    with those as baseline figures, and one scorecard row per backend."""
+    from benchwatch.bench import robustness
+    from benchwatch.bench.cost import Prices
+    from benchwatch.bench.scorecard import scorecards
+
+    rob: dict[str, Any] = {}
+    if not args.no_robustness and suite.task == "classification":
+        ref = robustness.reference_errors(suite, args.seed, args.robustness_reference)
+        if ref is None:
+            console.print(f"suite {suite.name}: no reference model, so no mCE (pass "
+                          "--robustness-reference MODEL.onnx); mean corruption error reported")
+        for r in results:
+            if r.error is None and r.backend.name != "null":
+                rob[r.backend.name] = robustness.measure(backends[r.backend.name].predict, suite,
+                                                         args.seed, ref)
+    prices = Prices(args.price_usd_per_hour, args.price_usd_per_kwh)
+    if not prices.configured:
+        console.print("no price configured: pass --price-usd-per-hour (and --price-usd-per-kwh) "
+                      "for $ per 1 000 inferences")
+    return scorecards(results, suite, rob, prices, args.accuracy_target)
 
 
 def _loadgen_check(backends: dict[str, Any], results: list[Any], suite: Any,

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="SQLite file for the windows (created if missing)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; others need --token)")
-    serve.add_argument("--port", type=port, default=9466, help="HTTP port (default 9466)")
+    serve.add_argument("--port", type=port, default=9463, help="HTTP port (default 9463)")
     add_secret(serve, "--token", TOKEN_ENV,
                f"bearer token senders must present (default ${TOKEN_ENV})")
     serve.add_argument("--window", type=whole(1, 10_000_000), default=5000,

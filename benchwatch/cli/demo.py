@@ -12,7 +12,7 @@ HELP = "run the whole product end to end on embedded defaults"
 
 PORT_OPTIONS = (("port", "model", 8000, "the example model's HTTP server"),
                 ("metrics-port", "metrics", 9464, "the model server's probe endpoint"),
-                ("drift-port", "drift", 9465, "the drift service's Prometheus endpoint"),
+                ("drift-port", "drift", 9462, "the drift service's Prometheus endpoint"),
                 ("prometheus-port", "prometheus", 9090, "Prometheus (when installed)"),
                 ("alertmanager-port", "alertmanager", 9093, "Alertmanager (when installed)"))
 

@@ -38,9 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="SQLite file for the windows (default: in memory, lost at exit)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; others need --token)")
-    serve.add_argument("--port", type=port, default=9465, help="metrics port (default 9465)")
-    serve.add_argument("--ingest-port", type=whole(-1, 65535), default=9466,
-                       help="HTTP port for samples/labels/alerts (default 9466; -1: none)")
+    # defaults below the probe's 9464 + port span: never the same ports (docs/deploy.md)
+    serve.add_argument("--port", type=port, default=9462, help="metrics port (default 9462)")
+    serve.add_argument("--ingest-port", type=whole(-1, 65535), default=9463,
+                       help="HTTP port for samples/labels/alerts (default 9463; -1: none)")
     serve.add_argument("--interval", type=number(0, MAX_INTERVAL_S, unit="seconds"),
                        default=30.0, metavar="S",
                        help="seconds between evaluations (default 30, at most a day)")
@@ -54,12 +55,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="test a window once it holds this many values (default 100)")
     serve.add_argument("--window", type=whole(1, MAX_WINDOW), default=5000,
                        help="values kept per feature window (default 5000)")
+    serve.add_argument("--max-age", type=number(0, MAX_INTERVAL_S * 30, low_inclusive=True,
+                                                 unit="seconds"),
+                       default=300.0, metavar="S",
+                       help="a window holds only values that arrived in the last S seconds, so "
+                       "drift resolves within about S once traffic is normal again (default 300; "
+                       "0: by count only)")
     serve.add_argument("--allow-missing-features", action="store_true",
                        help="accept samples lacking some baseline features")
     serve.add_argument("--stream-ert", type=number(0, 1e18, low_inclusive=True), default=0.0,
                        metavar="N",
                        help="also run a streaming CUSUM per numeric feature with a mean of N "
                        "values between false alarms (default 0: off)")
+    serve.add_argument("--price-usd-per-hour", type=number(0, 1e6, low_inclusive=True),
+                       default=None, help="what one serving process costs per hour: exported "
+                       "as benchwatch_price_usd_per_hour for the $ per 1 000 inferences rules")
+    serve.add_argument("--price-usd-per-kwh", type=number(0, 1e3, low_inclusive=True),
+                       default=None, help="what energy costs: benchwatch_price_usd_per_kwh")
     serve.add_argument("--kafka", default=None, metavar="BOOTSTRAP",
                        help="also consume samples from Kafka (host:port[,host:port]) as a member "
                        "of --group; run several workers with one group to share the models")
@@ -104,8 +116,10 @@ def _serve(args: argparse.Namespace) -> ExitCode:
         interval_s=args.interval, token=secret(args, "--token", TOKEN_ENV),
         webhook_hmac_secret=secret(args, "--webhook-hmac-secret", HMAC_ENV), alpha=args.alpha,
         min_samples=args.min_samples, max_per_feature=args.window,
+        max_age_s=args.max_age or None,
         require_features=not args.allow_missing_features, stream_ert=args.stream_ert,
-        server=server_options(args))
+        server=server_options(args), price_usd_per_hour=args.price_usd_per_hour,
+        price_usd_per_kwh=args.price_usd_per_kwh)
     if args.kafka:
         from benchwatch.cli.kafka import consumer_options, quiet_kafka_client, require_topics
 

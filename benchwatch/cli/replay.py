@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="canary quantile must be <= this x reference (default 1.10)")
     p.add_argument("--accuracy-margin", type=number(0, 1, low_inclusive=True), default=0.01,
                    help="canary accuracy may be at most this much lower (default 0.01)")
+    p.add_argument("--flip-margin", type=number(0, 1, low_inclusive=True), default=0.01,
+                   help="canary flip rate under tiny noise may be at most this much higher "
+                        "(default 0.01)")
     p.add_argument("--seed", type=whole(0, 2**64 - 1), default=0)
     p.add_argument("-o", "--out", "--output", dest="output", default="runs",
                    help="directory for verdict.json/report.html (default ./runs)")
@@ -80,7 +83,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
     settings = JudgeSettings(alpha=args.alpha, latency_margin=args.latency_margin,
-                             accuracy_margin=args.accuracy_margin, seed=args.seed)
+                             accuracy_margin=args.accuracy_margin,
+                             flip_margin=args.flip_margin, seed=args.seed)
     if args.queries < 1 or args.warmup < 0 or args.timeout_s <= 0:
         raise UsageError("--queries must be >= 1, --warmup >= 0 and --timeout-s > 0")
     if not args.primary and not args.baseline:
@@ -140,12 +144,13 @@ def _replay(args: argparse.Namespace, suite: Any, baseline: Any, arms: dict[str,
         with rich_progress(enabled=not args.no_progress) as progress:
             result = replay(arms, suite, args.queries, args.warmup, args.seed, progress,
                             energy, args.energy_window_s)
+        result, flips = _flips(arms, suite, result, args.seed)
     finally:
         for b in arms.values():
             b.close()
     could_not_run = int(ExitCode.COULD_NOT_RUN)
     try:
-        verdict = judge_replay(result, suite, baseline, settings).to_dict()
+        verdict = judge_replay(result, suite, baseline, settings, flips).to_dict()
     except Exception as e:  # noqa: BLE001 - partial data may not be judgeable
         verdict = {"outcome": "error", "exit_code": could_not_run,
                    "reason": f"could not judge: {e}", "metrics": [], "settings": {}}
@@ -161,6 +166,24 @@ def _replay(args: argparse.Namespace, suite: Any, baseline: Any, arms: dict[str,
            "primary_version": arms["primary"].info.version if "primary" in arms else None,
            "errors": list(result.errors), "verdict": verdict}
     return doc, {n: r.latencies_s for n, r in result.arms.items()}
+
+
+def _flips(arms: dict[str, Any], suite: Any, result: Any,
+           seed: int) -> tuple[Any, dict[str, Any]]:
+    """After the timed queries: every arm gets the same perturbed queries (flip rate under
+    tiny noise, benchwatch.bench.robustness); a failure stops the replay like any other."""
+    from dataclasses import replace
+
+    from benchwatch.bench.backends import BackendError
+    from benchwatch.bench.robustness import flip_pass
+
+    if result.errors or suite.task != "classification":
+        return result, {}
+    try:
+        return result, {name: flip_pass(b.predict, suite, seed) for name, b in arms.items()}
+    except BackendError as e:
+        log.error("flip pass stopped: %s", e)
+        return replace(result, errors=(*result.errors, f"{e.kind}: {e} (flip pass)")), {}
 
 
 def _finish(doc: dict[str, Any], out_dir: Path, latencies: dict[str, Any],

@@ -53,7 +53,7 @@ from probes import metric_names as m
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"model": 8000, "metrics": 9464, "drift": 9465, "prometheus": 9090,
+DEFAULT_PORTS = {"model": 8000, "metrics": 9464, "drift": 9462, "prometheus": 9090,
                  "alertmanager": 9093}
 
 

@@ -34,9 +34,9 @@ import signal
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -83,6 +83,18 @@ class ServerConfig:
     sink: str | None = None  # probes' sample sink URL (collector http(s)://… or kafka://…)
     sample_rate: float = 0.0
     options: ServerOptions = DEFAULT_OPTIONS  # timeouts, connection cap, TLS
+
+
+# a response body: bytes, or chunks streamed as they are made (text/event-stream, chunked)
+Payload = bytes | AsyncIterator[bytes]
+
+
+class Handler(Protocol):
+    """What the connections hand each request to (`App` here, the LM server's app)."""
+
+    label: str  # for the log: model and version
+
+    def dispatch(self, method: str, path: str, body: bytes) -> tuple[int, Payload, float]: ...
 
 
 class RequestError(BenchwatchError):
@@ -221,7 +233,7 @@ class HttpProtocol(asyncio.Protocol):
     connection idle at most `idle_timeout_s`, each request whole within `read_timeout_s` of its
     first byte (408 otherwise)."""
 
-    def __init__(self, app: App, conns: OpenConnections) -> None:
+    def __init__(self, app: Handler, conns: OpenConnections) -> None:
         self.app = app
         self.conns = conns
         self.buf = b""
@@ -230,6 +242,7 @@ class HttpProtocol(asyncio.Protocol):
         self.reading = False  # a request has started arriving
         self.continued = False  # `100 Continue` sent for the request being read
         self.deadline = math.inf
+        self.streaming: asyncio.Task[None] | None = None  # a streamed response being sent
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -337,6 +350,9 @@ class HttpProtocol(asyncio.Protocol):
             self.buf = self.buf[total:]
             self.reading = False
             status, payload, delay = self.app.dispatch(method, path, body)
+            if not isinstance(payload, bytes):
+                self._stream(status, payload, keep_alive)
+                return
             if delay > 0:
                 self.busy = True
                 self.deadline = math.inf  # our own delay: not the client's to answer for
@@ -349,6 +365,42 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = False
         self._respond(status, payload, close=not keep_alive)
         self._process()
+
+    def _stream(self, status: int, chunks: AsyncIterator[bytes], keep_alive: bool) -> None:
+        """Send `chunks` as a chunked event stream, one chunk per turn of the event loop (other
+        connections are served between tokens); later pipelined requests wait their turn."""
+        self.busy = True
+        self.deadline = math.inf  # a long generation is ours, not the client's slowness
+        # held here: the loop keeps only a weak reference to a task
+        self.streaming = asyncio.get_running_loop().create_task(
+            self._write_stream(status, chunks, keep_alive))
+
+    async def _write_stream(self, status: int, chunks: AsyncIterator[bytes],
+                            keep_alive: bool) -> None:
+        close = getattr(chunks, "aclose", None)
+        try:
+            if self.transport is None or self.transport.is_closing():
+                return
+            self.transport.write(
+                f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: "
+                f"text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n"
+                f"{'Connection: keep-alive' if keep_alive else 'Connection: close'}\r\n\r\n".encode())
+            async for chunk in chunks:
+                if self.transport is None or self.transport.is_closing():
+                    return  # the client went away: `finally` closes the stream (cancelled)
+                self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await asyncio.sleep(0)
+            if self.transport is None or self.transport.is_closing():
+                return
+            self.transport.write(b"0\r\n\r\n")
+        finally:
+            if close is not None:
+                await close()
+        self.busy = False
+        if keep_alive:
+            self._process()
+        else:
+            self.close()
 
     def _respond(self, status: int, payload: bytes, close: bool = False) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -370,8 +422,9 @@ class App:
         self.cfg, self.model = cfg, model
         self._rng = random.Random(cfg.seed)
         self._info = json.dumps(model.info()).encode()
+        self.label = f"{model.name} {model.version}"
 
-    def dispatch(self, method: str, path: str, body: bytes) -> tuple[int, bytes, float]:
+    def dispatch(self, method: str, path: str, body: bytes) -> tuple[int, Payload, float]:
         """(status, JSON body, delay in seconds); never raises."""
         try:
             if path == "/predict":
@@ -395,7 +448,9 @@ class App:
 
 
 async def serve(cfg: ServerConfig, ready: Callable[[int], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None,
+                make_app: Callable[[ServerConfig], Handler] | None = None) -> None:
+    """Serve `make_app(cfg)` (default: the digits model's `App`) until SIGINT/SIGTERM or `stop`."""
     runtime = None
     if cfg.metrics_port or cfg.sink:
         from probes import configure
@@ -403,7 +458,7 @@ async def serve(cfg: ServerConfig, ready: Callable[[int], None] | None = None,
         runtime = configure(f"benchwatch-example-{cfg.port}", prometheus_host=cfg.host,
                             prometheus_port=cfg.metrics_port, sink=cfg.sink,
                             sample_rate=cfg.sample_rate)
-    app = App(cfg, Model(cfg))
+    app = make_app(cfg) if make_app is not None else App(cfg, Model(cfg))
     loop = asyncio.get_running_loop()
     conns = OpenConnections(cfg.options)
     tls = cfg.options.ssl_context()
@@ -412,7 +467,7 @@ async def serve(cfg: ServerConfig, ready: Callable[[int], None] | None = None,
         ssl_handshake_timeout=cfg.options.read_timeout_s if tls else None)
     sweeper = asyncio.create_task(conns.run_sweeps())
     port = server.sockets[0].getsockname()[1]
-    log.info("digits %s serving on %s://%s:%d (%s)", app.model.version, cfg.options.scheme,
+    log.info("%s serving on %s://%s:%d (%s)", app.label, cfg.options.scheme,
              cfg.host, port, cfg.backend)
     if ready:
         ready(port)
@@ -450,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics-port", type=int, default=0,
                    help="expose probe metrics for Prometheus on this port (0 = none)")
     p.add_argument("--sink", default=None, help="send sampled output summaries here "
-                   "(http://collector:9466 or kafka://host:port/topic)")
+                   "(http://collector:9463 or kafka://host:port/topic)")
     p.add_argument("--sample-rate", type=float, default=0.0)
     p.add_argument("--log-level", default="INFO")
     add_server_options(p, max_connections=DEFAULT_OPTIONS.max_connections)

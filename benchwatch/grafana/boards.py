@@ -116,11 +116,13 @@ class Dashboard:
 
 
 # --- template variables and label filters -------------------------------------------------
+# the in-flight gauge: one series per probed model and version on every export path (the
+# latency histogram has no `_count` series when it arrives as a native histogram)
 VARIABLES: tuple[Variable, ...] = (
-    Variable("model", "model", m.REQUESTS, "model"),
-    Variable("version", "version", f'{m.REQUESTS}{{model=~"$model"}}', "model_version"),
+    Variable("model", "model", m.IN_FLIGHT, "model"),
+    Variable("version", "version", f'{m.IN_FLIGHT}{{model=~"$model"}}', "model_version"),
     Variable("instance", "instance",
-             f'{m.REQUESTS}{{model=~"$model", model_version=~"$version"}}', "instance"),
+             f'{m.IN_FLIGHT}{{model=~"$model", model_version=~"$version"}}', "instance"),
 )
 # probe series carry the serving process's `instance`; drift/canary series come from other
 # processes, so they are filtered by model and version only.
@@ -134,8 +136,18 @@ def _rate(metric: str, sel: str = SEL, by: str = BY) -> str:
     return f"sum by ({by}) (rate({metric}{{{sel}}}[{RATE}]))"
 
 
-def _quantile(q: float, metric: str = m.LATENCY_BUCKET, sel: str = SEL) -> str:
-    return f"histogram_quantile({q}, sum by ({BY}, le) (rate({metric}{{{sel}}}[{RATE}])))"
+# Histograms arrive as classic buckets (Prometheus pull: `_bucket`, `_sum`, `_count` series) or
+# as one native histogram series (OTLP exponential into Prometheus 3, docs/deploy.md); each
+# expression below reads whichever exists (`or`), so one dashboard serves both.
+def _quantile(q: float, hist: str = m.LATENCY, sel: str = SEL) -> str:
+    return (f"histogram_quantile({q}, sum by ({BY}) (rate({hist}{{{sel}}}[{RATE}]))) or "
+            f"histogram_quantile({q}, sum by ({BY}, le) (rate({hist}_bucket{{{sel}}}[{RATE}])))")
+
+
+def _count_rate(hist: str = m.LATENCY, sel: str = SEL, by: str = BY) -> str:
+    """Observations per second of a histogram, either kind."""
+    return (f"(sum by ({by}) (rate({hist}_count{{{sel}}}[{RATE}])) or "
+            f"sum by ({by}) (histogram_count(rate({hist}{{{sel}}}[{RATE}]))))")
 
 
 def _ratio(num: str, den: str, zero_from: str) -> str:
@@ -165,7 +177,9 @@ NO_CLASSES = ("no classifier outputs: the probe summarizes outputs it reads as c
 
 
 def _mean(hist: str, sel: str = SEL, by: str = BY) -> str:
-    return f"{_rate(hist + '_sum', sel, by)} / {_rate(hist + '_count', sel, by)}"
+    total = (f"(sum by ({by}) (rate({hist}_sum{{{sel}}}[{RATE}])) or "
+             f"sum by ({by}) (histogram_sum(rate({hist}{{{sel}}}[{RATE}]))))")
+    return f"{total} / {_count_rate(hist, sel, by)}"
 
 
 NO_BASELINE_AT_POINT = "no baseline figure at this measurement point"
@@ -196,16 +210,16 @@ def overview() -> Dashboard:
                     "baseline's figures.",
         panels=(
             Panel("Requests per second", "timeseries", "reqps",
-                  (Query(_rate(m.REQUESTS), MV),),
+                  (Query(_count_rate(), MV),),
                   "Completed inferences per second (ok and error)."),
             Panel("Errors per second by type", "timeseries", "reqps",
-                  (Query(_or_zero(_rate(m.ERRORS, by=f"{BY}, error_type"), _rate(m.REQUESTS)),
+                  (Query(_or_zero(_rate(m.ERRORS, by=f"{BY}, error_type"), _count_rate()),
                          f"{MV} {{{{error_type}}}}"),),
                   "Exceptions raised by the served function, by exception type (0 for a model "
                   "serving without errors)."),
             Panel("Error ratio", "timeseries", "percentunit",
-                  (Query(_ratio(_or_zero(_rate(m.ERRORS), _rate(m.REQUESTS)),
-                                _rate(m.REQUESTS), _rate(m.REQUESTS)), MV),),
+                  (Query(_ratio(_or_zero(_rate(m.ERRORS), _count_rate()),
+                                _count_rate(), _count_rate()), MV),),
                   "Errors over all completed inferences (0 with no errors, or no calls).",
                   min=0),
             Panel("In flight", "timeseries", "short",
@@ -218,8 +232,8 @@ def overview() -> Dashboard:
                   "the baseline has no figure at that point (rebuild it with benchwatch bench "
                   "--probe-metrics).", width=24, height=9, no_data=NO_CALLS),
             Panel("Latency heatmap", "heatmap", "s",
-                  (Query(f"sum by (le) (rate({m.LATENCY_BUCKET}{{{SEL}}}[{RATE}]))", "{{le}}",
-                         heatmap=True),),
+                  (Query(f"sum by (le) (rate({m.LATENCY_BUCKET}{{{SEL}}}[{RATE}])) or "
+                         f"sum (rate({m.LATENCY}{{{SEL}}}[{RATE}]))", "{{le}}", heatmap=True),),
                   "Distribution of inference latency over time (histogram buckets).",
                   width=24, height=9),
             Panel("Mean batch size", "timeseries", "short",
@@ -258,7 +272,7 @@ def gpu_energy() -> Dashboard:
                   "Average power from NVML's total-energy counter (more faithful than power "
                   "samples)."),
             Panel("Joules per inference", "timeseries", "joule",
-                  (Query(_ratio(_rate(m.ENERGY), _rate(m.REQUESTS), _rate(m.ENERGY)), MV),
+                  (Query(_ratio(_rate(m.ENERGY), _count_rate(), _rate(m.ENERGY)), MV),
                    _baseline("energy_per_inference_j", "J/inference")),
                   "Each sampler interval's energy above the device's idle power, split over the "
                   "requests active in it by busy time; dashed: "
@@ -275,7 +289,9 @@ def gpu_energy() -> Dashboard:
                   "above it, attributed to models. Together they are the device's energy rate.",
                   width=24, no_data=NO_ENERGY),
             Panel("GPU utilization", "timeseries", "percentunit",
-                  (Query(f"max by (instance, hw_id) ({m.HW_UTILIZATION}{{{hw_sel}}})",
+                  # the OTLP path's name has `_ratio` (Prometheus adds it to unit-1 gauges)
+                  (Query(f"max by (instance, hw_id) ({m.HW_UTILIZATION}{{{hw_sel}}} or "
+                         f"{m.HW_UTILIZATION_OTLP}{{{hw_sel}}})",
                          "{{instance}} {{hw_id}}"),),
                   "Fraction of time a kernel ran (NVML utilization.gpu).", min=0, max=1),
             Panel("GPU memory used", "timeseries", "bytes",
@@ -306,11 +322,11 @@ def outputs() -> Dashboard:
                   width=24, no_data=NO_CLASSES),
             Panel("Confidence: mean and p10", "timeseries", "percentunit",
                   (Query(_mean(m.OUTPUT_CONFIDENCE), f"mean {MV}"),
-                   Query(_quantile(0.1, m.OUTPUT_CONFIDENCE + "_bucket"), f"p10 {MV}")),
+                   Query(_quantile(0.1, m.OUTPUT_CONFIDENCE), f"p10 {MV}")),
                   "Top-1 probability: mean and the low-confidence tail.", min=0, max=1),
             Panel("Entropy: mean and p90", "timeseries", "short",
                   (Query(_mean(m.OUTPUT_ENTROPY), f"mean {MV}"),
-                   Query(_quantile(0.9, m.OUTPUT_ENTROPY + "_bucket"), f"p90 {MV}")),
+                   Query(_quantile(0.9, m.OUTPUT_ENTROPY), f"p90 {MV}")),
                   "Entropy of the predicted distribution (nats): mean and the uncertain tail.",
                   min=0),
             Panel("Outputs vs baseline: drift score and threshold", "timeseries", "short",
@@ -417,7 +433,10 @@ def canary() -> Dashboard:
 
 
 def all_dashboards() -> tuple[Dashboard, ...]:
-    return (overview(), gpu_energy(), outputs(), drift(), canary())
+    from benchwatch.grafana.genai import generative  # its own module; it imports this one
+    from benchwatch.grafana.scorecard import scorecard  # its own module; it imports this one
+
+    return (overview(), gpu_energy(), outputs(), drift(), canary(), scorecard(), generative())
 
 
 # --- Grafana JSON ---------------------------------------------------------------------------

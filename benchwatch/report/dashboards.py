@@ -192,6 +192,14 @@ def _panel_html(pd: PanelData) -> str:
             f"<details><summary>PromQL</summary>{exprs}</details></section>")
 
 
+def _folded(title: str, pds: Sequence[PanelData]) -> str:
+    """A dashboard none of whose panels has data: one line with the reasons, panels folded."""
+    reasons = list(dict.fromkeys(pd.no_data for pd in pds if pd.no_data)) or ["no series"]
+    return (f'<details class="folded"><summary><b>{esc(title)}</b>: no data on this host: '
+            f'{esc("; ".join(reasons))}</summary>'
+            f'<div class="grid">{"".join(_panel_html(pd) for pd in pds)}</div></details>')
+
+
 def render_html(panels: Sequence[PanelData], *, prometheus_url: str, start: float, end: float,
                 variables: Mapping[str, str] | None = None) -> str:
     empty = [pd.where + (f" ({pd.no_data})" if pd.no_data else "")
@@ -205,9 +213,13 @@ def render_html(panels: Sequence[PanelData], *, prometheus_url: str, start: floa
     summary = (f'<div class="summary"><b>{len(panels) - len(empty)} of {len(panels)}</b> '
                "panels have data."
                + (f" No data: {esc('; '.join(empty))}." if empty else "") + "</div>")
+    # a dashboard with no data at all on this host (no GPU, no canary run yet) goes to the end,
+    # folded, with the reason on its fold: what is there comes first
     sections = "".join(
         f'<h2>{esc(title)}</h2><div class="grid">{"".join(_panel_html(pd) for pd in pds)}</div>'
-        for title, pds in by_board.items())
+        for title, pds in by_board.items() if any(pd.series for pd in pds))
+    sections += "".join(_folded(title, pds) for title, pds in by_board.items()
+                        if not any(pd.series for pd in pds))
     return page(f"benchwatch report {when}",
                 f'<h1>benchwatch report</h1><div class="meta">{esc(when)} · last {span} · '
                 f"Prometheus {esc(prometheus_url)} · selection: {esc(sel)} · benchwatch "

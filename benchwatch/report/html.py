@@ -33,6 +33,8 @@ color:#fff;font-weight:600}
 border-radius:6px}
 .summary{background:#fff;border:1px solid #ddd;padding:8px;font-size:12px}
 details{font-size:11px;color:#555} code{font-size:11px;background:#f5f5f5;padding:1px 4px}
+details.folded{font-size:13px;color:#444;margin:12px 0;background:#fff;border:1px solid #ddd;
+padding:6px 8px} details.folded .grid{margin-top:8px}
 """
 
 

@@ -29,6 +29,9 @@ NAMED = {"green": "#2ca02c", "red": "#d62728", "yellow": "#e0b400", "orange": "#
 HEAT = "#e6550d"
 W, H = 560, 220
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 12, 10, 28
+# 9-unit label text: a generous average glyph width (wide glyphs, bold fallbacks) and the
+# vertical room one line needs
+CHAR_W, LABEL_GAP = 5.6, 12.0
 
 
 def color(name: str) -> str:
@@ -255,6 +258,8 @@ def heatmap(buckets: Sequence[Series], unit: str, W: int = W) -> str:  # noqa: N
     t0, t1 = times[0], times[-1] if times[-1] > times[0] else times[0] + 1
     ax = Axes(t0, t1, 0.0, 1.0, width=W)
     cw, ch = ax.pw / len(times), ax.ph / len(rows)
+    # one label every `every` rows: 9-unit text needs LABEL_GAP units, or labels overprint
+    every = max(1, math.ceil(LABEL_GAP / ch))
     parts = [ax.frame()]
     for j, row in enumerate(cells):
         y = ax.top + ax.ph - (j + 1) * ch
@@ -263,6 +268,8 @@ def heatmap(buckets: Sequence[Series], unit: str, W: int = W) -> str:  # noqa: N
                 parts.append(f'<rect x="{ax.left + i * cw:.1f}" y="{y:.1f}" '
                              f'width="{cw + 0.5:.1f}" height="{ch:.1f}" fill="{HEAT}" '
                              f'fill-opacity="{0.15 + 0.85 * v / vmax:.2f}"/>')
+        if j % every:
+            continue
         label = rows[j].name if rows[j].name in ("+Inf", "inf") else fmt(bound(rows[j]), unit)
         parts.append(f'<text x="{ax.left - 4}" y="{y + ch / 2 + 3:.1f}" text-anchor="end" '
                      f'font-size="9">≤ {escape(label)}</text>')
@@ -275,10 +282,15 @@ def state_timeline(series: Sequence[Series], mappings: Sequence[tuple[float, str
     """One band per series, coloured by the state each value maps to (value, text, colour)."""
     t0, t1 = _time_range(series)
     band = 22
-    ax = Axes(t0, t1, 0.0, 1.0, width=W, height=PAD_T + band * len(series) + PAD_B)
+    # the label column is as wide as the longest name needs (up to 40% of the chart), so a
+    # "model version feature" row is read whole; a longer name is cut at the end, marked "…"
+    most = max(8, int(W * 0.4 / CHAR_W))
+    labels = [s.name if len(s.name) <= most else s.name[:most - 1] + "…" for s in series]
+    left = max(PAD_L, math.ceil(8 + CHAR_W * max(map(len, labels), default=0)))
+    ax = Axes(t0, t1, 0.0, 1.0, width=W, height=PAD_T + band * len(series) + PAD_B, left=left)
     by_value = {v: color(c) for v, _, c in mappings}
     parts = []
-    for j, s in enumerate(series):
+    for j, (s, label) in enumerate(zip(series, labels, strict=True)):
         y = ax.top + j * band
         for k, (t, v) in enumerate(s.points):
             t_next = s.points[k + 1][0] if k + 1 < len(s.points) else t1
@@ -286,7 +298,7 @@ def state_timeline(series: Sequence[Series], mappings: Sequence[tuple[float, str
                          f'width="{max(1.0, ax.x(t_next) - ax.x(t)):.1f}" height="{band - 4}" '
                          f'fill="{by_value.get(v, "#999")}"/>')
         parts.append(f'<text x="{ax.left - 4}" y="{y + 14}" text-anchor="end" font-size="9">'
-                     f'<title>{escape(s.name)}</title>{escape(s.name[:14])}</text>')
+                     f'<title>{escape(s.name)}</title>{escape(label)}</text>')
     parts += ax.time_ticks()
     keys = "".join(f'<span style="color:{color(c)}">■ {escape(text)}</span>'
                    for _, text, c in mappings)

@@ -45,6 +45,7 @@ from collector.http_server import (
     is_loopback,
 )
 from drift.features import FeatureComparison, compare_features
+from drift.reference_size import min_reference_size, reference_size
 from drift.result import DriftError
 from drift.service.alerts import AlertInbox, WebhookVerifier
 from drift.service.baselines import BaselineSet, ServedBaseline, load_baselines
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 SINCE_KEY = "drift_since"
 MAX_INTERVAL_S = 86_400.0  # a day: longer makes the evaluation-stale alert meaningless
+DEFAULT_MAX_AGE_S = 300.0  # windows age out after 5 minutes (docs/deploy.md "Alert routing")
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ class ServiceConfig:
     baselines_dir: Path
     state_path: Path | None = None  # None keeps windows in memory (lost at exit)
     host: str = "127.0.0.1"
-    metrics_port: int = 9465  # 0: any free port
-    ingest_port: int | None = 9466  # None: no HTTP server (embedded transport only)
+    # below the probe's 9464 + BENCHWATCH_PROMETHEUS_PORT_SPAN, so they never collide with it
+    metrics_port: int = 9462  # 0: any free port
+    ingest_port: int | None = 9463  # None: no HTTP server (embedded transport only)
     interval_s: float = 30.0
     token: str | None = None  # required for HTTP when host is not loopback
     webhook_token: str | None = None  # Alertmanager's bearer token (default: `token`)
@@ -73,6 +76,10 @@ class ServiceConfig:
     alpha: float = 0.05
     min_samples: int = 100  # a window smaller than this is not tested
     max_per_feature: int = 5000
+    # a window holds only values that arrived in the last `max_age_s` seconds (None: by count
+    # only), so drift resolves within about this long once the traffic is back to normal,
+    # and a model whose traffic stopped stops being judged on old values
+    max_age_s: float | None = DEFAULT_MAX_AGE_S
     require_features: bool = True  # samples lacking a baseline feature are rejected
     max_body: int = DEFAULT_MAX_BODY
     max_samples: int = DEFAULT_MAX_SAMPLES  # per POST /v1/samples (413 past it)
@@ -82,6 +89,9 @@ class ServiceConfig:
     # 50 samples/s, 1e8 values is about one false alarm per feature every 23 days.
     stream_ert: float = 0.0
     stream_k: float = 0.25
+    # configured prices, exported as gauges for the scorecard's cost rules (None: not set)
+    price_usd_per_hour: float | None = None  # one serving process (scrape target)
+    price_usd_per_kwh: float | None = None
 
     def __post_init__(self) -> None:
         # nan would make the evaluator spin, inf (or 1e300) kill it: Event.wait overflows
@@ -90,8 +100,16 @@ class ServiceConfig:
                              f"{MAX_INTERVAL_S:g}], got {self.interval_s}")
         if not 0 < self.alpha < 1:
             raise DriftError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.max_age_s is not None and not (math.isfinite(self.max_age_s)
+                                               and self.max_age_s > 0):
+            raise DriftError(f"max_age_s must be a positive number of seconds (or None: age by "
+                             f"count only), got {self.max_age_s}; `drift serve --max-age S`")
         if self.min_samples < 2:
             raise DriftError(f"min_samples must be >= 2, got {self.min_samples}")
+        for name, price in (("price_usd_per_hour", self.price_usd_per_hour),
+                            ("price_usd_per_kwh", self.price_usd_per_kwh)):
+            if price is not None and not (math.isfinite(price) and price >= 0):
+                raise DriftError(f"{name} must be a finite number >= 0, got {price}")
         if self.stream_ert and not self.stream_ert > 1:
             raise DriftError(f"stream_ert must be > 1 values (or 0 for off), got {self.stream_ert}")
         if self.ingest_port is not None and not self.token and not is_loopback(self.host):
@@ -164,7 +182,8 @@ class DriftService:
         try:
             self.metrics = ServiceMetrics(cfg.host, cfg.metrics_port, self.collector.totals,
                                           self.alerts.counts, kafka_stats=self._kafka_stats,
-                                          alert_refusals=self.webhook.refused)
+                                          alert_refusals=self.webhook.refused,
+                                          prices=(cfg.price_usd_per_hour, cfg.price_usd_per_kwh))
             if cfg.ingest_port is not None:
                 self.http = self._http_server().start()
         except Exception:
@@ -183,7 +202,9 @@ class DriftService:
     def _http_server(self) -> JsonHttpServer:
         cfg = self.config
         server = JsonHttpServer(cfg.host, cfg.ingest_port or 0, cfg.token, cfg.max_body,
-                                name="drift-service", options=cfg.server)
+                                name="drift-service", options=cfg.server,
+                                port_option="--ingest-port PORT (benchwatch drift serve; "
+                                "ServiceConfig.ingest_port; -1 / None: no HTTP)")
         add_samples_route(server, self.collector, cfg.max_samples)
         server.add_route("POST", "/v1/labels", self.labels.receive)
         server.add_route("POST", "/v1/alerts", self.alerts.receive, verify=self.webhook)
@@ -255,11 +276,18 @@ class DriftService:
         skipped: dict[tuple[str, str, str], str] = {}
         estimated: dict[tuple[str, str, str], float] = {}
         realized: dict[tuple[str, str], tuple[float, int]] = {}
+        references: dict[tuple[str, str, str], tuple[int, int]] = {}
+        max_age = self.config.max_age_s
+        newer_than = None if max_age is None else now - max_age
         for (model, version), baseline in sorted(baselines.loaded.items()):
             current = {}
             for feature in baseline.feature_names:
-                current[feature] = self.store.values(model, version, feature)
+                current[feature] = self.store.values(model, version, feature, newer_than)
                 windows[(model, version, feature)] = len(current[feature])
+            needed = min_reference_size(max(1, len(baseline.feature_names)), self.config.alpha)
+            for feature in baseline.feature_names:
+                references[(model, version, feature)] = (
+                    reference_size(baseline.references[feature]), needed)
             comparison = self._compare(model, version, baseline, current)
             for feature, why in comparison.not_compared.items():
                 skipped[(model, version, feature)] = why
@@ -272,7 +300,8 @@ class DriftService:
                 figures += self._stream(model, version, baseline, windows, now)
             conf = baseline.confidence_feature
             if conf is not None:
-                est = estimate_accuracy(baseline, self.store.values(model, version, conf))
+                est = estimate_accuracy(baseline, current.get(conf) or self.store.values(
+                    model, version, conf, newer_than))
                 if est is not None:
                     estimated[(model, version, est[1])] = est[0]
             got = self.labels.realized(model, version)
@@ -292,7 +321,8 @@ class DriftService:
                 baseline_figures=MappingProxyType(baselines.figures()),
                 estimated_accuracy=MappingProxyType(estimated),
                 realized_accuracy=MappingProxyType(realized),
-                refused_baselines=len(baselines.refused), evaluated_at=now))
+                refused_baselines=len(baselines.refused), evaluated_at=now,
+                references=MappingProxyType(references)))
         for f in evaluation.drifted():
             if f.since == now:  # a new episode: say it once; the gauges carry the rest
                 log.warning("drift: %s/%s %s score=%.4g over %.4g (%s, Holm p=%s)", f.model,

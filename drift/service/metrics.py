@@ -10,6 +10,9 @@ value forever). Names (`probes.metric_names`; contract in docs/probes.md), OTel 
 - `benchwatch.drift.since_timestamp` (s) {model, model_version, feature, test}: when the current
   drift episode began (only while detected) -> `benchwatch_drift_since_timestamp_seconds`
 - `benchwatch.drift.last_evaluation_timestamp` (s) -> `..._seconds`
+- `benchwatch.drift.reference.samples` {model, model_version, feature}: values in the baseline's
+  reference; `benchwatch.drift.reference.small`: 1 where that is too few for the stated
+  false-alarm rate (`drift.reference_size`), else 0
 - `benchwatch.baseline.figure` {model, model_version, figure, point, scenario}: the benchmark's
   figures (`latency_p99_s`, `energy_per_inference_j`, ...), each at its measurement point
   (`model_call`, `http_client`, ...) and scenario, for the regression rules to compare with
@@ -83,6 +86,9 @@ class ServiceFigures:
         default_factory=lambda: MappingProxyType({}))
     refused_baselines: int = 0
     evaluated_at: float | None = None
+    # (model, version, feature) -> (reference values, values needed: drift.reference_size)
+    references: Mapping[tuple[str, str, str], tuple[int, int]] = field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 class ServiceMetrics:
@@ -92,8 +98,11 @@ class ServiceMetrics:
                  alert_counts: Callable[[], Mapping[str, int]],
                  service_name: str = "benchwatch-drift",
                  kafka_stats: Callable[[], Any] | None = None,
-                 alert_refusals: Callable[[], Mapping[str, int]] | None = None) -> None:
-        """`kafka_stats()` returns the Kafka consumer's `collector.kafka.consumer.ConsumerStats`, or
+                 alert_refusals: Callable[[], Mapping[str, int]] | None = None,
+                 prices: tuple[float | None, float | None] = (None, None)) -> None:
+        """`prices`: the configured ($ per hour of a serving process, $ per kWh), each exported
+        as a constant gauge when set (the scorecard rules turn them into $ per 1 000
+        inferences). `kafka_stats()` returns the Kafka consumer's `collector.kafka.consumer.ConsumerStats`, or
         None while there is no consumer (read at each scrape: it may be attached later)."""
         self._snapshot = ServiceFigures()
         self._lock = threading.Lock()
@@ -101,7 +110,9 @@ class ServiceMetrics:
         self._alert_counts = alert_counts
         self._alert_refusals = alert_refusals or (lambda: {})
         self._kafka_stats = kafka_stats or (lambda: None)
-        self.endpoint = PrometheusEndpoint(host, port)
+        self.endpoint = PrometheusEndpoint(
+            host, port, port_option="--port PORT (benchwatch drift serve; "
+            "ServiceConfig.metrics_port; 0: any free port)")
         self.provider = MeterProvider(
             metric_readers=[self.endpoint.reader],
             resource=Resource.create({"service.name": service_name}))
@@ -121,6 +132,10 @@ class ServiceMetrics:
               description="values in the live window")
         gauge(names.OTEL_DRIFT_EVALUATED, [self._evaluated], unit="s",
               description="unix time of the last evaluation")
+        gauge(names.OTEL_DRIFT_REFERENCE_SAMPLES, [self._reference(lambda n, _: n)],
+              description="values in the baseline's reference")
+        gauge(names.OTEL_DRIFT_REFERENCE_SMALL, [self._reference(lambda n, need: n < need)],
+              description="1 when the reference is too small for the stated false-alarm rate")
         gauge(names.OTEL_BASELINE_FIGURE, [self._figures],
               description="the baseline's benchmark figures (latency_p99_s, ...) by "
                           "measurement point and scenario")
@@ -128,6 +143,11 @@ class ServiceMetrics:
               description="request rate (per second) a baseline scenario held")
         gauge(names.OTEL_BASELINE_REFUSED, [self._refused],
               description="baseline files that failed to load")
+        for otel, price, what in ((names.OTEL_PRICE_PER_HOUR, prices[0],
+                                   "what one serving process costs per hour (USD)"),
+                                  (names.OTEL_PRICE_PER_KWH, prices[1], "USD per kWh")):
+            if price is not None:
+                gauge(otel, [lambda _o, v=float(price): [Observation(v)]], description=what)
         gauge(names.OTEL_ACCURACY_ESTIMATED, [self._estimated],
               description="accuracy estimated from confidences (CBPE), no labels needed")
         gauge(names.OTEL_ACCURACY_REALIZED, [self._realized(0)],
@@ -195,6 +215,14 @@ class ServiceMetrics:
     def _windows(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(n, {"model": m, "model_version": v, "feature": f})
                 for (m, v, f), n in self.snapshot.window_samples.items()]
+
+    def _reference(self, pick: Callable[[int, int], float]
+                   ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(float(pick(n, need)), {"model": m, "model_version": v,
+                                                        "feature": f})
+                    for (m, v, f), (n, need) in self.snapshot.references.items()]
+        return callback
 
     def _evaluated(self, options: CallbackOptions) -> Iterable[Observation]:
         at = self.snapshot.evaluated_at

@@ -33,7 +33,7 @@ class HttpSinkError(BenchwatchError, RuntimeError):
 
 
 class HttpSink:
-    """`HttpSink("http://127.0.0.1:9466", token=...)`; the path defaults to `/v1/samples`."""
+    """`HttpSink("http://127.0.0.1:9463", token=...)`; the path defaults to `/v1/samples`."""
 
     def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 5.0,
                  retries: int = 2, backoff_s: float = 0.2, max_batch: int = 500) -> None:

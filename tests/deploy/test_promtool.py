@@ -44,6 +44,17 @@ def test_promtool_checks_config_with_rules(tmp_path: Path) -> None:
         assert path.name in out.stdout, f"promtool did not load {path.name}:\n{out.stdout}"
 
 
+def test_promtool_unit_tests_of_every_rule_file_pass(tmp_path: Path) -> None:
+    """Every promtool test file the package ships (deploy/prometheus/tests/*.yml) runs."""
+    prom = assets.copy(rules.RULES, tmp_path)
+    tests = sorted((prom / "tests").glob("*.yml"))
+    assert {"rules_test.yml", "scorecard_test.yml", "genai_test.yml"} <= {p.name for p in tests}
+    for path in tests:
+        out = subprocess.run([_tool("promtool"), "test", "rules", str(path)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "SUCCESS" in out.stdout, f"{path.name}:\n{out.stdout}{out.stderr}"
+
+
 def test_amtool_checks_alertmanager_configs(tmp_path: Path) -> None:
     local = assets.copy(deploy.ALERTMANAGER, tmp_path)
     stack = tmp_path / "stack.yml"

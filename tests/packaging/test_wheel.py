@@ -10,48 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _source_copy(dest: Path) -> Path:
-    """The files git would commit (tracked plus new, not ignored), copied: building in the
-    checkout would reuse a stale build/ directory and write into the working tree."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        src = ROOT / rel
-        if src.is_file():  # a tracked file deleted in the working tree is not listed as a file
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
-
-
-def _env() -> dict[str, str]:
-    """The caller's environment without anything that would put the checkout or another
-    environment on the path."""
-    drop = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PIP_NO_CACHE_DIR"}
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
-def _run(cmd: Sequence[str | Path], cwd: Path, timeout_s: float,
-         timings: dict[str, float], label: str) -> subprocess.CompletedProcess[str]:
-    t0 = time.monotonic()
-    run = subprocess.run([str(c) for c in cmd], cwd=cwd, env=_env(), capture_output=True,
-                         text=True, timeout=timeout_s)
-    timings[label] = round(time.monotonic() - t0, 1)
-    assert run.returncode == 0, (f"{label} exited {run.returncode}\n"
-                                 f"{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
-    return run
+from tests.support.wheel import Timings, build_wheel, install
 
 
 def _listing(site: Path) -> dict[str, tuple[int, int]]:
@@ -72,27 +36,18 @@ def _write_reference(path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_wheel_with_the_demo_extra_runs_outside_the_checkout(tmp_path: Path) -> None:
-    timings: dict[str, float] = {}
+    timings = Timings()
     t_start = time.monotonic()
-    src = _source_copy(tmp_path / "src")
-    wheels = tmp_path / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-          "-q", ".", "-w", wheels], src, 600, timings, "pip wheel")
-    (wheel,) = wheels.glob("benchwatch-*.whl")
-
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", venv], tmp_path, 300, timings, "venv")
-    py, benchwatch = venv / "bin" / "python", venv / "bin" / "benchwatch"
-    _run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q",
-          f"{wheel}[demo]"], tmp_path, 900, timings, "pip install [demo]")
+    venv = install(tmp_path, build_wheel(tmp_path, timings), "demo", timings)
+    py, benchwatch = venv.python, venv.bin("benchwatch")
 
     work = tmp_path / "work"  # every command runs here: no checkout on sys.path
     work.mkdir()
-    probe = _run([py, "-c", "import importlib.util as u, json, sysconfig, benchwatch, drift; "
-                  "print(json.dumps({'torch': u.find_spec('torch') is not None, "
-                  "'site': sysconfig.get_paths()['purelib'], "
-                  "'files': [benchwatch.__file__, drift.__file__]}))"],
-                 work, 120, timings, "import check")
+    probe = timings.run([py, "-c", "import importlib.util as u, json, sysconfig, benchwatch, "
+                         "drift; print(json.dumps({'torch': u.find_spec('torch') is not None, "
+                         "'site': sysconfig.get_paths()['purelib'], "
+                         "'files': [benchwatch.__file__, drift.__file__]}))"],
+                        work, 120, "import check")
     found = json.loads(probe.stdout)
     assert not found["torch"], "the demo extra pulled in PyTorch"
     site = Path(found["site"])
@@ -100,9 +55,9 @@ def test_wheel_with_the_demo_extra_runs_outside_the_checkout(tmp_path: Path) -> 
     before = _listing(site)
 
     demo_dir = work / "demo"
-    demo = _run([benchwatch, "demo", "--no-prometheus", "--duration", "30", "--drift-at", "10",
-                 "--plain", "--port", "0", "--metrics-port", "0", "--drift-port", "0",
-                 "--workdir", demo_dir], work, 300, timings, "benchwatch demo")
+    demo = timings.run([benchwatch, "demo", "--no-prometheus", "--duration", "30", "--drift-at",
+                        "10", "--plain", "--port", "0", "--metrics-port", "0", "--drift-port",
+                        "0", "--workdir", demo_dir], work, 300, "benchwatch demo")
     summary = json.loads((demo_dir / "summary.json").read_text())
     assert summary["exit_code"] == 0 and summary["missing"] == [], demo.stdout[-3000:]
     assert summary["requests"] > 0 and summary["drift_detected_at"] is not None, \
@@ -111,19 +66,18 @@ def test_wheel_with_the_demo_extra_runs_outside_the_checkout(tmp_path: Path) -> 
     assert list((demo_dir / "baselines").glob("digits-*.json"))
 
     boards = work / "dashboards"
-    _run([benchwatch, "grafana", "generate", "-o", boards], work, 120, timings,
-         "grafana generate")
+    timings.run([benchwatch, "grafana", "generate", "-o", boards], work, 120, "grafana generate")
     generated = sorted(boards.glob("*.json"))
     assert generated and all(json.loads(p.read_text()).get("panels") for p in generated)
 
     reference = work / "reference.csv"
     _write_reference(reference)
     out = work / "baselines" / "digits-v1.json"
-    _run([benchwatch, "baseline", "build", "--from", reference, "--model", "digits",
-          "--version", "v1", "-o", out, "--kind", "predicted_class=categorical",
-          "--figure", "latency_p99_s=0.004"], work, 120, timings, "baseline build")
-    shown = json.loads(_run([benchwatch, "baseline", "show", out, "--json"], work, 120, timings,
-                            "baseline show").stdout)
+    timings.run([benchwatch, "baseline", "build", "--from", reference, "--model", "digits",
+                 "--version", "v1", "-o", out, "--kind", "predicted_class=categorical",
+                 "--figure", "latency_p99_s=0.004"], work, 120, "baseline build")
+    shown = json.loads(timings.run([benchwatch, "baseline", "show", out, "--json"], work, 120,
+                                   "baseline show").stdout)
     assert set(shown["features"]) == {"confidence", "predicted_class", "latency_ms"}
     assert shown["features"]["predicted_class"]["kind"] == "categorical"
     assert out.with_suffix(".npz").is_file()
@@ -131,5 +85,5 @@ def test_wheel_with_the_demo_extra_runs_outside_the_checkout(tmp_path: Path) -> 
     after = _listing(site)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"written into site-packages: {changed[:20]}"
-    timings["total"] = round(time.monotonic() - t_start, 1)
-    print(f"\nwheel test timings (s): {json.dumps(timings)}")
+    timings.steps["total"] = round(time.monotonic() - t_start, 1)
+    print(f"\nwheel test timings (s): {json.dumps(timings.steps)}")

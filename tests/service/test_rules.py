@@ -36,7 +36,8 @@ def test_rules_pass_promtool_unit_tests(tmp_path: Path) -> None:
 
 def test_rule_files_check(tmp_path: Path) -> None:
     files = sorted(assets.copy("deploy/prometheus", tmp_path).glob("*.rules.yml"))
-    assert [f.name for f in files] == ["alerts.rules.yml", "recording.rules.yml"]
+    assert [f.name for f in files] == [f.name for f in rule_files()]
+    assert {"alerts.rules.yml", "recording.rules.yml", "scorecard.rules.yml", "genai.rules.yml"} <= {f.name for f in files}
     out = run(tool("promtool"), "check", "rules", *map(str, files))
     assert out.returncode == 0, out.stdout + out.stderr
 

@@ -11,8 +11,8 @@ DEPLOY = ROOT / "deploy"
 # docs/architecture.md "Default ports" names -> service names in compose/k8s
 PORT_NAMES = {
     "probe metrics": ("model", 9464),
-    "drift service metrics": ("drift", 9465),
-    "collector HTTP ingest": ("drift", 9466),
+    "drift service metrics": ("drift", 9462),
+    "collector HTTP ingest": ("drift", 9463),
     "example model server": ("model", 8000),
     "Prometheus": ("prometheus", 9090),
     "Alertmanager": ("alertmanager", 9093),

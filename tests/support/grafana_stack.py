@@ -85,9 +85,31 @@ def write_baselines(directory: Path, rng: np.random.Generator) -> None:
                             Figure("throughput_qps", 5000.0, "http_client", "offline", 5000.0),
                             Figure("accuracy", 0.999, "outputs", "accuracy"),
                             Figure("energy_per_inference_j", 1e-4, "model_call",
-                                   "server_40qps", 40.0)],
+                                   "server_40qps", 40.0),
+                            # the scorecard's (benchwatch.bench.scorecard)
+                            Figure("flip_rate", 0.005, "outputs", "tiny_noise"),
+                            Figure("mce", 1.0, "outputs", "corruptions"),
+                            Figure("mean_corruption_error", 0.24, "outputs", "corruptions"),
+                            Figure("corruption_accuracy", 0.78, "outputs", "gaussian_noise_5"),
+                            Figure("cost_per_1k_inferences_usd", 1e-6, "http_client",
+                                   "offline", 5000.0)],
                    source="tests/grafana").save(directory / f"{MODEL}-{VERSION}.json")
     (directory / "broken-v0.json").write_text("{not json")
+    write_genai_baseline(directory, rng)
+
+
+LM, LM_VERSION = "lm", "v1"  # the generative model (probed generator, _drive_streams)
+
+
+def write_genai_baseline(directory: Path, rng: np.random.Generator) -> None:
+    """The generative model's baseline: TTFT/TPOT figures at the model-call point (what its
+    dashboard draws dashed) and the output-length feature its sampled streams are compared on."""
+    from drift import Baseline, Figure
+
+    figures = [Figure(f"{what}_p{p}_s", value * k, "model_call", "single_stream", 10.0)
+               for what, value in (("ttft", 0.004), ("tpot", 0.001)) for p, k in ((50, 1), (90, 2), (99, 3))]
+    Baseline.build(LM, LM_VERSION, {"output_tokens": rng.integers(20, 40, 2000).astype(float)},
+                   figures=figures, source="tests/grafana").save(directory / f"{LM}-{LM_VERSION}.json")
 
 
 def shortened_rules(dest: Path) -> list[Path]:
@@ -146,6 +168,33 @@ def _drive_probe(stop: threading.Event, rng: np.random.Generator) -> None:
         time.sleep(0.002)
 
 
+def _drive_streams(stop: threading.Event, rng: np.random.Generator) -> None:
+    """A probed token generator (the generative dashboard's series), ~50 streams/s: some
+    raise mid-stream, some are closed early by their consumer."""
+    from probes import probe
+
+    @probe(model=LM, version=LM_VERSION, input_tokens=lambda prompt, n: len(prompt))
+    def generate(prompt: str, n: int) -> Iterator[str]:
+        time.sleep(0.003)
+        for i in range(n):
+            if i == 5 and prompt.startswith("bad"):
+                raise RuntimeError("generation failed")
+            time.sleep(0.0005)
+            yield "t"
+
+    k = 0
+    while not stop.is_set():
+        k += 1
+        prompt = ("bad " if k % 10 == 0 else "ok ") * int(rng.integers(1, 8))
+        try:
+            for j, _ in enumerate(generate(prompt, int(rng.integers(3, 12)))):
+                if k % 7 == 0 and j == 1:
+                    break  # the client left
+        except RuntimeError:
+            pass
+        time.sleep(0.01)
+
+
 def _hold_in_flight(stop: threading.Event) -> None:
     """Calls that stay in flight for the whole test (the in-flight gauge must read > 0)."""
     from probes import probe
@@ -179,10 +228,13 @@ def _reject_stream(stop: threading.Event, drift_url: str) -> None:
 
 
 @pytest.fixture(scope="module")  # probes.configure is per process: never outlive a module
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack on the Debian Prometheus 2.42 (pull); parametrize it indirectly with one of
+    tests/support/prometheus3.py's EXPORTS for Prometheus 3, pulled from or pushed to (OTLP)."""
     import probes
     from benchwatch.bench.publish import serve_verdict_gauge
     from drift.service.engine import DriftService, ServiceConfig
+    from tests.support import prometheus3
 
     tmp = tmp_path_factory.mktemp("stack")
     rng = np.random.default_rng(7)
@@ -193,15 +245,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     service = DriftService(ServiceConfig(
         baselines_dir=tmp / "baselines", state_path=tmp / "state.sqlite",
         metrics_port=services.free_port(), ingest_port=services.free_port(), interval_s=1.0,
-        min_samples=50)).start()
+        min_samples=50, price_usd_per_hour=0.36, price_usd_per_kwh=0.18)).start()
     probe_port = services.free_port()
+    export = getattr(request, "param", "pull-2.42")
+    prom_port = services.free_port()
     prom = None
     try:
-        probes.configure("grafana-test", prometheus_port=probe_port, sink=service.sink(),
+        probes.configure("grafana-test", sink=service.sink(),
                          sample_rate=0.3, gpu=FakeGpu(), energy_interval_s=0.2, idle_power_w=100.0,
-                         export_interval_s=1.0)
+                         export_interval_s=1.0,
+                         **prometheus3.probe_export(export, probe_port, f"http://127.0.0.1:{prom_port}"))
         canary_port = services.free_port()
         for target, args in ((_drive_probe, (stop, np.random.default_rng(1))),
+                             (_drive_streams, (stop, np.random.default_rng(3))),
                              (_hold_in_flight, (stop,)),
                              (serve_verdict_gauge, ("pass", MODEL, VERSION,
                                                     "http://127.0.0.1:8001", canary_port, 25.0))):
@@ -216,8 +272,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         targets = {"probes": [f"127.0.0.1:{probe_port}"],
                    "drift": [f"127.0.0.1:{service.metrics.port}"],  # type: ignore[union-attr]
                    "canary": [f"127.0.0.1:{canary_port}"]}
-        prom = services.start_prometheus(targets, rule_files=shortened_rules(tmp))
-        yield Stack(prom, service.url, *(t[0] for t in targets.values()), stop, threads)
+        if export == "otlp-3":  # the probe pushes: nothing to scrape (its target stays named)
+            targets["probes"] = []
+        prom = prometheus3.start_for(export, targets, rule_files=shortened_rules(tmp), port=prom_port)
+        yield Stack(prom, service.url, f"127.0.0.1:{probe_port}", *(t[0] for t in list(targets.values())[1:]),
+                    stop, threads)
     finally:
         stop.set()
         if prom is not None:

@@ -1,0 +1,58 @@
+"""The scorecard dashboard: live cost per 1 000 inferences, and the baseline's scorecard
+figures (robustness, bench cost) that the drift service exports."""
+
+from __future__ import annotations
+
+from benchwatch.grafana.boards import BY, MV, SEL_MV, Dashboard, Panel, Query
+from probes import metric_names as m
+
+NO_PRICE = ("no price configured (`benchwatch drift serve --price-usd-per-hour P "
+            "[--price-usd-per-kwh E]`), or no inferences in the window: a cost per inference "
+            "needs both")
+NO_SCORECARD = ("the baseline has no scorecard figures: rebuild it with `benchwatch bench` "
+                "(robustness is on by default; cost needs --price-usd-per-hour)")
+
+
+def _figure(figure: str, by: str = "") -> str:
+    extra = f", {by}" if by else ""
+    return f'max by ({BY}{extra}) ({m.BASELINE_FIGURE}{{{SEL_MV}, figure="{figure}"}})'
+
+
+def scorecard() -> Dashboard:
+    return Dashboard(
+        uid="benchwatch-scorecard",
+        title="benchwatch / scorecard",
+        description="What serving costs live, and the benchmark scorecard of the baseline: "
+                    "robustness under corruptions, flip rate under tiny noise, bench cost.",
+        panels=(
+            Panel("Cost per 1 000 inferences (live)", "timeseries", "currencyUSD",
+                  (Query("model_version:benchwatch_cost_per_1k_inferences_usd:rate5m"
+                         f"{{{SEL_MV}}}", MV),),
+                  "The serving processes' price per hour over the inferences they served, plus "
+                  "energy per inference (above idle) times the energy price "
+                  "(scorecard.rules.yml). Not compared with the bench's figure: the bench "
+                  "prices its saturated offline throughput, live traffic is what it is.",
+                  no_data=NO_PRICE),
+            Panel("Bench cost per 1 000 inferences (offline throughput)", "stat", "currencyUSD",
+                  (Query(_figure("cost_per_1k_inferences_usd"), MV, instant=True),),
+                  "The baseline's figure: the instance price at the bench's offline "
+                  "throughput plus its measured energy; the floor live serving can reach.",
+                  no_data=NO_SCORECARD),
+            Panel("Flip rate under tiny noise (baseline)", "stat", "percentunit",
+                  (Query(_figure("flip_rate"), MV, instant=True),),
+                  "How often tiny input noise changed the predicted class in the bench; "
+                  "`benchwatch replay` gates canaries on the same figure.",
+                  no_data=NO_SCORECARD),
+            Panel("Mean corruption error (baseline)", "stat", "short",
+                  (Query(_figure("mce"), f"mCE {MV}", instant=True),
+                   Query(_figure("mean_corruption_error"), f"mean error {MV}", instant=True)),
+                  "mCE: the error under corruptions over the suite's reference model's (1 = as "
+                  "robust as the reference, lower is better); mean error: plain error over all "
+                  "corruptions and severities.", no_data=NO_SCORECARD),
+            Panel("Accuracy under corruption (baseline)", "bargauge", "percentunit",
+                  (Query(_figure("corruption_accuracy", "scenario"),
+                         f"{{{{scenario}}}} {MV}", instant=True),),
+                  "Accuracy per corruption and severity (1 mild ... 5 severe) from the bench.",
+                  width=24, height=10, min=0, max=1, no_data=NO_SCORECARD),
+        ),
+    )
