@@ -34,6 +34,7 @@ from benchwatch.bench.text_suite import TextSuite
 from benchwatch.errors import UsageError
 from benchwatch.example import lm
 from drift.figures import Figure
+from probes.errors import require
 
 GEN_BACKENDS = ("onnxruntime", "torch", "http")
 QUANTILES = (0.5, 0.9, 0.99)
@@ -66,14 +67,10 @@ class InProcessLm:
                  threads: int | None = None) -> None:
         self.files = files or lm.shipped_lm()
         self._step = lm.make_step(kind, self.files, device, threads)
-        if kind == "torch":
-            import torch
-
-            detail = f"torch {torch.__version__}, {device}"
-        else:
-            import onnxruntime
-
-            detail = f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider"
+        fw = require("torch" if kind == "torch" else "onnxruntime",
+                     "torch" if kind == "torch" else "bench", f"the {kind} backend")
+        where = device if kind == "torch" else "CPUExecutionProvider"
+        detail = f"{kind} {fw.__version__}, {where}"
         self.info = BackendInfo(kind, self.files.name, self.files.version, None, None, detail)
 
     def stream(self, prompt: str, max_tokens: int, temperature: float,

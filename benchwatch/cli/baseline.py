@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"{', '.join(POINTS)}; without @POINT it is `unknown` and no live "
                         f"figure is compared with it); known names: {', '.join(FIGURE_KEYS)}")
     b.add_argument("--figures", type=Path, default=None, metavar="FILE.json",
-                   help="benchmark figures as a JSON list of {name, value, point, scenario, "
-                        "rate_qps} (or an object of name: value, point unknown)")
+                   help="benchmark figures: a bench run's baseline-BACKEND.json (its figures), "
+                        "a JSON list of {name, value, point, scenario, rate_qps}, or an object "
+                        "of name: value (point unknown)")
     b.add_argument("--label-column", default=None,
                    help="true class column: fits the CBPE calibration (not used as a feature)")
     b.add_argument("--prediction-column", default="predicted_class")
@@ -173,6 +174,8 @@ def _figures(args: argparse.Namespace) -> list[Figure]:
             loaded = json.loads(args.figures.read_text())
         except ValueError as e:
             raise DriftError(f"{args.figures}: not JSON ({e})") from e
+        if isinstance(loaded, dict) and isinstance(loaded.get("figures"), list):
+            loaded = loaded["figures"]  # a baseline manifest (a bench's baseline-BACKEND.json)
         if isinstance(loaded, dict):
             figures += legacy_figures(loaded)
         elif isinstance(loaded, list):

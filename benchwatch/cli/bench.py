@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="QPS", help="also run Poisson arrivals at this fixed request rate "
                    "(repeatable; scenario server_<QPS>qps): give the rate production serves, "
                    "so the latency alert has a baseline figure at a like load")
-    p.add_argument("--suite", default="digits", help="built-in name or path to SUITE.json")
+    p.add_argument("--suite", default="digits", help="built-in name (digits; text: "
+                   "the generative example, TTFT/TPOT) or path to SUITE.json")
     p.add_argument("-o", "--out", "--output", dest="output", default="runs",
                    help="directory for the run's files (default ./runs)")
     p.add_argument("--queries", type=whole(1, MAX_QUERIES), default=2000,
@@ -102,6 +103,12 @@ def scorecard_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    from benchwatch.bench.text_suite import is_text_suite
+
+    if is_text_suite(args.suite):  # a generative model: TTFT/TPOT (benchwatch.bench.gen_cli)
+        from benchwatch.bench.gen_cli import run_text_bench
+
+        return run_text_bench(args)
     require("rich", "bench", "benchwatch bench")
     from rich.console import Console
 

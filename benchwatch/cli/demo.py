@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plain", action="store_true",
                         help="plain progress lines instead of the live panel")
     parser.add_argument("--seed", type=whole(0, 2**64 - 1), default=0)
+    parser.add_argument("--model", choices=("digits", "lm"), default="digits",
+                        help="digits: the example classifier (default); lm: the example "
+                             "character-level language model, tokens streamed, TTFT/TPOT")
 
 
 def run(args: argparse.Namespace) -> ExitCode:
@@ -47,5 +50,5 @@ def run(args: argparse.Namespace) -> ExitCode:
         duration_s=args.duration, drift_at_s=args.drift_at, prometheus=not args.no_prometheus,
         ports={key: getattr(args, flag.replace("-", "_")) for flag, key, _, _ in PORT_OPTIONS},
         rate_qps=args.rate, eval_interval_s=args.interval, workdir=args.workdir,
-        live=False if args.plain else None, seed=args.seed)
+        live=False if args.plain else None, seed=args.seed, model=args.model)
     return ExitCode(run_demo(cfg).exit_code)  # run_demo validates cfg first (DemoConfig.validate)

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", default="digits", help="built-in name or path to SUITE.json")
+    p.add_argument("--suite", default="digits", help="built-in name (digits; text: "
+                   "the generative example, TTFT/TPOT) or path to SUITE.json")
     p.add_argument("--canary", required=True, type=http_url,
                    help="canary URL, e.g. http://127.0.0.1:8001")
     p.add_argument("--primary", type=http_url,
@@ -74,6 +75,12 @@ def _error_doc(args: argparse.Namespace, exc: BaseException) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    from benchwatch.bench.text_suite import is_text_suite
+
+    if is_text_suite(args.suite):  # a generative model: TTFT/TPOT (benchwatch.bench.gen_cli)
+        from benchwatch.bench.gen_cli import run_text_replay
+
+        return run_text_replay(args)
     for module in ("rich", "scipy"):
         require(module, "bench", "benchwatch replay")
     from rich.console import Console

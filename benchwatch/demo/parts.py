@@ -91,6 +91,9 @@ def port_free(host: str, port: int) -> bool:
 
 
 class Parts:
+    DRIFT = "lower contrast and sensor noise on every request"  # what the traffic's drift is
+    TRAFFIC_MODULE = "benchwatch.demo.traffic"
+
     def __init__(self, host: str, ports: Mapping[str, int], workdir: Path,
                  say: Callable[[str], None], seed: int = 0) -> None:
         self.host, self.ports, self.workdir, self.say, self.seed = host, ports, workdir, say, seed
@@ -315,7 +318,7 @@ class Parts:
         """The traffic generator's process; returns once it has written its first status."""
         self.traffic_status_path.unlink(missing_ok=True)
         child = self._spawn("traffic", [
-            "-m", "benchwatch.demo.traffic", "--url", url, "--rate", f"{rate_qps:g}",
+            "-m", self.TRAFFIC_MODULE, "--url", url, "--rate", f"{rate_qps:g}",
             "--drift-at", f"{drift_at_s:g}", "--duration", f"{duration_s:g}",
             "--seed", str(self.seed), "--status", str(self.traffic_status_path)])
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -70,8 +70,11 @@ class DemoConfig:
     workdir: Path | None = None
     live: bool | None = None  # None: a rich live panel when stdout is a TTY
     seed: int = 0
+    model: str = "digits"  # or "lm": the generative example (benchwatch.demo.lm_parts)
 
     def validate(self) -> None:
+        if self.model not in ("digits", "lm"):
+            raise UsageError(f"--model must be digits or lm, got {self.model!r}")
         # finite and bounded too: nan or inf would make the demo wait forever or overflow
         if not (math.isfinite(self.duration_s) and 0 < self.duration_s <= 86_400):
             raise UsageError(f"--duration must be > 0 seconds and at most a day, got "
@@ -195,13 +198,14 @@ def _scores(s: promtext.Scrape | None) -> tuple[FeatureScore, ...]:
 def run_demo(cfg: DemoConfig, out: IO[str] | None = None) -> DemoResult:
     cfg.validate()
     out = out or sys.stdout
-    view = View("benchwatch demo — digits model", live=cfg.live, out=out)
+    view = View("benchwatch demo — " + ("charlm language model (streaming)" if cfg.model == "lm"
+                                        else "digits model"), live=cfg.live, out=out)
     workdir = _workdir(cfg)
     state = _RunState()
     with _Stop() as stop, contextlib.ExitStack() as stack:
         try:
             view.say(f"demo: working directory {workdir}")
-            parts = demo_parts.Parts(cfg.host, cfg.ports, workdir, view.say, cfg.seed)
+            parts = _parts_class(cfg.model)(cfg.host, cfg.ports, workdir, view.say, cfg.seed)
             state.parts = parts
             stack.callback(parts.close)
             stop.at_once = True
@@ -223,6 +227,14 @@ def run_demo(cfg: DemoConfig, out: IO[str] | None = None) -> DemoResult:
     if state.interrupted:
         state.exit_code = ExitCode.INTERRUPTED
     return _finish(workdir, state, view)
+
+
+def _parts_class(model: str) -> type[demo_parts.Parts]:
+    if model == "lm":
+        from benchwatch.demo.lm_parts import LmParts
+
+        return LmParts
+    return demo_parts.Parts
 
 
 def _report(parts: demo_parts.Parts, cfg: DemoConfig, view: View) -> str | None:
@@ -355,8 +367,7 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
             began = status.get("drift_started_at")
             if began is not None and not drift_said:
                 drift_said = True
-                view.say(f"demo: drift starts now (t={elapsed:.1f} s): lower contrast and "
-                         "sensor noise on every request")
+                view.say(f"demo: drift starts now (t={elapsed:.1f} s): {parts.DRIFT}")
             if began is not None and state.drift_detected_at is None and \
                     any(f.detected for f in scores):
                 state.drift_detected_at = now

@@ -89,6 +89,7 @@ class Traffic:
         seed: int = 0,
         body: Callable[[np.ndarray], bytes] = json_body,
         images: np.ndarray | None = None,
+        drift: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     ) -> None:
         if rate_qps <= 0:
             raise ValueError("rate_qps must be > 0")
@@ -96,6 +97,7 @@ class Traffic:
         self.rate_qps, self.drift_at_s, self.duration_s = rate_qps, drift_at_s, duration_s
         self.workers, self.batch, self.seed, self.body = workers, batch, seed, body
         self.images = digits_images() if images is None else images
+        self.drift = drifted if drift is None else drift  # what the drift does to a request
         self._lock = threading.Lock()
         self._sent = self._ok = self._errors = 0
         self._latencies: deque[float] = deque(maxlen=2000)
@@ -178,7 +180,7 @@ class Traffic:
                     with self._lock:
                         if self.drift_started_at is None:
                             self.drift_started_at = time.time()
-                x = drifted(x, rng)
+                x = self.drift(x, rng)
             conn = self._post(conn, self.body(x), clean)
         if conn is not None:
             conn.close()

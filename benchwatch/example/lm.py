@@ -91,10 +91,10 @@ def shipped_lm() -> LmFiles:
 # -- text ------------------------------------------------------------------------------------
 def corpus_lines() -> list[str]:
     """Every line of scikit-learn's bundled dataset descriptions, files in name order."""
-    require("sklearn", "bench", "the language model's text (scikit-learn's dataset descriptions)")
-    import sklearn
+    sklearn = require("sklearn", "bench",
+                      "the language model's text (scikit-learn's dataset descriptions)")
 
-    descr = Path(sklearn.__file__).parent / "datasets" / "descr"
+    descr = Path(str(sklearn.__file__)).parent / "datasets" / "descr"
     lines: list[str] = []
     for path in sorted(descr.glob("*.rst")):
         lines.extend(path.read_text(encoding="utf-8").splitlines())
@@ -238,7 +238,7 @@ def build_step_module(vocab_size: int) -> Any:
     torch = require("torch", "torch", "the language model in PyTorch")
     nn = torch.nn
 
-    class GruStep(nn.Module):  # type: ignore[misc]
+    class GruStep(nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.embed = nn.Embedding(vocab_size, EMBED_DIM)

@@ -12,9 +12,12 @@ stream started is an event `{"error": ...}`. `GET /info` (model, version, task);
 
 The token stream is an async generator wrapped in `probes.probe` (time to first token, time per
 output token, tokens, outcome; a client that disconnects mid-stream closes it: `cancelled`).
-With a sink and a sample rate, each sampled stream also becomes one `probes.Sample` with the
-generation's stop reason and mean per-token confidence and entropy (the probe's own sample
-carries `output_tokens`), which the drift service compares with the baseline's.
+With a sink and a sample rate, each sampled stream becomes one `probes.Sample` with every output
+feature of the generation (`benchwatch.bench.generative.FEATURES`: output tokens, stop reason,
+mean per-token confidence and entropy), which the drift service compares with the baseline's.
+The server sends it itself, after the last token, and keeps the probe's own sampling off: the
+probe's sample of a stream holds `output_tokens` only, and the drift service refuses a sample
+that lacks a feature of the baseline.
 
 Connections, timeouts and TLS are the digits server's (`benchwatch.example.server`). The model
 runs on the event loop, one step per token, so other connections are served between tokens.
@@ -59,8 +62,9 @@ def _event(doc: dict[str, Any]) -> bytes:
 class LmApp:
     """The language model behind the server: parses requests, streams tokens."""
 
-    def __init__(self, cfg: ServerConfig, knobs: LmKnobs = LmKnobs()) -> None:
-        self.cfg, self.knobs = cfg, knobs
+    def __init__(self, cfg: ServerConfig, knobs: LmKnobs = LmKnobs(),
+                 sample_rate: float = 0.0) -> None:
+        self.cfg, self.knobs, self.sample_rate = cfg, knobs, sample_rate
         self.files = lm.shipped_lm()
         self.name, self.version = self.files.name, cfg.version or self.files.version
         self.label = f"{self.name} {self.version}"
@@ -133,7 +137,7 @@ class LmApp:
         k = self.knobs
         if k.truncate_fraction and self._rng.random() < k.truncate_fraction:
             max_tokens = max(1, max_tokens // 4)
-        return prompt, max_tokens, float(temperature), seed
+        return str(prompt), max_tokens, float(temperature), seed
 
     async def _stream(self, prompt: str, max_tokens: int, temperature: float,
                       seed: int) -> AsyncIterator[bytes]:
@@ -152,20 +156,18 @@ class LmApp:
                       "output_tokens": g.output_tokens})
 
     def _sample(self, g: lm.Generation) -> None:
-        """A sampled stream's stop reason and per-token confidence/entropy to the drift sink."""
+        """A sampled stream's output features to the drift sink."""
         try:
             from probes import Sample, current
 
             rt = current()
             queue = rt.queue if rt is not None else None
-            rate = self.cfg.sample_rate
+            rate = self.sample_rate
             if queue is None or not rate or self._rng.random() >= rate:
                 return
             from benchwatch.bench.generative import generation_features
 
-            feats = generation_features(g)
-            feats.pop("output_tokens")  # the probe's own sample carries it
-            queue.offer([Sample.new(self.name, self.version, feats)])
+            queue.offer([Sample.new(self.name, self.version, generation_features(g))])
         except Exception:  # noqa: BLE001 - sampling never reaches the client
             log.debug("sampling a generation failed", exc_info=True)
 
@@ -201,13 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     logging.basicConfig(level=a.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the probes get the sink but no sample rate: this server samples whole generations itself
     cfg = ServerConfig(a.host, a.port, a.backend, a.version, seed=a.seed,
-                       metrics_port=a.metrics_port, sink=a.sink, sample_rate=a.sample_rate,
+                       metrics_port=a.metrics_port, sink=a.sink, sample_rate=0.0,
                        options=options)
     knobs = LmKnobs(a.first_token_delay_ms, a.token_delay_ms, a.truncate_fraction)
     asyncio.run(serve(cfg, ready=lambda port: print(
         f"listening on {options.scheme}://{cfg.host}:{port}", flush=True),
-        make_app=lambda c: LmApp(c, knobs)))
+        make_app=lambda c: LmApp(c, knobs, a.sample_rate)))
     return 0
 
 

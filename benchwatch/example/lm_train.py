@@ -137,8 +137,7 @@ def write_lm(directory: Path, steps: int = STEPS) -> LmFiles:
         onnx_tmp = Path(tmp) / ONNX_FILE
         _export(torch, module, onnx_tmp)
         data = onnx_tmp.read_bytes()
-    import sklearn
-
+    sklearn = require("sklearn", "bench", "recording scikit-learn's version")
     meta = {"name": MODEL_NAME, "version": hashlib.sha256(data).hexdigest()[:12],
             "recipe": RECIPE, "task": "generation", "vocab": vocab,
             "input_names": list(INPUT_NAMES), "output_names": list(OUTPUT_NAMES),

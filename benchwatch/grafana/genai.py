@@ -30,11 +30,12 @@ from probes import metric_names as m
 
 __all__ = ["GENAI_VARIABLES", "generative"]
 
+# from the token counter: one series kind whether histograms arrive classic or native
 GENAI_VARIABLES: tuple[Variable, ...] = (
-    Variable("model", "model", m.GENAI_REQUESTS, "model"),
-    Variable("version", "version", f'{m.GENAI_REQUESTS}{{model=~"$model"}}', "model_version"),
+    Variable("model", "model", m.GENAI_TOKENS, "model"),
+    Variable("version", "version", f'{m.GENAI_TOKENS}{{model=~"$model"}}', "model_version"),
     Variable("instance", "instance",
-             f'{m.GENAI_REQUESTS}{{model=~"$model", model_version=~"$version"}}', "instance"),
+             f'{m.GENAI_TOKENS}{{model=~"$model", model_version=~"$version"}}', "instance"),
 )
 NO_STREAMS = ("no streamed requests: probe a generator function (or a streaming ASGI route), or "
               "map vLLM/SGLang metrics with the shipped genai.rules.yml")

@@ -3,12 +3,14 @@ figures (robustness, bench cost) that the drift service exports."""
 
 from __future__ import annotations
 
-from benchwatch.grafana.boards import BY, MV, SEL_MV, Dashboard, Panel, Query
+from benchwatch.grafana.boards import BY, MV, SEL_MV, Dashboard, Panel, Query, _count_rate
 from probes import metric_names as m
 
 NO_PRICE = ("no price configured (`benchwatch drift serve --price-usd-per-hour P "
             "[--price-usd-per-kwh E]`), or no inferences in the window: a cost per inference "
             "needs both")
+NO_SLICES = ("no probe names a slice: `@probe(..., slice=lambda *args, **kwargs: group)` "
+             "(docs/probes.md, Fairness slices), or no traffic in the window")
 NO_SCORECARD = ("the baseline has no scorecard figures: rebuild it with `benchwatch bench` "
                 "(robustness is on by default; cost needs --price-usd-per-hour)")
 
@@ -54,5 +56,27 @@ def scorecard() -> Dashboard:
                          f"{{{{scenario}}}} {MV}", instant=True),),
                   "Accuracy per corruption and severity (1 mild ... 5 severe) from the bench.",
                   width=24, height=10, min=0, max=1, no_data=NO_SCORECARD),
+            Panel("Selection-rate parity by slice", "timeseries", "short",
+                  (Query("model_version_slice_class:benchwatch_selection_rate_parity:ratio1h"
+                         f"{{{SEL_MV}}}",
+                         f"{{{{slice}}}} class {{{{predicted_class}}}} {MV}"),),
+                  "Per fairness slice and predicted class, the slice's share of that class over "
+                  "the model's overall share (last hour). The parity alert fires outside "
+                  "0.8-1.25 with >= 30 predictions and the 95% interval excluding 1.",
+                  width=24, no_data=NO_SLICES),
+            Panel("Latency p99 by slice", "timeseries", "s",
+                  (Query(f"histogram_quantile(0.99, sum by ({BY}, slice) (rate("
+                         f'{m.LATENCY}{{{SEL_MV}, slice!=""}}[$__rate_interval]))) or '
+                         f"histogram_quantile(0.99, sum by ({BY}, slice, le) (rate("
+                         f'{m.LATENCY_BUCKET}{{{SEL_MV}, slice!=""}}[$__rate_interval])))',
+                         f"{{{{slice}}}} {MV}"),),
+                  "The probe's model-call p99 per fairness slice.", no_data=NO_SLICES),
+            Panel("Errors per second by slice", "timeseries", "reqps",
+                  (Query(f"sum by ({BY}, slice) (rate({m.ERRORS}{{{SEL_MV}, slice!=\"\"}}"
+                         "[$__rate_interval])) or 0 * "
+                         f"{_count_rate(sel=SEL_MV + ', slice!=\"\"', by=BY + ', slice')}",
+                         f"{{{{slice}}}} {MV}"),),
+                  "Exceptions per fairness slice (0 for a slice served without errors).",
+                  no_data=NO_SLICES),
         ),
     )

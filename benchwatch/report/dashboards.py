@@ -202,24 +202,28 @@ def _folded(title: str, pds: Sequence[PanelData]) -> str:
 
 def render_html(panels: Sequence[PanelData], *, prometheus_url: str, start: float, end: float,
                 variables: Mapping[str, str] | None = None) -> str:
-    empty = [pd.where + (f" ({pd.no_data})" if pd.no_data else "")
-             for pd in panels if not pd.series]
     by_board: dict[str, list[PanelData]] = {}
     for pd in panels:
         by_board.setdefault(pd.dashboard, []).append(pd)
+    blank = [t for t, pds in by_board.items() if not any(pd.series for pd in pds)]
+    # the empty panels of dashboards that are shown (a folded one gives its reason on its fold)
+    empty = [pd.where + (f" ({pd.no_data})" if pd.no_data else "")
+             for pd in panels if not pd.series and pd.dashboard not in blank]
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(end))
     span = f"{(end - start) / 60:.0f} min"
     sel = ", ".join(f"{k}={v}" for k, v in sorted((variables or {}).items())) or "all"
-    summary = (f'<div class="summary"><b>{len(panels) - len(empty)} of {len(panels)}</b> '
-               "panels have data."
-               + (f" No data: {esc('; '.join(empty))}." if empty else "") + "</div>")
+    with_data = sum(1 for pd in panels if pd.series)
+    summary = (f'<div class="summary"><b>{with_data} of {len(panels)}</b> panels have data.'
+               + (f" No data on this host, folded at the end: {esc(', '.join(blank))}."
+                  if blank else "")
+               + (f"<details><summary>{len(empty)} more panel(s) without data</summary>"
+                  f"{esc('; '.join(empty))}.</details>" if empty else "") + "</div>")
     # a dashboard with no data at all on this host (no GPU, no canary run yet) goes to the end,
     # folded, with the reason on its fold: what is there comes first
     sections = "".join(
         f'<h2>{esc(title)}</h2><div class="grid">{"".join(_panel_html(pd) for pd in pds)}</div>'
-        for title, pds in by_board.items() if any(pd.series for pd in pds))
-    sections += "".join(_folded(title, pds) for title, pds in by_board.items()
-                        if not any(pd.series for pd in pds))
+        for title, pds in by_board.items() if title not in blank)
+    sections += "".join(_folded(title, by_board[title]) for title in blank)
     return page(f"benchwatch report {when}",
                 f'<h1>benchwatch report</h1><div class="meta">{esc(when)} · last {span} · '
                 f"Prometheus {esc(prometheus_url)} · selection: {esc(sel)} · benchwatch "

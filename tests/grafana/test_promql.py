@@ -59,7 +59,8 @@ def _has_data(prom: services.Prometheus, expr: str, instant: bool = False) -> tu
             return bool(out["data"]["result"]), ""
         out = _get(prom, "/api/v1/query_range", {"query": expr, "start": f"{now - 120:.3f}",
                                                   "end": f"{now:.3f}", "step": "1"})
-        return any(r["values"] for r in out["data"]["result"]), ""
+        # a native-histogram result (the heatmap on the OTLP path) comes as "histograms"
+        return any(r.get("values") or r.get("histograms") for r in out["data"]["result"]), ""
     except Exception as exc:  # a 400 for bad PromQL: report it with the expression
         body = getattr(exc, "read", lambda: b"")()
         return False, f"error {exc} {body[:300]!r}"

@@ -61,6 +61,8 @@ def test_dashboards_without_data_are_folded_at_the_end_with_the_reason(tmp_path:
     assert not set(shown) & set(EMPTY_HERE), shown
     assert html.index("<h2>") < html.index('<details class="folded">')
     assert html.rindex("</h2>") < html.index('<details class="folded">')  # after every shown one
+    assert ("No data on this host, folded at the end: benchwatch / GPU and energy, "
+            "benchwatch / canary verdicts.") in html
     reasons = dict(folded)
     assert "no GPU on the probed hosts" in reasons[boards.gpu_energy().title]
     assert "no canary run" in reasons[boards.canary().title]

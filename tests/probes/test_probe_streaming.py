@@ -266,3 +266,49 @@ def test_prometheus_names_and_labels_from_the_real_exporter() -> None:
                        ((m.GENAI_TOKENS, "", "output"), 3)):
         assert key in samples, (key, sorted(samples)[:40])
         assert samples[key].value == value and want.items() <= samples[key].labels.items(), samples[key]
+
+
+class _Kept:
+    """A sink that keeps what the real SampleQueue hands it."""
+
+    def __init__(self) -> None:
+        self.samples: list[object] = []
+
+    def send(self, samples: list[object]) -> None:
+        self.samples.extend(samples)
+
+    def close(self) -> None:
+        pass
+
+
+def test_sampled_streams_carry_output_tokens_and_what_outputs_reads() -> None:
+    """Only finished (ok) streams are sampled: a cut-short one would bias output lengths."""
+    from probes.sampling import SampleQueue
+
+    reg = Registry()
+    sink = _Kept()
+    queue = SampleQueue(sink, reg.faults)
+    reg.sample_queue, reg.sample_rate = queue, 1.0
+    try:
+        @probe(model="lm", version="v1", registry=reg, inputs=lambda n: {"prompt_chars": float(n)},
+               outputs=lambda items: {"stop_reason": "length" if len(items) == 4 else "stop",
+                                      "last": float(items[-1])})
+        def generate(n: int) -> Iterator[int]:
+            yield from range(n)
+            if n == 2:
+                raise ValueError("no")
+
+        assert list(generate(4)) == [0, 1, 2, 3]
+        assert list(generate(3)) == [0, 1, 2]
+        with pytest.raises(ValueError):
+            list(generate(2))
+        gen = generate(5)
+        next(gen)
+        gen.close()
+        queue.flush()
+    finally:
+        reg.sample_rate, reg.sample_queue = 0.0, None
+        queue.close()
+    got = sorted((s.outputs["output_tokens"], s.outputs["stop_reason"], s.outputs["last"],  # type: ignore[attr-defined]
+                  dict(s.inputs)) for s in sink.samples)  # type: ignore[attr-defined]
+    assert got == [(3.0, "stop", 2.0, {"prompt_chars": 3.0}), (4.0, "length", 3.0, {"prompt_chars": 4.0})]

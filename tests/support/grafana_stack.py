@@ -156,6 +156,13 @@ def _drive_probe(stop: threading.Event, rng: np.random.Generator) -> None:
     def odd(batch: np.ndarray) -> str:  # a probe fault: counted, never raised to the caller
         return "not an array"
 
+    # fairness slices (probes/slices.py): region "south" is approved far less often than the
+    # others, so the slice parity rules have data and their alert fires
+    @probe(model="credit", version="v1", slice=lambda batch, region: region)
+    def approve(batch: np.ndarray, region: str) -> np.ndarray:
+        p = 0.9 if rng.random() < (0.05 if region == "south" else 0.3) else 0.1
+        return np.array([[1 - p, p]])
+
     n = 0
     while not stop.is_set():
         try:
@@ -165,6 +172,7 @@ def _drive_probe(stop: threading.Event, rng: np.random.Generator) -> None:
         n += 1
         if n % 20 == 0:
             assert odd(np.zeros((1, 8))) == "not an array"
+        approve(np.zeros((1, 4)), "south" if n % 10 == 0 else ("north", "west")[n % 2])
         time.sleep(0.002)
 
 

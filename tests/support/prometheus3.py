@@ -7,8 +7,8 @@ Export paths the dashboard/rule tests run (`EXPORTS`):
 - "pull-2.42": the Debian Prometheus 2.42 scrapes the probe's classic buckets (the quick demo),
 - "pull-3": Prometheus 3 scrapes the same endpoint,
 - "otlp-3": the probe pushes OTLP with exponential latency histograms to Prometheus 3's OTLP
-  receiver (native histograms; explicit-bucket histograms become native histograms with custom
-  buckets, `otlp.convert_histograms_to_nhcb`), the recommended production setup.
+  receiver (native histograms; its other histograms stay explicit buckets, stored as classic
+  `_bucket` series), the recommended production setup.
 """
 
 from __future__ import annotations
@@ -28,10 +28,6 @@ PROMETHEUS3_FLAGS = (
     "--web.enable-remote-write-receiver",  # the Collector's prometheusremotewrite exporter
     "--enable-feature=exemplar-storage",
 )
-# what the recommended setup adds to prometheus.yml (docs/deploy.md)
-PROMETHEUS3_CONFIG: Mapping[str, Any] = {"otlp": {"convert_histograms_to_nhcb": True}}
-
-
 @functools.cache
 def built(script: str) -> str:
     """The binary `scripts/<script>` built and cached (builds it on first use: minutes)."""
@@ -52,8 +48,7 @@ def otelcol() -> str:
 
 
 def start_prometheus3(targets: Mapping[str, Sequence[str]], **kwargs: Any) -> services.Prometheus:
-    return services.start_prometheus(targets, binary=prometheus3(), flags=PROMETHEUS3_FLAGS,
-                                     config=PROMETHEUS3_CONFIG, **kwargs)
+    return services.start_prometheus(targets, binary=prometheus3(), flags=PROMETHEUS3_FLAGS, **kwargs)
 
 
 def otlp_url(prom: services.Prometheus) -> str:
