@@ -23,8 +23,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchwatch import services  # noqa: E402
-from probes import configure, shutdown  # noqa: E402
-from probes import genai  # noqa: E402
+from probes import (  # noqa: E402
+    configure,
+    genai,  # noqa: E402
+    shutdown,
+)
 from probes import metric_names as m  # noqa: E402
 from probes.state import Registry  # noqa: E402
 

@@ -55,8 +55,10 @@ def _m(name: str, unit: str, description: str) -> MetricInfo:
 # Every metric the probe exports, with its help text (the Prometheus `# HELP` line).
 METRICS: dict[str, MetricInfo] = {info.name: info for info in (
     _m(m.OTEL_LATENCY, "s", "Inference call duration, from call to return, by outcome"),
-    _m(m.OTEL_ERRORS, "", "Inference calls that raised, by exception type"),
-    _m(m.OTEL_IN_FLIGHT, "", "Inference calls currently running"),
+    # annotation units and dotted attribute keys from the OTel semantic conventions; Prometheus
+    # drops `{...}` units and turns `.` into `_`, so its names and labels stay as they were
+    _m(m.OTEL_ERRORS, "{error}", "Inference calls that raised, by exception type"),
+    _m(m.OTEL_IN_FLIGHT, "{request}", "Inference calls currently running"),
     _m(m.OTEL_BATCH_SIZE, "{item}", "Items per inference call"),
     _m(m.OTEL_ENERGY, "J",
        "Device energy above idle attributed to the model: each sampling interval's energy above "
@@ -153,7 +155,7 @@ class Producer:
             if any(t.err):
                 dur.append(latency_point({**base, "outcome": "error"}, start, now, t.err, t.err_sum / 1e9, exp))
             for et, n in sorted(t.errors.items()):
-                errors.append(_num({**base, "error_type": et}, start, now, n))
+                errors.append(_num({**base, "error.type": et}, start, now, n))
             inflight.append(_num(base, start, now, t.in_flight))
             if any(t.batch):
                 batch.append(_hist(base, start, now, t.batch, t.batch_sum, BATCH_BOUNDS))
@@ -197,12 +199,12 @@ class Producer:
         s0 = self.start_time_ns
         snap = self.energy.snapshot()
         _counter(m.OTEL_ENERGY, [
-            _num({"model": m, "model_version": v, "hw_id": hw, "hw_type": kind, **extra}, s0, now, j)
+            _num({"model": m, "model_version": v, "hw.id": hw, "hw.type": kind, **extra}, s0, now, j)
             for (m, v, hw, kind), j in sorted(snap.attributed.items())
         ], out)
         energy, idle, power, util, used, limit = [], [], [], [], [], []
         for hw_id, r in sorted(snap.latest.items()):
-            attrs = {"hw_id": hw_id, "hw_type": r.hw_type, "hw_name": r.name, **extra}
+            attrs = {"hw.id": hw_id, "hw.type": r.hw_type, "hw.name": r.name, **extra}
             if hw_id in snap.device:
                 energy.append(_num(attrs, s0, now, snap.device[hw_id]))
                 idle.append(_num(attrs, s0, now, snap.idle.get(hw_id, 0.0)))

@@ -52,6 +52,8 @@ def _encode_any(body: Any) -> bytes:
 class BackendError(BenchwatchError, RuntimeError):
     """A backend could not answer; `kind` says how (see the module doc)."""
 
+    status: int | None = None  # kind http_status: the HTTP status code
+
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
@@ -220,8 +222,10 @@ class HttpBackend:
                     continue  # a keep-alive connection closed by the server: retry once
                 raise BackendError("unreachable", f"{self.url}{path}: {e}") from e
             if resp.status != 200:
-                raise BackendError("http_status", f"{self.url}{path}: HTTP {resp.status} "
+                err = BackendError("http_status", f"{self.url}{path}: HTTP {resp.status} "
                                    f"{data[:200]!r}")
+                err.status = resp.status
+                raise err
             return data
         raise BackendError("unreachable", f"{self.url}{path}: connection dropped twice")
 

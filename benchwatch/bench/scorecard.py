@@ -13,6 +13,7 @@ from typing import Any
 from benchwatch.bench.cost import Cost, Prices, cost
 from benchwatch.bench.robustness import Robustness
 from benchwatch.bench.runner import BenchResult
+from benchwatch.bench.slices import slice_columns, slice_figures, slice_report
 from benchwatch.bench.suites import Suite
 
 
@@ -27,6 +28,8 @@ class Card:
     energy_per_inference_j: float | None
     robustness: Robustness | None
     cost: Cost | None
+    # per declared slice column and value: accuracy and parity (benchwatch.bench.slices)
+    slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         rob, c = self.robustness, self.cost
@@ -39,7 +42,8 @@ class Card:
                 "flip_rate": rob.flip_rate if rob else None,
                 "cost_per_1k_inferences_usd": c.per_1k_usd if c else None,
                 "cost_to_target_usd": c.to_target_usd if c else None,
-                "robustness": rob.to_dict() if rob else None, "cost": c.to_dict() if c else None}
+                "robustness": rob.to_dict() if rob else None, "cost": c.to_dict() if c else None,
+                "slices": self.slices}
 
 
 def _finite(v: float | None) -> float | None:
@@ -56,10 +60,12 @@ def card(r: BenchResult, suite: Suite, robustness: Robustness | None, prices: Pr
             "accuracy_target")
         c = cost(prices, r.offline.throughput_qps, r.energy_per_inference_j, acc,
                  None if target is None else float(target), len(suite))
+    sliced = (slice_report(r.accuracy.outputs, suite)
+              if r.accuracy is not None and slice_columns(suite) else None)
     return Card(r.backend.name, r.backend.detail, acc, _finite(s.p50_s) if s else None,
                 _finite(s.p99_s) if s else None,
                 r.offline.throughput_qps if r.offline else None, r.energy_per_inference_j,
-                robustness, c)
+                robustness, c, sliced)
 
 
 def with_scorecard(r: BenchResult, c: Card) -> BenchResult:
@@ -67,6 +73,8 @@ def with_scorecard(r: BenchResult, c: Card) -> BenchResult:
     extra = list(c.robustness.figures()) if c.robustness else []
     if c.cost:
         extra += c.cost.figures(r.client_point)
+    if c.slices:
+        extra += slice_figures(c.slices)
     return replace(r, extra_figures=tuple(extra))
 
 
@@ -104,4 +112,14 @@ def print_scorecard(cards: Sequence[Card], title: str, energy: bool) -> None:
             _fmt(rob.flip_rate if rob else None, ".4f"),
             _fmt(c.cost.per_1k_usd if c.cost else None, ".3g"),
             _fmt(c.cost.to_target_usd if c.cost else None, ".3g"))
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    for c in cards:
+        for col, values in (c.slices or {}).items():
+            parts = []
+            for v, e in values.items():
+                flags = [k.removesuffix("_parity") for k in ("accuracy_parity",
+                         "positive_rate_parity") if e.get(k, {}).get("disparity")]
+                parts.append(f"{v} {e['accuracy']:.3f} (n {e['n']})"
+                             + (f" DISPARITY: {', '.join(flags)}" if flags else ""))
+            console.print(f"{c.backend} accuracy by {col}: " + "; ".join(parts))

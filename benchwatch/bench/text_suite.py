@@ -23,6 +23,7 @@ from benchwatch.bench.suites import BUILTIN_DIR, SuiteError
 FORMAT = "benchwatch-text-suite/1"
 BUILTIN = ("text",)
 MAX_PROMPTS = 100_000
+MAX_BYTES = 64 << 20  # a text suite is read whole
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def save_text_suite(suite: TextSuite, directory: str | Path) -> Path:
            "n": len(suite), "metadata": dict(suite.metadata), "prompts": list(suite.prompts),
            "expected": list(suite.expected)}
     path = d / f"{suite.name}.json"
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")  # format first
     return path
 
 
@@ -90,10 +91,11 @@ def is_text_suite(name_or_path: str | Path) -> bool:
     path = _path(name_or_path)
     try:
         with path.open("rb") as f:
-            head = f.read(4096)
-    except OSError:
+            head = f.read(MAX_BYTES)
+        doc = json.loads(head) if FORMAT.encode() in head else None
+    except (OSError, ValueError):
         return False
-    return FORMAT.encode() in head
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
 def load_text_suite(name_or_path: str | Path) -> TextSuite:

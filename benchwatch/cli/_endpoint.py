@@ -62,24 +62,27 @@ def require_identity(backend: Any, url: str) -> None:
                          "(@probe(model=..., version=...))")
 
 
-def check_accepts(backend: Any, suite: Any, url: str) -> None:
+def check_accepts(backend: Any, suite: Any, url: str, classes: bool = True) -> None:
     """One row of the suite, sent before anything is measured: an endpoint that refuses it
-    gets one line saying why and what to pass (not a bare HTTP 500 mid-run)."""
+    gets one line saying why and what to pass (not a bare HTTP 500 mid-run); with `classes`,
+    also one whose scores per row are not the suite's classes."""
     from benchwatch.bench.backends import BackendError
 
     try:
         out = backend.predict(suite.inputs[:1])
     except BackendError as e:
         if e.kind not in ("http_status", "malformed"):
-            raise
+            return  # unreachable, a timeout: the run itself reports it, as it always has
         default = " (the default suite, for the example model)" if suite.name == "digits" else ""
-        raise UsageError(
-            f"{url} did not take a row of suite {suite.name!r}{default}, "
-            f"{suite.inputs.shape[1:]} numbers per row: {e}. Build a suite from your own data "
-            "(`benchwatch suite build --from data.csv --label COLUMN ...`) and pass --suite; "
-            f"if the endpoint expects another JSON shape, map it ({DOC})") from None
-    classes = suite.metadata.get("num_classes")
-    if classes is not None and out.shape[1] != int(classes):
+        said = (f"{url} did not take a row of suite {suite.name!r}{default}, "
+                f"{suite.inputs.shape[1:]} numbers per row: {e}. Build a suite from your own "
+                "data (`benchwatch suite build --from data.csv --label COLUMN ...`) and pass "
+                f"--suite; if the endpoint expects another JSON shape, map it ({DOC})")
+        if e.status is not None and 400 <= e.status < 500:  # refused as bad input: exit 2
+            raise UsageError(said) from None
+        raise BackendError(e.kind, said) from None  # a server error or an odd answer: exit 3
+    k = suite.metadata.get("num_classes")
+    if classes and k is not None and out.shape[1] != int(k):
         raise UsageError(f"{url} answers {out.shape[1]} scores per row but suite "
-                         f"{suite.name!r} has {classes} classes: pick the suite built for this "
+                         f"{suite.name!r} has {k} classes: pick the suite built for this "
                          "model, or point --response-scores at the per-class scores")

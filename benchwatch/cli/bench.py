@@ -97,6 +97,12 @@ def scorecard_arguments(p: argparse.ArgumentParser) -> None:
                    help="what the serving instance costs per hour: gives $ per 1 000 inferences")
     p.add_argument("--price-usd-per-kwh", type=number(0, 1e3, low_inclusive=True), default=None,
                    help="what energy costs: adds the measured J/inference to the $ figures")
+    p.add_argument("--grid-threads", type=_counts, default=None, metavar="N[,N...]",
+                   help="intra-op thread counts of the throughput grid (default 1,2)")
+    p.add_argument("--grid-batch-sizes", type=_counts, default=None, metavar="N[,N...]",
+                   help="batch sizes of the throughput grid (default 1,16,64)")
+    p.add_argument("--no-grid", action="store_true",
+                   help="skip the backend x threads x batch size throughput grid")
     p.add_argument("--accuracy-target", type=number(0, 1), default=None,
                    help="accuracy the cost-to-target needs (default: the suite's "
                         "accuracy_target, 0.95 for digits)")
@@ -135,15 +141,18 @@ def run(args: argparse.Namespace) -> ExitCode:
     finally:
         for b in backends.values():
             b.close()
+    grid = _grid(kinds, suite, settings, args)
     out_dir = new_run_dir(args.output, results[0].backend.model)
     doc = write_run(out_dir, suite, results, {**settings.__dict__, "repeats": args.repeats,
                                                "energy": meter_desc},
                     args.baseline_version, extra={"scorecard": [c.to_dict() for c in cards],
+                                                  "grid": [c.to_dict() for c in grid],
                                                   **({"loadgen": loadgen} if loadgen else {})})
     _print_results(doc, suite, results, meter is not None, args.seed, console)
     print_scorecard(cards, f"scorecard: {doc['model']} on {suite.name}", meter is not None)
-    console.print(f"wrote {out_dir}/results.json, report.html, latencies.npz, baselines: "
-                  f"{', '.join(doc['baselines'].values()) or 'none'}")
+    _write_comparison(out_dir, doc, args.output)
+    console.print(f"wrote {out_dir}/results.json, report.html, compare.html, latencies.npz, "
+                  f"baselines: {', '.join(doc['baselines'].values()) or 'none'}")
     stopped = [f"{r.backend.name}: {r.error}" for r in results if r.error]
     if stopped:
         raise BenchwatchError(f"stopped early ({'; '.join(stopped)}); the partial results are "
@@ -283,6 +292,38 @@ def _scorecards(backends: dict[str, Any], results: list[Any], suite: Any,
         console.print("no price configured: pass --price-usd-per-hour (and --price-usd-per-kwh) "
                       "for $ per 1 000 inferences")
     return scorecards(results, suite, rob, prices, args.accuracy_target)
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """`1,2,4` -> (1, 2, 4): whole numbers in [1, 4096], at most 16 of them."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole "
+                                         "numbers, like 1,2,4") from None
+    if not values or len(values) > 16 or not all(1 <= v <= 4096 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 16 numbers in [1, 4096]")
+    return values
+
+
+def _grid(kinds: list[str], suite: Any, settings: Any, args: argparse.Namespace) -> list[Any]:
+    """The throughput grid over backend x threads x batch size (unless --no-grid)."""
+    from benchwatch.bench.grid import DEFAULT_BATCH_SIZES, DEFAULT_THREADS, run_grid
+
+    if args.no_grid:
+        return []
+    return run_grid(kinds, args.model, suite, args.grid_threads or DEFAULT_THREADS,
+                    args.grid_batch_sizes or DEFAULT_BATCH_SIZES, settings, args.url,
+                    args.timeout_s, args.device)
+
+
+def _write_comparison(out_dir: Any, doc: dict[str, Any], root: str) -> None:
+    """compare.html: scorecard, radar, throughput heatmap, and the model's versions so far
+    (every baseline of this model under the output directory, this run's included)."""
+    from benchwatch.report.compare import compare_html, load_history
+
+    history = load_history(root, doc["model"]) if doc.get("model") else []
+    (out_dir / "compare.html").write_text(compare_html(doc, doc.get("grid") or [], history))
 
 
 def _loadgen_check(backends: dict[str, Any], results: list[Any], suite: Any,

@@ -1,8 +1,8 @@
 """A probed, streaming HTTP server for the example language model (server-sent events).
 
     python -m benchwatch.example.lm_server --port 8000 --metrics-port 9464      # primary
-    python -m benchwatch.example.lm_server --port 8001 --token-delay-ms 1 \
-        --truncate-fraction 0.3                                                 # a worse canary
+    python -m benchwatch.example.lm_server --port 8001 --first-token-delay-ms 200 \
+        --delay-fraction 0.05 --truncate-fraction 0.3                           # a worse canary
 
 Endpoints: `POST /generate` `{"prompt": str, "max_tokens": 64, "temperature": 0.0, "seed": 0}` →
 `text/event-stream` (chunked), one event per generated character
@@ -21,8 +21,9 @@ that lacks a feature of the baseline.
 
 Connections, timeouts and TLS are the digits server's (`benchwatch.example.server`). The model
 runs on the event loop, one step per token, so other connections are served between tokens.
-Canary knobs (tests and demos): a delay before the first token, a delay per token, and a seeded
-fraction of requests cut short (an output-length shift).
+Canary knobs (tests and demos): a delay before the first token and a delay per token (for a
+seeded fraction of requests: a slower tail), and a seeded fraction of requests cut short (an
+output-length shift).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class LmKnobs:
     first_token_delay_ms: float = 0.0
     token_delay_ms: float = 0.0
     truncate_fraction: float = 0.0  # this fraction of requests stops after a quarter of max_tokens
+    delay_fraction: float = 1.0  # the delays apply to this (seeded) fraction of requests
 
 
 def _event(doc: dict[str, Any]) -> bytes:
@@ -86,15 +88,15 @@ class LmApp:
             return fn
 
     async def _tokens(self, prompt: str, max_tokens: int, temperature: float, seed: int,
-                      out: list[lm.Token]) -> AsyncIterator[lm.Token]:
+                      out: list[lm.Token], slow: bool) -> AsyncIterator[lm.Token]:
         """The probed stream: one item per generated character."""
         k = self.knobs
-        if k.first_token_delay_ms:
+        if slow and k.first_token_delay_ms:
             await asyncio.sleep(k.first_token_delay_ms / 1000)
         gen: Iterator[lm.Token] = lm.generate(self._step, self.files.vocab, prompt, max_tokens,
                                               temperature, seed)
         for i, tok in enumerate(gen):
-            if i and k.token_delay_ms:
+            if i and slow and k.token_delay_ms:
                 await asyncio.sleep(k.token_delay_ms / 1000)
             out.append(tok)
             yield tok
@@ -117,7 +119,7 @@ class LmApp:
             log.exception("error serving %s %s", method, path)
             return 500, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode(), 0.0
 
-    def _request(self, body: bytes) -> tuple[str, int, float, int]:
+    def _request(self, body: bytes) -> tuple[str, int, float, int, bool]:
         if len(body) > MAX_BODY:
             raise RequestError(413, f"body of {len(body)} bytes > {MAX_BODY}: shorten the prompt")
         try:
@@ -137,13 +139,14 @@ class LmApp:
         k = self.knobs
         if k.truncate_fraction and self._rng.random() < k.truncate_fraction:
             max_tokens = max(1, max_tokens // 4)
-        return str(prompt), max_tokens, float(temperature), seed
+        slow = k.delay_fraction >= 1 or self._rng.random() < k.delay_fraction
+        return str(prompt), max_tokens, float(temperature), seed, slow
 
     async def _stream(self, prompt: str, max_tokens: int, temperature: float,
-                      seed: int) -> AsyncIterator[bytes]:
+                      seed: int, slow: bool) -> AsyncIterator[bytes]:
         toks: list[lm.Token] = []
         try:
-            async for tok in self.tokens(prompt, max_tokens, temperature, seed, toks):
+            async for tok in self.tokens(prompt, max_tokens, temperature, seed, toks, slow):
                 yield _event({"token": tok.text, "confidence": round(tok.confidence, 6),
                               "entropy": round(tok.entropy, 6)})
         except Exception as e:  # noqa: BLE001 - the probe counted it; the client is told
@@ -181,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", default=None, help="model_version label (default: model hash)")
     p.add_argument("--first-token-delay-ms", type=float, default=0.0)
     p.add_argument("--token-delay-ms", type=float, default=0.0)
+    p.add_argument("--delay-fraction", type=float, default=1.0,
+                   help="the two delays apply to this fraction of requests (default all)")
     p.add_argument("--truncate-fraction", type=float, default=0.0,
                    help="this fraction of requests stops after a quarter of max_tokens")
     p.add_argument("--seed", type=int, default=0)
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="INFO")
     add_server_options(p, max_connections=DEFAULT_OPTIONS.max_connections)
     a = p.parse_args(argv)
-    for name in ("truncate_fraction", "sample_rate"):
+    for name in ("truncate_fraction", "delay_fraction", "sample_rate"):
         if not 0 <= getattr(a, name) <= 1:
             p.error(f"--{name.replace('_', '-')} must be between 0 and 1")
     if not (0 <= a.first_token_delay_ms <= 60_000 and 0 <= a.token_delay_ms <= 60_000):
@@ -207,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ServerConfig(a.host, a.port, a.backend, a.version, seed=a.seed,
                        metrics_port=a.metrics_port, sink=a.sink, sample_rate=0.0,
                        options=options)
-    knobs = LmKnobs(a.first_token_delay_ms, a.token_delay_ms, a.truncate_fraction)
+    knobs = LmKnobs(a.first_token_delay_ms, a.token_delay_ms, a.truncate_fraction,
+                    a.delay_fraction)
     asyncio.run(serve(cfg, ready=lambda port: print(
         f"listening on {options.scheme}://{cfg.host}:{port}", flush=True),
         make_app=lambda c: LmApp(c, knobs, a.sample_rate)))

@@ -9,6 +9,7 @@ from probes import metric_names as m
 NO_PRICE = ("no price configured (`benchwatch drift serve --price-usd-per-hour P "
             "[--price-usd-per-kwh E]`), or no inferences in the window: a cost per inference "
             "needs both")
+SLICED = SEL_MV + ', slice!=""'
 NO_SLICES = ("no probe names a slice: `@probe(..., slice=lambda *args, **kwargs: group)` "
              "(docs/probes.md, Fairness slices), or no traffic in the window")
 NO_SCORECARD = ("the baseline has no scorecard figures: rebuild it with `benchwatch bench` "
@@ -74,7 +75,7 @@ def scorecard() -> Dashboard:
             Panel("Errors per second by slice", "timeseries", "reqps",
                   (Query(f"sum by ({BY}, slice) (rate({m.ERRORS}{{{SEL_MV}, slice!=\"\"}}"
                          "[$__rate_interval])) or 0 * "
-                         f"{_count_rate(sel=SEL_MV + ', slice!=\"\"', by=BY + ', slice')}",
+                         + _count_rate(sel=SLICED, by=f"{BY}, slice"),
                          f"{{{{slice}}}} {MV}"),),
                   "Exceptions per fairness slice (0 for a slice served without errors).",
                   no_data=NO_SLICES),

@@ -200,8 +200,10 @@ def test_replay_judges_ttft_tpot_and_output_length(
     assert code in (0, 4), doc["verdict"]["reason"]  # PASS, or INCONCLUSIVE on a busy machine
     assert o["output_length"]["outcome"] == "pass" and o["output_stop_reason"]["outcome"] == "pass"
     assert {"ttft_p99", "tpot_p99"} <= set(o) and o["ttft_p99"]["outcome"] != "fail"
-    # a canary that waits 30 ms before its first token and cuts half its answers short
-    worse, _ = lm_server("--first-token-delay-ms", "30", "--truncate-fraction", "0.5")
+    # a canary whose first token waits 300 ms in 5% of requests, and that cuts half of its
+    # answers short
+    worse, _ = lm_server("--first-token-delay-ms", "300", "--delay-fraction", "0.05",
+                         "--truncate-fraction", "0.5")
     code, doc = _replay(tmp_path, suite, "--canary", worse, "--primary", primary)
     o = {x["metric"]: x for x in doc["verdict"]["metrics"]}
     assert code == 1 and doc["verdict"]["outcome"] == "fail", doc["verdict"]["reason"]

@@ -162,3 +162,53 @@ def test_bad_prices_are_usage_errors(flag: str, value: str, tmp_path: Path,
     assert main(["bench", flag, value, "-o", str(tmp_path)]) == 2
     assert flag in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing was run
+
+
+def test_slice_report_flags_the_slice_served_worse() -> None:
+    from benchwatch.bench.slices import slice_figures, slice_report
+
+    rng = np.random.default_rng(0)
+    n = 600
+    group = np.array(["a"] * 300 + ["b"] * 240 + ["c"] * 60)
+    expected = rng.integers(0, 2, n)
+    wrong = np.where(group == "c", rng.random(n) < 0.5, rng.random(n) < 0.05)  # c: 50% errors
+    predicted = np.where(wrong, 1 - expected, expected)
+    outputs = np.eye(2)[predicted]
+    suite = make_suite("credit", rng.normal(size=(n, 3)), expected,
+                       {"num_classes": 2, "slices": {"group": group.tolist()}})
+    rep = slice_report(outputs, suite)["group"]
+    assert rep["c"]["accuracy_parity"]["disparity"] is True
+    assert rep["a"]["accuracy_parity"]["disparity"] is False
+    assert rep["b"]["accuracy_parity"]["disparity"] is False
+    assert rep["c"]["n"] == 60 and 0.35 < rep["c"]["accuracy"] < 0.65
+    assert "positive_rate" in rep["a"]  # binary: the positive rate too
+    figs = {(f.name, f.scenario): f.value for f in slice_figures({"group": rep})}
+    assert figs[("accuracy", "slice_group_c")] == pytest.approx(rep["c"]["accuracy"])
+    bad = make_suite("bad", np.zeros((3, 2)), np.zeros(3, int), {"slices": {"g": ["x"]}})
+    from benchwatch.bench.suites import SuiteError
+
+    with pytest.raises(SuiteError, match="one value per row"):
+        slice_report(np.eye(2)[[0, 0, 0]], bad)
+
+
+def test_bench_reports_accuracy_per_declared_slice(tmp_path: Path, digits,  # type: ignore[no-untyped-def]
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from benchwatch.bench.suites import save_suite
+
+    ink = digits.inputs.sum(axis=1)
+    bands = np.where(ink < np.quantile(ink, 1 / 3), "light",
+                     np.where(ink < np.quantile(ink, 2 / 3), "medium", "heavy"))
+    suite = make_suite("digits_ink", digits.inputs, digits.expected,
+                       {**digits.metadata, "slices": {"ink": bands.tolist()}})
+    path = save_suite(suite, tmp_path / "suites")
+    assert main(["bench", "--suite", str(path), "--queries", "100", "--warmup", "1",
+                 "--offline-samples", "500", "--no-server", "--no-progress",
+                 "--no-robustness", "-o", str(tmp_path / "runs")]) == 0
+    assert "accuracy by ink:" in capsys.readouterr().out
+    (run,) = (tmp_path / "runs").iterdir()
+    (card,) = json.loads((run / "results.json").read_text())["scorecard"]
+    assert set(card["slices"]["ink"]) == {"light", "medium", "heavy"}
+    assert sum(e["n"] for e in card["slices"]["ink"].values()) == len(suite)
+    b = Baseline.load(run / "baseline-onnxruntime.json")
+    heavy = b.figure("accuracy", "outputs", "slice_ink_heavy")
+    assert heavy is not None and heavy.value == pytest.approx(card["slices"]["ink"]["heavy"]["accuracy"])

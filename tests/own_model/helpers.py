@@ -36,7 +36,8 @@ def guide_files() -> dict[str, str]:
 
 
 def _words(text: str) -> str:
-    return " ".join(text.replace("\\\n", " ").split())
+    """Shell words as the shell passes them: continuations joined, single quotes gone."""
+    return " ".join(text.replace("\\\n", " ").replace("'", "").split())
 
 
 def guided(*argv: str) -> list[str]:

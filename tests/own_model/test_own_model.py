@@ -194,27 +194,28 @@ def suite_and_baseline(run: Run) -> None:
     """4. a suite from test.csv, the bench of the endpoint, the baseline from reference.csv
     with the bench's figures."""
     work, bw = run.work, run.bw
-    run.timings.run([bw, *guided("benchwatch", "suite", "build", "--from", "test.csv",
-                                 "--label", "target", "--model", MODEL, "--version", VERSION,
-                                 "-o", "suites/breast_cancer.json")[1:]], work, 120,
-                    "suite build")
-    run.mapping = guided("--request-key", "rows", "--response-key", "probabilities")
+    run.timings.run([bw, *guided("suite", "build", "--from", "test.csv", "--label", "target",
+                                 "--model", MODEL, "--version", VERSION, "-o", "suites/")],
+                    work, 120, "suite build")
+    assert run.suite.is_file() and run.suite.with_suffix(".npz").is_file()
+    run.mapping = guided("--request-template", '{"rows": "$inputs"}', "--response-scores",
+                         "probabilities")
     bench = run.timings.run(
         [bw, *guided("bench", "--backend", "http", "--url"), f"http://127.0.0.1:{run.app_port}",
-         *guided("--suite", "suites/breast_cancer.json"),
-         *guided("--model", MODEL, "--version", VERSION), *run.mapping,
-         "--probe-metrics", f"http://127.0.0.1:{run.worker_port}/metrics",
+         *guided("--suite", "suites/breast_cancer.json", "--name", MODEL, "--version", VERSION),
+         *run.mapping, "--probe-metrics", f"http://127.0.0.1:{run.worker_port}/metrics",
          *guided("--rate", "20", "-o", "runs/"), "--no-progress"], work, 600, "bench")
-    done = sorted((work / "runs").glob("*/results.json"))
-    assert done, f"bench wrote no run:\n{bench.stdout[-3000:]}\n{bench.stderr[-3000:]}"
-    results = json.loads(done[-1].read_text())
-    assert results["model"] == MODEL, results.get("model")
+    done = sorted((work / "runs").glob(f"{MODEL}-*/baseline-http.json"))
+    assert done, f"bench wrote no baseline:\n{bench.stdout[-3000:]}\n{bench.stderr[-3000:]}"
+    results = json.loads((done[-1].parent / "results.json").read_text())
     (result,) = results["runs"]
     assert result["accuracy"]["accuracy"] > 0.9, result["accuracy"]
+    points = {(f["name"], f["point"]) for f in result["figures"]}
+    assert ("latency_p99_s", "model_call") in points, sorted(points)  # the workers' probe
     baseline = "baselines/breast_cancer-v1.json"
     run.timings.run([bw, *guided("baseline", "build", "--from", "reference.csv",
                                  "--label-column", "target", "--model", MODEL, "--version",
-                                 VERSION, "--figures"), done[-1].parent / "figures.json",
+                                 VERSION, "--figures"), done[-1].relative_to(work),
                      *guided("-o", baseline)], work, 120, "baseline build")
     _check_baseline(run, baseline)
 

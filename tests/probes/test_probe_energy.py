@@ -251,7 +251,7 @@ def test_probe_export_carries_attributed_and_idle_energy_with_real_calls() -> No
     assert pt.attributes["model"] == "e" and pt.value == pytest.approx(10.0)
     assert metrics[m.OTEL_HW_ENERGY].data.data_points[0].value == pytest.approx(10.0)
     [idle] = metrics[m.OTEL_DEVICE_IDLE_ENERGY].data.data_points
-    assert idle.attributes["hw_id"] == "gpu0" and idle.attributes["hw_type"] == "gpu" and idle.value == 0.0
+    assert idle.attributes["hw.id"] == "gpu0" and idle.attributes["hw.type"] == "gpu" and idle.value == 0.0
     assert {m.OTEL_HW_POWER, m.OTEL_HW_UTILIZATION, m.OTEL_HW_MEMORY} <= set(metrics)
     rt.energy.step()
     gpu.energy_j += 7.0  # nothing in flight: idle

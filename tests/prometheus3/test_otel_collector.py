@@ -34,9 +34,9 @@ from tests.support.prometheus3 import otelcol, start_prometheus3
 pytestmark = pytest.mark.prometheus
 
 # panels and rules on the probe's own inference and output series (no drift service, canary,
-# baseline or GPU in this test)
+# baseline, GPU, accuracy labels or fairness slices in this test)
 NOT_HERE = re.compile(r"baseline|drift|energy|canary|ALERTS|hw_|dropped|faults|ingest|gen_ai|genai"
-                      r"|scorecard|flip|corruption|cost")
+                      r"|scorecard|flip|corruption|cost|accuracy|slice")
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _start_collector(otlp_port: int, scrape_port: int, remote_write: str) -> ser
         "processors::batch::timeout": "200ms",
     }
     cmd = [otelcol(), f"--config={config}", *(f"--set={k}={v}" for k, v in overrides.items())]
-    env_cmd = ["env", f"BENCHWATCH_REMOTE_WRITE_URL={remote_write}", *cmd]
+    env_cmd = ["env", f"PROMETHEUS_REMOTE_WRITE_URL={remote_write}", *cmd]
     return services._start("otelcol", env_cmd, f"http://127.0.0.1:{health}", "/", workdir, timeout_s=60)
 
 

@@ -135,6 +135,9 @@ def test_one_series_per_model_version_outcome(both: Both) -> None:
     pulled = both.prom.query(f'count by (model, model_version, outcome) '
                              f'({{__name__=~"{m.LATENCY}_(bucket|sum|count)", model=~"count-.*", job="probes"}})')
     assert len(pulled) == 8 and all(r["value"][1] == "120" for r in pulled), pulled
+    # every series of one probed model version (latency, errors, in flight; no outputs here)
+    for r in both.prom.query('count by (job) ({model="count-a", model_version="v1"})'):
+        print(f"series for one model version, job {r['metric']['job']}: {r['value'][1]}")  # -s
 
 
 def test_the_pushed_histogram_is_native_and_rates_like_the_pulled_one(both: Both) -> None:

@@ -1,0 +1,54 @@
+"""Throughput over backend x intra-op threads x batch size: the grid the comparison report draws
+as a heatmap. Each cell is the runner's offline scenario (`run_offline`) on a backend opened
+with that thread count, at that batch size, for at least `min_duration_s`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from benchwatch.bench.runner import RunSettings, run_offline
+from benchwatch.bench.suites import Suite
+
+DEFAULT_THREADS = (1, 2)
+DEFAULT_BATCH_SIZES = (1, 16, 64)
+
+
+@dataclass(frozen=True)
+class Cell:
+    backend: str
+    threads: int | None  # None: the backend has no thread setting (an HTTP endpoint)
+    batch_size: int
+    throughput_qps: float
+    samples: int
+    duration_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_grid(kinds: Sequence[str], model: str, suite: Suite, threads: Sequence[int],
+             batch_sizes: Sequence[int], settings: RunSettings, url: str | None = None,
+             timeout_s: float = 5.0, device: str = "cpu",
+             min_duration_s: float = 0.3) -> list[Cell]:
+    """One offline run per (backend, threads, batch size); each backend is opened once per
+    thread count and closed before the next."""
+    from benchwatch.bench.backends import make_backend
+
+    cells = []
+    for kind in kinds:
+        if kind == "null":
+            continue
+        for t in (threads if kind != "http" else (None,)):
+            backend = make_backend(kind, model, url, timeout_s, t, device)
+            try:
+                for bs in batch_sizes:
+                    s = replace(settings, offline_batch_size=bs,
+                                offline_samples=max(bs * 20, 1000),
+                                offline_min_duration_s=min_duration_s)
+                    r = run_offline(backend, suite, s)
+                    cells.append(Cell(kind, t, bs, r.throughput_qps, r.samples, r.duration_s))
+            finally:
+                backend.close()
+    return cells
