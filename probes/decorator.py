@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 from bisect import bisect_left
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from time import perf_counter_ns
 from typing import Any, TypeVar, cast
 
@@ -25,9 +25,10 @@ import numpy as np
 from probes.buckets import BATCH_BOUNDS, LATENCY_GRID_NS
 from probes.energy import module_devices, parse_devices, session_devices
 from probes.errors import ConfigError
+from probes.exemplars import note as note_exemplar
 from probes.ort_outputs import classifier_scores
 from probes.samples import Feature
-from probes.sampling import MAX_SAMPLE_ROWS, READY_ROWS, build_samples, input_rows
+from probes.sampling import MAX_SAMPLE_ROWS, READY_ROWS, InputRows, build_samples, input_rows
 from probes.slices import DEFAULT_MAX_SLICES, Slicer, wrap_sliced
 from probes.state import DEFAULT_REGISTRY, MAX_LABEL_LEN, ProbeState, Registry, Shard
 from probes.stats import TOO_WIDE, OutputSpec, record_output
@@ -68,7 +69,7 @@ class Probe:
         model: str,
         version: str,
         outputs: OutputSpec = "auto",
-        inputs: Callable[..., Mapping[str, Feature]] | None = None,
+        inputs: Callable[..., InputRows] | None = None,
         batch_size: Callable[..., int] | None = None,
         registry: Registry | None = None,
         devices: str | Iterable[str] | None = None,
@@ -133,6 +134,8 @@ class Probe:
                 sh.batch_sum += n
             except Exception as e:
                 self.registry.faults.record("batch_size", e, f"{self.model}/{self.version}:")
+        if self.registry.exemplars:
+            note_exemplar(sh, dt_ns)
         rate = self.registry.sample_rate
         if rate and self.registry.rng.random() < rate:
             self._sample(out, args, kwargs, dt_ns)
@@ -476,7 +479,7 @@ def probe(
     version: str,
     *,
     outputs: OutputSpec = "auto",
-    inputs: Callable[..., Mapping[str, Feature]] | None = None,
+    inputs: Callable[..., InputRows] | None = None,
     batch_size: Callable[..., int] | None = None,
     registry: Registry | None = None,
     devices: str | Iterable[str] | None = None,

@@ -17,6 +17,7 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Buckets,
@@ -101,20 +102,20 @@ LatencyPoint = HistogramDataPoint | ExponentialHistogramDataPoint
 
 
 def latency_point(attrs: Mapping[str, str], start: int, now: int, cells: Sequence[int], total_s: float,
-                  exponential: bool) -> LatencyPoint:
+                  exponential: bool, exemplars: Sequence[Exemplar] = ()) -> LatencyPoint:
     """One OTel data point from grid counts: explicit buckets (classic) or base-2 buckets."""
     if not exponential:
         counts = to_classic(cells)
         return HistogramDataPoint(
             attributes=dict(attrs), start_time_unix_nano=start, time_unix_nano=now, count=sum(counts),
             sum=total_s, bucket_counts=counts, explicit_bounds=list(LATENCY_BOUNDS_S),
-            min=None, max=None, exemplars=[],  # type: ignore[arg-type]  # None: unset in OTLP
+            min=None, max=None, exemplars=list(exemplars),  # type: ignore[arg-type]  # None: unset in OTLP
         )
     b = to_exponential(cells)
     return ExponentialHistogramDataPoint(
         attributes=dict(attrs), start_time_unix_nano=start, time_unix_nano=now, count=sum(b.counts),
         sum=total_s, scale=b.scale, zero_count=0, positive=Buckets(b.offset, list(b.counts)),
-        negative=Buckets(0, []), flags=0, min=None, max=None, exemplars=[],  # type: ignore[arg-type]
+        negative=Buckets(0, []), flags=0, min=None, max=None, exemplars=list(exemplars),  # type: ignore[arg-type]
     )
 
 

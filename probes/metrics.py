@@ -31,6 +31,7 @@ from probes.buckets import (
     VALUE_BOUNDS,
 )
 from probes.energy import EnergySampler
+from probes.exemplars import as_exemplars
 from probes.exponential import LatencyPoint, latency_data, latency_point
 from probes.genai import GenAIPoints
 from probes.sampling import SampleQueue
@@ -151,7 +152,8 @@ class Producer:
             if st.slice is not None:  # a slice of the model's calls (probes/slices.py)
                 base["slice"] = st.slice
             start = snap.start_time_ns
-            dur.append(latency_point({**base, "outcome": "ok"}, start, now, t.ok, t.ok_sum / 1e9, exp))
+            dur.append(latency_point({**base, "outcome": "ok"}, start, now, t.ok, t.ok_sum / 1e9, exp,
+                                     as_exemplars(t.exemplar)))
             if any(t.err):
                 dur.append(latency_point({**base, "outcome": "error"}, start, now, t.err, t.err_sum / 1e9, exp))
             for et, n in sorted(t.errors.items()):

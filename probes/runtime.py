@@ -60,6 +60,9 @@ class Settings:
     # version and outcome) or "exponential" (base-2; one native-histogram series in Prometheus 3).
     # The pull endpoint always serves classic buckets (Prometheus text format).
     histograms: str = "classic"
+    # trace exemplars on the latency histogram (the active span of a recent call; ~0.1-0.3 µs
+    # per call, so off by default; carried over OTLP, probes/exemplars.py)
+    exemplars: bool = False
     export_interval_s: float = 10.0
     sink: str | None = None  # URL form (a Sink object is passed beside the settings)
     sample_rate: float = 0.0
@@ -76,6 +79,12 @@ _FIELDS = tuple(Settings.__dataclass_fields__)
 
 
 def _env_value(name: str, raw: str, kind: Any) -> Any:
+    if kind is bool:
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a boolean (use 1 or 0)")
     try:
         if kind is int:
             return int(raw)
@@ -121,6 +130,8 @@ def _validate(s: Settings) -> None:
         u = urllib.parse.urlsplit(str(s.otlp_endpoint))
         if u.scheme not in ("http", "https") or not u.netloc:
             raise ConfigError(f"otlp_endpoint must look like http://127.0.0.1:4318, got {s.otlp_endpoint!r}")
+    if not isinstance(s.exemplars, bool):
+        raise ConfigError(f"exemplars must be True or False, got {s.exemplars!r} (BENCHWATCH_EXEMPLARS=1)")
     if s.histograms not in HISTOGRAM_KINDS:
         raise ConfigError(f"histograms must be one of {HISTOGRAM_KINDS}, got {s.histograms!r} "
                           "(BENCHWATCH_HISTOGRAMS)")
@@ -199,6 +210,7 @@ class Runtime:
             raise
         registry.sample_queue = self.queue
         registry.sample_rate = float(settings.sample_rate) if self.queue is not None else 0.0
+        registry.exemplars = settings.exemplars
 
     def _observe_models(self, options: CallbackOptions) -> Iterable[Observation]:
         attrs = {"worker_id": self.settings.worker_id} if self.settings.worker_id else {}
@@ -212,6 +224,7 @@ class Runtime:
         return self.producer()
 
     def shutdown(self) -> None:
+        self.registry.exemplars = False
         self.registry.sample_rate = 0.0
         self.registry.sample_queue = None
         if self.energy is not None:
@@ -239,6 +252,7 @@ def configure(
     prometheus_port_span: int = _UNSET,
     otlp_endpoint: str | None = _UNSET,
     histograms: str = _UNSET,
+    exemplars: bool = _UNSET,
     export_interval_s: float = _UNSET,
     sink: Sink | str | None = _UNSET,
     sample_rate: float = _UNSET,
@@ -272,7 +286,8 @@ def configure(
     explicit = {
         "service_name": service_name, "prometheus_host": prometheus_host, "prometheus_port": prometheus_port,
         "prometheus_port_span": prometheus_port_span,
-        "otlp_endpoint": otlp_endpoint, "histograms": histograms, "export_interval_s": export_interval_s,
+        "otlp_endpoint": otlp_endpoint, "histograms": histograms, "exemplars": exemplars,
+        "export_interval_s": export_interval_s,
         "sample_rate": sample_rate,
         "queue_size": queue_size, "worker_id": worker_id, "energy_interval_s": energy_interval_s,
         "idle_power_w": idle_power_w,

@@ -37,7 +37,7 @@ from probes.samples import Feature, Sample, Sink, new_sample_ids
 from probes.state import Faults
 from probes.summarize import summarize_output
 
-__all__ = ["MAX_SAMPLE_ROWS", "READY_ROWS", "SampleQueue", "build_samples", "input_rows"]
+__all__ = ["MAX_SAMPLE_ROWS", "READY_ROWS", "InputRows", "SampleQueue", "build_samples", "input_rows"]
 
 log = logging.getLogger("probes")
 
@@ -52,6 +52,10 @@ _NO_INPUTS: Mapping[str, Feature] = MappingProxyType({})
 #   (n_samples, n_bytes, samples: list[Sample])                                  ready samples
 #   (n_samples, n_bytes, model, version, timestamp, latency_s, data, kind, inputs)  a snapshot
 _Entry = tuple[Any, ...]
+
+
+# what an `inputs=` callable returns: one mapping for the call, or one per row of a batch
+InputRows = Mapping[str, Feature] | Sequence[Mapping[str, Feature]]
 
 
 def input_rows(value: Any) -> dict[str, Feature] | list[dict[str, Feature]]:

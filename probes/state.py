@@ -31,6 +31,8 @@ from probes.buckets import (
     LATENCY_GRID_NS,
     VALUE_BOUNDS,
 )
+from probes.exemplars import Noted
+from probes.exemplars import latest as latest_exemplar
 from probes.genai import GenAIShard
 from probes.genai import merge as merge_genai
 
@@ -105,7 +107,7 @@ class Shard:
     __slots__ = (
         "ok", "ok_sum", "err", "err_sum", "in_flight", "t0_sum", "errors",
         "batch", "batch_sum", "classes", "conf", "conf_sum", "ent", "ent_sum",
-        "values", "invalid", "thread", "genai",
+        "values", "invalid", "thread", "genai", "exemplar",
     )
 
     def __init__(self, thread: threading.Thread | None) -> None:
@@ -130,6 +132,7 @@ class Shard:
         self.values: dict[str, list[Any]] = {}  # feature -> [bucket counts, sum]
         self.invalid: dict[str, int] = {}  # reason -> count of unusable outputs
         self.genai: dict[str, GenAIShard] = {}  # operation -> streamed requests (probes.genai)
+        self.exemplar: Noted | None = None  # latest ok call inside a span (probes.exemplars)
 
     def alive(self) -> bool:
         t = self.thread() if self.thread is not None else None
@@ -161,6 +164,7 @@ class Shard:
                 slot[1] += total
         _add_dict(acc.invalid, self.invalid)
         merge_genai(acc.genai, self.genai)
+        acc.exemplar = latest_exemplar(acc.exemplar, self.exemplar)
 
 
 def _add_list(acc: list[Any], src: list[Any]) -> None:
@@ -304,6 +308,7 @@ class Registry:
         # Sampling for the drift pipeline, set by configure(): rate 0 costs one attribute read.
         self.sample_rate = 0.0
         self.sample_queue: SampleQueueLike | None = None
+        self.exemplars = False  # configure(exemplars=True): note the active span's trace per call
         self.rng = random.Random()  # seed it (`registry.rng.seed(n)`) for reproducible sampling
 
     def state(self, model: str, version: str, slice_: str | None = None) -> ProbeState:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from probes import genai
 from probes.genai import CANCELLED, ERROR, OK
-from probes.sampling import READY_ROWS, build_samples
+from probes.sampling import READY_ROWS, build_samples, input_rows
 
 if TYPE_CHECKING:
     from probes.decorator import Probe
@@ -94,10 +94,10 @@ def _sample(p: Probe, tokens: int, kept: list[Any], args: tuple[Any, ...], kwarg
         queue = reg.sample_queue
         if queue is None:
             return
-        inp: dict[str, Any] = {}
+        inp: dict[str, Any] | list[dict[str, Any]] = {}
         if p.inputs is not None:
-            try:
-                inp = dict(p.inputs(*args, **kwargs))
+            try:  # one mapping (a list must hold one: a stream is one output row)
+                inp = input_rows(p.inputs(*args, **kwargs))
             except Exception as e:
                 reg.faults.record("inputs", e, f"{p.model}/{p.version}:")
         row: dict[str, Any] = {"output_tokens": float(tokens)}

@@ -42,6 +42,6 @@ if command -v go >/dev/null; then
     scripts/build_prometheus3.sh >/dev/null
     scripts/build_otelcol.sh >/dev/null
 else
-    echo "bootstrap: Go not found (https://go.dev/dl/, 1.24 or newer): Prometheus 3 and otelcol are not" \
+    echo "bootstrap: Go not found (https://go.dev/dl/; 1.21+ fetches the 1.26 toolchain these modules need): Prometheus 3 and otelcol are not" \
          "built, so tests/prometheus3 and the Prometheus 3 runs of tests/grafana/test_promql.py will fail" >&2
 fi

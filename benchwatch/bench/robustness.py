@@ -98,6 +98,7 @@ def corrupt(suite: Suite, name: str, severity: int, seed: int) -> np.ndarray:
                                  severity])
     x = suite.inputs.reshape(len(suite), -1).astype(np.float32)
     lo, hi = _value_range(suite)
+    out: np.ndarray
     if name == "gaussian_noise":
         out = np.clip(x + rng.normal(0, _NOISE_OF_RANGE[s] * (hi - lo), x.shape), lo, hi)
     elif name == "blur":
@@ -148,7 +149,8 @@ def flip_pass(predict: Predict, suite: Suite, seed: int, draws: int = FLIP_DRAWS
     """Per perturbed query (draws * rows), whether the predicted class differs from the clean
     row's: the label-free robustness sample (`benchwatch replay` sends the same to both arms)."""
     clean = predicted(predict, suite.inputs)
-    return predicted(predict, tiny_noise(suite, seed, draws)) != np.tile(clean, draws)
+    flipped: np.ndarray = predicted(predict, tiny_noise(suite, seed, draws)) != np.tile(clean, draws)
+    return flipped
 
 
 @dataclass(frozen=True)

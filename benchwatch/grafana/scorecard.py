@@ -9,6 +9,8 @@ from probes import metric_names as m
 NO_PRICE = ("no price configured (`benchwatch drift serve --price-usd-per-hour P "
             "[--price-usd-per-kwh E]`), or no inferences in the window: a cost per inference "
             "needs both")
+COMPARED = ("accuracy|latency_p99_s|throughput_qps|energy_per_inference_j|mce|flip_rate|"
+            "cost_per_1k_inferences_usd")
 SLICED = SEL_MV + ', slice!=""'
 NO_SLICES = ("no probe names a slice: `@probe(..., slice=lambda *args, **kwargs: group)` "
              "(docs/probes.md, Fairness slices), or no traffic in the window")
@@ -57,6 +59,15 @@ def scorecard() -> Dashboard:
                          f"{{{{scenario}}}} {MV}", instant=True),),
                   "Accuracy per corruption and severity (1 mild ... 5 severe) from the bench.",
                   width=24, height=10, min=0, max=1, no_data=NO_SCORECARD),
+            Panel("Versions side by side (baseline figures)", "table", "short",
+                  (Query(f"max by ({BY}, figure, point, scenario) ({m.BASELINE_FIGURE}"
+                         f'{{{SEL_MV}, figure=~"{COMPARED}", '
+                         'scenario=~"accuracy|offline|single_stream|corruptions|tiny_noise"})',
+                         f"{{{{figure}}}} {MV}", instant=True),),
+                  "Each recorded version's scorecard, from the baselines the drift service "
+                  "serves: what `benchwatch bench` compares across versions (compare.html). "
+                  "Backends of one version share its baseline here; the per-framework "
+                  "comparison is the bench's own report.", width=24, no_data=NO_SCORECARD),
             Panel("Selection-rate parity by slice", "timeseries", "short",
                   (Query("model_version_slice_class:benchwatch_selection_rate_parity:ratio1h"
                          f"{{{SEL_MV}}}",

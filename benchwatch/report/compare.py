@@ -105,8 +105,8 @@ def radar(cards: Sequence[Mapping[str, Any]], size: int = 420) -> str:
 def _heat(f: float) -> str:
     """White to orange by f in [0, 1]."""
     r0, g0, b0, r1, g1, b1 = 255, 255, 255, 0xe6, 0x55, 0x0d
-    return "#%02x%02x%02x" % (round(r0 + (r1 - r0) * f), round(g0 + (g1 - g0) * f),
-                              round(b0 + (b1 - b0) * f))
+    r, g, b = (round(c0 + (c1 - c0) * f) for c0, c1 in ((r0, r1), (g0, g1), (b0, b1)))
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def heatmap(cells: Sequence[Mapping[str, Any]]) -> str:

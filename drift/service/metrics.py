@@ -91,6 +91,13 @@ class ServiceFigures:
         default_factory=lambda: MappingProxyType({}))
 
 
+def _constant(value: float) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """A gauge callback that always observes `value` (a configured price)."""
+    def callback(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(value)]
+    return callback
+
+
 class ServiceMetrics:
     """Owns the MeterProvider and endpoint; `publish(snapshot)` swaps what scrapes see."""
 
@@ -147,7 +154,7 @@ class ServiceMetrics:
                                    "what one serving process costs per hour (USD)"),
                                   (names.OTEL_PRICE_PER_KWH, prices[1], "USD per kWh")):
             if price is not None:
-                gauge(otel, [lambda _o, v=float(price): [Observation(v)]], description=what)
+                gauge(otel, [_constant(float(price))], description=what)
         gauge(names.OTEL_ACCURACY_ESTIMATED, [self._estimated],
               description="accuracy estimated from confidences (CBPE), no labels needed")
         gauge(names.OTEL_ACCURACY_REALIZED, [self._realized(0)],

@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchwatch.bench.judge import FAIL, NOT_MEASURED, PASS, Arm, JudgeSettings, decide, judge_flip_rate
+from benchwatch.bench.judge import (
+    FAIL,
+    NOT_MEASURED,
+    PASS,
+    Arm,
+    JudgeSettings,
+    decide,
+    judge_flip_rate,
+)
 from benchwatch.cli import main
 
 
