@@ -21,6 +21,8 @@ __all__ = [
     "GENAI_DURATION_BOUNDS_S",
     "GENAI_TOKEN_BOUNDS_NS",
     "GENAI_TOKEN_BOUNDS_S",
+    "GENAI_TOKEN_GRID_NS",
+    "GENAI_TOKEN_GRID_S",
     "LATENCY_BOUNDS_NS",
     "LATENCY_BOUNDS_S",
     "LATENCY_GRID_NS",
@@ -70,6 +72,9 @@ GENAI_TOKEN_BOUNDS_S: tuple[float, ...] = (
     + tuple(float(f"{10 ** (k / 50):.4g}") for k in range(-135, 1))
     + tuple(_round3(10 ** (k / 10)) for k in range(1, 21)))
 GENAI_TOKEN_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in GENAI_TOKEN_BOUNDS_S)
+# TTFT/TPOT are recorded on these bounds plus the base-2 ones, like latency (LATENCY_GRID_NS)
+GENAI_TOKEN_GRID_NS: tuple[int, ...] = tuple(sorted(set(GENAI_TOKEN_BOUNDS_NS) | set(EXP_BOUNDS_NS)))
+GENAI_TOKEN_GRID_S: tuple[float, ...] = tuple(b / 1e9 for b in GENAI_TOKEN_GRID_NS)
 # A whole generation can last minutes: 10 per decade, 1 ms .. 1000 s.
 GENAI_DURATION_BOUNDS_S: tuple[float, ...] = tuple(_round3(10 ** (k / 10)) for k in range(-30, 31))
 GENAI_DURATION_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in GENAI_DURATION_BOUNDS_S)

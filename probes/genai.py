@@ -29,9 +29,8 @@ from probes import metric_names as m
 from probes.buckets import (
     GENAI_DURATION_BOUNDS_NS,
     GENAI_DURATION_BOUNDS_S,
-    GENAI_TOKEN_BOUNDS_NS,
-    GENAI_TOKEN_BOUNDS_S,
 )
+from probes.exponential import GENAI_TOKEN_GRID, LatencyPoint, latency_data
 
 __all__ = ["OUTCOMES", "GenAIPoints", "GenAIShard", "merge", "record"]
 
@@ -39,7 +38,8 @@ __all__ = ["OUTCOMES", "GenAIPoints", "GenAIShard", "merge", "record"]
 # `break`, `close()`, task cancelled). Indexes into GenAIShard.dur.
 OUTCOMES = ("ok", "error", "cancelled")
 OK, ERROR, CANCELLED = 0, 1, 2
-_N_TOK = len(GENAI_TOKEN_BOUNDS_NS) + 1
+_N_TOK = GENAI_TOKEN_GRID.cells  # TTFT/TPOT counts per recording-grid cell (probes/exponential.py)
+_TOK_GRID_NS = GENAI_TOKEN_GRID.bounds_ns
 _N_DUR = len(GENAI_DURATION_BOUNDS_NS) + 1
 _CUM = AggregationTemporality.CUMULATIVE
 
@@ -50,7 +50,7 @@ class GenAIShard:
     __slots__ = ("dur", "dur_sum", "in_tokens", "out_tokens", "tpot", "tpot_sum", "ttft", "ttft_sum")
 
     def __init__(self) -> None:
-        self.ttft = [0] * _N_TOK  # bucket counts, GENAI_TOKEN_BOUNDS_NS
+        self.ttft = [0] * _N_TOK  # counts per GENAI_TOKEN_GRID_NS cell
         self.ttft_sum = 0  # ns
         self.tpot = [0] * _N_TOK
         self.tpot_sum = 0.0  # ns (a quotient)
@@ -85,10 +85,10 @@ def record(genai: dict[str, GenAIShard], operation: str, ttft_ns: int, tpot_ns: 
     if g is None:
         g = genai[operation] = GenAIShard()
     if ttft_ns >= 0:
-        g.ttft[bisect_left(GENAI_TOKEN_BOUNDS_NS, ttft_ns)] += 1
+        g.ttft[bisect_left(_TOK_GRID_NS, ttft_ns)] += 1
         g.ttft_sum += ttft_ns
     if tpot_ns >= 0:
-        g.tpot[bisect_left(GENAI_TOKEN_BOUNDS_NS, tpot_ns)] += 1
+        g.tpot[bisect_left(_TOK_GRID_NS, tpot_ns)] += 1
         g.tpot_sum += tpot_ns
     g.dur[outcome][bisect_left(GENAI_DURATION_BOUNDS_NS, dur_ns)] += 1
     g.dur_sum[outcome] += dur_ns
@@ -122,9 +122,10 @@ def _num(attrs: Mapping[str, str], start: int, now: int, value: float) -> Number
 class GenAIPoints:
     """Collects the data points of every probe state at one export, then emits the metrics."""
 
-    def __init__(self) -> None:
-        self.ttft: list[HistogramDataPoint] = []
-        self.tpot: list[HistogramDataPoint] = []
+    def __init__(self, exponential: bool = False) -> None:
+        self.exponential = exponential  # TTFT/TPOT as base-2 histograms (OTLP, histograms="exponential")
+        self.ttft: list[LatencyPoint] = []
+        self.tpot: list[LatencyPoint] = []
         self.dur: list[HistogramDataPoint] = []
         self.tokens: list[NumberDataPoint] = []
 
@@ -133,9 +134,9 @@ class GenAIPoints:
             attrs = {**base, "gen_ai.request.model": base["model"], "gen_ai.operation.name": op}
             # a series appears with the first stream that can have it (as errors do)
             if any(g.ttft):
-                self.ttft.append(_hist(attrs, start, now, g.ttft, g.ttft_sum / 1e9, GENAI_TOKEN_BOUNDS_S))
+                self.ttft.append(GENAI_TOKEN_GRID.point(attrs, start, now, g.ttft, g.ttft_sum / 1e9, self.exponential))
             if any(g.tpot):
-                self.tpot.append(_hist(attrs, start, now, g.tpot, g.tpot_sum / 1e9, GENAI_TOKEN_BOUNDS_S))
+                self.tpot.append(GENAI_TOKEN_GRID.point(attrs, start, now, g.tpot, g.tpot_sum / 1e9, self.exponential))
             for i, outcome in enumerate(OUTCOMES):
                 if i == OK or any(g.dur[i]):
                     self.dur.append(_hist({**attrs, "outcome": outcome}, start, now, g.dur[i],
@@ -146,10 +147,11 @@ class GenAIPoints:
 
     def emit(self, out: list[Metric], metric: Any) -> None:
         """Append the metrics to `out`; `metric(name, data)` builds one (probes.metrics._metric)."""
-        for name, points in ((m.OTEL_GENAI_TTFT, self.ttft), (m.OTEL_GENAI_TPOT, self.tpot),
-                             (m.OTEL_GENAI_DURATION, self.dur)):
-            if points:
-                out.append(metric(name, Histogram(data_points=points, aggregation_temporality=_CUM)))
+        for name, tok_points in ((m.OTEL_GENAI_TTFT, self.ttft), (m.OTEL_GENAI_TPOT, self.tpot)):
+            if tok_points:
+                out.append(metric(name, latency_data(tok_points, self.exponential)))
+        if self.dur:
+            out.append(metric(m.OTEL_GENAI_DURATION, Histogram(data_points=self.dur, aggregation_temporality=_CUM)))
         if self.tokens:
             out.append(metric(m.OTEL_GENAI_TOKENS,
                               Sum(data_points=self.tokens, aggregation_temporality=_CUM, is_monotonic=True)))

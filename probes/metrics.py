@@ -144,7 +144,7 @@ class Producer:
         inflight: list[NumberDataPoint] = []
         classes: list[NumberDataPoint] = []
         invalid: list[NumberDataPoint] = []
-        genai = GenAIPoints()
+        genai = GenAIPoints(exponential=exp)
         for st in self.registry.states():
             snap = st.snapshot()
             t = snap.totals

@@ -25,6 +25,12 @@ def _combine(runs: list[Any]) -> Any:
     if len(runs) == 1:
         return first
     energy = [r.energy_j for r in runs]
+    windows = [r.model_call for r in runs]
+    pooled = None
+    if all(w is not None for w in windows):
+        pooled = windows[0]
+        for w in windows[1:]:
+            pooled = pooled + w
     return dataclasses.replace(
         first, ttft_s=np.concatenate([r.ttft_s for r in runs]),
         tpot_s=np.concatenate([r.tpot_s for r in runs]),
@@ -32,7 +38,7 @@ def _combine(runs: list[Any]) -> Any:
         duration_s=np.concatenate([r.duration_s for r in runs]),
         wall_s=sum(r.wall_s for r in runs),
         energy_j=None if any(e is None for e in energy) else sum(e for e in energy if e),
-        error=next((r.error for r in runs if r.error), None))
+        error=next((r.error for r in runs if r.error), None), model_call=pooled)
 
 
 def run_text_bench(args: argparse.Namespace) -> ExitCode:
@@ -44,6 +50,8 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
     from benchwatch.bench.energy import energy_meter
     from benchwatch.bench.generative import (
         GenSettings,
+        ProbedLm,
+        ScrapedStreams,
         make_gen_backend,
         run_generative,
         write_gen_run,
@@ -54,23 +62,40 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
     suite = load_text_suite(args.suite)
     kinds = args.backend or ["onnxruntime"]
-    if getattr(args, "probe_metrics", None):
-        raise UsageError("--probe-metrics is not used with a text suite: the figures are TTFT/"
-                         "TPOT at the client")
+    if args.probe_metrics and "http" not in kinds:
+        raise UsageError("--probe-metrics is for --backend http (in-process backends are "
+                         "probed by the bench itself)")
     meter, meter_desc = energy_meter(args.energy)
     settings = GenSettings(seed=args.seed, warmup_queries=args.warmup, queries=args.queries)
     backends: dict[str, Any] = {}
+    meters: dict[str, Any] = {}  # the model_call point: the probe's own histograms
     try:
         for kind in kinds:
-            backends[kind] = make_gen_backend(kind, args.model, args.url, args.timeout_s,
-                                              args.threads, args.device)
+            b = make_gen_backend(kind, args.model, args.url, args.timeout_s, args.threads,
+                                 args.device)
+            if kind != "http":
+                b = ProbedLm(b)
+                meters[kind] = b.read
+            elif args.probe_metrics:
+                scraped = ScrapedStreams(args.probe_metrics, b.info.model, b.info.version or None)
+                if scraped.read() is None:
+                    b.close()
+                    raise UsageError(f"--probe-metrics {args.probe_metrics}: no readable "
+                                     f"gen_ai_server_time_to_first_token_seconds series of "
+                                     f"{b.info.model} {b.info.version}: pass the /metrics URL "
+                                     "of the probes in the server behind --url")
+                meters[kind] = scraped.read
+            else:
+                console.print("http: no model_call figures (pass --probe-metrics URL, the "
+                              "server's probe /metrics)")
+            backends[kind] = b
         per_kind: dict[str, list[Any]] = {k: [] for k in kinds}
         for rep in range(args.repeats):  # rotated order: a busy machine hits every backend alike
             for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
                 label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
                 with rich_progress(label, enabled=not args.no_progress) as progress:
                     per_kind[kind].append(run_generative(backends[kind], suite, settings,
-                                                         progress, meter))
+                                                         progress, meter, meters.get(kind)))
     finally:
         for b in backends.values():
             b.close()

@@ -5,8 +5,11 @@ per output token, for in-process backends (PyTorch, ONNX Runtime) and a streamin
 A request is timed from the call to the first token (TTFT) and to its last; TPOT is (last −
 first) / (tokens − 1), vLLM's definition, so a one-token answer has none. Single stream: one
 request at a time, warm-up first, the suite's prompts in a seeded order (every backend the
-same). The output pass (every prompt once, the suite's decoding) gives the output features the
-drift service compares live outputs with: `output_tokens`, `stop_reason` (categorical),
+same). The `model_call` point, where live monitoring measures: in process, the stream runs under
+`@probe` of a private registry; over HTTP, the server's probe `/metrics` (`--probe-metrics`) is
+read before and after the timed loop; TTFT/TPOT quantiles then come from the probe's histograms
+as `histogram_quantile` computes them. The output pass (every prompt once, the suite's decoding)
+gives the output features the drift service compares live outputs with: `output_tokens`, `stop_reason` (categorical),
 `token_confidence` and `token_entropy` (per-token top-1 probability and entropy, averaged over
 the request, where the backend exposes logits).
 """
@@ -27,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from benchwatch import promtext
 from benchwatch.bench.backends import BackendError, BackendInfo
 from benchwatch.bench.runner import Progress, query_order
 from benchwatch.bench.stats import min_queries, quantile
@@ -34,7 +38,11 @@ from benchwatch.bench.text_suite import TextSuite
 from benchwatch.errors import UsageError
 from benchwatch.example import lm
 from drift.figures import Figure
+from probes import metric_names as m
+from probes.buckets import GENAI_TOKEN_GRID_S
+from probes.decorator import probe
 from probes.errors import require
+from probes.state import Registry
 
 GEN_BACKENDS = ("onnxruntime", "torch", "http")
 QUANTILES = (0.5, 0.9, 0.99)
@@ -69,7 +77,8 @@ class InProcessLm:
         self._step = lm.make_step(kind, self.files, device, threads)
         fw = require("torch" if kind == "torch" else "onnxruntime",
                      "torch" if kind == "torch" else "bench", f"the {kind} backend")
-        where = device if kind == "torch" else "CPUExecutionProvider"
+        where = device if kind == "torch" else (
+            "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider")
         detail = f"{kind} {fw.__version__}, {where}"
         self.info = BackendInfo(kind, self.files.name, self.files.version, None, None, detail)
 
@@ -207,6 +216,114 @@ class HttpLm:
             self._conns.clear()
 
 
+# -- the model_call point -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class StreamReading:
+    """Cumulative probe histograms of streamed requests (upper bound -> count), and the output
+    tokens and attributed joules so far (None: no counter)."""
+
+    ttft: dict[float, float]
+    tpot: dict[float, float]
+    output_tokens: float = 0.0
+    energy_j: float | None = None
+
+
+class ProbedLm:
+    """An in-process backend whose token stream runs under `@probe` of a private registry, as
+    a server's would: the bench reads what the probe counted."""
+
+    def __init__(self, backend: GenBackend) -> None:
+        self.backend, self.info = backend, backend.info
+        self.registry = Registry()
+        self._state = self.registry.state(backend.info.model, backend.info.version or "unversioned")
+        self._stream = probe(model=self._state.model, version=self._state.version, outputs=None,
+                             registry=self.registry)(self._tokens)
+
+    def _tokens(self, prompt: str, max_tokens: int, temperature: float,
+                seed: int) -> Iterator[lm.Token]:
+        yield from self.backend.stream(prompt, max_tokens, temperature, seed)
+
+    def stream(self, prompt: str, max_tokens: int, temperature: float,
+               seed: int) -> Iterator[lm.Token]:
+        return self._stream(prompt, max_tokens, temperature, seed)
+
+    def read(self) -> StreamReading:
+        bounds = (*GENAI_TOKEN_GRID_S, math.inf)  # the cells the probe counts in (finer than classic)
+        ttft, tpot = np.zeros(len(bounds)), np.zeros(len(bounds))
+        for g in self._state.snapshot().totals.genai.values():
+            ttft += g.ttft
+            tpot += g.tpot
+        return StreamReading(dict(zip(bounds, np.cumsum(ttft).tolist(), strict=True)),
+                             dict(zip(bounds, np.cumsum(tpot).tolist(), strict=True)))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class ScrapedStreams:
+    """A served model's probe histograms of streamed requests, from its `/metrics`."""
+
+    def __init__(self, metrics_url: str, model: str, version: str | None = None) -> None:
+        self.url = metrics_url
+        self._match = {"model": model, **({"model_version": version} if version else {})}
+
+    def read(self) -> StreamReading | None:
+        try:
+            s = promtext.read(self.url, 5.0)
+        except (OSError, ValueError):
+            return None
+        ttft = promtext.buckets(s, m.GENAI_TTFT, **self._match)
+        if not ttft:
+            return None
+        energy = s.get(m.ENERGY, **self._match)
+        return StreamReading(ttft, promtext.buckets(s, m.GENAI_TPOT, **self._match),
+                             s.total(m.GENAI_TOKENS, gen_ai_token_type="output", **self._match),
+                             sum(energy.values()) if energy else None)
+
+
+@dataclass(frozen=True)
+class StreamWindow:
+    """What the probe counted over the timed loop (two readings' difference)."""
+
+    ttft: dict[float, float]
+    tpot: dict[float, float]
+    output_tokens: float
+    energy_j: float | None
+
+    @staticmethod
+    def between(a: StreamReading, b: StreamReading) -> StreamWindow:
+        energy = None if a.energy_j is None or b.energy_j is None else \
+            max(b.energy_j - a.energy_j, 0.0)
+        return StreamWindow(promtext.delta(b.ttft, a.ttft), promtext.delta(b.tpot, a.tpot),
+                            b.output_tokens - a.output_tokens, energy)
+
+    def quantiles(self) -> dict[str, float]:
+        out = {}
+        for what, hist in (("ttft", self.ttft), ("tpot", self.tpot)):
+            n = max(hist.values(), default=0.0)
+            for q in QUANTILES:
+                v = promtext.quantile(q, hist)
+                if v is not None and math.isfinite(v) and n >= min_queries(q):
+                    out[f"{what}_p{q * 100:g}_s"] = v
+        return out
+
+    def __add__(self, other: StreamWindow) -> StreamWindow:
+        """Two windows pooled (repeats): histograms add bucket by bucket."""
+        def add(a: dict[float, float], b: dict[float, float]) -> dict[float, float]:
+            return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in sorted(set(a) | set(b))}
+
+        energy = None if self.energy_j is None or other.energy_j is None else \
+            self.energy_j + other.energy_j
+        return StreamWindow(add(self.ttft, other.ttft), add(self.tpot, other.tpot),
+                            self.output_tokens + other.output_tokens, energy)
+
+    @property
+    def energy_per_output_token_j(self) -> float | None:
+        if not self.energy_j or self.output_tokens <= 0:
+            return None  # no counter, or it did not move
+        return self.energy_j / self.output_tokens
+
+
 def make_gen_backend(kind: str, model: str | None = None, url: str | None = None,
                      timeout_s: float = 10.0, threads: int | None = None,
                      device: str = "cpu") -> GenBackend:
@@ -228,6 +345,13 @@ def make_gen_backend(kind: str, model: str | None = None, url: str | None = None
                              f"model) or a directory with {lm.ONNX_FILE} and {lm.META_FILE} "
                              "(python -m benchwatch.example.lm_train --out DIR)")
         files = lm.read_lm(path)
+    if device.startswith("cuda"):  # said here, not as a silent fallback to the CPU
+        if kind == "torch" and not require("torch", "torch", "the torch backend").cuda.is_available():
+            raise UsageError("--device cuda: PyTorch sees no CUDA device")
+        ort = require("onnxruntime", "bench", "the onnxruntime backend")
+        if kind == "onnxruntime" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise UsageError("--device cuda: this onnxruntime has no CUDAExecutionProvider "
+                             f"(has {ort.get_available_providers()}): install onnxruntime-gpu")
     return InProcessLm(kind, files, device, threads)
 
 
@@ -281,6 +405,7 @@ class GenResult:
     outputs: tuple[lm.Generation, ...] = field(repr=False)  # the output pass, suite order
     energy_j: float | None = None  # over the timed loop, when a counter exists
     error: str | None = None
+    model_call: StreamWindow | None = None  # what the probe counted over the timed loop
 
     @property
     def client_point(self) -> str:
@@ -317,6 +442,13 @@ class GenResult:
         j = self.energy_per_output_token_j
         if j is not None:
             out.append(Figure("energy_per_output_token_j", j, "device", "single_stream", rate))
+        w = self.model_call
+        if w is not None:
+            out.extend(Figure(k, v, "model_call", "single_stream", rate)
+                       for k, v in w.quantiles().items())
+            if w.energy_per_output_token_j is not None:
+                out.append(Figure("energy_per_output_token_j", w.energy_per_output_token_j,
+                                  "model_call", "single_stream", rate))
         return out
 
     def features(self) -> dict[str, list[Any]]:
@@ -341,20 +473,24 @@ def output_pass(backend: GenBackend, suite: TextSuite, seed: int,
 
 def run_generative(backend: GenBackend, suite: TextSuite, settings: GenSettings,
                    progress: Progress | None = None,
-                   energy: Callable[[], float] | None = None) -> GenResult:
+                   energy: Callable[[], float] | None = None,
+                   probe_meter: Callable[[], StreamReading | None] | None = None) -> GenResult:
     """The output pass, warm-up, then single-stream requests; a backend failure stops the run
-    with what was measured kept (`error`)."""
+    with what was measured kept (`error`). `probe_meter`: reads the probe's histograms around
+    the timed loop (the model_call point; `ProbedLm.read`, `ScrapedStreams.read`)."""
     n = settings.queries
     ttft, tpot = np.full(n, np.nan), np.full(n, np.nan)
     tokens, dur = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
     outputs: tuple[lm.Generation, ...] = ()
     done, wall, joules, error = 0, 0.0, None, None
+    window: StreamWindow | None = None
     mt, temp = suite.max_tokens, suite.temperature
     try:
         outputs = output_pass(backend, suite, settings.seed, progress)
         for i in query_order(len(suite), settings.warmup_queries, settings.seed + 1):
             timed_request(backend, suite.prompts[int(i)], mt, temp, settings.seed + int(i))
         order = query_order(len(suite), n, settings.seed)
+        before = probe_meter() if probe_meter else None
         e0 = energy() if energy else 0.0
         t0 = time.perf_counter()
         for j, i in enumerate(order.tolist()):
@@ -365,10 +501,14 @@ def run_generative(backend: GenBackend, suite: TextSuite, settings: GenSettings,
                 progress("single-stream", done, n)
         wall = time.perf_counter() - t0
         joules = (energy() - e0) if energy else None
+        after = probe_meter() if probe_meter else None
+        if before is not None and after is not None:
+            window = StreamWindow.between(before, after)
     except BackendError as e:
         error = f"{e.kind}: {e} (after {done} of {n} requests)"
     return GenResult(backend.info, suite.name, suite.content_hash, settings, ttft[:done],
-                     tpot[:done], tokens[:done], dur[:done], wall, outputs, joules, error)
+                     tpot[:done], tokens[:done], dur[:done], wall, outputs, joules, error,
+                     window)
 
 
 def build_gen_baseline(r: GenResult, suite: TextSuite, version: str | None = None,

@@ -336,8 +336,8 @@ def _p(p: float | None) -> float:
 
 
 def why(m: MetricVerdict, s: JudgeSettings) -> str:
-    """The "why" of a metric's outcome in words: its interval against its margin (then how it
-    was tested), so every row of a verdict says why, a PASS included."""
+    """The "why" of a metric's outcome in words: how it was tested, then its interval against
+    its margin, so every row of a verdict says why, a PASS included."""
     if m.estimate is None or m.lower is None or m.upper is None or m.margin is None:
         return m.reason or ("not measured" if m.outcome == NOT_MEASURED else m.outcome)
     level = f"{1 - s.alpha:.0%}"
@@ -360,7 +360,7 @@ def why(m: MetricVerdict, s: JudgeSettings) -> str:
                 else f"difference {est:+.3g}, interval [{lo:+.3g}, {hi:+.3g}] reaches {mg:g}")
     else:
         return m.reason or m.outcome
-    return f"{said}; {m.reason}" if m.reason else said
+    return f"{m.reason}; {said}" if m.reason else said
 
 
 def decide(metrics: Sequence[MetricVerdict], s: JudgeSettings) -> Verdict:

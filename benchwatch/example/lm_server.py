@@ -65,12 +65,12 @@ class LmApp:
     """The language model behind the server: parses requests, streams tokens."""
 
     def __init__(self, cfg: ServerConfig, knobs: LmKnobs = LmKnobs(),
-                 sample_rate: float = 0.0) -> None:
+                 sample_rate: float = 0.0, files: lm.LmFiles | None = None) -> None:
         self.cfg, self.knobs, self.sample_rate = cfg, knobs, sample_rate
-        self.files = lm.shipped_lm()
+        self.files = files or lm.shipped_lm()
         self.name, self.version = self.files.name, cfg.version or self.files.version
         self.label = f"{self.name} {self.version}"
-        self._step = lm.make_step(cfg.backend)
+        self._step = lm.make_step(cfg.backend, self.files)
         self._rng = random.Random(cfg.seed)
         self._info = json.dumps({"model": self.name, "version": self.version,
                                  "task": "generation", "backend": cfg.backend,
@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed)")
     p.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="a retrained model: the directory with charlm.onnx + charlm.json "
+                        "(python -m benchwatch.example.lm_train --out DIR; default: the shipped one)")
     p.add_argument("--version", default=None, help="model_version label (default: model hash)")
     p.add_argument("--first-token-delay-ms", type=float, default=0.0)
     p.add_argument("--token-delay-ms", type=float, default=0.0)
@@ -204,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--first-token-delay-ms and --token-delay-ms must be between 0 and 60000")
     try:
         options = server_options(a)
+        files = lm.read_lm(a.model) if a.model else None
     except BenchwatchError as e:
         p.error(str(e))
     logging.basicConfig(level=a.log_level.upper(),
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                     a.delay_fraction)
     asyncio.run(serve(cfg, ready=lambda port: print(
         f"listening on {options.scheme}://{cfg.host}:{port}", flush=True),
-        make_app=lambda c: LmApp(c, knobs, a.sample_rate)))
+        make_app=lambda c: LmApp(c, knobs, a.sample_rate, files)))
     return 0
 
 

@@ -340,7 +340,9 @@ def outputs() -> Dashboard:
             Panel("Accuracy: estimated (CBPE) and realized vs baseline", "timeseries",
                   "percentunit",
                   (Query(f"max by ({BY}) ({m.ACCURACY_ESTIMATED}{{{SEL_MV}}})", f"estimated {MV}"),
-                   Query(f"max by ({BY}) ({m.ACCURACY_REALIZED}{{{SEL_MV}}})", f"realized {MV}"),
+                   # slice="": the model's own figure, not a fairness slice's (scorecard.py)
+                   Query(f'max by ({BY}) ({m.ACCURACY_REALIZED}{{{SEL_MV}, slice=""}})',
+                         f"realized {MV}"),
                    _baseline("accuracy", "accuracy", "outputs")),
                   "Accuracy estimated from calibrated confidences (no labels needed), accuracy "
                   "on samples whose labels arrived, and the benchmark's accuracy (dashed).",

@@ -76,6 +76,17 @@ def scorecard() -> Dashboard:
                   "the model's overall share (last hour). The parity alert fires outside "
                   "0.8-1.25 with >= 30 predictions and the 95% interval excluding 1.",
                   width=24, no_data=NO_SLICES),
+            Panel("Accuracy by slice (labels)", "timeseries", "percentunit",
+                  (Query(f'max by ({BY}, slice) ({m.ACCURACY_REALIZED}{{{SLICED}}})',
+                         f"{{{{slice}}}} {MV}"),
+                   Query(f'max by ({BY}) ({m.ACCURACY_REALIZED}{{{SEL_MV}, slice=""}})',
+                         f"overall {MV}", reference=True)),
+                  "Realized accuracy per fairness slice named with the delayed labels "
+                  '(POST /v1/labels with "slice"), against the model\'s overall (dashed); the '
+                  "accuracy parity alert fires outside 0.8-1.25 with >= 30 labels and the "
+                  "95% interval excluding parity.", min=0, max=1,
+                  no_data="no labels naming a slice have arrived (POST /v1/labels items with "
+                          '"slice")'),
             Panel("Latency p99 by slice", "timeseries", "s",
                   (Query(f"histogram_quantile(0.99, sum by ({BY}, slice) (rate("
                          f'{m.LATENCY}{{{SEL_MV}, slice!=""}}[$__rate_interval]))) or '

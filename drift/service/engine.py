@@ -276,6 +276,7 @@ class DriftService:
         skipped: dict[tuple[str, str, str], str] = {}
         estimated: dict[tuple[str, str, str], float] = {}
         realized: dict[tuple[str, str], tuple[float, int]] = {}
+        realized_slices: dict[tuple[str, str, str], tuple[float, int]] = {}
         references: dict[tuple[str, str, str], tuple[int, int]] = {}
         max_age = self.config.max_age_s
         newer_than = None if max_age is None else now - max_age
@@ -307,6 +308,8 @@ class DriftService:
             got = self.labels.realized(model, version)
             if got is not None:
                 realized[(model, version)] = got
+            for slice_, pair in self.labels.realized_slices(model, version).items():
+                realized_slices[(model, version, slice_)] = pair
         # drop episodes of features no longer evaluated (baseline removed, window reset)
         live = {(f.model, f.version, f.feature, f.test) for f in figures}
         for key in [k for k in self._since if k not in live]:
@@ -321,6 +324,7 @@ class DriftService:
                 baseline_figures=MappingProxyType(baselines.figures()),
                 estimated_accuracy=MappingProxyType(estimated),
                 realized_accuracy=MappingProxyType(realized),
+                realized_slice_accuracy=MappingProxyType(realized_slices),
                 refused_baselines=len(baselines.refused), evaluated_at=now,
                 references=MappingProxyType(references)))
         for f in evaluation.drifted():

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 
 PREDICTION_FEATURE = "predicted_class"
 MAX_LABELS_PER_POST = 10_000
+# fairness slices named by the label's sender ({"slice": "..."}): per (model, version) at most
+# this many, later ones counted as OTHER_SLICE; kept in memory only (they restart empty)
+MAX_SLICES = 50
+OTHER_SLICE = "_other"
 
 
 def _meta_key(model: str, version: str) -> str:
@@ -34,6 +38,7 @@ class LabelStore:
         self._lock = threading.Lock()
         self._labelled: set[str] = set()  # ids labelled since start (bounded below)
         self._labelled_order: deque[str] = deque()
+        self._slice_hits: dict[tuple[str, str], dict[str, deque[bool]]] = {}
 
     def _deque(self, model: str, version: str) -> deque[bool]:
         key = (model, version)
@@ -53,6 +58,7 @@ class LabelStore:
             return 413, {"error": f"{len(items)} labels in one post; at most {MAX_LABELS_PER_POST}"}
         rejected: Counter[str] = Counter()
         wanted: dict[str, str] = {}
+        slices: dict[str, str] = {}  # sample id -> the fairness slice its sender named
         for item in items:
             if not isinstance(item, Mapping):
                 rejected["not_a_mapping"] += 1
@@ -64,7 +70,13 @@ class LabelStore:
             if isinstance(label, bool) or not isinstance(label, str | int) or label == "":
                 rejected["missing_field" if label is None else "wrong_type"] += 1
                 continue
+            slice_ = item.get("slice")
+            if slice_ is not None and (not isinstance(slice_, str) or not 0 < len(slice_) <= 64):
+                rejected["wrong_type"] += 1
+                continue
             wanted[sid] = str(label)
+            if slice_ is not None:
+                slices[sid] = slice_
         known = self.store.samples(wanted)
         matched = duplicates = no_prediction = 0
         touched: set[tuple[str, str]] = set()
@@ -81,7 +93,10 @@ class LabelStore:
                     duplicates += 1
                     continue
                 self._remember(sid)
-                self._deque(sample.model, sample.version).append(str(predicted) == label)
+                hit = str(predicted) == label
+                self._deque(sample.model, sample.version).append(hit)
+                if sid in slices:
+                    self._slice_deque(sample.model, sample.version, slices[sid]).append(hit)
                 touched.add((sample.model, sample.version))
                 matched += 1
             saved = {k: "".join("1" if h else "0" for h in self._hits[k]) for k in touched}
@@ -99,6 +114,18 @@ class LabelStore:
         if len(self._labelled_order) > 10 * self.window:
             self._labelled.discard(self._labelled_order.popleft())
 
+    def _slice_deque(self, model: str, version: str, slice_: str) -> deque[bool]:
+        per = self._slice_hits.setdefault((model, version), {})
+        if slice_ not in per and len(per) >= MAX_SLICES:
+            slice_ = OTHER_SLICE
+        return per.setdefault(slice_, deque(maxlen=self.window))
+
+    def realized_slices(self, model: str, version: str) -> dict[str, tuple[float, int]]:
+        """Per fairness slice named with the labels: (accuracy, labelled samples)."""
+        with self._lock:
+            return {s: (sum(d) / len(d), len(d))
+                    for s, d in self._slice_hits.get((model, version), {}).items() if d}
+
     def realized(self, model: str, version: str) -> tuple[float, int] | None:
         """(accuracy, labelled samples) over the last `window` labels, or None without labels."""
         with self._lock:
@@ -112,5 +139,6 @@ class LabelStore:
             for (m, v) in self._hits:
                 self.store.meta_set(_meta_key(m, v), "")
             self._hits.clear()
+            self._slice_hits.clear()
             self._labelled.clear()
             self._labelled_order.clear()

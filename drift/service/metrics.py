@@ -84,6 +84,9 @@ class ServiceFigures:
         default_factory=lambda: MappingProxyType({}))
     realized_accuracy: Mapping[tuple[str, str], tuple[float, int]] = field(
         default_factory=lambda: MappingProxyType({}))
+    # (model, version, slice) -> (accuracy, labels), slices named with the labels
+    realized_slice_accuracy: Mapping[tuple[str, str, str], tuple[float, int]] = field(
+        default_factory=lambda: MappingProxyType({}))
     refused_baselines: int = 0
     evaluated_at: float | None = None
     # (model, version, feature) -> (reference values, values needed: drift.reference_size)
@@ -259,8 +262,11 @@ class ServiceMetrics:
 
     def _realized(self, index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
+            snap = self.snapshot
             return [Observation(float(pair[index]), {"model": m, "model_version": v})
-                    for (m, v), pair in self.snapshot.realized_accuracy.items()]
+                    for (m, v), pair in snap.realized_accuracy.items()] + [
+                Observation(float(pair[index]), {"model": m, "model_version": v, "slice": s})
+                for (m, v, s), pair in snap.realized_slice_accuracy.items()]
         return callback
 
     def _ingest(self, options: CallbackOptions) -> Iterable[Observation]:

@@ -85,6 +85,11 @@ def test_bench_text_suite_records_ttft_tpot_in_the_baseline(tmp_path: Path) -> N
         f = b.figure(name, "harness", "single_stream")
         assert f is not None and f.value > 0 and f.rate_qps, name
     assert b.figure("ttft_p99_s", "http_client") is None  # measured in process, not over HTTP
+    # and where live monitoring measures: the probe on the token stream, read around the loop
+    probe_p50 = b.figure("ttft_p50_s", "model_call", "single_stream")
+    harness_p50 = b.figure("ttft_p50_s", "harness", "single_stream")
+    assert probe_p50 is not None and harness_p50 is not None
+    assert 0.5 < probe_p50.value / harness_p50.value < 1.5  # the same streams, two timers
     assert set(b.features) == {"output_tokens", "stop_reason", "token_confidence",
                                "token_entropy"}
     assert b.features["stop_reason"].kind == "categorical"
@@ -209,3 +214,17 @@ def test_replay_judges_ttft_tpot_and_output_length(
     assert code == 1 and doc["verdict"]["outcome"] == "fail", doc["verdict"]["reason"]
     assert o["ttft_p99"]["outcome"] == "fail" and o["output_length"]["outcome"] == "fail"
     assert doc["task"] == "generation" and np.isfinite(doc["timings"]["canary"]["ttft_p99_s"])
+
+
+def test_bad_input_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--suite", "text", "--backend", "null", "-o", str(tmp_path)]) == 2
+    assert "cannot run a text suite" in capsys.readouterr().err
+    assert main(["bench", "--suite", "text", "--model", str(tmp_path), "-o", str(tmp_path)]) == 2
+    assert "charlm.onnx" in capsys.readouterr().err
+    # an unreachable canary: could not run (3), with a verdict.json saying why
+    code = main(["replay", "--suite", "text", "--canary", f"http://127.0.0.1:{free_port()}",
+                 "--primary", f"http://127.0.0.1:{free_port()}", "-o", str(tmp_path / "r"),
+                 "--no-progress"])
+    assert code == 3
+    (out,) = (tmp_path / "r").glob("replay-*")
+    assert json.loads((out / "verdict.json").read_text())["verdict"]["outcome"] == "error"

@@ -38,7 +38,8 @@ def test_lm_demo_pages_on_output_drift(demo: Callable[..., DemoRun]) -> None:  #
     # the baseline is the release benchmark of the streaming server over HTTP
     figures = {(f["name"], f["point"]) for f in summary["baseline"]}
     assert {("ttft_p99_s", "http_client"), ("tpot_p99_s", "http_client"),
-            ("output_tokens_per_s", "http_client")} <= figures, figures
+            ("output_tokens_per_s", "http_client"), ("ttft_p99_s", "model_call"),
+            ("tpot_p99_s", "model_call")} <= figures, figures
     assert "benchwatch.example.lm_server" in out or summary["processes"]["model server"]
     pids = summary["processes"]
     assert {"model server", "bench server", "drift service", "traffic"} <= set(pids), pids

@@ -12,7 +12,7 @@ its own inputs; an A/A replay must PASS and a canary 5 ms slower per request mus
 report from this Prometheus must fold what has no data here and keep every label readable.
 
 What differs from the guide on a test host, and only that: free ports instead of the defaults,
-a 1 s scrape and evaluation interval, the drift service evaluating every second over a 20 s
+fewer bench and replay queries (BENCH_HERE, REPLAY_HERE), a 1 s scrape and evaluation interval, the drift service evaluating every second over a 20 s
 window (`--interval 1 --max-age 20`), and the drift page's `for:` shortened with the documented
 `benchwatch rules generate --for 10s`. Alertmanager runs the packaged routing as shipped
 (group_wait 30 s, group_interval 1 m), its receiver pointed at a recording webhook (the stand-in
@@ -56,6 +56,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
 MODEL, VERSION = "breast_cancer", "v1"
 SHIPPED = os.environ.get("BENCHWATCH_OWN_MODEL_SHIPPED") == "1"
 ARTIFACTS = Path(os.environ.get("BENCHWATCH_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
+# shorter than the defaults on a test host (the defaults: 2 000 single-stream queries, the
+# server search, the robustness pass and the throughput grid; 5 000 replay queries per arm,
+# ~10 min per replay at the 17 req/s the busy 2-core VM serves)
+BENCH_HERE = ("--queries", "700", "--no-server", "--no-robustness", "--no-grid",
+              "--no-progress")
+REPLAY_HERE = ("--queries", "1000", "--no-progress")
 # the features the drift moves (every input is scaled; these are checked by name)
 CHECKED = ("mean_radius", "worst_area", "mean_texture")
 
@@ -204,7 +210,7 @@ def suite_and_baseline(run: Run) -> None:
         [bw, *guided("bench", "--backend", "http", "--url"), f"http://127.0.0.1:{run.app_port}",
          *guided("--suite", "suites/breast_cancer.json", "--name", MODEL, "--version", VERSION),
          *run.mapping, "--probe-metrics", f"http://127.0.0.1:{run.worker_port}/metrics",
-         *guided("--rate", "20", "-o", "runs/"), "--no-progress"], work, 600, "bench")
+         *guided("--rate", "20", "-o", "runs/"), *BENCH_HERE], work, 600, "bench")
     done = sorted((work / "runs").glob(f"{MODEL}-*/baseline-http.json"))
     assert done, f"bench wrote no baseline:\n{bench.stdout[-3000:]}\n{bench.stderr[-3000:]}"
     results = json.loads((done[-1].parent / "results.json").read_text())
@@ -396,7 +402,7 @@ def canaries(run: Run) -> None:
                         ready=f"http://127.0.0.1:{port}/docs")
         done = run.timings.run([run.bw, *replay, f"http://127.0.0.1:{run.app_port}", "--canary",
                                 f"http://127.0.0.1:{port}", *run.mapping, "-o",
-                                f"replays/{name}", "--no-progress"], run.work, 600,
+                                f"replays/{name}", *REPLAY_HERE], run.work, 600,
                                f"replay {name}", ok=(0, 1, 3, 4))
         verdicts = sorted((run.work / "replays" / name).glob("*/verdict.json"))
         doc = json.loads(verdicts[-1].read_text()) if verdicts else {}

@@ -88,3 +88,27 @@ def test_exponential_needs_an_otlp_endpoint_and_a_known_kind() -> None:
     with pytest.raises(ConfigError, match="histograms must be one of"):
         probes.configure(histograms="native", prometheus_port=0, registry=Registry())
     assert probes.current() is None
+
+
+def test_ttft_and_tpot_follow_the_histogram_kind() -> None:
+    """A probed generator's time to first token and per output token export as either kind,
+    from the same counts (their own classic bounds, probes.buckets.GENAI_TOKEN_BOUNDS_S)."""
+    from probes import metric_names as m
+
+    reg = Registry()
+
+    @probes.probe(model="g", version="v", registry=reg)
+    def gen(n: int) -> object:
+        yield from range(n)
+
+    for _ in range(5):
+        list(gen(4))
+    for exp in (False, True):
+        got = {x.name: x for x in Producer(reg, exponential=exp)()}
+        for name in (m.OTEL_GENAI_TTFT, m.OTEL_GENAI_TPOT):
+            [p] = got[name].data.data_points
+            assert p.count == 5
+            if exp:
+                assert sum(p.positive.bucket_counts) == 5
+            else:
+                assert len(p.explicit_bounds) == 169

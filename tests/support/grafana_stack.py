@@ -221,7 +221,12 @@ def _ingest_over_http(drift_url: str, rng: np.random.Generator) -> None:
     samples = [Sample(MODEL, VERSION, f"http-{i}", time.time(),
                       {k: rows[k][i] for k in rows}).to_dict() for i in range(200)]
     assert _post(f"{drift_url}/v1/samples", {"samples": samples}) == 200
-    labels = [{"sample_id": f"http-{i}", "label": str(i % N_CLASSES)} for i in range(200)]
+    # the first 100 name slice "a" and are all right, the rest slice "b" and mostly wrong: the
+    # slice accuracy rules have data and their alert fires
+    labels = [{"sample_id": f"http-{i}", "slice": "a", "label": str(rows["predicted_class"][i])}
+              for i in range(100)]
+    labels += [{"sample_id": f"http-{i}", "slice": "b", "label": str(i % N_CLASSES)}
+               for i in range(100, 200)]
     assert _post(f"{drift_url}/v1/labels", {"labels": labels}) == 200
 
 
