@@ -1,6 +1,7 @@
 """Throughput over backend x intra-op threads x batch size: the grid the comparison report draws
 as a heatmap. Each cell is the runner's offline scenario (`run_offline`) on a backend opened
-with that thread count, at that batch size, for at least `min_duration_s`."""
+with that thread count, at that batch size, for at least `min_duration_s`. In-process backends
+only: an HTTP endpoint's threads and batching are set by its server, not by the bench."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ DEFAULT_BATCH_SIZES = (1, 16, 64)
 @dataclass(frozen=True)
 class Cell:
     backend: str
-    threads: int | None  # None: the backend has no thread setting (an HTTP endpoint)
+    threads: int | None
     batch_size: int
     throughput_qps: float
     samples: int
@@ -29,8 +30,7 @@ class Cell:
 
 
 def run_grid(kinds: Sequence[str], model: str, suite: Suite, threads: Sequence[int],
-             batch_sizes: Sequence[int], settings: RunSettings, url: str | None = None,
-             timeout_s: float = 5.0, device: str = "cpu",
+             batch_sizes: Sequence[int], settings: RunSettings, device: str = "cpu",
              min_duration_s: float = 0.3) -> list[Cell]:
     """One offline run per (backend, threads, batch size); each backend is opened once per
     thread count and closed before the next."""
@@ -38,10 +38,10 @@ def run_grid(kinds: Sequence[str], model: str, suite: Suite, threads: Sequence[i
 
     cells = []
     for kind in kinds:
-        if kind == "null":
+        if kind in ("null", "http"):  # an endpoint's threads and batching are its server's
             continue
-        for t in (threads if kind != "http" else (None,)):
-            backend = make_backend(kind, model, url, timeout_s, t, device)
+        for t in threads:
+            backend = make_backend(kind, model, None, 5.0, t, device)
             try:
                 for bs in batch_sizes:
                     s = replace(settings, offline_batch_size=bs,

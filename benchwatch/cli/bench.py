@@ -313,8 +313,7 @@ def _grid(kinds: list[str], suite: Any, settings: Any, args: argparse.Namespace)
     if args.no_grid:
         return []
     return run_grid(kinds, args.model, suite, args.grid_threads or DEFAULT_THREADS,
-                    args.grid_batch_sizes or DEFAULT_BATCH_SIZES, settings, args.url,
-                    args.timeout_s, args.device)
+                    args.grid_batch_sizes or DEFAULT_BATCH_SIZES, settings, args.device)
 
 
 def _write_comparison(out_dir: Any, doc: dict[str, Any], root: str) -> None:

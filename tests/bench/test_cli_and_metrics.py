@@ -36,7 +36,10 @@ def test_bench_writes_a_side_by_side_run_and_drift_baselines(
     b = Baseline.load(doc["baselines"]["onnxruntime"])
     assert b.model == "digits" and {"predicted_class", "confidence", "entropy"} <= set(b.features)
     assert {f.name for f in b.figures} == {"latency_p50_s", "latency_p90_s", "latency_p99_s",
-                                           "throughput_qps", "accuracy"}
+                                           "throughput_qps", "accuracy",
+                                           # the scorecard's robustness (no price given: no cost)
+                                           "corruption_accuracy", "corruption_error", "mce",
+                                           "mean_corruption_error", "flip_rate"}
     # in process: the bench's own @probe gives the model_call point beside the harness's
     assert {f.point for f in b.figures} == {"model_call", "harness", "outputs"}
     assert b.figure("latency_p99_s", "model_call", "single_stream") is not None

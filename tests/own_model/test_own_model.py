@@ -12,8 +12,9 @@ its own inputs; an A/A replay must PASS and a canary 5 ms slower per request mus
 report from this Prometheus must fold what has no data here and keep every label readable.
 
 What differs from the guide on a test host, and only that: free ports instead of the defaults,
-fewer bench and replay queries (BENCH_HERE, REPLAY_HERE), a 1 s scrape and evaluation interval, the drift service evaluating every second over a 20 s
-window (`--interval 1 --max-age 20`), and the drift page's `for:` shortened with the documented
+fewer bench and replay queries (BENCH_HERE, REPLAY_HERE), a 1 s scrape and evaluation
+interval, the drift service evaluating every second over a 20 s window (`--interval 1
+--max-age 20`), and the drift page's `for:` shortened with the documented
 `benchwatch rules generate --for 10s`. Alertmanager runs the packaged routing as shipped
 (group_wait 30 s, group_interval 1 m), its receiver pointed at a recording webhook (the stand-in
 for Slack or PagerDuty). `BENCHWATCH_OWN_MODEL_SHIPPED=1` keeps the shipped `for:`, a 15 s
@@ -185,15 +186,21 @@ def train(run: Run) -> None:
 
 def serve(run: Run) -> None:
     """3. the guide's app under uvicorn with two workers, one /metrics port each."""
-    env = {"BENCHWATCH_PROMETHEUS_PORT": str(run.worker_port),
-           "BENCHWATCH_PROMETHEUS_PORT_SPAN": "2", "BENCHWATCH_WORKER_ID": "auto",
-           "BENCHWATCH_SINK": f"http://127.0.0.1:{run.drift_ingest}",
-           "BENCHWATCH_SAMPLE_RATE": "1.0"}
     cmd = guided("uvicorn", "app:app", "--workers", "2", "--port")
     run.procs.start("app", [run.venv.bin("uvicorn"), *cmd[1:], str(run.app_port)], run.work,
-                    env, ready=f"http://127.0.0.1:{run.app_port}/docs")
+                    _serve_env(run, run.worker_port),
+                    ready=f"http://127.0.0.1:{run.app_port}/docs")
     for port in (run.worker_port, run.worker_port + 1):  # both workers, each on its own port
         wait_http(f"http://127.0.0.1:{port}/metrics", 60)
+
+
+def _serve_env(run: Run, metrics_port: int) -> dict[str, str]:
+    """The guide's BENCHWATCH_* settings for a server whose workers take metrics_port and the
+    port after it."""
+    return {"BENCHWATCH_PROMETHEUS_PORT": str(metrics_port),
+            "BENCHWATCH_PROMETHEUS_PORT_SPAN": "2", "BENCHWATCH_WORKER_ID": "auto",
+            "BENCHWATCH_SINK": f"http://127.0.0.1:{run.drift_ingest}",
+            "BENCHWATCH_SAMPLE_RATE": "1.0"}
 
 
 def suite_and_baseline(run: Run) -> None:
@@ -309,11 +316,10 @@ def incident(run: Run) -> None:
                    900 if SHIPPED else 300, "the resolved notification")
         resolved = next(n for n in run.hook.since(t_back) if n.status == "resolved")
         run.figures["time_to_resolve_s"] = round(resolved.at - t_back, 1)
-        incident = [n for n in run.hook.since(t_drift)
-                    if any(a["labels"].get("model") == MODEL for a in n.alerts)]
-        firing = [n for n in incident if n.status == "firing"]
-        assert len(firing) == 1, ("one incident must page once, got "
-                                  f"{[(n.status, [a['labels'] for a in n.alerts]) for n in incident]}")
+        sent = [n for n in run.hook.since(t_drift)
+                if any(a["labels"].get("model") == MODEL for a in n.alerts)]
+        got = [(n.status, [a["labels"] for a in n.alerts]) for n in sent]
+        assert [n.status for n in sent].count("firing") == 1, f"one incident, one page: {got}"
         assert [a["labels"]["alertname"] for a in resolved.alerts] == ["BenchwatchModelDrift"]
         assert traffic.failed == 0, traffic.errors
     finally:
@@ -387,7 +393,8 @@ def _check_page(page: Notification) -> None:
 
 def canaries(run: Run) -> None:
     """8. replay the suite: the same app again (A/A) PASSes; the same app answering 5 ms later
-    (a test-only wrapper around the guide's app) FAILs. Every metric says why."""
+    (a test-only wrapper around the guide's app) FAILs. Every metric says why. Each canary is
+    deployed as the primary is (two workers, the same sampling), on ports of its own."""
     (run.work / "slow_app.py").write_text(
         "import asyncio\nfrom app import app as inner\n\n\n"
         "async def app(scope, receive, send):\n"
@@ -397,8 +404,9 @@ def canaries(run: Run) -> None:
     replay = guided("replay", "--suite", "suites/breast_cancer.json", "--primary")
     for name, module, expect in (("aa", "app:app", 0), ("slow", "slow_app:app", 1)):
         port = free_port()
-        run.procs.start(f"canary-{name}", [run.venv.bin("uvicorn"), module, "--port", str(port)],
-                        run.work, {"BENCHWATCH_PROMETHEUS_PORT": "0"},
+        run.procs.start(f"canary-{name}", [run.venv.bin("uvicorn"), module, "--workers", "2",
+                                           "--port", str(port)],
+                        run.work, _serve_env(run, free_port_pair()),
                         ready=f"http://127.0.0.1:{port}/docs")
         done = run.timings.run([run.bw, *replay, f"http://127.0.0.1:{run.app_port}", "--canary",
                                 f"http://127.0.0.1:{port}", *run.mapping, "-o",
