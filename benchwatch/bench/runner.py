@@ -61,6 +61,7 @@ class RunSettings:
     server_max_steps: int = 8
     server_workers: int = 2
     server_max_qps: float = 100_000.0
+    server_max_step_s: float = 20.0  # the slowest rate tried runs its queries in this long
     fixed_rates_qps: tuple[float, ...] = ()  # Poisson runs at these rates (scenario server_<R>qps)
     fixed_rate_queries: int = 0  # queries per fixed rate; 0: max(p99's minimum + 100, qps x step)
 
@@ -387,7 +388,10 @@ def run_server(backend: Backend, suite: Suite, settings: RunSettings,
     rows = _rows(suite)
     need = min_queries(settings.server_percentile)
     lo, hi = 0.0, math.inf
-    qps = max(10.0, min(first_guess_qps, settings.server_max_qps))
+    # a step needs `need + 100` queries: below this rate one step would take longer than
+    # server_max_step_s, so the search stops there (best QPS 0: the bound missed even there)
+    floor = (need + 100) / settings.server_max_step_s
+    qps = max(floor, min(first_guess_qps, settings.server_max_qps))
     steps: list[ServerStep] = []
     best_window: ProbeWindow | None = None
     for step in range(settings.server_max_steps):
@@ -410,10 +414,11 @@ def run_server(backend: Backend, suite: Suite, settings: RunSettings,
             lo = qps
         else:
             hi = qps
-        if hi / max(lo, 1e-9) < 1.1 or (ok and qps >= settings.server_max_qps):
+        if hi / max(lo, 1e-9) < 1.1 or (ok and qps >= settings.server_max_qps) or (
+                lo == 0 and qps <= floor):
             break
         qps = min(qps * 2, settings.server_max_qps) if hi == math.inf else (
-            (lo + hi) / 2 if lo > 0 else qps / 4)
+            (lo + hi) / 2 if lo > 0 else max(qps / 4, floor))
     if progress:
         progress("server", len(steps), len(steps))
     return ServerResult(settings.server_latency_bound_s, settings.server_percentile, lo,
