@@ -196,11 +196,32 @@ def judge_accuracy(canary: Arm, reference: Arm, s: JudgeSettings) -> MetricVerdi
                    reference_value=float(ref_acc), reason="exact binomial vs baseline figure")
 
 
+def _tango_noninferiority(ref_ok: np.ndarray, canary_ok: np.ndarray,
+                          margin: float) -> tuple[float, float, float, float]:
+    """Tango's (1998) score test of paired non-inferiority, canary >= reference - margin:
+    (difference, its standard error under H0, p of H0 "worse by >= margin", p of H0 "worse by
+    <= margin"). The variance comes from the restricted MLE of the discordant cell under
+    H0, which keeps a canary exactly at the margin passed <= alpha where the Wald form passes
+    6% (benchmarks/flip_gate_calibration.py)."""
+    from scipy.stats import norm
+
+    n = len(ref_ok)
+    n12 = int(np.sum(canary_ok & ~ref_ok))  # canary right, reference wrong
+    n21 = int(np.sum(~canary_ok & ref_ok))
+    d0 = -margin
+    a, b, c = 2 * n, -n12 - n21 + (2 * n - n12 + n21) * d0, -n21 * d0 * (1 - d0)
+    q21 = (math.sqrt(max(b * b - 4 * a * c, 0.0)) - b) / (2 * a)
+    var = n * (2 * q21 + d0 * (1 - d0))
+    se = math.sqrt(var) / n if var > 0 else 0.0
+    z = (n12 - n21 - n * d0) / math.sqrt(var) if var > 0 else math.inf
+    return (n12 - n21) / n, se, float(norm.sf(z)), float(norm.cdf(z))
+
+
 def judge_flip_rate(canary: Arm, reference: Arm, s: JudgeSettings) -> MetricVerdict:
     """Flip rate under tiny noise (label-free robustness), non-inferiority: canary <= reference
-    + margin. Paired by perturbed query when the primary got the same queries (the accuracy
-    test's McNemar-type statistic on "stable" = not flipped), else an exact binomial test
-    against the baseline's `flip_rate` figure. The estimate is canary - reference."""
+    + margin. Paired by perturbed query when the primary got the same queries (Tango's score
+    test on "stable" = not flipped), else an exact binomial test against the baseline's
+    `flip_rate` figure. The estimate is canary - reference."""
     base = MetricVerdict("flip_rate", NOT_MEASURED, False, None, None, None, s.flip_margin,
                          "diff<=margin")
     if canary.flipped is None:
@@ -214,13 +235,15 @@ def judge_flip_rate(canary: Arm, reference: Arm, s: JudgeSettings) -> MetricVerd
 
     if reference.flipped is not None and len(reference.flipped) == n:
         r = np.asarray(reference.flipped, dtype=bool)
-        d, se, p_pass, p_fail, mc_p = stats.paired_accuracy_noninferiority(~r, ~c, s.flip_margin)
+        d, se, p_pass, p_fail = _tango_noninferiority(~r, ~c, s.flip_margin)
         z = norm.ppf(1 - s.alpha)
+        mc_p = stats.mcnemar_exact_p(int(np.sum(r & ~c)), int(np.sum(~r & c)))
         return replace(base, outcome=INCONCLUSIVE, gating=True, estimate=-d,
                        lower=-d - z * se, upper=-d + z * se, p_pass=p_pass, p_fail=p_fail,
                        n_reference=n, n_canary=n, canary_value=float(c.mean()),
                        reference_value=float(r.mean()),
-                       reason=f"paired, same perturbed queries (McNemar exact p = {mc_p:.3g})")
+                       reason=f"paired, same perturbed queries: Tango's score test (McNemar "
+                              f"exact p = {mc_p:.3g})")
     ref = reference.figures.get("flip_rate")
     if ref is None:
         return replace(base, n_canary=n, canary_value=float(c.mean()),

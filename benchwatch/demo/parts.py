@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchwatch import rules, services
+import yaml
+
+from benchwatch import assets, rules, services
 from benchwatch.bench import backends, runner, suites
 from benchwatch.bench.model_call import ScrapedProbe
 from benchwatch.demo import traffic as demo_traffic
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 DEMO_FOR = "5s"
 DEMO_FOR_SCALE = 1 / 20
 DEMO_RANGE = "30s"
+AM_CONFIG = "deploy/alertmanager/alertmanager.yml"
 # Prometheus' scrape and rule interval in the demo (production: 15-60 s). Each scrape of the
 # model server costs it ~10 ms of Python; every second, that would be 1% of its time and show
 # in the model-call p99 the latency rule compares with the baseline (measured unscraped).
@@ -344,14 +347,15 @@ class Parts:
         return url.split("://", 1)[1].split("/", 1)[0]
 
     def alertmanager_config(self) -> dict[str, Any]:
-        return {
-            "route": {"receiver": "benchwatch-demo", "group_by": ["alertname", "model", "feature"],
-                      "group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h"},
-            "receivers": [{"name": "benchwatch-demo", "webhook_configs": [{
-                "url": f"{self.drift_url}/v1/alerts", "send_resolved": True,
-                "http_config": {"authorization": {"type": "Bearer",
-                                                  "credentials": self.token}}}]}],
-        }
+        """The packaged routing (one page per model and version, per-feature alerts inhibited),
+        with the demo's webhook as its receiver and group timers short enough for a demo."""
+        cfg: dict[str, Any] = yaml.safe_load(assets.read_text(AM_CONFIG))
+        cfg["route"].update({"receiver": "benchwatch-demo", "group_wait": "1s",
+                             "group_interval": "5s", "repeat_interval": "1h"})
+        cfg["receivers"] = [{"name": "benchwatch-demo", "webhook_configs": [{
+            "url": f"{self.drift_url}/v1/alerts", "send_resolved": True,
+            "http_config": {"authorization": {"type": "Bearer", "credentials": self.token}}}]}]
+        return cfg
 
     def demo_rules(self) -> list[Path]:
         """The packaged rule files with `for:` and rate windows shortened for a demo."""

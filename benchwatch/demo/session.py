@@ -91,7 +91,7 @@ class DemoConfig:
                 raise UsageError(f"{flag} must be in 0..65535 (0 = any free port), got {port}")
 
 
-DRIFT_ALERT = "BenchwatchFeatureDrift"
+DRIFT_ALERT = "BenchwatchModelDrift"  # the one page per model and version
 
 
 @dataclass(frozen=True)

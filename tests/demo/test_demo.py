@@ -158,9 +158,9 @@ def test_demo_alerts_within_60s_of_drift_and_writes_report(
     assert summary["alert_fired_at"] is not None, f"no alert fired:\n{out[-4000:]}"
     delay = summary["alert_fired_at"] - began
     assert 0 < delay <= 60, f"alert {delay:.1f}s after the drift began"
-    assert "BenchwatchFeatureDrift" in summary["alert"]
+    assert "BenchwatchModelDrift" in summary["alert"]
     assert summary["requests"] > 500 and summary["errors"] == 0, summary
-    assert re.search(r"^demo: ALERT BenchwatchFeatureDrift fired", out, re.MULTILINE)
+    assert re.search(r"^demo: ALERT BenchwatchModelDrift fired", out, re.MULTILINE)
 
     # deployed as in production: the parts are processes of their own, not threads of the demo
     pids = summary["processes"]

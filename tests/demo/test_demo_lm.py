@@ -34,7 +34,7 @@ def test_lm_demo_pages_on_output_drift(demo: Callable[..., DemoRun]) -> None:  #
     assert not early, f"alerts before the drift (s from its start): {early}\n{out[-4000:]}"
     assert summary["alert_fired_at"] is not None, f"no drift alert:\n{out[-4000:]}"
     assert 0 < summary["alert_fired_at"] - began <= 60
-    assert "BenchwatchFeatureDrift" in summary["alert"] and "charlm" in summary["alert"]
+    assert "BenchwatchModelDrift" in summary["alert"] and "charlm" in summary["alert"]
     # the baseline is the release benchmark of the streaming server over HTTP
     figures = {(f["name"], f["point"]) for f in summary["baseline"]}
     assert {("ttft_p99_s", "http_client"), ("tpot_p99_s", "http_client"),
