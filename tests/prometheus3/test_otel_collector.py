@@ -57,6 +57,8 @@ def _start_collector(otlp_port: int, scrape_port: int, remote_write: str) -> ser
         "extensions::health_check::endpoint": f"127.0.0.1:{health}",
         "service::telemetry::metrics::level": "none",  # no internal metrics port
         "processors::batch::timeout": "200ms",
+        # the documented switch that turns remote write on next to the scrape endpoint
+        "service::pipelines::metrics::exporters": "[prometheus,prometheusremotewrite]",
     }
     cmd = [otelcol(), f"--config={config}", *(f"--set={k}={v}" for k, v in overrides.items())]
     env_cmd = ["env", f"PROMETHEUS_REMOTE_WRITE_URL={remote_write}", *cmd]
