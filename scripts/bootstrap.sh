@@ -18,6 +18,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
 
+# Prometheus 3 (OTLP receiver, native histograms) and the OpenTelemetry Collector, built once
+# from the Go module proxy and cached outside the checkout (scripts/build_*.sh print how long
+# the first build took). The OTLP and Prometheus 3 tests need them; the quick demo runs on
+# Debian's Prometheus 2.42. Started first and in the background: on a fresh machine they
+# compile while pip downloads PyTorch.
+go_builds=()
+if command -v go >/dev/null; then
+    scripts/build_prometheus3.sh >/dev/null & go_builds+=($!)
+    scripts/build_otelcol.sh >/dev/null & go_builds+=($!)
+else
+    echo "bootstrap: Go not found (https://go.dev/dl/; 1.21+ fetches the 1.26 toolchain these modules need): Prometheus 3 and otelcol are not" \
+         "built, so tests/prometheus3 and the Prometheus 3 runs of tests/grafana/test_promql.py will fail" >&2
+fi
+
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=".venv/.benchwatch-installed"
@@ -34,14 +48,6 @@ if [ -x scripts/kafka.sh ]; then
     scripts/kafka.sh install
 fi
 
-# Prometheus 3 (OTLP receiver, native histograms) and the OpenTelemetry Collector, built once
-# from the Go module proxy and cached outside the checkout (scripts/build_*.sh print how long
-# the first build took). The OTLP and Prometheus 3 tests need them; the quick demo runs on
-# Debian's Prometheus 2.42.
-if command -v go >/dev/null; then
-    scripts/build_prometheus3.sh >/dev/null
-    scripts/build_otelcol.sh >/dev/null
-else
-    echo "bootstrap: Go not found (https://go.dev/dl/; 1.21+ fetches the 1.26 toolchain these modules need): Prometheus 3 and otelcol are not" \
-         "built, so tests/prometheus3 and the Prometheus 3 runs of tests/grafana/test_promql.py will fail" >&2
-fi
+for pid in "${go_builds[@]}"; do
+    wait "$pid"   # a failed build fails the bootstrap (set -e), with the build's own message
+done
