@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from benchwatch.errors import UsageError
+from probes.errors import BenchwatchError
 
 BATCH, ROW = "$inputs", "$input"
 DEFAULT_TEMPLATE = '{"inputs": "$inputs"}'
@@ -32,7 +33,7 @@ Post = Callable[[Any], Any]
 Adapter = Callable[[np.ndarray, Post], Any]
 
 
-class MappingError(ValueError):
+class MappingError(BenchwatchError, ValueError):
     """A response did not hold what the mapping says it holds (the backend reports it)."""
 
 

@@ -245,6 +245,8 @@ def query_order(n_rows: int, n_queries: int, seed: int) -> np.ndarray:
     """Seeded sequence of row indices: concatenated permutations (every row used evenly)."""
     rng = np.random.default_rng(seed)
     reps = math.ceil(n_queries / n_rows)
+    if reps <= 0:  # no queries (e.g. --warmup 0)
+        return np.zeros(0, dtype=np.int64)
     return np.concatenate([rng.permutation(n_rows) for _ in range(reps)])[:n_queries]
 
 

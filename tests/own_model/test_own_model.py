@@ -136,9 +136,9 @@ def test_own_model_end_to_end(tmp_path: Path) -> None:
     timings = Timings()
     t_start = time.monotonic()
     # 1. install: the wheel with the guide's extras, and the user's own exporter
-    assert "pip install 'benchwatch[bench,serve,grafana]' skl2onnx" in GUIDE.read_text()
+    assert "pip install 'benchwatch[bench,serve,grafana]' skl2onnx uvloop" in GUIDE.read_text()
     venv = install(tmp_path, build_wheel(tmp_path, timings), "bench,serve,grafana", timings,
-                   also=["skl2onnx"])
+                   also=["skl2onnx", "uvloop"])
     (tmp_path / "logs").mkdir()
     run = Run(venv, tmp_path / "work", tmp_path, Processes(tmp_path / "logs"), Webhook(),
               timings)
