@@ -29,7 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 
 # ---------------------------------------------------------------- the ASGI alternative
-def asgi_app():  # type: ignore[no-untyped-def]
+def asgi_app(delay_ms: float = 0.0):  # type: ignore[no-untyped-def]
+    """The example model as a minimal ASGI app under the probe middleware (uvicorn's app);
+    `delay_ms` is slept before every prediction (`replay_aa.py`'s slower canary)."""
     from benchwatch.example.server import Model, RequestError, ServerConfig
 
     model = Model(ServerConfig())
@@ -46,6 +48,8 @@ def asgi_app():  # type: ignore[no-untyped-def]
                 break
         status, payload = 200, info
         if scope["path"] == "/predict":
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000)
             try:
                 payload = model.handle_predict(body)
             except RequestError as e:

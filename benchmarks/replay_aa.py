@@ -14,7 +14,6 @@ The target: PASS in at least 9 of 10 A/A replays; the slower canary FAILs every 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import io
 import json
@@ -29,41 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from example_server import asgi_app  # noqa: E402  (this folder: the same ASGI app)
+
 from benchwatch.cli import main as cli  # noqa: E402
 from benchwatch.services import free_port, wait_http  # noqa: E402
-
-
-def asgi_app(delay_ms: float):  # type: ignore[no-untyped-def]
-    """The example model as a minimal ASGI app under the probe middleware (uvicorn's app)."""
-    from benchwatch.example.server import Model, RequestError, ServerConfig
-    from probes import ProbeMiddleware
-
-    model = Model(ServerConfig())
-    info = json.dumps(model.info()).encode()
-
-    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        status, payload = 200, info
-        if scope["path"] == "/predict":
-            if delay_ms:
-                await asyncio.sleep(delay_ms / 1000)
-            try:
-                payload = model.handle_predict(body)
-            except RequestError as e:
-                status, payload = e.status, json.dumps({"error": str(e)}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
-
-    return ProbeMiddleware(app, routes={"/predict": (model.name, model.version)})
 
 
 def _uvicorn_factory():  # type: ignore[no-untyped-def]

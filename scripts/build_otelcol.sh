@@ -8,17 +8,9 @@
 set -euo pipefail
 CORE="${BENCHWATCH_OTELCOL_VERSION:-v0.165.0}"      # go.opentelemetry.io/collector components
 CONTRIB="${BENCHWATCH_OTELCOL_CONTRIB_VERSION:-v0.165.1}"
-CACHE="${BENCHWATCH_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/benchwatch/bin}"
+source "$(dirname "${BASH_SOURCE[0]}")/go_build.sh"   # CACHE, go_build_start, go_build_install
 OUT="$CACHE/otelcol-$CORE-contrib-$CONTRIB"
-if [ -x "$OUT" ]; then
-    echo "$OUT"
-    exit 0
-fi
-command -v go >/dev/null || { echo "build_otelcol: Go is required (https://go.dev/dl/)" >&2; exit 1; }
-mkdir -p "$CACHE"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-start=$(date +%s)
+go_build_start build_otelcol "$OUT"
 echo "build_otelcol: building otelcol $CORE / contrib $CONTRIB (first time only, about 6-12 min on 2 cores)" >&2
 GOBIN="$tmp" GOFLAGS="${GOFLAGS:--buildvcs=false}" \
     go install "go.opentelemetry.io/collector/cmd/builder@$CORE" >&2
@@ -40,6 +32,4 @@ exporters:
   - gomod: $CONTRIB_MOD/exporter/prometheusremotewriteexporter $CONTRIB
 YAML
 "$tmp/builder" --config "$tmp/builder.yaml" >&2
-mv "$tmp/dist/otelcol-benchwatch" "$OUT.partial" && mv "$OUT.partial" "$OUT"   # atomic
-echo "build_otelcol: built in $(( $(date +%s) - start )) s -> $OUT" >&2
-echo "$OUT"
+go_build_install build_otelcol "$tmp/dist/otelcol-benchwatch" "$OUT"

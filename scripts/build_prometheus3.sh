@@ -7,21 +7,11 @@
 # image. Go toolchain required; the first build's time is printed.
 set -euo pipefail
 VERSION="${BENCHWATCH_PROMETHEUS3_VERSION:-v0.316.0}"   # Go module version of Prometheus 3
-CACHE="${BENCHWATCH_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/benchwatch/bin}"
+source "$(dirname "${BASH_SOURCE[0]}")/go_build.sh"   # CACHE, go_build_start, go_build_install
 TAGS="remove_all_sd"
 OUT="$CACHE/prometheus-$VERSION-$TAGS"
-if [ -x "$OUT" ]; then
-    echo "$OUT"
-    exit 0
-fi
-command -v go >/dev/null || { echo "build_prometheus3: Go is required (https://go.dev/dl/)" >&2; exit 1; }
-mkdir -p "$CACHE"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-start=$(date +%s)
+go_build_start build_prometheus3 "$OUT"
 echo "build_prometheus3: building Prometheus $VERSION (first time only, several minutes)" >&2
 GOBIN="$tmp" GOFLAGS="${GOFLAGS:--buildvcs=false}" \
     go install -tags "$TAGS" "github.com/prometheus/prometheus/cmd/prometheus@$VERSION" >&2
-mv "$tmp/prometheus" "$OUT.partial" && mv "$OUT.partial" "$OUT"   # atomic: no half-built binary
-echo "build_prometheus3: built in $(( $(date +%s) - start )) s -> $OUT" >&2
-echo "$OUT"
+go_build_install build_prometheus3 "$tmp/prometheus" "$OUT"

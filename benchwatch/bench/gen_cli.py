@@ -173,7 +173,7 @@ def run_text_replay(args: argparse.Namespace) -> ExitCode:
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.suites import SuiteError
     from benchwatch.bench.text_suite import load_text_suite
-    from benchwatch.cli.replay import _error_doc, _finish
+    from benchwatch.cli.replay import _error_doc, _finish, judged
     from drift.baseline import Baseline
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
@@ -205,16 +205,7 @@ def run_text_replay(args: argparse.Namespace) -> ExitCode:
     finally:
         for b in arms.values():
             b.close()
-    could_not_run = int(ExitCode.COULD_NOT_RUN)
-    try:
-        verdict = judge_gen_replay(result, baseline, settings).to_dict()
-    except Exception as e:  # noqa: BLE001 - partial data may not be judgeable
-        verdict = {"outcome": "error", "exit_code": could_not_run,
-                   "reason": f"could not judge: {e}", "metrics": [], "settings": {}}
-    if result.errors:
-        verdict = {**verdict, "outcome": "error", "exit_code": could_not_run,
-                   "reason": f"could not run to the end: {result.errors[0]}; partial results "
-                             f"({result.queries_done}/{result.queries_planned} queries) shown"}
+    verdict = judged(lambda: judge_gen_replay(result, baseline, settings), result)
     canary = arms["canary"].info
     doc = {"format": "benchwatch-verdict/1", "task": "generation", "suite": suite.name,
            "suite_hash": suite.content_hash, "canary": args.canary,

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,17 +170,7 @@ def _replay(args: argparse.Namespace, suite: Any, baseline: Any, arms: dict[str,
     finally:
         for b in arms.values():
             b.close()
-    could_not_run = int(ExitCode.COULD_NOT_RUN)
-    try:
-        verdict = judge_replay(result, suite, baseline, settings, flips).to_dict()
-    except Exception as e:  # noqa: BLE001 - partial data may not be judgeable
-        verdict = {"outcome": "error", "exit_code": could_not_run,
-                   "reason": f"could not judge: {e}", "metrics": [], "settings": {}}
-    if result.errors:
-        # keep the per-metric figures of what was measured, but never let them pass
-        verdict = {**verdict, "outcome": "error", "exit_code": could_not_run,
-                   "reason": f"could not run to the end: {result.errors[0]}; partial results "
-                             f"({result.queries_done}/{result.queries_planned} queries) shown"}
+    verdict = judged(lambda: judge_replay(result, suite, baseline, settings, flips), result)
     doc = {"format": "benchwatch-verdict/1", "suite": suite.name,
            "suite_hash": suite.content_hash, "canary": args.canary,
            "reference": args.primary or args.baseline, "queries": result.queries_done,
@@ -245,3 +236,20 @@ def _finish(doc: dict[str, Any], out_dir: Path, latencies: dict[str, Any],
         serve_verdict_gauge(v["outcome"], model, version, str(doc.get("canary")),
                             args.metrics_port, args.metrics_hold_s)
     return ExitCode(v["exit_code"])
+
+
+def judged(judge: Callable[[], Any], result: Any) -> dict[str, Any]:
+    """`judge().to_dict()` for a replay's `result` (the classic and the generative one), an
+    error verdict when it cannot judge, or when the replay did not run to the end."""
+    could_not_run = int(ExitCode.COULD_NOT_RUN)
+    try:
+        verdict: dict[str, Any] = judge().to_dict()
+    except Exception as e:  # noqa: BLE001 - partial data may not be judgeable
+        verdict = {"outcome": "error", "exit_code": could_not_run,
+                   "reason": f"could not judge: {e}", "metrics": [], "settings": {}}
+    if result.errors:
+        # keep the per-metric figures of what was measured, but never let them pass
+        verdict = {**verdict, "outcome": "error", "exit_code": could_not_run,
+                   "reason": f"could not run to the end: {result.errors[0]}; partial results "
+                             f"({result.queries_done}/{result.queries_planned} queries) shown"}
+    return verdict

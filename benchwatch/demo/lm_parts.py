@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchwatch import services
 from benchwatch.bench import generative
 from benchwatch.bench.text_suite import load_text_suite
 from benchwatch.demo.parts import BaselineInfo, PartError, Parts, ServedModel
@@ -27,6 +26,10 @@ BENCH_QUERIES = 700  # single-stream requests: p99 needs 662
 class LmParts(Parts):
     DRIFT = "the clients now sample at temperature 1 instead of decoding greedily"
     TRAFFIC_MODULE = "benchwatch.demo.lm_traffic"
+    SERVER_MODULE = "benchwatch.example.lm_server"
+    SERVED_PATH = "/generate"
+    SERVED_HOW = "tokens streamed, probed"
+    SAMPLED_EACH = "stream"
 
     def model(self) -> Any:
         files = lm.shipped_lm()
@@ -34,18 +37,6 @@ class LmParts(Parts):
                  f"model shipped with benchwatch ({files.onnx_path}, held-out "
                  f"{files.meta['heldout_nats_per_char']:.2f} nats/char)")
         return files
-
-    def model_server(self, files: Any, name: str, port: int, metrics_port: int
-                     ) -> tuple[ServedModel, services.ManagedProcess]:
-        args = ["-m", "benchwatch.example.lm_server", "--host", self.host, "--port", str(port),
-                "--version", files.version, "--seed", str(self.seed),
-                "--metrics-port", str(metrics_port), "--log-level", "WARNING",
-                "--sink", self.samples_url(), "--sample-rate", "1.0"]
-        base = f"http://{self.host}:{port}"
-        metrics_url = f"http://{self.host}:{metrics_port}/metrics"
-        child = self._spawn(name, args, [f"{base}/healthz", metrics_url])
-        return (ServedModel(files.name, files.version, self.host, port, "/generate", metrics_url,
-                            child.proc.pid), child)
 
     def _bench(self, files: Any, served: ServedModel, rate_qps: float,
                calls: int) -> BaselineInfo:
@@ -73,14 +64,3 @@ class LmParts(Parts):
                  f"{tpot.get('tpot_p50_s', float('nan')) * 1e3:.3f} ms, "
                  f"{result.output_tokens_per_s:,.0f} output tokens/s over HTTP)")
         return BaselineInfo(path, Baseline.load(path), generative.FEATURES)
-
-    def live_server(self, files: Any) -> ServedModel:
-        served, _ = self.model_server(files, "model server", self.port("model"),
-                                      self.port("metrics"))
-        self.probe_metrics_url = served.metrics_url
-        self.served = served
-        self.say(f"demo: serving {files.name} {files.version} on "
-                 f"http://{self.host}:{served.port}/generate (pid {served.pid}, ONNX Runtime, "
-                 f"tokens streamed, probed); probe metrics {served.metrics_url}; every stream "
-                 "sampled to the drift service")
-        return served

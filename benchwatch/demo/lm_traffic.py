@@ -15,17 +15,11 @@ prompts as its requests.
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import signal
-import threading
-import urllib.parse
-from pathlib import Path
 
 import numpy as np
 
-from benchwatch.demo.traffic import Traffic, write_status
+from benchwatch.demo.traffic import run_cli
 
 MAX_TOKENS = 64
 DRIFT_TEMPERATURE = 1.0
@@ -55,39 +49,12 @@ def body(batch: np.ndarray) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchwatch.demo.lm_traffic",
-                                description="post prompts to the streaming language-model "
-                                "server at a steady rate, drifting at a known time")
-    p.add_argument("--url", required=True, help="the endpoint, http://HOST:PORT/generate")
-    p.add_argument("--rate", type=float, default=40.0, help="requests per second (default 40)")
-    p.add_argument("--drift-at", type=float, default=30.0, help="seconds of clean traffic")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of traffic in all")
-    p.add_argument("--workers", type=int, default=4, help="client threads (default 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--status", type=Path, required=True, help="status file (JSON) to keep")
-    p.add_argument("--every", type=float, default=0.5, help="status period in seconds")
-    a = p.parse_args(argv)
-    url = urllib.parse.urlsplit(a.url)
-    if url.scheme != "http" or not url.hostname or not url.port:
-        p.error(f"--url must be http://HOST:PORT/PATH, got {a.url!r}")
-    if a.rate <= 0 or a.duration <= 0 or a.workers < 1 or a.every <= 0:
-        p.error("--rate, --duration and --every must be > 0 and --workers >= 1")
-    logging.basicConfig(level=logging.WARNING)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda s, f: stop.set())
-    traffic = Traffic(url.hostname, url.port, path=url.path or "/generate", rate_qps=a.rate,
-                      drift_at_s=a.drift_at, duration_s=a.duration, workers=a.workers,
-                      seed=a.seed, body=body, images=requests(), drift=drifted)
-    traffic.start()
-    try:
-        write_status(a.status, traffic.status())  # the demo's readiness condition
-        while traffic.alive() and not stop.wait(a.every):
-            write_status(a.status, traffic.status())
-    finally:
-        traffic.stop()
-        write_status(a.status, traffic.status())
-    return 0
+    return run_cli(argv, prog="python -m benchwatch.demo.lm_traffic",
+                   description="post prompts to the streaming language-model "
+                   "server at a steady rate, drifting at a known time",
+                   url_help="the endpoint, http://HOST:PORT/generate",
+                   default_path="/generate",
+                   extra=lambda: {"body": body, "images": requests(), "drift": drifted})
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ def port_free(host: str, port: int) -> bool:
 class Parts:
     DRIFT = "lower contrast and sensor noise on every request"  # what the traffic's drift is
     TRAFFIC_MODULE = "benchwatch.demo.traffic"
+    SERVER_MODULE = "benchwatch.example.server"  # the model server, its endpoint and
+    SERVED_PATH = "/predict"                      # how the demo's lines describe it
+    SERVED_HOW = "probed"
+    SAMPLED_EACH = "request"
 
     def __init__(self, host: str, ports: Mapping[str, int], workdir: Path,
                  say: Callable[[str], None], seed: int = 0) -> None:
@@ -178,19 +182,19 @@ class Parts:
 
     def model_server(self, files: Any, name: str, port: int, metrics_port: int
                      ) -> tuple[ServedModel, services.ManagedProcess]:
-        """`python -m benchwatch.example.server` with probes on, every request sampled to the
+        """`python -m SERVER_MODULE` with probes on, every request sampled to the
         drift service: the release benchmark's instance runs exactly as the live one does, so
         the sampling thread's share of the cores is in both figures."""
         sink = self.samples_url()
-        args = ["-m", "benchwatch.example.server", "--host", self.host, "--port", str(port),
+        args = ["-m", self.SERVER_MODULE, "--host", self.host, "--port", str(port),
                 "--version", files.version, "--seed", str(self.seed),
                 "--metrics-port", str(metrics_port), "--log-level", "WARNING"]
         args += ["--sink", sink, "--sample-rate", "1.0"]
         base = f"http://{self.host}:{port}"
         metrics_url = f"http://{self.host}:{metrics_port}/metrics"
         child = self._spawn(name, args, [f"{base}/healthz", metrics_url])
-        served = ServedModel(files.name, files.version, self.host, port, "/predict", metrics_url,
-                             child.proc.pid)
+        served = ServedModel(files.name, files.version, self.host, port, self.SERVED_PATH,
+                             metrics_url, child.proc.pid)
         return served, child
 
     def baseline(self, files: Any, rate_qps: float, calls: int) -> BaselineInfo:
@@ -279,9 +283,9 @@ class Parts:
         self.probe_metrics_url = served.metrics_url
         self.served = served
         self.say(f"demo: serving {files.name} {files.version} on "
-                 f"http://{self.host}:{served.port}/predict (pid {served.pid}, ONNX Runtime, "
-                 f"probed); probe metrics {served.metrics_url}; every request sampled to the "
-                 "drift service")
+                 f"http://{self.host}:{served.port}{served.path} (pid {served.pid}, ONNX "
+                 f"Runtime, {self.SERVED_HOW}); probe metrics {served.metrics_url}; every "
+                 f"{self.SAMPLED_EACH} sampled to the drift service")
         return served
 
     def monitoring(self) -> None:

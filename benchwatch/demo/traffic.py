@@ -236,11 +236,13 @@ def read_status(path: Path) -> dict[str, Any] | None:
     return out if isinstance(out, dict) else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchwatch.demo.traffic",
-                                description="post digits to a model server at a steady rate, "
-                                "drifting at a known time")
-    p.add_argument("--url", required=True, help="the model's endpoint, http://HOST:PORT/predict")
+def run_cli(argv: list[str] | None, *, prog: str, description: str, url_help: str,
+            default_path: str, extra: Callable[[], dict[str, Any]] = dict) -> int:
+    """The traffic command line, shared by the digits and the language-model traffic: parse
+    `argv`, run a `Traffic` (with the arguments `extra()` adds, built once `argv` is parsed)
+    and keep its status file."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--url", required=True, help=url_help)
     p.add_argument("--rate", type=float, default=40.0, help="requests per second (default 40)")
     p.add_argument("--drift-at", type=float, default=30.0, help="seconds of clean traffic")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of traffic in all")
@@ -258,18 +260,26 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, f: stop.set())
-    traffic = Traffic(url.hostname, url.port, path=url.path or "/predict", rate_qps=a.rate,
-                      drift_at_s=a.drift_at, duration_s=a.duration, workers=a.workers,
-                      seed=a.seed)
-    traffic.start()
+    t = Traffic(url.hostname, url.port, path=url.path or default_path, rate_qps=a.rate,
+                drift_at_s=a.drift_at, duration_s=a.duration, workers=a.workers,
+                seed=a.seed, **extra())
+    t.start()
     try:
-        write_status(a.status, traffic.status())  # the demo's readiness condition
-        while traffic.alive() and not stop.wait(a.every):
-            write_status(a.status, traffic.status())
+        write_status(a.status, t.status())  # the demo's readiness condition
+        while t.alive() and not stop.wait(a.every):
+            write_status(a.status, t.status())
     finally:
-        traffic.stop()
-        write_status(a.status, traffic.status())
+        t.stop()
+        write_status(a.status, t.status())
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(argv, prog="python -m benchwatch.demo.traffic",
+                   description="post digits to a model server at a steady rate, "
+                   "drifting at a known time",
+                   url_help="the model's endpoint, http://HOST:PORT/predict",
+                   default_path="/predict")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchwatch.services import ServiceError, free_port, wait_http
+from tests.support.procs import stop_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,14 +49,7 @@ def example_server() -> Iterator[Callable[..., str]]:
         return url
 
     yield start
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    stop_all(procs)
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from benchwatch.example import lm
 from benchwatch.services import ServiceError, free_port, wait_http
 from drift.baseline import Baseline
 from probes import metric_names as m
+from tests.support.procs import stop_all
 from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,14 +118,7 @@ def lm_server() -> Iterator[Callable[..., tuple[str, str]]]:
         return url, f"http://127.0.0.1:{metrics}/metrics"
 
     yield start
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    stop_all(procs)
 
 
 def _post(url: str, doc: Any) -> http.client.HTTPResponse:
