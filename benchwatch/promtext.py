@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -64,6 +64,19 @@ def fetch(url: str, timeout_s: float = 2.0) -> str:
 def read(url: str, timeout_s: float = 2.0) -> Scrape:
     """Scrape `url` now; raises OSError (unreachable) or ValueError (not the text format)."""
     return parse(fetch(url, timeout_s), time.time())
+
+
+def read_summed(urls: Sequence[str], timeout_s: float = 2.0) -> Scrape:
+    """Scrape every worker endpoint of one server (`uvicorn --workers N`: each worker has its
+    own /metrics) and add the same series together, as `sum` in PromQL would; raises like
+    `read` when any of them cannot be read (a missing worker would skew the sums)."""
+    series: dict[str, dict[Labels, float]] = {}
+    for url in urls:
+        for name, by_labels in read(url, timeout_s).series.items():
+            into = series.setdefault(name, {})
+            for labels, value in by_labels.items():
+                into[labels] = into.get(labels, 0.0) + value
+    return Scrape(time.time(), series)
 
 
 def scrape(url: str, at: float, timeout_s: float = 2.0) -> Scrape | None:

@@ -80,7 +80,7 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
                 scraped = ScrapedStreams(args.probe_metrics, b.info.model, b.info.version or None)
                 if scraped.read() is None:
                     b.close()
-                    raise UsageError(f"--probe-metrics {args.probe_metrics}: no readable "
+                    raise UsageError(f"--probe-metrics {' + '.join(args.probe_metrics)}: no readable "
                                      f"gen_ai_server_time_to_first_token_seconds series of "
                                      f"{b.info.model} {b.info.version}: pass the /metrics URL "
                                      "of the probes in the server behind --url")

@@ -263,13 +263,13 @@ class ProbedLm:
 class ScrapedStreams:
     """A served model's probe histograms of streamed requests, from its `/metrics`."""
 
-    def __init__(self, metrics_url: str, model: str, version: str | None = None) -> None:
-        self.url = metrics_url
+    def __init__(self, metrics_urls: Sequence[str], model: str, version: str | None = None) -> None:
+        self.urls = list(metrics_urls)  # one per worker of the server; their histograms add up
         self._match = {"model": model, **({"model_version": version} if version else {})}
 
     def read(self) -> StreamReading | None:
         try:
-            s = promtext.read(self.url, 5.0)
+            s = promtext.read_summed(self.urls, 5.0)
         except (OSError, ValueError):
             return None
         ttft = promtext.buckets(s, m.GENAI_TTFT, **self._match)

@@ -6,7 +6,7 @@ point), not from the bench client's end-to-end time. Two meters read it, cumulat
 and after each scenario; the bucket delta gives the scenario's model-call quantiles (what
 `histogram_quantile` over the live series computes):
 
-- `ScrapedProbe(metrics_url, model, version)`: an HTTP endpoint served with probes; scrapes its
+- `ScrapedProbe(metrics_urls, model, version)`: an HTTP endpoint served with probes; scrapes its
   `/metrics` (`benchwatch_inference_duration_seconds`, and the probe's attributed
   `benchwatch_inference_energy_joules_total` when it exports one) through `benchwatch.promtext`;
 - `ProbedBackend(backend)`: an in-process backend whose `predict` is wrapped in a `@probe`
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,16 +96,17 @@ class ModelCallMeter(Protocol):
 class ScrapedProbe:
     """The probe histogram of a served model, scraped from its Prometheus endpoint."""
 
-    def __init__(self, metrics_url: str, model: str, version: str | None = None,
+    def __init__(self, metrics_urls: Sequence[str], model: str, version: str | None = None,
                  timeout_s: float = 5.0) -> None:
-        self.url = metrics_url
+        self.urls = list(metrics_urls)  # one per worker of the server; their histograms add up
+        self.url = " + ".join(self.urls)
         self._match = {"model": model, **({"model_version": version} if version else {})}
         self._timeout = timeout_s
 
     def read(self) -> ProbeReading | None:
-        """None when the endpoint cannot be read or has no series of this model (logged)."""
+        """None when an endpoint cannot be read or none has series of this model (logged)."""
         try:
-            s = promtext.read(self.url, self._timeout)
+            s = promtext.read_summed(self.urls, self._timeout)
         except (OSError, ValueError) as e:
             log.warning("probe metrics %s unreadable: %s", self.url, e)
             return None

@@ -31,10 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", type=http_url,
                    help="endpoint for --backend http, e.g. http://127.0.0.1:8000")
     p.add_argument("--probe-metrics", metavar="URL", default=None, type=http_url,
+                   action="append",
                    help="--backend http: the server's probe /metrics endpoint, e.g. "
                         "http://127.0.0.1:9464/metrics; its model-call histogram is read around "
                         "each scenario, so the baseline has figures at the point live "
-                        "monitoring measures (in-process backends are probed automatically)")
+                        "monitoring measures (in-process backends are probed automatically). "
+                        "Repeat it for each worker of a multi-worker server (9464, 9465, ...): "
+                        "their histograms are added up")
     p.add_argument("--rate", dest="rates", type=number(1e-3, 1e6), action="append", default=None,
                    metavar="QPS", help="also run Poisson arrivals at this fixed request rate "
                    "(repeatable; scenario server_<QPS>qps): give the rate production serves, "
@@ -217,7 +220,7 @@ def _model_call_meters(backends: dict[str, Any], args: argparse.Namespace,
         elif args.probe_metrics:
             probe = ScrapedProbe(args.probe_metrics, b.info.model, b.info.version or None)
             if probe.read() is None:
-                raise UsageError(f"--probe-metrics {args.probe_metrics}: no readable "
+                raise UsageError(f"--probe-metrics {probe.url}: no readable "
                                  f"benchwatch_inference_duration_seconds series of "
                                  f"{b.info.model} {b.info.version}: pass the /metrics URL of "
                                  "the probes in the server behind --url")

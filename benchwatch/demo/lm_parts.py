@@ -47,7 +47,7 @@ class LmParts(Parts):
         self.say(f"demo: benchmarking the release on the {suite.name} suite ({len(suite)} "
                  f"prompts once, then {BENCH_QUERIES} streamed requests one at a time) ...")
         t0 = time.monotonic()
-        meter = generative.ScrapedStreams(served.metrics_url, files.name, files.version)
+        meter = generative.ScrapedStreams([served.metrics_url], files.name, files.version)
         try:
             result = generative.run_generative(backend, suite, settings, probe_meter=meter.read)
         finally:

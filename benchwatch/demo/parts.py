@@ -220,7 +220,7 @@ class Parts:
     def _bench(self, files: Any, served: ServedModel, rate_qps: float,
                calls: int) -> BaselineInfo:
         backend = backends.HttpBackend(f"http://{served.host}:{served.port}")
-        meter = ScrapedProbe(served.metrics_url, files.name, files.version)
+        meter = ScrapedProbe([served.metrics_url], files.name, files.version)
         settings = runner.RunSettings(seed=self.seed, warmup_queries=100,
                                       single_stream_queries=1000, offline_samples=3000,
                                       server=False, fixed_rates_qps=(rate_qps,),

@@ -219,7 +219,8 @@ def suite_and_baseline(run: Run) -> None:
     bench = run.timings.run(
         [bw, *guided("bench", "--backend", "http", "--url"), f"http://127.0.0.1:{run.app_port}",
          *guided("--suite", "suites/breast_cancer.json", "--name", MODEL, "--version", VERSION),
-         *run.mapping, "--probe-metrics", f"http://127.0.0.1:{run.worker_port}/metrics",
+         *run.mapping, *(a for port in (run.worker_port, run.worker_port + 1)  # both workers
+                         for a in ("--probe-metrics", f"http://127.0.0.1:{port}/metrics")),
          *guided("--rate", "20", "-o", "runs/"), *BENCH_HERE], work, 600, "bench")
     done = sorted((work / "runs").glob(f"{MODEL}-*/baseline-http.json"))
     assert done, f"bench wrote no baseline:\n{bench.stdout[-3000:]}\n{bench.stderr[-3000:]}"
