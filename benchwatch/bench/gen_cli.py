@@ -108,11 +108,9 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
     _print(doc, suite, results, meter is not None, console)
     console.print(f"wrote {out_dir}/results.json, latencies.npz, baselines: "
                   f"{', '.join(doc['baselines'].values()) or 'none'}")
-    stopped = [f"{r.backend.name}: {r.error}" for r in results if r.error]
-    if stopped:
-        raise BenchwatchError(f"stopped early ({'; '.join(stopped)}); the partial results are "
-                              f"in {out_dir}")
-    return ExitCode.OK
+    from benchwatch.cli.bench import finished
+
+    return finished(results, out_dir)
 
 
 def _print(doc: dict[str, Any], suite: Any, results: list[Any], energy: bool,

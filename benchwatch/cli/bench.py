@@ -156,6 +156,11 @@ def run(args: argparse.Namespace) -> ExitCode:
     _write_comparison(out_dir, doc, args.output)
     console.print(f"wrote {out_dir}/results.json, report.html, compare.html, latencies.npz, "
                   f"baselines: {', '.join(doc['baselines'].values()) or 'none'}")
+    return finished(results, out_dir)
+
+
+def finished(results: list[Any], out_dir: Any) -> ExitCode:
+    """OK, or the backends that stopped early (their partial results are already written)."""
     stopped = [f"{r.backend.name}: {r.error}" for r in results if r.error]
     if stopped:
         raise BenchwatchError(f"stopped early ({'; '.join(stopped)}); the partial results are "
