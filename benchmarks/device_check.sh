@@ -3,7 +3,8 @@
 # NVML energy attribution (above idle to models, idle apart) against NVML's counter and idle
 # power, the probe's `gpu` tests, PyTorch vs ONNX Runtime on CUDA, the GPU dashboard's series
 # from the real NVML path, and the demo's joules per inference. The figures are quoted in the
-# README, "Measured figures" → "GPU".
+# README, "Measured figures" → "GPU". Also the text suite's J per output token and the digits
+# scorecard (J per inference, cost) through `benchwatch bench --device cuda`.
 #
 #   benchmarks/device_check.sh                 # results in benchmarks/results/<gpu>/, e.g. h200
 #   benchmarks/device_check.sh -o DIR          # results in DIR
@@ -58,10 +59,22 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, log, remember a failure and go 
     echo "=== $name rc=$r" | tee -a "$OUT/device.log"
     [ "$r" -eq 0 ] || rc=1
 }
-step gpu_energy 150 "$PY" benchmarks/gpu_energy.py
-step gpu_pytest 90 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/probes
-step gpu_bench 120 "$PY" benchmarks/gpu_bench.py
-step gpu_series 90 "$PY" tests/grafana/gpu_series_check.py
-step gpu_demo 180 "$PY" tests/demo/gpu_demo_check.py --out "$OUT/gpu_demo.json"
+bench_step() {  # bench_step NAME TIMEOUT_S BENCH_ARGS...: `benchwatch bench` on CUDA, its results.json kept
+    local name=$1 limit=$2; shift 2
+    local runs; runs=$(mktemp -d)
+    step "$name" "$limit" "$PY" -m benchwatch bench --backend torch --device cuda --energy gpu \
+        --no-progress --max-duration-s $((limit - 40)) -o "$runs" "$@"
+    find "$runs" -name results.json -exec cp {} "$OUT/$name.json" \;
+    rm -rf "$runs"
+}
+# most wanted first: a step cut short by the machine's time limit loses the least
+step gpu_energy 120 "$PY" benchmarks/gpu_energy.py
+bench_step text_bench 150 --suite text --queries 700   # TTFT/TPOT and J per output token
+# the digits scorecard: J per inference and cost, at stated example prices
+bench_step scorecard 130 --price-usd-per-hour 3.50 --price-usd-per-kwh 0.15
+step gpu_demo 120 "$PY" tests/demo/gpu_demo_check.py --out "$OUT/gpu_demo.json"
+step gpu_bench 90 "$PY" benchmarks/gpu_bench.py
+step gpu_series 60 "$PY" tests/grafana/gpu_series_check.py
+step gpu_pytest 60 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/probes
 echo "results in $OUT (exit $rc)"
 exit $rc

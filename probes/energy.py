@@ -5,10 +5,13 @@ A background thread reads each device's cumulative energy counter every `interva
 device and interval:
 
 - The device's **idle power** is configured (`configure(idle_power_w=...)`) or learned: the
-  10th percentile of the power of the last `IDLE_WINDOW` intervals in which none of the models
-  that may use the device had a call in flight. Until `IDLE_MIN_INTERVALS` such intervals were
-  seen, the lowest power of any interval so far stands in for it: every interval draws at least
-  the idle power, so this errs towards attributing too little, never towards billing idle draw.
+  median power of the last `IDLE_WINDOW` blocks of `IDLE_BLOCK_S` of intervals in which none of
+  the models that may use the device had a call in flight, leaving out the `IDLE_SETTLE_S` after
+  the last call (clocks stay up after a burst). Blocks, not single intervals: NVML's energy
+  counter advances in steps, so one 0.25 s interval's power is noisy (on an H200 the 10th
+  percentile of interval powers read 74 W for a 120 W idle); the median of whole seconds is
+  not, and a spike from another process does not move it. Until `IDLE_MIN_BLOCKS` blocks were
+  seen, the lowest power of any interval so far stands in for it.
 - The energy **above idle** (`max(0, energy - idle power x interval)`) is split over the
   models that may use the device by their *busy time* in the interval (the integral of their
   in-flight calls, kept exactly by `ProbeState.busy_ns` without per-call timestamps).
@@ -32,6 +35,7 @@ import logging
 import math
 import os
 import re
+import statistics
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -200,9 +204,10 @@ def discover_sources(gpu: str = "auto", rapl: bool = True) -> list[EnergySource]
     return sources
 
 
-IDLE_QUANTILE = 0.1  # low, so intervals right after a burst (clocks still up) do not raise it
-IDLE_WINDOW = 240  # idle intervals kept: one minute at the default 0.25 s
-IDLE_MIN_INTERVALS = 4  # before this many, the lowest interval power stands in (see module doc)
+IDLE_BLOCK_S = 1.0  # idle time per block: enough counter steps for a steady power
+IDLE_SETTLE_S = 1.0  # idle intervals this soon after a call are left out (clocks still up)
+IDLE_WINDOW = 60  # idle blocks kept: the last minute of idle time
+IDLE_MIN_BLOCKS = 3  # before this many, the lowest interval power stands in (see module doc)
 
 _DEVICE_NAME = re.compile(r"[a-z]+[0-9]*")
 
@@ -288,29 +293,41 @@ class IdlePower:
 
     def __init__(self, configured_w: float | None = None) -> None:
         self.configured_w = configured_w
-        self._idle: deque[float] = deque(maxlen=IDLE_WINDOW)
+        self._blocks: deque[float] = deque(maxlen=IDLE_WINDOW)  # watts per block
+        self._block = [0.0, 0.0]  # joules, seconds of the block being filled
+        self._since_busy_s: float | None = None  # None: no call seen yet (all idle is settled)
         self._floor: float | None = None
 
-    def observe(self, watts: float, idle: bool) -> None:
+    def observe(self, joules: float, dt_s: float, idle: bool) -> None:
+        watts = joules / dt_s
         self._floor = watts if self._floor is None else min(self._floor, watts)
-        if idle:
-            self._idle.append(watts)
+        if not idle:
+            self._since_busy_s = 0.0
+            return
+        if self._since_busy_s is not None:
+            self._since_busy_s += dt_s
+            if self._since_busy_s <= IDLE_SETTLE_S:
+                return
+        self._block[0] += joules
+        self._block[1] += dt_s
+        if self._block[1] >= IDLE_BLOCK_S:
+            self._blocks.append(self._block[0] / self._block[1])
+            self._block = [0.0, 0.0]
 
     @property
     def source(self) -> str:
         """"configured", "learned", "floor" (the lowest interval so far) or "none" yet."""
         if self.configured_w is not None:
             return "configured"
-        if len(self._idle) >= IDLE_MIN_INTERVALS:
+        if len(self._blocks) >= IDLE_MIN_BLOCKS:
             return "learned"
         return "floor" if self._floor is not None else "none"
 
     def watts(self) -> float | None:
         if self.configured_w is not None:
             return self.configured_w
-        if len(self._idle) >= IDLE_MIN_INTERVALS:
-            ordered = sorted(self._idle)
-            return ordered[int(IDLE_QUANTILE * (len(ordered) - 1))]
+        if len(self._blocks) >= IDLE_MIN_BLOCKS:
+            return statistics.median(self._blocks)
         return self._floor
 
 
@@ -414,19 +431,19 @@ class EnergySampler:
                 continue
             self.device_energy[r.hw_id] = self.device_energy.get(r.hw_id, 0.0) + joules
             self.idle_energy.setdefault(r.hw_id, 0.0)
-            if joules <= 0.0 or dt_s <= 0.0:
+            if dt_s <= 0.0:
                 self.idle_energy[r.hw_id] += joules
                 continue
             busy_here = {k: deltas[k] for k in users.get(r.hw_id, ()) if deltas.get(k, 0) > 0}
             idle = self.idle_power.get(r.hw_id)
             if idle is None:
                 idle = self.idle_power[r.hw_id] = IdlePower(self._configured_idle(r))
-            idle.observe(joules / dt_s, idle=not busy_here)
+            idle.observe(joules, dt_s, idle=not busy_here)
             idle_w = idle.watts()
             above = max(0.0, joules - idle_w * dt_s) if busy_here and idle_w is not None else 0.0
             self.idle_energy[r.hw_id] += joules - above
-            total_busy = sum(busy_here.values())
-            for (model, version), b in busy_here.items():
+            total_busy = sum(busy_here.values()) if above > 0.0 else 0
+            for (model, version), b in busy_here.items() if total_busy else ():
                 key = (model, version, r.hw_id, r.hw_type)
                 self.attributed[key] = self.attributed.get(key, 0.0) + above * b / total_busy
         self._last_t = now

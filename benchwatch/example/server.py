@@ -149,7 +149,8 @@ class Model:
         except ImportError:
             log.warning("probes.probe is not available: serving without a probe")
             return fn
-        return probe(model=self.name, version=self.version)(fn)
+        # both backends run on the CPU here: never charge this model a GPU's energy
+        return probe(model=self.name, version=self.version, devices="cpu")(fn)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         out = self._raw(x)

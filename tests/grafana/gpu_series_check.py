@@ -101,13 +101,13 @@ def check() -> dict[str, object]:
         problems.append(f"NVML path exports none of {missing}; the GPU dashboard queries them")
         return result
     gpu_board = dashboards.gpu_energy()
-    grouped = set()
-    for p in gpu_board.panels:
-        for q in p.queries:
-            grouped |= {lbl.strip() for g in re.findall(r"by \(([^)]*)\)", q.expr)
-                        for lbl in g.split(",")}
+    exprs = [q.expr for p in gpu_board.panels for q in p.queries]
     for name, series in present.items():
-        for lbl in grouped - {"instance", "model", "model_version"}:
+        # the labels the panels that read this series group it by (a baseline's `scenario`
+        # belongs to the benchmark's series, not to NVML's)
+        grouped = {lbl.strip() for e in exprs if name in e
+                   for g in re.findall(r"by \(([^)]*)\)", e) for lbl in g.split(",")}
+        for lbl in grouped - {"instance", "model", "model_version", ""}:
             if lbl not in series[0]:
                 problems.append(f"{name} lacks label {lbl}: {series[0]}")
     joules = sum(energy.values())

@@ -20,7 +20,7 @@ from benchwatch.services import free_port
 from probes import ConfigError, DeviceReading, configure, probe, shutdown
 from probes import metric_names as m
 from probes.energy import (
-    IDLE_MIN_INTERVALS,
+    IDLE_MIN_BLOCKS,
     EnergySampler,
     NvmlSource,
     discover_sources,
@@ -95,6 +95,25 @@ def test_only_energy_above_idle_is_attributed_and_it_is_conserved(duty: float) -
     assert r.idle_j["kepler"] == pytest.approx(100.0 * 25.25, rel=0.01)  # idle draw over the run
 
 
+def test_idle_power_is_learned_right_from_a_counter_that_advances_in_steps() -> None:
+    """NVML's energy counter advances in steps: 120 W idle read as 40 J every 1/3 s, sampled
+    every 0.25 s, gives interval powers of 0 or 160 W. The learned idle power (median of 1 s
+    blocks) is within 5% of 120 W; a low quantile of single intervals would say 0 W and bill
+    the idle draw to the models."""
+    reg = Registry()
+    gpu = FakeGpu()
+    now = [0]
+    s = EnergySampler(reg, [gpu], clock=lambda: now[0])
+    s.step()
+    step_ns, quarter = S // 3, S // 4
+    for k in range(1, 41):  # 10 s idle
+        now[0] = k * quarter
+        gpu.energy_j = 40.0 * (now[0] // step_ns)
+        s.step()
+    watts, source = s.idle_watts()["gpu0"]
+    assert source == "learned" and watts == pytest.approx(120.0, rel=0.05)
+
+
 def test_an_undeclared_model_in_the_gaps_would_be_charged() -> None:
     """The counterpart of `devices="cpu"`: the same CPU-side calls without the declaration share
     the GPU's above-idle energy by busy time (so the declaration is what keeps it at 0)."""
@@ -161,8 +180,8 @@ def test_interval_energy_above_idle_is_split_by_busy_time_and_never_negative() -
 
 def test_before_idle_is_learned_the_lowest_interval_power_stands_in() -> None:
     """A process busy from its first interval: each interval is charged only what it drew above
-    the lowest power seen so far (never the idle draw); once IDLE_MIN_INTERVALS idle intervals
-    were seen, their low quantile is used, robust to a spike (another process) among them."""
+    the lowest power seen so far (never the idle draw); once IDLE_MIN_BLOCKS idle blocks
+    were seen, their median is used, robust to a spike (another process) among them."""
     reg = Registry()
     gpu = FakeGpu()
     now = [0]
@@ -187,7 +206,7 @@ def test_before_idle_is_learned_the_lowest_interval_power_stands_in() -> None:
     for w in (100.0, 101.0, 400.0, 99.0, 100.0, 102.0, 100.0, 101.0, 98.0, 100.0):  # idle, one spike
         interval(w, busy=False)
     watts, source = s.idle_watts()["gpu0"]
-    assert source == "learned" and 98.0 <= watts <= 100.0 and IDLE_MIN_INTERVALS <= 10
+    assert source == "learned" and 98.0 <= watts <= 100.0 and IDLE_MIN_BLOCKS <= 9
     interval(300.0, busy=True)
     snap = s.snapshot()
     assert snap.attributed[("a", "v", "gpu0", "gpu")] == pytest.approx(50.0 + 300.0 - watts)
