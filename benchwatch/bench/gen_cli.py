@@ -47,7 +47,7 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
     from rich.console import Console
 
     from benchwatch.bench.artifacts import new_run_dir
-    from benchwatch.bench.energy import energy_meter
+    from benchwatch.bench.energy import attribute_energy, energy_meter
     from benchwatch.bench.generative import (
         GenSettings,
         ProbedLm,
@@ -58,6 +58,7 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
     )
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.text_suite import load_text_suite
+    from benchwatch.cli.bench import _bounded
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
     suite = load_text_suite(args.suite)
@@ -89,13 +90,17 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
                 console.print("http: no model_call figures (pass --probe-metrics URL, the "
                               "server's probe /metrics)")
             backends[kind] = b
+        attributed = attribute_energy(backends.values(), meter, console.print)
+        if attributed:
+            meter_desc += f"; model_call: {attributed}"
         per_kind: dict[str, list[Any]] = {k: [] for k in kinds}
         for rep in range(args.repeats):  # rotated order: a busy machine hits every backend alike
             for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
                 label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
                 with rich_progress(label, enabled=not args.no_progress) as progress:
+                    bounded = _bounded(progress, args.max_duration_s)
                     per_kind[kind].append(run_generative(backends[kind], suite, settings,
-                                                         progress, meter, meters.get(kind)))
+                                                         bounded, meter, meters.get(kind)))
     finally:
         for b in backends.values():
             b.close()
@@ -124,21 +129,25 @@ def _print(doc: dict[str, Any], suite: Any, results: list[Any], energy: bool,
                         f"{suite.max_tokens}, temperature {suite.temperature:g})")
     cols = ["backend", "requests", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99",
             "output tokens/s", "stop / length"]
-    for col in cols + (["J/output token"] if energy else []):
+    # above idle (model_call: what live monitoring attributes) vs the whole device (idle included)
+    for col in cols + (["J/output token (above idle)", "J/output token (device)"] if energy else []):
         table.add_column(col, justify="right")
     for r, run in zip(results, doc["runs"], strict=True):
         t, p = r.quantiles("ttft"), r.quantiles("tpot")
         stops = run["outputs"]["stop_reason_counts"]
+        above = r.model_call.energy_per_output_token_j if r.model_call else None
 
         def f(d: dict[str, float], k: str) -> str:
             return fmt_s(d[k]) if k in d else "n.s."
+
+        def j(v: float | None) -> str:
+            return f"{v:.3g}" if v is not None else "–"
 
         table.add_row(r.backend.name, str(len(r.ttft_s)), f(t, "ttft_p50_s"),
                       f(t, "ttft_p99_s"), f(p, "tpot_p50_s"), f(p, "tpot_p99_s"),
                       f"{r.output_tokens_per_s:,.0f}",
                       f"{stops.get('stop', 0)} / {stops.get('length', 0)}",
-                      *([f"{r.energy_per_output_token_j:.3g}" if r.energy_per_output_token_j
-                         is not None else "–"] if energy else []))
+                      *([j(above), j(r.energy_per_output_token_j)] if energy else []))
     Console(width=None if sys.stdout.isatty() else 140).print(table)
     ref = results[0]
     def ratios(x: Any) -> dict[str, float]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from benchwatch import promtext
 from benchwatch.bench.backends import BackendError, BackendInfo
+from benchwatch.bench.energy import ModelCallEnergy
 from benchwatch.bench.runner import Progress, query_order
 from benchwatch.bench.stats import min_queries, quantile
 from benchwatch.bench.text_suite import TextSuite
@@ -238,6 +239,7 @@ class ProbedLm:
         self._state = self.registry.state(backend.info.model, backend.info.version or "unversioned")
         self._stream = probe(model=self._state.model, version=self._state.version, outputs=None,
                              registry=self.registry)(self._tokens)
+        self.energy: ModelCallEnergy | None = None  # set by attribute_energy with a counter
 
     def _tokens(self, prompt: str, max_tokens: int, temperature: float,
                 seed: int) -> Iterator[lm.Token]:
@@ -250,13 +252,18 @@ class ProbedLm:
     def read(self) -> StreamReading:
         bounds = (*GENAI_TOKEN_GRID_S, math.inf)  # the cells the probe counts in (finer than classic)
         ttft, tpot = np.zeros(len(bounds)), np.zeros(len(bounds))
+        tokens = 0
         for g in self._state.snapshot().totals.genai.values():
             ttft += g.ttft
             tpot += g.tpot
+            tokens += g.out_tokens
         return StreamReading(dict(zip(bounds, np.cumsum(ttft).tolist(), strict=True)),
-                             dict(zip(bounds, np.cumsum(tpot).tolist(), strict=True)))
+                             dict(zip(bounds, np.cumsum(tpot).tolist(), strict=True)),
+                             float(tokens), self.energy.joules() if self.energy else None)
 
     def close(self) -> None:
+        if self.energy:
+            self.energy.close()
         self.backend.close()
 
 
@@ -460,35 +467,47 @@ class GenResult:
 
 
 def output_pass(backend: GenBackend, suite: TextSuite, seed: int,
-                progress: Progress | None = None) -> tuple[lm.Generation, ...]:
-    """Every prompt once with the suite's decoding (the baseline's output features)."""
-    out = []
+                progress: Progress | None = None,
+                out: list[lm.Generation] | None = None) -> tuple[lm.Generation, ...]:
+    """Every prompt once with the suite's decoding (the baseline's output features), appended
+    to `out` as they come (what a stopped run keeps). Progress after every prompt: a bounded
+    run (`--max-duration-s`) stops between requests."""
+    got = [] if out is None else out
     for i, prompt in enumerate(suite.prompts):
         toks = list(backend.stream(prompt, suite.max_tokens, suite.temperature, seed + i))
-        out.append(lm.summarize(toks, prompt, suite.max_tokens))
-        if progress and (i % 32 == 31 or i == len(suite) - 1):
+        got.append(lm.summarize(toks, prompt, suite.max_tokens))
+        if progress:
             progress("outputs", i + 1, len(suite))
-    return tuple(out)
+    return tuple(got)
 
 
 def run_generative(backend: GenBackend, suite: TextSuite, settings: GenSettings,
                    progress: Progress | None = None,
                    energy: Callable[[], float] | None = None,
                    probe_meter: Callable[[], StreamReading | None] | None = None) -> GenResult:
-    """The output pass, warm-up, then single-stream requests; a backend failure stops the run
-    with what was measured kept (`error`). `probe_meter`: reads the probe's histograms around
+    """The output pass, warm-up, then single-stream requests; progress is reported after every
+    request. A backend failure, or a `progress` that raises BackendError (the CLI's
+    `--max-duration-s`, kind `overtime`), stops the run with what was measured kept (`error`):
+    the outputs so far and, when the timed loop had begun, its requests, wall time, device
+    energy and probe window up to the stop. `probe_meter`: reads the probe's histograms around
     the timed loop (the model_call point; `ProbedLm.read`, `ScrapedStreams.read`)."""
     n = settings.queries
     ttft, tpot = np.full(n, np.nan), np.full(n, np.nan)
     tokens, dur = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
-    outputs: tuple[lm.Generation, ...] = ()
+    outputs: list[lm.Generation] = []
     done, wall, joules, error = 0, 0.0, None, None
     window: StreamWindow | None = None
     mt, temp = suite.max_tokens, suite.temperature
+    t0: float | None = None
+    before: StreamReading | None = None
+    e0 = 0.0
     try:
-        outputs = output_pass(backend, suite, settings.seed, progress)
-        for i in query_order(len(suite), settings.warmup_queries, settings.seed + 1):
-            timed_request(backend, suite.prompts[int(i)], mt, temp, settings.seed + int(i))
+        output_pass(backend, suite, settings.seed, progress, outputs)
+        warm = query_order(len(suite), settings.warmup_queries, settings.seed + 1)
+        for k, i in enumerate(warm.tolist()):
+            timed_request(backend, suite.prompts[i], mt, temp, settings.seed + i)
+            if progress:
+                progress("warm-up", k + 1, len(warm))
         order = query_order(len(suite), n, settings.seed)
         before = probe_meter() if probe_meter else None
         e0 = energy() if energy else 0.0
@@ -497,17 +516,19 @@ def run_generative(backend: GenBackend, suite: TextSuite, settings: GenSettings,
             r = timed_request(backend, suite.prompts[i], mt, temp, settings.seed + i)
             ttft[j], tpot[j], tokens[j], dur[j] = r.ttft_s, r.tpot_s, r.tokens, r.duration_s
             done = j + 1
-            if progress and (done % 64 == 0 or done == n):
+            if progress:
                 progress("single-stream", done, n)
+    except BackendError as e:
+        error = f"{e.kind}: {e} (after {len(outputs)} of {len(suite)} output-pass prompts, " \
+                f"{done} of {n} requests)"
+    if t0 is not None:  # the timed loop ran, whole or in part: its wall, energy, probe window
         wall = time.perf_counter() - t0
         joules = (energy() - e0) if energy else None
         after = probe_meter() if probe_meter else None
         if before is not None and after is not None:
             window = StreamWindow.between(before, after)
-    except BackendError as e:
-        error = f"{e.kind}: {e} (after {done} of {n} requests)"
     return GenResult(backend.info, suite.name, suite.content_hash, settings, ttft[:done],
-                     tpot[:done], tokens[:done], dur[:done], wall, outputs, joules, error,
+                     tpot[:done], tokens[:done], dur[:done], wall, tuple(outputs), joules, error,
                      window)
 
 
@@ -539,7 +560,11 @@ def result_dict(r: GenResult) -> dict[str, Any]:
         "ttft": {k: fin(v) for k, v in r.quantiles("ttft").items()},
         "tpot": {k: fin(v) for k, v in r.quantiles("tpot").items()},
         "output_tokens_per_s": fin(r.output_tokens_per_s),
-        "energy_per_output_token_j": r.energy_per_output_token_j,
+        "energy_per_output_token_j": r.energy_per_output_token_j,  # device, idle included
+        # what the probe counted over the timed loop (model_call point; energy above idle)
+        "model_call": None if r.model_call is None else {
+            **r.model_call.quantiles(), "output_tokens": r.model_call.output_tokens,
+            "energy_per_output_token_j": r.model_call.energy_per_output_token_j},
         "outputs": {"n": len(r.outputs), "stop_reason_counts": dict(sorted(stops.items())),
                     "output_tokens_mean": fin(float(np.mean(feats["output_tokens"])))
                     if r.outputs else None},

@@ -11,7 +11,8 @@ and after each scenario; the bucket delta gives the scenario's model-call quanti
   `benchwatch_inference_energy_joules_total` when it exports one) through `benchwatch.promtext`;
 - `ProbedBackend(backend)`: an in-process backend whose `predict` is wrapped in a `@probe`
   registered in a private `probes.state.Registry` (no global state, nothing exported), read
-  from its state.
+  from its state; with an energy counter, its joules above idle come from the probe's own
+  sampler on that registry (`benchwatch.bench.energy.attribute_energy`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from benchwatch import promtext
 from benchwatch.bench.backends import Backend
+from benchwatch.bench.energy import ModelCallEnergy
 from probes import metric_names as m
 from probes.buckets import LATENCY_GRID_S
 from probes.decorator import probe
@@ -130,12 +132,16 @@ class ProbedBackend:
         self._state = self.registry.state(backend.info.model, backend.info.version or "unversioned")
         self.predict = probe(model=self._state.model, version=self._state.version, outputs=None,
                              registry=self.registry)(backend.predict)
+        self.energy: ModelCallEnergy | None = None  # set by attribute_energy with a counter
 
     def read(self) -> ProbeReading:
         t = self._state.snapshot().totals
         counts = np.cumsum(np.add(t.ok, t.err))  # every outcome, as the live histogram sums them
         bounds = (*LATENCY_GRID_S, math.inf)  # the cells the probe counts in (finer than classic)
-        return ProbeReading({b: float(c) for b, c in zip(bounds, counts, strict=True)})
+        return ProbeReading({b: float(c) for b, c in zip(bounds, counts, strict=True)},
+                            self.energy.joules() if self.energy else None)
 
     def close(self) -> None:
+        if self.energy:
+            self.energy.close()
         self.backend.close()

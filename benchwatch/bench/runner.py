@@ -54,6 +54,7 @@ class RunSettings:
     offline_batch_size: int = 64
     offline_samples: int = 20_000
     offline_min_duration_s: float = 0.5  # cycle the batches until both are met
+    single_stream_min_duration_s: float = 0.0  # repeat the queries until both are met
     server: bool = True
     server_latency_bound_s: float = 0.010
     server_percentile: float = 0.99
@@ -304,6 +305,9 @@ def run_single_stream(backend: Backend, suite: Suite, settings: RunSettings,
     order = query_order(len(suite), settings.single_stream_queries, settings.seed)
     t0 = time.perf_counter()
     lat = timed_loop(backend.predict, rows, order, progress)
+    while time.perf_counter() - t0 < settings.single_stream_min_duration_s:  # same order again
+        more = timed_loop(backend.predict, rows, order, progress, "single-stream (longer)")
+        lat = np.concatenate([lat, more])
     return SingleStreamResult(lat, LatencySummary.of(lat), time.perf_counter() - t0)
 
 
@@ -446,14 +450,19 @@ def run_benchmark(backend: Backend, suite: Suite, settings: RunSettings,
                   probe: ModelCallMeter | None = None) -> BenchResult:
     """All scenarios on one backend; a backend failure stops the run but keeps what was done.
 
-    With an `energy` meter (e.g. NVML's total-energy counter), the offline window runs for at
-    least 2 s (the counter moves about every 100 ms) and gives energy per inference. With a
+    With an `energy` meter (e.g. NVML's total-energy counter), the single-stream and offline
+    windows run for at least 2 s (the counter moves about every 100 ms): the offline one gives
+    the device's energy per inference, the single-stream one the probe's (a probed backend
+    with `benchwatch.bench.energy.attribute_energy`) at the model_call point. With a
     model-call meter (`ScrapedProbe`, `ProbedBackend`), the probe's histogram is read around
     each latency scenario (`BenchResult.model_call`)."""
     acc = single = offline = server = None
     joules: float | None = None
     fixed: list[FixedRateResult] = []
     calls: dict[str, ProbeWindow] = {}
+    if energy is not None:
+        settings = replace(settings, offline_min_duration_s=max(2.0, settings.offline_min_duration_s),
+                           single_stream_min_duration_s=max(2.0, settings.single_stream_min_duration_s))
 
     def measured(scenario: str, before: ProbeReading | None) -> None:
         if probe is not None:
@@ -476,12 +485,8 @@ def run_benchmark(backend: Backend, suite: Suite, settings: RunSettings,
         single = run_single_stream(backend, suite, settings, progress, warmup=False)
         measured("single_stream", before)
         before = probe.read() if probe else None
-        if energy is None:
-            offline = run_offline(backend, suite, settings, progress)
-        else:
-            long = replace(settings, offline_min_duration_s=max(2.0, settings.offline_min_duration_s))
-            offline = run_offline(backend, suite, long, progress, energy)
-            joules = offline.energy_per_inference_j
+        offline = run_offline(backend, suite, settings, progress, energy)
+        joules = offline.energy_per_inference_j
         measured("offline", before)
         if settings.server:
             guess = 0.5 * settings.server_workers / max(single.summary.p50_s, 1e-6)

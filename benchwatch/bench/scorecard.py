@@ -98,7 +98,7 @@ def print_scorecard(cards: Sequence[Card], title: str, energy: bool) -> None:
     from benchwatch.report.bench import fmt_s
 
     table = Table(title=title)
-    cols = ["backend", "accuracy", "p50", "p99", "samples/s", *(["J/inference"] if energy else []),
+    cols = ["backend", "accuracy", "p50", "p99", "samples/s", *(["J/inference (device)"] if energy else []),
             "mCE", "corruption err", "flip rate", "$/1k inf", "$ to target"]
     for col in cols:
         table.add_column(col, justify="right")
