@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     from rich.console import Console
 
     from benchwatch.bench.artifacts import new_run_dir, write_run
-    from benchwatch.bench.energy import energy_meter
+    from benchwatch.bench.energy import attribute_energy, energy_meter
     from benchwatch.bench.scorecard import print_scorecard
     from benchwatch.bench.suites import load_suite
 
@@ -138,6 +138,9 @@ def run(args: argparse.Namespace) -> ExitCode:
     backends = _open_backends(kinds, suite, args)
     try:
         probes = _model_call_meters(backends, args, console)
+        attributed = attribute_energy(backends.values(), meter, console.print)  # model_call J
+        if attributed:
+            meter_desc += f"; model_call: {attributed}"
         results = _measure(backends, suite, settings, meter, probes, args)
         loadgen = _loadgen_check(backends, results, suite, args, console)
         results, cards = _scorecards(backends, results, suite, args, console)
@@ -363,18 +366,22 @@ def _print_results(doc: dict[str, Any], suite: Any, results: list[Any], energy: 
 
     table = Table(title=f"{doc['model']} on {suite.name} ({len(suite)} rows, seed {seed})")
     cols = ["backend", "p50", "p90", "p99", "offline samples/s", "server QPS", "accuracy"]
-    for col in cols + (["J/inference"] if energy else []):
+    # above idle: the probe's single-stream J per call (what live monitoring attributes);
+    # device: the counter over the offline window per inference, idle included
+    for col in cols + (["J/inference above idle (single-stream)", "J/inference device (offline)"] if energy else []):
         table.add_column(col, justify="right")
     for r in results:
         s = r.single_stream.summary if r.single_stream else None
+        above = next((f.value for f in r.figures() if (f.name, f.point, f.scenario) ==
+                      ("energy_per_inference_j", "model_call", "single_stream")), None)
         table.add_row(
             r.backend.name, fmt_s(s.p50_s) if s else "–", fmt_s(s.p90_s) if s else "–",
             (fmt_s(s.p99_s) + ("" if s.significant["p99"] else " (n.s.)")) if s else "–",
             f"{r.offline.throughput_qps:,.0f}" if r.offline else "–",
             f"{r.server.best_qps:,.0f}" if r.server else "–",
             f"{r.accuracy.accuracy:.4f}" if r.accuracy else "–",
-            *([f"{r.energy_per_inference_j:.3g}" if r.energy_per_inference_j is not None
-               else "–"] if energy else []))
+            *([f"{v:.3g}" if v is not None else "–" for v in (above, r.energy_per_inference_j)]
+              if energy else []))
     Console(width=None if sys.stdout.isatty() else 140).print(table)
     for r in results:
         calls = {f.name: f.value for f in r.figures()
