@@ -3,8 +3,10 @@ PASSes/FAILs canaries exactly at the margin, and catches a slower tail.
 
     .venv/bin/python benchmarks/judge_calibration.py [--trials 400] [--seed 0]
 
-Latencies are lognormal (σ = 0.35, median 200 µs); the judge runs with α = 0.05 and a ×1.10
-latency margin on p50/p90/p99 with Holm across them (as `benchwatch replay` does).
+Latencies are lognormal (σ = 0.35, median 200 µs); the judge runs with α = 0.05 and the
+default latency margins (p50 ×1.10, p90 ×1.25, p99 ×1.5) with Holm across them (as
+`benchwatch replay` does). "At the p50 margin": every request 10% slower; "at the p99 margin":
+the slowest 5% 50% slower (p50 and p90 untouched).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from benchwatch.bench.judge import Arm, JudgeSettings, judge  # noqa: E402
 
 CASES = {
     "identical": {},
-    "all 10% slower (at margin)": {"scale": 1.10},
-    "slowest 5% +50%": {"tail": 1.5},
+    "all 10% slower (p50 margin)": {"scale": 1.10},
+    "slowest 5% +50% (p99 margin)": {"tail": 1.5},
+    "slowest 5% twice as slow": {"tail": 2.0},
     "all 20% slower": {"scale": 1.20},
 }
 
@@ -41,7 +44,7 @@ def main() -> int:
     p.add_argument("--json")
     a = p.parse_args()
     out = []
-    print(f"{'case':<28}{'n/arm':>7}{'FAIL':>8}{'PASS':>8}{'INCONCL':>9}")
+    print(f"{'case':<30}{'n/arm':>7}{'FAIL':>8}{'PASS':>8}{'INCONCL':>9}")
     for case, kw in CASES.items():
         for n in (int(s) for s in a.sizes.split(",")):
             rng = np.random.default_rng(a.seed)
@@ -52,7 +55,7 @@ def main() -> int:
                 counts[v.outcome] += 1
             rates = {k: c / a.trials for k, c in counts.items()}
             out.append({"case": case, "n": n, **rates})
-            print(f"{case:<28}{n:>7}{rates['fail']:>8.3f}{rates['pass']:>8.3f}"
+            print(f"{case:<30}{n:>7}{rates['fail']:>8.3f}{rates['pass']:>8.3f}"
                   f"{rates['inconclusive']:>9.3f}")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2))

@@ -19,12 +19,16 @@ on one call per second per model version (`probes.stats.WIDE_ROW_INTERVAL_S`; 1M
 `MAX_ROW_VALUES` and never read) and count the others as `too_wide`, so these medians include
 that one read amortized over the calls of the repeat; its own cost is printed apart ("a read
 on its turn"), next to the path before (the whole row read in plain Python on every call).
+The "exemplars" rows are `configure(exemplars=True)` (probes/exemplars.py): inside an active
+span (a real SDK span entered with `Context.run` per call, against the plain `@probe` run the
+same way) and with no span active (against the plain `@probe`).
 The machine's load is printed: on a small or busy machine, read the ratios, not the µs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
 import functools
 import json
 import os
@@ -89,6 +93,19 @@ def _sleeping_queue() -> object:
     return q
 
 
+def _in_a_span() -> contextvars.Context:
+    """A context with a real (recording) SDK span active, as in a traced server's request."""
+    from opentelemetry import context, trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    span = TracerProvider().get_tracer("bench").start_span("request")
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        return contextvars.copy_context()
+    finally:
+        context.detach(token)
+
+
 def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -124,6 +141,10 @@ def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
     # fairness slices (probes/slices.py): the slice callable runs on every call
     probed_sliced = probe(model="bench", version="v8", registry=reg,
                           slice=lambda a: "eu")(trivial)
+    xreg = Registry()  # configure(exemplars=True) sets this flag
+    xreg.exemplars = True
+    probed_ex = probe(model="bench", version="v9", registry=xreg)(trivial)
+    span = _in_a_span()
     # sampling: every call's summaries become Samples offered to a queue that drops them
     # (measures the serving thread's share; the drain thread and the sink are off the path)
     sreg = Registry()
@@ -190,6 +211,10 @@ def build_variants() -> dict[str, tuple[Callable[[], object], str]]:
         "@probe": (lambda: probed(x), "latency histogram + count + outcome (+ batch size from x.shape)"),
         "@probe + slice=": (lambda: probed_sliced(x),
                             "same + slice=lambda a: \"eu\" (counted per slice)"),
+        "@probe, in a span": (lambda: span.run(probed, x), "@probe inside an active span (Context.run per call)"),
+        "@probe + exemplars, in a span": (lambda: span.run(probed_ex, x),
+                                          "same + exemplars=True: the span's ids noted per call"),
+        "@probe + exemplars, no span": (lambda: probed_ex(x), "exemplars=True, no span active: the look-up only"),
         "@probe + 10-class stats": (lambda: probed_cls(x),
                                     "same + predicted class, confidence, entropy of (1, 10) logits"),
         "+ stats 1x10 f32 (server)": (lambda: probed_1(x1),
@@ -413,6 +438,10 @@ def main() -> int:
         verdict = "meets" if added <= limit else "MISSES"
         ok &= added <= limit
         print(f"target: {name} added {added:.3f}µs <= {limit}µs: {verdict}")
+    exemplars = {"in_span_us": (med["@probe + exemplars, in a span"] - med["@probe, in a span"]) / 1e3,
+                 "no_span_us": (med["@probe + exemplars, no span"] - med["@probe"]) / 1e3}
+    print(f"exemplars=True adds {exemplars['in_span_us']:.3f}µs per call in a span, "
+          f"{exemplars['no_span_us']:.3f}µs with no span active")
     turn = wide_turn_ms(args.repeats)
     for name, ms in turn.items():
         print(f"a read on its turn (once per second per model version): {name} {ms:.3f} ms"
@@ -450,6 +479,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "wide_read_on_turn_ms": turn,
                                                "sampled_minus_unsampled_us": sampled, "live_drain": live,
+                                               "exemplars_added_us": exemplars,
                                                "server_path": server, "load_avg_1m": load},
                                               indent=2))
     return 0 if ok else 1

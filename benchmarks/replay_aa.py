@@ -8,7 +8,11 @@ of a canary that is 5 ms slower on every request, counting PASS / FAIL / INCONCL
 `--delay-ms 5`. `uvicorn`: the same model behind uvicorn (2 workers) + a minimal ASGI app with
 `probes.ProbeMiddleware`, the way a FastAPI service is usually run; the canary sleeps 5 ms.
 Every replay runs with the CLI's defaults (query count, warm-up, margins) and a new seed.
-The target: PASS in at least 9 of 10 A/A replays; the slower canary FAILs every time.
+A third case re-judges each A/A replay's latencies with the canary's multiplied by 1.5 (a
+canary 1.5x slower on every request, on real measured latencies), at the default settings.
+The target: PASS in at least 9 of 10 A/A replays; both slower canaries FAIL every time.
+The load average is printed per case (min-max over its replays): on a host whose load exceeds
+its cores, identical server processes take turns being starved, and their tails differ.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 from example_server import asgi_app  # noqa: E402  (this folder: the same ASGI app)
 
+from benchwatch.bench.judge import Arm, JudgeSettings, judge  # noqa: E402
 from benchwatch.cli import main as cli  # noqa: E402
 from benchwatch.services import free_port, wait_http  # noqa: E402
 
@@ -61,19 +68,41 @@ def replay_once(canary: str, primary: str, seed: int, queries: int | None) -> di
                 "--seed", str(seed), "--metrics-hold-s", "0"]
         if queries:
             args += ["--queries", str(queries)]
+        load = os.getloadavg()[0]
         t0 = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             cli(args)
         wall = time.perf_counter() - t0
         (out,) = Path(d).glob("replay-*")
         doc = json.loads((out / "verdict.json").read_text())
-    v = doc["verdict"]
-    p50 = next((m for m in v["metrics"] if m["metric"] == "latency_p50"), {})
-    p99 = next((m for m in v["metrics"] if m["metric"] == "latency_p99"), {})
-    return {"outcome": v["outcome"], "reason": v["reason"], "wall_s": wall,
-            "p50_ratio": p50.get("estimate"), "p99_ratio": p99.get("estimate"),
-            "p99_upper": p99.get("upper"),
-            "empty_why": [m["metric"] for m in v["metrics"] if not m.get("reason")]}
+        with np.load(out / "latencies.npz") as lat:
+            latencies = {k: lat[k] for k in lat.files}
+    return summary(doc["verdict"], wall, max(load, os.getloadavg()[0]), latencies)
+
+
+def summary(v: dict[str, Any], wall: float, load: float,
+            latencies: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    rows = {m["metric"]: m for m in v["metrics"]}
+    out: dict[str, Any] = {"outcome": v["outcome"], "reason": v["reason"], "wall_s": wall,
+                           "load": load, "latencies": latencies,
+                           "empty_why": [m["metric"] for m in v["metrics"] if not m.get("reason")]}
+    for q in ("p50", "p90", "p99"):
+        out[f"{q}_ratio"] = rows.get(f"latency_{q}", {}).get("estimate")
+        out[f"{q}_upper"] = rows.get(f"latency_{q}", {}).get("upper")
+    return out
+
+
+def scaled(run: dict[str, Any], factor: float) -> dict[str, Any]:
+    """An A/A replay's latencies judged again with the canary's times `factor` (defaults)."""
+    lat = run["latencies"]
+    v = judge(Arm("canary", lat["canary"] * factor), Arm("primary", lat["primary"]),
+              JudgeSettings()).to_dict()
+    return summary(v, 0.0, run["load"])
+
+
+def span(rs: list[dict[str, Any]], key: str, digits: int = 3) -> str:
+    values = sorted(float(r[key]) for r in rs if r[key] is not None)
+    return f"{values[0]:.{digits}f}–{values[-1]:.{digits}f}" if values else "–"
 
 
 def main() -> int:
@@ -93,34 +122,38 @@ def main() -> int:
         twin, tp = start(a.server, 0.0)
         slow, sp = start(a.server, a.slow_ms)
         procs += [pp, tp, sp]
-        runs: dict[str, list[dict[str, object]]] = {"A/A": [], f"{a.slow_ms:g} ms slower": []}
+        slower = f"{a.slow_ms:g} ms slower"
+        runs: dict[str, list[dict[str, Any]]] = {"A/A": [], slower: [], "x1.5 slower": []}
         for i in range(a.runs):  # alternate, so machine load hits both cases alike
             runs["A/A"].append(replay_once(primary if a.one_server else twin, primary, i,
                                            a.queries))
-            runs[f"{a.slow_ms:g} ms slower"].append(replay_once(slow, primary, i, a.queries))
+            runs["x1.5 slower"].append(scaled(runs["A/A"][-1], 1.5))
+            runs[slower].append(replay_once(slow, primary, i, a.queries))
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=20)
+    margins = ", ".join(f"p{q * 100:g} x{m:g}" for q, m in JudgeSettings().latency_margins)
     print(f"{a.server} servers{' (A/A on one server)' if a.one_server else ''}, {a.runs} "
-          f"replays per case, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"replays per case, {os.cpu_count()} CPUs, default margins {margins}")
     for case, rs in runs.items():
         counts = Counter(str(r["outcome"]) for r in rs)
-        p50s = sorted(float(r["p50_ratio"]) for r in rs if r["p50_ratio"] is not None)  # type: ignore[arg-type]
-        p99s = sorted(float(r["p99_ratio"]) for r in rs if r["p99_ratio"] is not None)  # type: ignore[arg-type]
-        walls = sorted(float(r["wall_s"]) for r in rs)  # type: ignore[arg-type]
+        spread = "; ".join(f"{q} ratio {span(rs, f'{q}_ratio')} (upper {span(rs, f'{q}_upper')})"
+                           for q in ("p50", "p90", "p99"))
+        walls = sorted(float(r["wall_s"]) for r in rs)
         empty = sum(1 for r in rs if r["empty_why"])
         print(f"{case:>14}: PASS {counts['pass']}, FAIL {counts['fail']}, INCONCLUSIVE "
-              f"{counts['inconclusive']}, error {counts['error']}; p50 ratio "
-              f"{p50s[0]:.3f}–{p50s[-1]:.3f}, p99 ratio {p99s[0]:.3f}–{p99s[-1]:.3f}; "
-              f"median {walls[len(walls) // 2]:.1f} s a replay; rows with an empty why: {empty}")
+              f"{counts['inconclusive']}, error {counts['error']}; load average "
+              f"{span(rs, 'load', 1)}; {spread}; median {walls[len(walls) // 2]:.1f} s a "
+              f"replay; rows with an empty why: {empty}")
         for r in rs:
             if r["outcome"] != ("pass" if case == "A/A" else "fail"):
                 print(f"{'':>16}{r['outcome']}: {r['reason']}")
     if a.json:
-        Path(a.json).write_text(json.dumps(runs, indent=2) + "\n")
+        Path(a.json).write_text(json.dumps(
+            {case: [{k: v for k, v in r.items() if k != "latencies"} for r in rs]
+             for case, rs in runs.items()}, indent=2) + "\n")
     return 0
 
 

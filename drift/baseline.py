@@ -44,6 +44,7 @@ from drift.reference import (
 )
 from drift.result import DriftError
 from probes._version import __version__
+from probes.samples import MAX_NAME_LEN
 
 __all__ = [
     "FIGURE_KEYS",
@@ -81,6 +82,9 @@ FIGURE_KEYS = (
 )
 DEFAULT_MAX_REFERENCE = 10_000  # numeric/categorical reference rows kept (seeded subsample)
 DEFAULT_MAX_VECTORS = 2_000
+# model and version name files and runs: a strict alphabet. Feature names are only label
+# values (`feature="mean radius"`), so a user's column names work as they are: any printable
+# text, spaces included, none at either end (invisible in a CSV header, so never matched).
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,200}$")
 
 
@@ -115,6 +119,18 @@ def _check_name(what: str, value: Any) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
         raise BaselineError(
             f"{what} must be 1-200 characters of letters, digits and _.:/-, got {value!r}")
+    return value
+
+
+def _check_feature_name(value: Any) -> str:
+    """A feature name: 1-128 printable characters (the probe's and the collector's limit;
+    spaces and punctuation included, as in scikit-learn's "mean radius"), no space at either
+    end."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LEN \
+            or not value.isprintable() or value != value.strip():
+        raise BaselineError(
+            f"feature name {value!r}: use 1-{MAX_NAME_LEN} printable characters (spaces "
+            "allowed) with no space at either end; rename the column")
     return value
 
 
@@ -213,7 +229,7 @@ class Baseline:
         h = hashlib.sha256()
         refs: dict[str, Reference] = {}
         for name in sorted(features):
-            _check_name("feature name", name)
+            _check_feature_name(name)
             values = features[name]
             try:
                 kind = (kinds or {}).get(name) or infer_kind(values)
@@ -458,7 +474,7 @@ def _load(p: Path, model: str | None, version: str | None) -> Baseline:
     feats: dict[str, Reference] = {}
     try:
         for entry in m["features"]:
-            name = _check_name("feature name", entry["name"])
+            name = _check_feature_name(entry["name"])
             try:
                 feats[name] = _load_feature(entry, arrays)
             except (DriftError, KeyError, TypeError, ValueError, OverflowError) as e:

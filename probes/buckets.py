@@ -10,8 +10,19 @@ behind a feature flag and the OTel Prometheus exporter does not emit them).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "BATCH_BOUNDS",
+    "BATCH_GRID",
+    "CONFIDENCE_GRID",
+    "ENTROPY_GRID",
+    "GENAI_DURATION_GRID_NS",
+    "VALUE_GRID",
+    "base2_bounds",
+    "grid_bounds",
     "EXP_MAX_INDEX",
     "EXP_MIN_INDEX",
     "EXP_SCALE",
@@ -51,7 +62,30 @@ EXP_MAX_INDEX = 10 * 2**EXP_SCALE  # the base-2 bound 2**10 s
 # floor: an integer latency x is <= the exact bound b exactly when x <= floor(b)
 EXP_BOUNDS_NS: tuple[int, ...] = tuple(
     int(2 ** (i / 2**EXP_SCALE) * 1e9) for i in range(EXP_MIN_INDEX, EXP_MAX_INDEX + 1))
-LATENCY_GRID_NS: tuple[int, ...] = tuple(sorted(set(LATENCY_BOUNDS_NS) | set(EXP_BOUNDS_NS)))
+
+
+def grid_bounds(classic: Sequence[float], base2: Sequence[float], *, zero: bool = False,
+                signed: bool = False) -> tuple[Any, ...]:
+    """A recording grid: the classic bounds plus the base-2 ones (probes/exponential.py), so
+    every grid cell falls in one bucket of either kind. `zero`: a cell for values <= 0 (the
+    exponential zero bucket). `signed`: the negated base-2 bounds too, a cell for exactly 0, and
+    one for each negated power of two (classic buckets hold their upper bound, base-2 negative
+    buckets their lower one: -1.0 is le="-1" but |v| in (0.5, 1], so it needs a cell of its own)."""
+    out = set(classic) | set(base2)
+    if zero or signed:
+        out.add(0.0)
+    if signed:
+        out |= {-b for b in base2} | {math.nextafter(0.0, -math.inf)}
+        out |= {math.nextafter(-b, -math.inf) for b in base2 if math.frexp(b)[0] == 0.5}
+    return tuple(sorted(out))
+
+
+def base2_bounds(scale: int, lo: int, hi: int) -> tuple[float, ...]:
+    """Every base-2 bound 2**(i / 2**scale) from 2**lo to 2**hi."""
+    return tuple(2.0 ** (i / 2**scale) for i in range(lo * 2**scale, hi * 2**scale + 1))
+
+
+LATENCY_GRID_NS: tuple[int, ...] = grid_bounds(LATENCY_BOUNDS_NS, EXP_BOUNDS_NS)
 LATENCY_GRID_S: tuple[float, ...] = tuple(b / 1e9 for b in LATENCY_GRID_NS)
 
 BATCH_BOUNDS: tuple[float, ...] = tuple(float(2**k) for k in range(0, 13))  # 1 .. 4096 items
@@ -73,8 +107,24 @@ GENAI_TOKEN_BOUNDS_S: tuple[float, ...] = (
     + tuple(_round3(10 ** (k / 10)) for k in range(1, 21)))
 GENAI_TOKEN_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in GENAI_TOKEN_BOUNDS_S)
 # TTFT/TPOT are recorded on these bounds plus the base-2 ones, like latency (LATENCY_GRID_NS)
-GENAI_TOKEN_GRID_NS: tuple[int, ...] = tuple(sorted(set(GENAI_TOKEN_BOUNDS_NS) | set(EXP_BOUNDS_NS)))
+GENAI_TOKEN_GRID_NS: tuple[int, ...] = grid_bounds(GENAI_TOKEN_BOUNDS_NS, EXP_BOUNDS_NS)
 GENAI_TOKEN_GRID_S: tuple[float, ...] = tuple(b / 1e9 for b in GENAI_TOKEN_GRID_NS)
 # A whole generation can last minutes: 10 per decade, 1 ms .. 1000 s.
 GENAI_DURATION_BOUNDS_S: tuple[float, ...] = tuple(_round3(10 ** (k / 10)) for k in range(-30, 31))
 GENAI_DURATION_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in GENAI_DURATION_BOUNDS_S)
+GENAI_DURATION_GRID_NS: tuple[int, ...] = grid_bounds(GENAI_DURATION_BOUNDS_NS, EXP_BOUNDS_NS)
+
+# The other histograms' recording grids (exported as exponential histograms with
+# histograms="exponential", like latency). Batch sizes: the classic bounds are the base-2 ones
+# at scale 0 (extended to 2**20 items), plus a zero cell. Confidence and entropy: scale 4 (ratio
+# 1.044, finer than the classic 0.05 steps near 1) from 2**-20. Values: scale 0 (ratio 2, the
+# classic ones are 1.78) from 2**-16 to 2**24 on both sides of 0: the vectorized regression path
+# pays per occupied cell, so a finer grid costs more there (benchmarks/histogram_export.py).
+BATCH_SCALE, BATCH_MIN_EXP, BATCH_BASE2 = 0, 0, base2_bounds(0, 0, 20)
+CONFIDENCE_SCALE, CONFIDENCE_MIN_EXP, CONFIDENCE_BASE2 = 4, -20, base2_bounds(4, -20, 0)
+ENTROPY_SCALE, ENTROPY_MIN_EXP, ENTROPY_BASE2 = 4, -20, base2_bounds(4, -20, 4)
+VALUE_SCALE, VALUE_MIN_EXP, VALUE_BASE2 = 0, -16, base2_bounds(0, -16, 24)
+BATCH_GRID: tuple[float, ...] = grid_bounds(BATCH_BOUNDS, BATCH_BASE2, zero=True)
+CONFIDENCE_GRID: tuple[float, ...] = grid_bounds(CONFIDENCE_BOUNDS, CONFIDENCE_BASE2, zero=True)
+ENTROPY_GRID: tuple[float, ...] = grid_bounds(ENTROPY_BOUNDS, ENTROPY_BASE2, zero=True)
+VALUE_GRID: tuple[float, ...] = grid_bounds(VALUE_BOUNDS, VALUE_BASE2, signed=True)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from probes.buckets import BATCH_BOUNDS, LATENCY_GRID_NS
+from probes.buckets import BATCH_GRID, LATENCY_GRID_NS
 from probes.energy import module_devices, parse_devices, session_devices
 from probes.errors import ConfigError
 from probes.exemplars import note as note_exemplar
@@ -125,12 +125,12 @@ class Probe:
                 shape = args[0].shape
                 if shape:
                     n = shape[0]
-                    sh.batch[bisect_left(BATCH_BOUNDS, n)] += 1
+                    sh.batch[bisect_left(BATCH_GRID, n)] += 1
                     sh.batch_sum += n
         else:
             try:
                 n = int(self.batch_size(*args, **kwargs))
-                sh.batch[bisect_left(BATCH_BOUNDS, n)] += 1
+                sh.batch[bisect_left(BATCH_GRID, n)] += 1
                 sh.batch_sum += n
             except Exception as e:
                 self.registry.faults.record("batch_size", e, f"{self.model}/{self.version}:")

@@ -13,24 +13,18 @@ conventions have no server-side token counter, hence `benchwatch.genai.tokens`.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
-    Histogram,
-    HistogramDataPoint,
     Metric,
     NumberDataPoint,
     Sum,
 )
 
 from probes import metric_names as m
-from probes.buckets import (
-    GENAI_DURATION_BOUNDS_NS,
-    GENAI_DURATION_BOUNDS_S,
-)
-from probes.exponential import GENAI_TOKEN_GRID, LatencyPoint, latency_data
+from probes.exponential import GENAI_DURATION_GRID, GENAI_TOKEN_GRID, HistogramPoint, histogram_data
 
 __all__ = ["OUTCOMES", "GenAIPoints", "GenAIShard", "merge", "record"]
 
@@ -40,7 +34,8 @@ OUTCOMES = ("ok", "error", "cancelled")
 OK, ERROR, CANCELLED = 0, 1, 2
 _N_TOK = GENAI_TOKEN_GRID.cells  # TTFT/TPOT counts per recording-grid cell (probes/exponential.py)
 _TOK_GRID_NS = GENAI_TOKEN_GRID.bounds_ns
-_N_DUR = len(GENAI_DURATION_BOUNDS_NS) + 1
+_N_DUR = GENAI_DURATION_GRID.cells
+_DUR_GRID_NS = GENAI_DURATION_GRID.bounds_ns
 _CUM = AggregationTemporality.CUMULATIVE
 
 
@@ -90,7 +85,7 @@ def record(genai: dict[str, GenAIShard], operation: str, ttft_ns: int, tpot_ns: 
     if tpot_ns >= 0:
         g.tpot[bisect_left(_TOK_GRID_NS, tpot_ns)] += 1
         g.tpot_sum += tpot_ns
-    g.dur[outcome][bisect_left(GENAI_DURATION_BOUNDS_NS, dur_ns)] += 1
+    g.dur[outcome][bisect_left(_DUR_GRID_NS, dur_ns)] += 1
     g.dur_sum[outcome] += dur_ns
     g.in_tokens += in_tokens
     g.out_tokens += out_tokens
@@ -105,15 +100,6 @@ def merge(acc: dict[str, GenAIShard], src: dict[str, GenAIShard]) -> None:
         slot.add(g)
 
 
-def _hist(attrs: Mapping[str, str], start: int, now: int, counts: Sequence[int], total_s: float,
-          bounds: Sequence[float]) -> HistogramDataPoint:
-    return HistogramDataPoint(
-        attributes=dict(attrs), start_time_unix_nano=start, time_unix_nano=now, count=sum(counts),
-        sum=total_s, bucket_counts=list(counts), explicit_bounds=list(bounds),
-        min=None, max=None, exemplars=[],  # type: ignore[arg-type]
-    )
-
-
 def _num(attrs: Mapping[str, str], start: int, now: int, value: float) -> NumberDataPoint:
     return NumberDataPoint(attributes=dict(attrs), start_time_unix_nano=start, time_unix_nano=now,
                            value=value, exemplars=[])
@@ -123,10 +109,10 @@ class GenAIPoints:
     """Collects the data points of every probe state at one export, then emits the metrics."""
 
     def __init__(self, exponential: bool = False) -> None:
-        self.exponential = exponential  # TTFT/TPOT as base-2 histograms (OTLP, histograms="exponential")
-        self.ttft: list[LatencyPoint] = []
-        self.tpot: list[LatencyPoint] = []
-        self.dur: list[HistogramDataPoint] = []
+        self.exponential = exponential  # base-2 histograms (OTLP, histograms="exponential")
+        self.ttft: list[HistogramPoint] = []
+        self.tpot: list[HistogramPoint] = []
+        self.dur: list[HistogramPoint] = []
         self.tokens: list[NumberDataPoint] = []
 
     def add(self, genai: Mapping[str, GenAIShard], base: Mapping[str, str], start: int, now: int) -> None:
@@ -139,19 +125,18 @@ class GenAIPoints:
                 self.tpot.append(GENAI_TOKEN_GRID.point(attrs, start, now, g.tpot, g.tpot_sum / 1e9, self.exponential))
             for i, outcome in enumerate(OUTCOMES):
                 if i == OK or any(g.dur[i]):
-                    self.dur.append(_hist({**attrs, "outcome": outcome}, start, now, g.dur[i],
-                                          g.dur_sum[i] / 1e9, GENAI_DURATION_BOUNDS_S))
+                    self.dur.append(GENAI_DURATION_GRID.point({**attrs, "outcome": outcome}, start, now, g.dur[i],
+                                                              g.dur_sum[i] / 1e9, self.exponential))
             if g.in_tokens:  # only probes given input_tokens= count them
                 self.tokens.append(_num({**attrs, "gen_ai.token.type": "input"}, start, now, g.in_tokens))
             self.tokens.append(_num({**attrs, "gen_ai.token.type": "output"}, start, now, g.out_tokens))
 
     def emit(self, out: list[Metric], metric: Any) -> None:
         """Append the metrics to `out`; `metric(name, data)` builds one (probes.metrics._metric)."""
-        for name, tok_points in ((m.OTEL_GENAI_TTFT, self.ttft), (m.OTEL_GENAI_TPOT, self.tpot)):
-            if tok_points:
-                out.append(metric(name, latency_data(tok_points, self.exponential)))
-        if self.dur:
-            out.append(metric(m.OTEL_GENAI_DURATION, Histogram(data_points=self.dur, aggregation_temporality=_CUM)))
+        for name, points in ((m.OTEL_GENAI_TTFT, self.ttft), (m.OTEL_GENAI_TPOT, self.tpot),
+                             (m.OTEL_GENAI_DURATION, self.dur)):
+            if points:
+                out.append(metric(name, histogram_data(points, self.exponential)))
         if self.tokens:
             out.append(metric(m.OTEL_GENAI_TOKENS,
                               Sum(data_points=self.tokens, aggregation_temporality=_CUM, is_monotonic=True)))

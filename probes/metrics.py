@@ -9,30 +9,30 @@ All values are cumulative since the probe state was created (or reset).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
-    Histogram,
-    HistogramDataPoint,
     Metric,
     NumberDataPoint,
     Sum,
 )
 
 from probes import metric_names as m
-from probes.buckets import (
-    BATCH_BOUNDS,
-    CONFIDENCE_BOUNDS,
-    ENTROPY_BOUNDS,
-    VALUE_BOUNDS,
-)
 from probes.energy import EnergySampler
 from probes.exemplars import as_exemplars
-from probes.exponential import LatencyPoint, latency_data, latency_point
+from probes.exponential import (
+    BATCH,
+    CONFIDENCE,
+    ENTROPY,
+    LATENCY_GRID,
+    VALUE,
+    HistogramPoint,
+    histogram_data,
+)
 from probes.genai import GenAIPoints
 from probes.sampling import SampleQueue
 from probes.state import Registry
@@ -92,16 +92,6 @@ def _metric(name: str, data: Any) -> Metric:
     return Metric(name=info.name, description=info.description, unit=info.unit, data=data)
 
 
-def _hist(attrs: Mapping[str, str], start: int, now: int, counts: Sequence[int], total: float,
-          bounds: Sequence[float]) -> HistogramDataPoint:
-    return HistogramDataPoint(
-        attributes=dict(attrs), start_time_unix_nano=start, time_unix_nano=now, count=sum(counts),
-        sum=total, bucket_counts=list(counts), explicit_bounds=list(bounds),
-        # min/max are not tracked (not worth two compares per call); None leaves them unset in OTLP
-        min=None, max=None, exemplars=[],  # type: ignore[arg-type]
-    )
-
-
 def _num(attrs: Mapping[str, str], start: int, now: int, value: float) -> NumberDataPoint:
     return NumberDataPoint(attributes=dict(attrs), start_time_unix_nano=start, time_unix_nano=now,
                            value=value, exemplars=[])
@@ -112,9 +102,9 @@ def _counter(name: str, points: list[NumberDataPoint], out: list[Metric], monoto
         out.append(_metric(name, Sum(data_points=points, aggregation_temporality=_CUM, is_monotonic=monotonic)))
 
 
-def _histogram(name: str, points: list[HistogramDataPoint], out: list[Metric]) -> None:
+def _histogram(name: str, points: list[HistogramPoint], out: list[Metric], exponential: bool) -> None:
     if points:
-        out.append(_metric(name, Histogram(data_points=points, aggregation_temporality=_CUM)))
+        out.append(_metric(name, histogram_data(points, exponential)))
 
 
 @dataclass
@@ -127,19 +117,19 @@ class Producer:
     queue: SampleQueue | None = None
     clock: Callable[[], int] = field(default=time.time_ns)
     start_time_ns: int = field(default_factory=time.time_ns)
-    # latency as OTel exponential histograms (Prometheus 3 native: one series per outcome)
+    # every histogram as an OTel exponential histogram (Prometheus 3 native: one series each)
     # instead of explicit buckets; for OTLP push (configure(histograms="exponential"))
     exponential: bool = False
 
     def __call__(self) -> list[Metric]:
         now = self.clock()
         extra = {"worker_id": self.worker_id} if self.worker_id else {}
-        dur: list[LatencyPoint] = []
+        dur: list[HistogramPoint] = []
         exp = self.exponential
-        batch: list[HistogramDataPoint] = []
-        conf: list[HistogramDataPoint] = []
-        ent: list[HistogramDataPoint] = []
-        vals: list[HistogramDataPoint] = []
+        batch: list[HistogramPoint] = []
+        conf: list[HistogramPoint] = []
+        ent: list[HistogramPoint] = []
+        vals: list[HistogramPoint] = []
         errors: list[NumberDataPoint] = []
         inflight: list[NumberDataPoint] = []
         classes: list[NumberDataPoint] = []
@@ -152,36 +142,36 @@ class Producer:
             if st.slice is not None:  # a slice of the model's calls (probes/slices.py)
                 base["slice"] = st.slice
             start = snap.start_time_ns
-            dur.append(latency_point({**base, "outcome": "ok"}, start, now, t.ok, t.ok_sum / 1e9, exp,
-                                     as_exemplars(t.exemplar)))
+            dur.append(LATENCY_GRID.point({**base, "outcome": "ok"}, start, now, t.ok, t.ok_sum / 1e9, exp,
+                                          as_exemplars(t.exemplar)))
             if any(t.err):
-                dur.append(latency_point({**base, "outcome": "error"}, start, now, t.err, t.err_sum / 1e9, exp))
+                dur.append(LATENCY_GRID.point({**base, "outcome": "error"}, start, now, t.err, t.err_sum / 1e9, exp))
             for et, n in sorted(t.errors.items()):
                 errors.append(_num({**base, "error.type": et}, start, now, n))
             inflight.append(_num(base, start, now, t.in_flight))
             if any(t.batch):
-                batch.append(_hist(base, start, now, t.batch, t.batch_sum, BATCH_BOUNDS))
+                batch.append(BATCH.point(base, start, now, t.batch, t.batch_sum, exp))
             for cls, n in sorted(t.classes.items()):
                 classes.append(_num({**base, "predicted_class": cls}, start, now, n))
             if any(t.conf):
-                conf.append(_hist(base, start, now, t.conf, t.conf_sum, CONFIDENCE_BOUNDS))
-                ent.append(_hist(base, start, now, t.ent, t.ent_sum, ENTROPY_BOUNDS))
+                conf.append(CONFIDENCE.point(base, start, now, t.conf, t.conf_sum, exp))
+                ent.append(ENTROPY.point(base, start, now, t.ent, t.ent_sum, exp))
             for feat, (counts, total) in sorted(t.values.items()):
-                vals.append(_hist({**base, "feature": feat}, start, now, counts, total, VALUE_BOUNDS))
+                vals.append(VALUE.point({**base, "feature": feat}, start, now, counts, total, exp))
             for reason, n in sorted(t.invalid.items()):
                 invalid.append(_num({**base, "reason": reason}, start, now, n))
             if t.genai:
                 genai.add(t.genai, base, start, now)
         out: list[Metric] = []
         if dur:
-            out.append(_metric(m.OTEL_LATENCY, latency_data(dur, exp)))
+            out.append(_metric(m.OTEL_LATENCY, histogram_data(dur, exp)))
         _counter(m.OTEL_ERRORS, errors, out)
         _counter(m.OTEL_IN_FLIGHT, inflight, out, monotonic=False)
-        _histogram(m.OTEL_BATCH_SIZE, batch, out)
+        _histogram(m.OTEL_BATCH_SIZE, batch, out, exp)
         _counter(m.OTEL_OUTPUT_CLASS, classes, out)
-        _histogram(m.OTEL_OUTPUT_CONFIDENCE, conf, out)
-        _histogram(m.OTEL_OUTPUT_ENTROPY, ent, out)
-        _histogram(m.OTEL_OUTPUT_VALUE, vals, out)
+        _histogram(m.OTEL_OUTPUT_CONFIDENCE, conf, out, exp)
+        _histogram(m.OTEL_OUTPUT_ENTROPY, ent, out, exp)
+        _histogram(m.OTEL_OUTPUT_VALUE, vals, out, exp)
         _counter(m.OTEL_OUTPUT_INVALID, invalid, out)
         genai.emit(out, _metric)
         s0 = self.start_time_ns

@@ -56,12 +56,12 @@ class Settings:
     prometheus_port: int = 9464  # 0 = no endpoint
     prometheus_port_span: int = 1  # >1: first free port of [port, port + span) (pre-fork workers)
     otlp_endpoint: str | None = None
-    # latency histograms pushed over OTLP: "classic" (explicit buckets, 118 series per model,
-    # version and outcome) or "exponential" (base-2; one native-histogram series in Prometheus 3).
+    # every histogram pushed over OTLP: "classic" (explicit buckets: 118 series per model, version
+    # and outcome for latency) or "exponential" (base-2; one native-histogram series in Prometheus 3).
     # The pull endpoint always serves classic buckets (Prometheus text format).
     histograms: str = "classic"
-    # trace exemplars on the latency histogram (the active span of a recent call; ~0.1-0.3 µs
-    # per call, so off by default; carried over OTLP, probes/exemplars.py)
+    # trace exemplars on the latency histogram (the sampled active span of a recent call; reading
+    # it costs about as much as the rest of the probe, so off by default; OTLP, probes/exemplars.py)
     exemplars: bool = False
     export_interval_s: float = 10.0
     sink: str | None = None  # URL form (a Sink object is passed beside the settings)
@@ -268,7 +268,7 @@ def configure(
 
     Prometheus pull endpoint on 127.0.0.1:9464 by default (`prometheus_port=0`: none), OTLP/HTTP
     push with `otlp_endpoint="http://collector:4318"` (add `histograms="exponential"` for base-2
-    latency histograms: one Prometheus 3 native-histogram series each), sampled output summaries to `sink` (a
+    histograms: one Prometheus 3 native-histogram series each), sampled output summaries to `sink` (a
     `Sink` or a URL: http(s)://… collector, kafka://host:port/topic) at `sample_rate`.
     Multi-worker servers (gunicorn/uvicorn workers): `worker_id="auto"` and
     `prometheus_port_span=N` let identical workers each bind one port of a range; Prometheus

@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 from probes import metric_names
 from probes.buckets import (
-    BATCH_BOUNDS,
-    CONFIDENCE_BOUNDS,
-    ENTROPY_BOUNDS,
+    BATCH_GRID,
+    CONFIDENCE_GRID,
+    ENTROPY_GRID,
     LATENCY_GRID_NS,
-    VALUE_BOUNDS,
+    VALUE_GRID,
 )
 from probes.exemplars import Noted
 from probes.exemplars import latest as latest_exemplar
@@ -56,11 +56,12 @@ MAX_LABEL_LEN = 64
 FAULT_KINDS = ("output_stats", "inputs", "batch_size", "sampling", "sink", "export", "sampler", "tokens",
                "slice")
 
-_N_LAT = len(LATENCY_GRID_NS) + 1  # latency cells: classic and base-2 bounds (probes/exponential.py)
-_N_BATCH = len(BATCH_BOUNDS) + 1
-_N_CONF = len(CONFIDENCE_BOUNDS) + 1
-_N_ENT = len(ENTROPY_BOUNDS) + 1
-_N_VAL = len(VALUE_BOUNDS) + 1
+# counts per recording-grid cell: classic and base-2 bounds (probes/exponential.py)
+_N_LAT = len(LATENCY_GRID_NS) + 1
+_N_BATCH = len(BATCH_GRID) + 1
+_N_CONF = len(CONFIDENCE_GRID) + 1
+_N_ENT = len(ENTROPY_GRID) + 1
+_N_VAL = len(VALUE_GRID) + 1
 
 
 class SampleQueueLike(Protocol):

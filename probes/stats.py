@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from probes.buckets import CONFIDENCE_BOUNDS, ENTROPY_BOUNDS, VALUE_BOUNDS
+from probes.buckets import CONFIDENCE_GRID, ENTROPY_GRID, VALUE_GRID
 from probes.state import OVERFLOW, ProbeState, Shard, new_value_slot
 from probes.summarize import (
     _BLAS_MAX_SIZE,
@@ -70,10 +70,11 @@ _SMALL_VALUES = 64  # regression values / labels read in plain Python up to this
 _LABELS = tuple(str(i) for i in range(1024))
 _isfinite = math.isfinite
 _add = np.add.reduce
-_CONF_BOUNDS = np.array(CONFIDENCE_BOUNDS)
-_ENT_BOUNDS = np.array(ENTROPY_BOUNDS)
-_VAL_BOUNDS = np.array(VALUE_BOUNDS)
-_N_VAL = len(VALUE_BOUNDS) + 1
+# the recording grids (classic + base-2 bounds, probes/exponential.py)
+_CONF_GRID = np.array(CONFIDENCE_GRID)
+_ENT_GRID = np.array(ENTROPY_GRID)
+_VAL_GRID = np.array(VALUE_GRID)
+_N_VAL = len(VALUE_GRID) + 1
 
 
 def record_output(st: ProbeState, sh: Shard, out: Any, spec: OutputSpec) -> None:
@@ -178,7 +179,8 @@ def _apportion(counts: list[int], total: int) -> list[int]:
     out = [x * total // c for x in counts]
     left = total - sum(out)
     if left:
-        order = sorted(range(len(counts)), key=lambda i: (-(counts[i] * total % c), i))
+        # only non-empty buckets can have a remainder (grids have hundreds of empty cells)
+        order = sorted((i for i, x in enumerate(counts) if x), key=lambda i: (-(counts[i] * total % c), i))
         for i in order[:left]:
             out[i] += 1
     return out
@@ -310,7 +312,7 @@ def _regression(st: ProbeState, sh: Shard, a: np.ndarray[Any, Any]) -> None:
         _invalid(sh, "not_finite", bad)
         x = np.where(finite, x, 0.0)
     col = np.arange(k) if k == named else np.minimum(np.arange(k), named)  # the tail: column `named`
-    idx = _VAL_BOUNDS.searchsorted(x, side="left") + col * _N_VAL
+    idx = _VAL_GRID.searchsorted(x, side="left") + col * _N_VAL
     groups = named + (k > named)
     hist = np.bincount(idx[finite] if bad else idx.reshape(-1), minlength=groups * _N_VAL).reshape(groups, _N_VAL)
     col_sums = _add(x, 0)
@@ -346,9 +348,9 @@ def _classifier_row(st: ProbeState, sh: Shard, row: list[float]) -> None:
     lab = st.class_labels.get(_LABELS[cls] if cls < 1024 else str(cls))
     classes = sh.classes
     classes[lab] = classes.get(lab, 0) + 1
-    sh.conf[bisect_left(CONFIDENCE_BOUNDS, conf)] += 1
+    sh.conf[bisect_left(CONFIDENCE_GRID, conf)] += 1
     sh.conf_sum += conf
-    sh.ent[bisect_left(ENTROPY_BOUNDS, ent)] += 1
+    sh.ent[bisect_left(ENTROPY_GRID, ent)] += 1
     sh.ent_sum += ent
 
 
@@ -381,9 +383,9 @@ def _classifier_batch(st: ProbeState, sh: Shard, rows: np.ndarray[Any, Any]) -> 
         if m:
             lab = labels.get(_LABELS[c] if c < 1024 else str(c))
             classes[lab] = classes.get(lab, 0) + m
-    _add_hist(sh.conf, _CONF_BOUNDS.searchsorted(conf, side="left"))
+    _add_hist(sh.conf, _CONF_GRID.searchsorted(conf, side="left"))
     sh.conf_sum += float(_add(conf))
-    _add_hist(sh.ent, _ENT_BOUNDS.searchsorted(ent, side="left"))
+    _add_hist(sh.ent, _ENT_GRID.searchsorted(ent, side="left"))
     sh.ent_sum += float(_add(ent))
 
 
@@ -399,9 +401,10 @@ def _add_hist(counts: list[int], idx: np.ndarray[Any, Any]) -> None:
         for i in idx.tolist():
             counts[i] += 1
         return
-    for i, n in enumerate(np.bincount(idx).tolist()):
-        if n:
-            counts[i] += n
+    hist = np.bincount(idx)
+    nz = np.flatnonzero(hist)  # the grids have hundreds of cells, a batch fills a few
+    for i, n in zip(nz.tolist(), hist[nz].tolist(), strict=True):
+        counts[i] += n
 
 
 def _value(st: ProbeState, sh: Shard, name: str, x: float) -> None:
@@ -412,5 +415,5 @@ def _value(st: ProbeState, sh: Shard, name: str, x: float) -> None:
     slot = sh.values.get(name)
     if slot is None:
         slot = sh.values[name] = new_value_slot()
-    slot[0][bisect_left(VALUE_BOUNDS, x)] += 1
+    slot[0][bisect_left(VALUE_GRID, x)] += 1
     slot[1] += x

@@ -5,6 +5,25 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# Prometheus 3 (OTLP receiver, native histograms) and the OpenTelemetry Collector, built once
+# from the Go module proxy and cached outside the checkout (scripts/build_*.sh print how long
+# the first build took). The OTLP and Prometheus 3 tests need them; the quick demo runs on
+# Debian's Prometheus 2.42. Started first and in the background (they need neither apt nor
+# pip): on a fresh machine they are the longest step (about 9 min on 2 cores) and compile
+# while apt and pip install.
+# `--no-go` (scripts/demo.sh): the demo needs neither, so it does not wait for them.
+go_builds=()
+if [ "${1:-}" = "--no-go" ]; then
+    :
+elif command -v go >/dev/null; then
+    scripts/build_prometheus3.sh >/dev/null & go_builds+=($!)
+    scripts/build_otelcol.sh >/dev/null & go_builds+=($!)
+else
+    echo "bootstrap: Go not found (https://go.dev/dl/; 1.21+ fetches the 1.26 toolchain these modules need): Prometheus 3 and otelcol are not" \
+         "built, so tests/prometheus3, tests/deploy/test_stack_versions.py and the Prometheus 3 runs of" \
+         "tests/grafana/test_promql.py will fail" >&2
+fi
+
 need_apt=()
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || [ -x /usr/bin/prometheus-alertmanager ] || need_apt+=(prometheus-alertmanager)
@@ -16,20 +35,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
-fi
-
-# Prometheus 3 (OTLP receiver, native histograms) and the OpenTelemetry Collector, built once
-# from the Go module proxy and cached outside the checkout (scripts/build_*.sh print how long
-# the first build took). The OTLP and Prometheus 3 tests need them; the quick demo runs on
-# Debian's Prometheus 2.42. Started first and in the background: on a fresh machine they
-# compile while pip downloads PyTorch.
-go_builds=()
-if command -v go >/dev/null; then
-    scripts/build_prometheus3.sh >/dev/null & go_builds+=($!)
-    scripts/build_otelcol.sh >/dev/null & go_builds+=($!)
-else
-    echo "bootstrap: Go not found (https://go.dev/dl/; 1.21+ fetches the 1.26 toolchain these modules need): Prometheus 3 and otelcol are not" \
-         "built, so tests/prometheus3 and the Prometheus 3 runs of tests/grafana/test_promql.py will fail" >&2
 fi
 
 PY="${PYTHON:-python3}"

@@ -3,5 +3,5 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-scripts/bootstrap.sh
+scripts/bootstrap.sh --no-go   # the demo runs on Debian's Prometheus 2.42
 exec .venv/bin/benchwatch demo "$@"

@@ -176,16 +176,14 @@ def run_text_replay(args: argparse.Namespace) -> ExitCode:
     from benchwatch.bench.artifacts import new_run_dir
     from benchwatch.bench.gen_replay import gen_replay, judge_gen_replay, timing_summary
     from benchwatch.bench.generative import HttpLm
-    from benchwatch.bench.judge import JudgeSettings
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.suites import SuiteError
     from benchwatch.bench.text_suite import load_text_suite
-    from benchwatch.cli.replay import _error_doc, _finish, judged
+    from benchwatch.cli.replay import _error_doc, _finish, judge_settings, judged
     from drift.baseline import Baseline
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-    settings = JudgeSettings(alpha=args.alpha, latency_margin=args.latency_margin,
-                             accuracy_margin=args.accuracy_margin, seed=args.seed)
+    settings = judge_settings(args)
     if not args.primary and not args.baseline:
         raise UsageError("nothing to compare the canary with: pass --primary URL and/or "
                          "--baseline FILE")

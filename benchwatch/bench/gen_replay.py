@@ -130,7 +130,7 @@ def judge_gen_replay(result: GenReplayResult, baseline: Any | None,
             ref = figures[what]
         if ref is None:
             metrics.append(MetricVerdict(name, NOT_MEASURED, False, None, None, None,
-                                         s.latency_margin, "ratio<=margin",
+                                         s.latency_margin(QUANTILE), "ratio<=margin",
                                          reason=f"no reference {what}_p99_s (no primary, no "
                                                 "baseline figure at the http_client point)"))
             continue

@@ -4,7 +4,8 @@ the gating metrics.
 For a latency quantile the statistic is the ratio canary / reference (reference = the primary
 replayed in the same run, or a baseline figure). Its distribution comes from the exact bootstrap
 of each arm's order statistic (`stats.bootstrap_quantile`), independent arms.
-- PASS when the upper one-sided (1 − α) bound of the ratio is below the margin
+- PASS when the upper one-sided (1 − α) bound of the ratio is below the margin (per quantile:
+  `LATENCY_MARGINS`)
   (p_pass = P*(ratio >= margin) <= α: H0 "canary is worse by the margin or more" rejected).
   PASS overall needs every gating metric to pass (an intersection-union test: no correction).
 - FAIL when H0 "canary is within the margin" is rejected for some metric with Holm's step-down
@@ -33,13 +34,17 @@ PASS, FAIL, INCONCLUSIVE, NOT_MEASURED = "pass", "fail", "inconclusive", "not_me
 EXIT_CODES = {PASS: ExitCode.OK, FAIL: ExitCode.FINDING, INCONCLUSIVE: ExitCode.INCONCLUSIVE,
               "error": ExitCode.COULD_NOT_RUN}
 GAUGE_VALUES = {PASS: 1, INCONCLUSIVE: 0, FAIL: -1, "error": -1}
+# (quantile, margin): canary quantile <= margin x reference. The tails get wider margins because
+# two identical servers differ more there: on the 2-core VM their p99 ratio spread 0.85-1.32
+# from replay to replay at 5 000 queries while p50 stayed within 0.98-1.01
+# (benchmarks/replay_aa.py; docs/bench.md "Latency margins").
+LATENCY_MARGINS: tuple[tuple[float, float], ...] = ((0.5, 1.10), (0.9, 1.25), (0.99, 1.5))
 
 
 @dataclass(frozen=True)
 class JudgeSettings:
     alpha: float = 0.05
-    latency_margin: float = 1.10  # canary quantile <= 1.10 x reference
-    quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
+    latency_margins: tuple[tuple[float, float], ...] = LATENCY_MARGINS  # the quantiles judged
     accuracy_margin: float = 0.01  # canary accuracy >= reference - 0.01
     energy_margin: float = 1.10
     min_accuracy_rows: int = 100
@@ -52,10 +57,18 @@ class JudgeSettings:
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 0.5:
             raise UsageError(f"--alpha must be in (0, 0.5), got {self.alpha}")
-        if (self.latency_margin < 1 or self.energy_margin < 1 or self.accuracy_margin < 0
-                or self.flip_margin < 0):
+        if (any(m < 1 for _, m in self.latency_margins) or self.energy_margin < 1
+                or self.accuracy_margin < 0 or self.flip_margin < 0):
             raise UsageError("margins are tolerances: latency/energy >= 1.0, accuracy and "
                              "flip rate >= 0")
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        return tuple(q for q, _ in self.latency_margins)
+
+    def latency_margin(self, q: float) -> float:
+        """The margin of latency quantile q (KeyError: q is not judged)."""
+        return dict(self.latency_margins)[q]
 
 
 @dataclass(frozen=True)
@@ -107,9 +120,12 @@ class Verdict:
         def clean(v: Any) -> Any:
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
+        settings = {k: list(v) if isinstance(v, tuple) else v
+                    for k, v in self.settings.__dict__.items()}
+        settings["latency_margins"] = {f"p{q * 100:g}": m
+                                       for q, m in self.settings.latency_margins}
         return {"outcome": self.outcome, "exit_code": self.exit_code, "reason": self.reason,
-                "settings": {k: list(v) if isinstance(v, tuple) else v
-                             for k, v in self.settings.__dict__.items()},
+                "settings": settings,
                 "metrics": [{k: clean(v) for k, v in m.__dict__.items()} for m in self.metrics]}
 
 
@@ -123,6 +139,7 @@ def judge_quantile(canary: np.ndarray, reference: np.ndarray | float, q: float,
     """`paired`: bootstrap replicates of (canary, reference) quantile from resampled pairs
     (`stats.paired_bootstrap_quantiles`), when both arms answered the same queries together."""
     name = f"latency_p{q * 100:g}"
+    margin = s.latency_margin(q)
     need = stats.min_queries(q)
     n_c = len(canary)
     n_r = len(reference) if isinstance(reference, np.ndarray) else 0
@@ -131,7 +148,7 @@ def judge_quantile(canary: np.ndarray, reference: np.ndarray | float, q: float,
         r_val = stats.quantile(reference, q) if n_r else float("nan")
     else:
         r_val = float(reference)
-    base = MetricVerdict(name, INCONCLUSIVE, True, None, None, None, s.latency_margin,
+    base = MetricVerdict(name, INCONCLUSIVE, True, None, None, None, margin,
                          "ratio<=margin", n_reference=n_r, n_canary=n_c,
                          canary_value=c_val, reference_value=r_val)
     short = [f"{label} has {n} < {need} queries" for label, n, is_sample in
@@ -149,8 +166,8 @@ def judge_quantile(canary: np.ndarray, reference: np.ndarray | float, q: float,
                   if isinstance(reference, np.ndarray) else np.full(s.bootstrap_draws, r_val))
     ratio = boot_c / boot_r
     b = len(ratio)
-    p_pass = _smoothed(int(np.sum(ratio >= s.latency_margin)), b)
-    p_fail = _smoothed(int(np.sum(ratio <= s.latency_margin)), b)
+    p_pass = _smoothed(int(np.sum(ratio >= margin)), b)
+    p_fail = _smoothed(int(np.sum(ratio <= margin)), b)
     lo, hi = np.quantile(ratio, [s.alpha, 1 - s.alpha])
     how = (f"paired bootstrap over {n_c} query pairs" if paired is not None else
            "bootstrap against a baseline figure" if n_r == 0 else "independent bootstrap")
@@ -342,7 +359,7 @@ def judge(canary: Arm, reference: Arm, settings: JudgeSettings | None = None) ->
             ref: np.ndarray | float | None = ref_lat if ref_lat is not None else reference.figures.get(key)
             if ref is None:
                 metrics.append(MetricVerdict(f"latency_p{q * 100:g}", NOT_MEASURED, False, None,
-                                             None, None, s.latency_margin, "ratio<=margin",
+                                             None, None, s.latency_margin(q), "ratio<=margin",
                                              reason=f"no reference latency ({key}: no "
                                                     "baseline figure at the http_client point)"))
             else:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from benchwatch.bench.runner import Progress
 from benchwatch.bench.suites import Suite
 from drift.figures import Figure
 
@@ -218,19 +219,42 @@ def errors_of(accuracy: Mapping[str, tuple[float, ...]]) -> dict[str, tuple[floa
     return {c: tuple(1 - a for a in accs) for c, accs in accuracy.items()}
 
 
+def rows_sent(suite: Suite) -> int:
+    """How many rows `measure` sends to the model: the clean rows twice (accuracy, and the
+    flip pass's reference), `FLIP_DRAWS` noisy copies, every corruption at every severity."""
+    return len(suite) * (2 + FLIP_DRAWS + len(corruptions(suite)) * len(SEVERITIES))
+
+
 def measure(predict: Predict, suite: Suite, seed: int = 0,
-            reference: tuple[str, Mapping[str, tuple[float, ...]]] | None = None) -> Robustness:
+            reference: tuple[str, Mapping[str, tuple[float, ...]]] | None = None,
+            progress: Progress | None = None) -> Robustness:
     """Accuracy under every corruption and severity, flip rate under tiny noise; with
     `reference` = (description, its errors per corruption and severity), the corruption errors
-    normalised to it."""
+    normalised to it. `progress("robustness", rows done, rows_sent(suite))` after each batch
+    (the CLI's progress and --max-duration-s: it may raise to stop the pass)."""
     if suite.task != "classification":
         raise ValueError(f"suite {suite.name!r} is a {suite.task} suite: robustness needs "
                          "class labels")
+    if progress is not None:
+        predict = _reporting(predict, progress, rows_sent(suite))
     clean = float(np.mean(predicted(predict, suite.inputs) == suite.expected))
     flips = flip_pass(predict, suite, seed)
     return Robustness(clean, corruption_accuracy(predict, suite, seed), float(flips.mean()),
                       int(flips.size), reference[0] if reference else None,
                       reference[1] if reference else None)
+
+
+def _reporting(predict: Predict, progress: Progress, total: int) -> Predict:
+    done = 0
+
+    def call(batch: np.ndarray) -> Any:
+        nonlocal done
+        out = predict(batch)
+        done += len(batch)
+        progress("robustness", done, total)
+        return out
+
+    return call
 
 
 def reference_errors(suite: Suite, seed: int = 0, model: str | None = None,

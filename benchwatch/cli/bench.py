@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> ExitCode:
             meter_desc += f"; model_call: {attributed}"
         results = _measure(backends, suite, settings, meter, probes, args)
         loadgen = _loadgen_check(backends, results, suite, args, console)
-        results, cards = _scorecards(backends, results, suite, args, console)
+        results, cards, skipped = _scorecards(backends, results, suite, args, console)
     finally:
         for b in backends.values():
             b.close()
@@ -153,18 +153,20 @@ def run(args: argparse.Namespace) -> ExitCode:
                                                "energy": meter_desc},
                     args.baseline_version, extra={"scorecard": [c.to_dict() for c in cards],
                                                   "grid": [c.to_dict() for c in grid],
-                                                  **({"loadgen": loadgen} if loadgen else {})})
+                                                  **({"loadgen": loadgen} if loadgen else {}),
+                                                  **({"stopped": skipped} if skipped else {})})
     _print_results(doc, suite, results, meter is not None, args.seed, console)
     print_scorecard(cards, f"scorecard: {doc['model']} on {suite.name}", meter is not None)
     _write_comparison(out_dir, doc, args.output)
     console.print(f"wrote {out_dir}/results.json, report.html, compare.html, latencies.npz, "
                   f"baselines: {', '.join(doc['baselines'].values()) or 'none'}")
-    return finished(results, out_dir)
+    return finished(results, out_dir, skipped)
 
 
-def finished(results: list[Any], out_dir: Any) -> ExitCode:
-    """OK, or the backends that stopped early (their partial results are already written)."""
-    stopped = [f"{r.backend.name}: {r.error}" for r in results if r.error]
+def finished(results: list[Any], out_dir: Any, passes: list[str] | None = None) -> ExitCode:
+    """OK, or the backends (and `passes`, e.g. a robustness pass) that stopped early; their
+    partial results are already written."""
+    stopped = [f"{r.backend.name}: {r.error}" for r in results if r.error] + (passes or [])
     if stopped:
         raise BenchwatchError(f"stopped early ({'; '.join(stopped)}); the partial results are "
                               f"in {out_dir}")
@@ -204,6 +206,11 @@ def _open_backends(kinds: list[str], suite: Any, args: argparse.Namespace) -> di
                 kind, args.model, args.url, args.timeout_s, args.threads, args.device,
                 args.name, args.baseline_version, **(endpoint if kind == "http" else {}))
             check_fits(suite, backend.info.input_shape, backend.info.num_outputs)
+            if kind != "http" and not backend.info.version:  # a model file of yours
+                raise UsageError(f"{args.model}: the model's version is not known: pass "
+                                 f"--version V (and --name, default {backend.info.model!r}), "
+                                 "the labels your probe uses (@probe(model=..., version=...)), "
+                                 "so the baseline meets live traffic")
             if kind == "http":  # before any measuring: who it is, and that it takes the suite
                 _endpoint.require_identity(backend, args.url)
                 _endpoint.check_accepts(backend, suite, args.url)
@@ -273,22 +280,27 @@ def _bounded(progress: Any, limit_s: float) -> Any:
     def update(task: str, done: int, total: int) -> None:
         progress(task, done, total)
         if done < total and time.monotonic() > deadline:
+            fewer = ("--no-robustness" if task == "robustness"
+                     else "fewer --queries/--offline-samples, --no-server")
             raise BackendError("overtime", f"--max-duration-s {limit_s:g} reached in {task} "
-                               f"({done}/{total}): fewer --queries/--offline-samples, "
-                               "--no-server, or a longer --max-duration-s")
+                               f"({done}/{total}): {fewer}, or a longer --max-duration-s")
 
     return update
 
 
 def _scorecards(backends: dict[str, Any], results: list[Any], suite: Any,
-                args: argparse.Namespace, console: Any) -> tuple[list[Any], list[Any]]:
+                args: argparse.Namespace, console: Any,
+                ) -> tuple[list[Any], list[Any], list[str]]:
     """Robustness per backend (unless --no-robustness) and cost (with a price): the results
-    with those as baseline figures, and one scorecard row per backend."""
+    with those as baseline figures, one scorecard row per backend, and the robustness passes
+    that stopped early."""
     from benchwatch.bench import robustness
+    from benchwatch.bench.backends import BackendError
     from benchwatch.bench.cost import Prices
     from benchwatch.bench.scorecard import scorecards
 
     rob: dict[str, Any] = {}
+    skipped: list[str] = []
     if not args.no_robustness and suite.task == "classification":
         ref = robustness.reference_errors(suite, args.seed, args.robustness_reference)
         if ref is None:
@@ -296,13 +308,28 @@ def _scorecards(backends: dict[str, Any], results: list[Any], suite: Any,
                           "--robustness-reference MODEL.onnx); mean corruption error reported")
         for r in results:
             if r.error is None and r.backend.name != "null":
-                rob[r.backend.name] = robustness.measure(backends[r.backend.name].predict, suite,
-                                                         args.seed, ref)
+                try:
+                    rob[r.backend.name] = _robustness(backends[r.backend.name], suite, ref, args)
+                except BackendError as e:
+                    skipped.append(f"{r.backend.name} robustness: {e}")
+                    console.print(f"{r.backend.name} robustness: stopped ({e}); the run is "
+                                  "written without it")
     prices = Prices(args.price_usd_per_hour, args.price_usd_per_kwh)
     if not prices.configured:
         console.print("no price configured: pass --price-usd-per-hour (and --price-usd-per-kwh) "
                       "for $ per 1 000 inferences")
-    return scorecards(results, suite, rob, prices, args.accuracy_target)
+    return (*scorecards(results, suite, rob, prices, args.accuracy_target), skipped)
+
+
+def _robustness(backend: Any, suite: Any, ref: Any, args: argparse.Namespace) -> Any:
+    """One backend's robustness pass, with the scenarios' progress and --max-duration-s. An
+    endpoint gets it as it gets the accuracy pass (same mapping or adapter, same batches)."""
+    from benchwatch.bench import robustness
+    from benchwatch.bench.progress import rich_progress
+
+    with rich_progress(f"{backend.info.name} ", enabled=not args.no_progress) as progress:
+        return robustness.measure(backend.predict, suite, args.seed, ref,
+                                  _bounded(progress, args.max_duration_s))
 
 
 def _counts(text: str) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchwatch.cli import _endpoint
 from benchwatch.cli._values import DAY_S, http_url, number, port, seconds, whole
@@ -22,8 +22,35 @@ from benchwatch.cli.errors import ExitCode, exit_code_for, message
 from benchwatch.errors import UsageError
 from probes.errors import BenchwatchError, ConfigError, require
 
+if TYPE_CHECKING:
+    from benchwatch.bench.judge import JudgeSettings
+
 HELP = "replay a suite against a canary (and the primary) and judge it"
 log = logging.getLogger(__name__)
+_QUANTILE_NAMES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+_margin = number(1, 1000, low_inclusive=True)
+
+
+def latency_margin(text: str) -> tuple[float | None, float]:
+    """`M` (every latency quantile) or `pQ=M` (one of p50, p90, p99): (quantile or None, M)."""
+    name, _, value = text.rpartition("=")
+    if name and name not in _QUANTILE_NAMES:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a judged quantile: give p50=M, "
+                                         "p90=M or p99=M, or M alone for all three")
+    return (_QUANTILE_NAMES[name] if name else None), _margin(value)
+
+
+def judge_settings(args: argparse.Namespace) -> JudgeSettings:
+    """The judge's settings from the options (classifier and text replays alike), each
+    `--latency-margin` applied in order over the defaults (`judge.LATENCY_MARGINS`)."""
+    from benchwatch.bench.judge import LATENCY_MARGINS, JudgeSettings
+
+    margins = dict(LATENCY_MARGINS)
+    for q, m in args.latency_margin or ():
+        margins.update(dict.fromkeys(margins, m) if q is None else {q: m})
+    return JudgeSettings(alpha=args.alpha, latency_margins=tuple(margins.items()),
+                         accuracy_margin=args.accuracy_margin, flip_margin=args.flip_margin,
+                         seed=args.seed)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,8 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="untimed queries per arm first, interleaved like the timed ones")
     p.add_argument("--timeout-s", type=seconds, default=5.0, help="per request")
     p.add_argument("--alpha", type=float, default=0.05)  # JudgeSettings checks it
-    p.add_argument("--latency-margin", type=number(0, 1000), default=1.10,
-                   help="canary quantile must be <= this x reference (default 1.10)")
+    p.add_argument("--latency-margin", type=latency_margin, action="append", metavar="[pQ=]M",
+                   help="canary latency quantile must be <= M x the reference's: M for all, "
+                        "or p50=M, p90=M, p99=M (repeatable); default p50=1.1 p90=1.25 "
+                        "p99=1.5, wider in the tails, where identical servers differ more")
     p.add_argument("--accuracy-margin", type=number(0, 1, low_inclusive=True), default=0.01,
                    help="canary accuracy may be at most this much lower (default 0.01)")
     p.add_argument("--flip-margin", type=number(0, 1, low_inclusive=True), default=0.01,
@@ -97,12 +126,9 @@ def run(args: argparse.Namespace) -> ExitCode:
     from rich.console import Console
 
     from benchwatch.bench.artifacts import new_run_dir
-    from benchwatch.bench.judge import JudgeSettings
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-    settings = JudgeSettings(alpha=args.alpha, latency_margin=args.latency_margin,
-                             accuracy_margin=args.accuracy_margin,
-                             flip_margin=args.flip_margin, seed=args.seed)
+    settings = judge_settings(args)
     if args.queries < 1 or args.warmup < 0 or args.timeout_s <= 0:
         raise UsageError("--queries must be >= 1, --warmup >= 0 and --timeout-s > 0")
     if not args.primary and not args.baseline:

@@ -12,6 +12,7 @@ traffic's status file appears) before starting the next. A part that cannot star
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,18 +20,21 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from benchwatch import assets, rules, services
+from benchwatch import assets, promtext, rules, services
 from benchwatch.bench import backends, runner, suites
 from benchwatch.bench.model_call import ScrapedProbe
+from benchwatch.demo import tail
 from benchwatch.demo import traffic as demo_traffic
 from benchwatch.example import model as example
 from benchwatch.report import dashboards as html_report
@@ -48,10 +52,15 @@ DEMO_FOR = "5s"
 DEMO_FOR_SCALE = 1 / 20
 DEMO_RANGE = "30s"
 AM_CONFIG = "deploy/alertmanager/alertmanager.yml"
-# Prometheus' scrape and rule interval in the demo (production: 15-60 s). Each scrape of the
-# model server costs it ~10 ms of Python; every second, that would be 1% of its time and show
-# in the model-call p99 the latency rule compares with the baseline (measured unscraped).
-SCRAPE_INTERVAL = "5s"
+# Prometheus' scrape and rule interval in the demo (production: 15-60 s). Each read of a model
+# server's probe endpoint costs it ~10-20 ms of Python holding the GIL, and a model call that
+# ends meanwhile waits: read every second, that would be 1-2% of its calls, the whole p99.
+# Both servers are read once per interval: the benchmarked one while it is benchmarked
+# (`read_every`), the live one by Prometheus only (the demo's view reads what Prometheus
+# scraped, `Parts.probe_view`), so the exposition's share of the tail is in both figures.
+SCRAPE_INTERVAL_S = 5.0
+SCRAPE_INTERVAL = f"{SCRAPE_INTERVAL_S:g}s"
+PROBE_JOB = "benchwatch-probes"  # Prometheus' job for the live server's probe endpoint
 START_TIMEOUT_S = 90.0  # a child's imports (ONNX Runtime, SciPy) on a busy 2-core machine
 
 
@@ -75,6 +84,9 @@ class BaselineInfo:
     path: Path
     baseline: Baseline
     features: tuple[str, ...]
+    # (point, scenario) -> the 95% interval of the bench's p99 there (`demo.tail`), from the
+    # calls it measured, for the fixed-rate run the demo's live window is compared with
+    p99_intervals: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,26 @@ class AlertSeen:
     name: str
     received_at: float
     summary: str
+
+
+@contextlib.contextmanager
+def read_every(url: str, every_s: float) -> Iterator[None]:
+    """Fetch `url` every `every_s` s while the block runs, as Prometheus scrapes a served model.
+    Fetched, not parsed: the benchmark's client shares this process and its GIL."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            with contextlib.suppress(OSError):
+                promtext.fetch(url)
+
+    reader = threading.Thread(target=loop, name="demo-bench-scrape", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        reader.join()
 
 
 def port_free(host: str, port: int) -> bool:
@@ -100,6 +132,9 @@ class Parts:
     SERVED_PATH = "/predict"                      # how the demo's lines describe it
     SERVED_HOW = "probed"
     SAMPLED_EACH = "request"
+    # the traffic's client threads: the bench's fixed-rate scenario's, so the live load has
+    # the shape its baseline figure was measured under
+    TRAFFIC_WORKERS = runner.RunSettings.server_workers
 
     def __init__(self, host: str, ports: Mapping[str, int], workdir: Path,
                  say: Callable[[str], None], seed: int = 0) -> None:
@@ -207,13 +242,15 @@ class Parts:
         stream and for a Poisson run of `calls` requests at the demo's own request rate, so the
         live figures have a baseline measured the same way under the same load. That run comes
         first, on the freshly started and warmed-up instance, not in the wake of the saturating
-        single-stream and offline runs.
+        single-stream and offline runs. The instance is read every SCRAPE_INTERVAL_S
+        throughout, as Prometheus reads the live one.
         """
         served, child = self.model_server(files, "bench server", services.free_port(self.host),
                                           services.free_port(self.host))
         self.pids["bench server"] = served.pid
         try:
-            return self._bench(files, served, rate_qps, calls)
+            with read_every(served.metrics_url, SCRAPE_INTERVAL_S):
+                return self._bench(files, served, rate_qps, calls)
         finally:
             child.stop()
 
@@ -248,7 +285,15 @@ class Parts:
         path = b.save(out_dir / f"{files.name}-{files.version}.json")
         self.say(f"demo: baseline recorded in {time.monotonic() - t0:.1f} s → {path} "
                  f"({len(b.figures)} figures)")
-        return BaselineInfo(path, Baseline.load(path), tuple(sorted(features)))
+        intervals: dict[tuple[str, str], tuple[float, float] | None] = {}
+        for fixed in result.fixed_rate:
+            calls_at = result.model_call.get(fixed.scenario)
+            intervals[(result.client_point, fixed.scenario)] = tail.of_values(
+                0.99, fixed.latencies_s)
+            intervals[("model_call", fixed.scenario)] = \
+                tail.of_buckets(0.99, calls_at.buckets) if calls_at else None
+        return BaselineInfo(path, Baseline.load(path), tuple(sorted(features)),
+                            {k: v for k, v in intervals.items() if v is not None})
 
     def drift_service(self, interval_s: float, window: int) -> None:
         """`benchwatch drift serve` on the baselines directory (empty until the benchmark records
@@ -305,7 +350,7 @@ class Parts:
         self.on_close("alertmanager", am.stop)
         self.alertmanager = am
         self.pids["alertmanager"] = am.proc.pid
-        targets = {"benchwatch-probes": [self._hostport(self.probe_metrics_url)],
+        targets = {PROBE_JOB: [self._hostport(self.probe_metrics_url)],
                    "benchwatch-drift": [self._hostport(self.drift_metrics_url)]}
         try:
             prom = services.start_prometheus(
@@ -327,7 +372,8 @@ class Parts:
         child = self._spawn("traffic", [
             "-m", self.TRAFFIC_MODULE, "--url", url, "--rate", f"{rate_qps:g}",
             "--drift-at", f"{drift_at_s:g}", "--duration", f"{duration_s:g}",
-            "--seed", str(self.seed), "--status", str(self.traffic_status_path)])
+            "--workers", str(self.TRAFFIC_WORKERS), "--seed", str(self.seed),
+            "--status", str(self.traffic_status_path)])
         deadline = time.monotonic() + START_TIMEOUT_S
         while self.traffic_status() is None:
             if child.proc.poll() is not None or time.monotonic() > deadline:
@@ -337,6 +383,15 @@ class Parts:
             time.sleep(0.1)
         self._traffic = child
         return child.proc.pid
+
+    def probe_view(self) -> tuple[str | None, float]:
+        """(URL, seconds between reads) for the demo's view of the live server's probe series:
+        what Prometheus last scraped (federation) when it runs, read every second at no cost
+        to the server; else the server itself, once per scrape interval as Prometheus would."""
+        if self.prometheus is not None:
+            match = urllib.parse.urlencode({"match[]": f'{{job="{PROBE_JOB}"}}'})
+            return f"{self.prometheus.url}/federate?{match}", 1.0
+        return self.probe_metrics_url, SCRAPE_INTERVAL_S
 
     def traffic_status(self) -> dict[str, Any] | None:
         return demo_traffic.read_status(self.traffic_status_path)

@@ -15,6 +15,10 @@ is released on exit, Ctrl-C included.
 The live view holds each live figure only against a baseline figure measured at the same point
 (`drift.figures`): the probe's model-call latency against the baseline's `model_call` figure,
 the traffic's client latency against `http_client`; where the baseline has none it says so.
+Both were measured under the same conditions: the same Poisson load from the same kind of
+client (`demo.traffic`), the server read once per scrape interval (`parts.SCRAPE_INTERVAL_S`),
+the same number of calls; each p99 comes with the interval its calls allow (`demo.tail`), and
+the comparison says when those calls cannot tell a 1.2x difference from chance.
 
 A Python package the demo needs that is not installed stops it before anything starts, with
 `probes.errors.MissingExtraError` naming the extra (`pip install 'benchwatch[demo]'`). A part
@@ -43,6 +47,7 @@ from benchwatch import promtext
 from benchwatch.bench.stats import min_queries
 from benchwatch.cli.errors import ExitCode
 from benchwatch.demo import parts as demo_parts
+from benchwatch.demo import tail
 from benchwatch.demo.parts import PartError
 from benchwatch.demo.traffic import WARMUP_REQUESTS, percentile
 from benchwatch.demo.view import DemoStatus, FeatureScore, View
@@ -107,7 +112,9 @@ class DemoResult:
     baseline: list[dict[str, Any]]  # the benchmark's figures (drift.Figure.to_dict())
     # live vs baseline per measurement point over the clean traffic before the drift:
     # {point: {live_p50_s, live_p99_s, live_calls, baseline_calls, baseline_p50_s,
-    #          baseline_p99_s, baseline_scenario, baseline_rate_qps, p99_ratio}}
+    #          baseline_p99_s, baseline_scenario, baseline_rate_qps, p99_ratio,
+    #          live_p99_interval_s, baseline_p99_interval_s (95%, `demo.tail`),
+    #          p99_ratio_range (the ratio with each p99 anywhere in its interval), verdict}}
     before_drift: dict[str, dict[str, Any]]
     last: dict[str, float | None]  # the live figures at the end (p50_s, p99_s, qps, J/inference)
     gpu: bool
@@ -154,31 +161,32 @@ def _workdir(cfg: DemoConfig) -> Path:
 
 
 class _Progress:
-    """Figures the live view needs that come from more than one scrape."""
+    """Figures the live view needs that come from more than one read of the probe series."""
 
     def __init__(self) -> None:
-        self.prev: promtext.Scrape | None = None
-        self.counts: deque[tuple[float, float]] = deque(maxlen=64)  # (at, requests so far)
+        # (at, requests so far, cumulative latency buckets), one per new scrape, oldest first
+        self.seen: deque[tuple[float, float, dict[float, float]]] = deque(maxlen=64)
 
     def latency(self, now: promtext.Scrape | None) -> tuple[float | None, float | None,
-                                                                 float | None]:
+                                                                 float | None, int | None]:
+        """(p50, p99, requests/s, calls the quantiles rest on). The quantiles are over the
+        most recent calls that make a p99 (p99's minimum, `min_queries`: ~17 s at 40 req/s),
+        fewer only while the run is younger; requests/s over the last >= 10 s."""
         if now is None:
-            return None, None, None
-        cur = promtext.buckets(now, m.LATENCY)
-        old = None if self.prev is None else promtext.buckets(self.prev, m.LATENCY)
-        window = promtext.delta(cur, old)
-        p50 = promtext.quantile(0.5, window)
-        p99 = promtext.quantile(0.99, window)
-        # keep the older scrape for ~10 s so quantiles describe a few seconds, not one tick
-        if self.prev is None or now.at - self.prev.at > 10:
-            self.prev = now
-        # throughput over the last ~5 s of scrapes
-        self.counts.append((now.at, now.total(m.REQUESTS)))
-        while len(self.counts) > 2 and now.at - self.counts[1][0] >= 5:
-            self.counts.popleft()
-        (t_old, c_old), (t_new, c_new) = self.counts[0], self.counts[-1]
+            return None, None, None, None
+        cur, count = promtext.buckets(now, m.LATENCY), now.total(m.REQUESTS)
+        if not self.seen or count != self.seen[-1][1]:  # read again before a new scrape: same
+            self.seen.append((now.at, count, cur))
+        need = min_queries(0.99)
+        total = max(cur.values(), default=0.0)
+        old = next((b for _, _, b in reversed(self.seen)
+                    if total - max(b.values(), default=0.0) >= need), self.seen[0][2])
+        window = promtext.delta(cur, old if old is not cur else None)
+        calls = int(max(window.values(), default=0.0))
+        spans = [(t, c) for t, c, _ in self.seen if self.seen[-1][0] - t >= 10]
+        (t_old, c_old), (t_new, c_new) = (spans or [self.seen[0][:2]])[-1], self.seen[-1][:2]
         qps = (c_new - c_old) / (t_new - t_old) if t_new > t_old else None
-        return p50, p99, qps
+        return promtext.quantile(0.5, window), promtext.quantile(0.99, window), qps, calls
 
 
 def _scores(s: promtext.Scrape | None) -> tuple[FeatureScore, ...]:
@@ -247,12 +255,6 @@ def _report(parts: demo_parts.Parts, cfg: DemoConfig, view: View) -> str | None:
         return parts.plain_report()
 
 
-# Reading the server's probe endpoint costs the server ~10 ms of Python (the exposition of
-# every histogram bucket) during which its event loop waits for the GIL: read too often, the
-# observer itself inflates the model-call tail it reports. Every 5 s (and Prometheus the same,
-# `parts.SCRAPE_INTERVAL`) keeps that under 0.5% of the time, below what a p99 can see.
-PROBE_READ_S = 5.0
-
 # the live figures the view compares, each with the point the baseline must have measured it at
 POINTS = {"model_call": "the probe's model-call time in the server",
           "http_client": "the traffic generator's end-to-end HTTP time"}
@@ -282,6 +284,8 @@ class _RunState:
     clean_probe: promtext.Scrape | None = None  # the live window's end: before the drift,
     # at the first scrape with the bench's number of calls after the warm-up (`bench_calls`)
     window_calls: int = 0  # the bench's fixed-rate calls, which the live window matches
+    # (point, scenario) -> the bench's p99 interval there (`BaselineInfo.p99_intervals`)
+    p99_intervals: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     drift_detected_at: float | None = None
     alert_fired_at: float | None = None
@@ -313,6 +317,7 @@ def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _R
     parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate_qps * 20)))
     info = parts.baseline(files, cfg.rate_qps, state.window_calls)
     state.baseline = info.baseline
+    state.p99_intervals = info.p99_intervals
     state.at_point = baseline_at_points(info.baseline, cfg.rate_qps)
     for point, what in POINTS.items():
         if not state.at_point[point]:
@@ -345,6 +350,8 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
     probe: promtext.Scrape | None = None
     probe_at = 0.0
     p50 = p99 = qps = None
+    p99_calls: int | None = None
+    probe_url, probe_every = parts.probe_view()
     with view:
         while True:
             now = time.time()
@@ -352,9 +359,9 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
             state.traffic = status
             started = float(status.get("started_at") or now)
             elapsed = now - started
-            if parts.probe_metrics_url and now - probe_at >= PROBE_READ_S:
-                probe, probe_at = promtext.scrape(parts.probe_metrics_url, now), now
-                p50, p99, qps = prog.latency(probe)
+            if probe_url and now - probe_at >= probe_every:
+                probe, probe_at = promtext.scrape(probe_url, now), now
+                p50, p99, qps, p99_calls = prog.latency(probe)
                 if probe is not None and now < started + cfg.drift_at_s - 0.25 and \
                         not _window_full(state):
                     state.clean_probe = probe  # the model-call histogram of clean traffic only
@@ -384,6 +391,7 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
                 elapsed_s=elapsed, duration_s=cfg.duration_s, drift_at_s=cfg.drift_at_s,
                 drifting=began is not None, requests=int(status.get("sent", 0)),
                 errors=int(status.get("errors", 0)), qps=qps, p50_s=p50, p99_s=p99,
+                p99_calls=p99_calls, client_calls=len(recent),
                 client_p50_s=percentile(recent, 0.5), client_p99_s=percentile(recent, 0.99),
                 baseline=state.at_point, gpu=state.gpu,
                 joules_per_inference=(energy / count) if (energy and count) else None,
@@ -429,10 +437,13 @@ def _note_alerts(parts: demo_parts.Parts, view: View, state: _RunState,
 
 
 def before_drift(state: _RunState) -> dict[str, dict[str, Any]]:
-    """Live and baseline latency per point over the clean traffic (before the drift)."""
+    """Live and baseline latency per point over the clean traffic (before the drift), each p99
+    with its 95% interval from the calls it rests on, and what their ratio can tell."""
     clean = (state.traffic or {}).get("clean") or {}
-    live: dict[str, tuple[float | None, float | None, float | None]] = {
-        "http_client": (clean.get("p50_s"), clean.get("p99_s"), clean.get("n"))}
+    interval = clean.get("p99_interval_s")
+    live: dict[str, tuple[float | None, float | None, float | None, Any]] = {
+        "http_client": (clean.get("p50_s"), clean.get("p99_s"), clean.get("n"),
+                        tuple(interval) if interval else None)}
     if state.clean_probe is not None:
         window = promtext.buckets(state.clean_probe, m.LATENCY)
         warm = state.warm_probe
@@ -440,13 +451,16 @@ def before_drift(state: _RunState) -> dict[str, dict[str, Any]]:
                 warm.total(m.REQUESTS) >= WARMUP_REQUESTS:  # the warm-up left out, as the bench
             window = promtext.delta(window, promtext.buckets(warm, m.LATENCY))
         live["model_call"] = (promtext.quantile(0.5, window), promtext.quantile(0.99, window),
-                              max(window.values(), default=0.0))
+                              max(window.values(), default=0.0), tail.of_buckets(0.99, window))
     else:
-        live["model_call"] = (None, None, None)
+        live["model_call"] = (None, None, None, None)
     out: dict[str, dict[str, Any]] = {}
-    for point, (p50, p99, calls) in live.items():
+    for point, (p50, p99, calls, live_iv) in live.items():
         at = state.at_point.get(point, {})
         b50, b99 = at.get("latency_p50_s"), at.get("latency_p99_s")
+        base_iv = state.p99_intervals.get((point, b99.scenario)) if b99 else None
+        cmp = tail.Comparison.of(p99, live_iv, b99.value, base_iv) \
+            if (p99 and live_iv and b99 and base_iv) else None
         out[point] = {
             "live_p50_s": p50, "live_p99_s": p99,
             "live_calls": int(calls) if calls is not None else None,
@@ -455,7 +469,10 @@ def before_drift(state: _RunState) -> dict[str, dict[str, Any]]:
             "baseline_p99_s": b99.value if b99 else None,
             "baseline_scenario": b99.scenario if b99 else None,
             "baseline_rate_qps": b99.rate_qps if b99 else None,
-            "p99_ratio": p99 / b99.value if (p99 and b99 and b99.value) else None}
+            "p99_ratio": p99 / b99.value if (p99 and b99 and b99.value) else None,
+            "live_p99_interval_s": live_iv, "baseline_p99_interval_s": base_iv,
+            "p99_ratio_range": [cmp.low, cmp.high] if cmp else None,
+            "verdict": cmp.verdict if cmp else None}
     return out
 
 
@@ -476,10 +493,13 @@ def _finish(workdir: Path, state: _RunState, view: View) -> DemoResult:
     for point, fig in result.before_drift.items():
         if fig["live_p99_s"] is not None:
             base = "no baseline at this point" if fig["baseline_p99_s"] is None else \
-                f"baseline p99 {fig['baseline_p99_s'] * 1000:.3f} ms ({fig['baseline_scenario']})" \
-                f", live/baseline {fig['p99_ratio']:.2f}x"
+                f"baseline p99 {fig['baseline_p99_s'] * 1000:.3f} ms ({fig['baseline_scenario']}" \
+                f", {fig['baseline_calls']} calls), live/baseline {fig['p99_ratio']:.2f}x"
+            if fig["p99_ratio_range"]:
+                low, high = fig["p99_ratio_range"]
+                base += f" ({low:.2f}-{high:.2f} within the p99s' 95% intervals: {fig['verdict']})"
             view.say(f"demo: before the drift, {point}: live p99 "
-                     f"{fig['live_p99_s'] * 1000:.3f} ms; {base}")
+                     f"{fig['live_p99_s'] * 1000:.3f} ms ({fig['live_calls']} calls); {base}")
     view.say(f"summary: {summary}")
     if result.report_path:
         view.say(f"report: {result.report_path}")

@@ -1,6 +1,13 @@
 """Demo traffic: digits images posted to the model server at a steady rate (Poisson arrivals),
 drifting at a known time.
 
+The load is the release benchmark's fixed-rate scenario (`benchwatch.bench.runner.
+run_server_step`), so live client figures are measured as the baseline's were: one seeded
+Poisson schedule, each arrival handed to the next free client thread when due, and latency
+counted from the *scheduled* arrival (as LoadGen counts it). A client that stalls (CPU, GIL)
+then issues the requests it owes at once and their wait counts as latency, rather than
+going unmeasured as it would timed from the send.
+
 Before `drift_at_s` the requests are clean held-out digits; from then on the same images with
 lower contrast and sensor noise (a camera that got worse), which moves the model's confidence,
 entropy and class mix — what the drift service should notice. Seeded, bounded, stops by itself.
@@ -23,6 +30,7 @@ import http.client
 import json
 import logging
 import os
+import queue
 import signal
 import threading
 import time
@@ -35,10 +43,13 @@ from typing import Any
 
 import numpy as np
 
+from benchwatch.bench.stats import min_queries, quantile
+from benchwatch.demo.tail import of_values
+
 log = logging.getLogger(__name__)
 
 MAX_CLEAN = 200_000  # pre-drift latencies kept for their quantiles (40 req/s: > 80 minutes)
-RECENT = 500  # recent latencies written to the status file
+RECENT = min_queries(0.99) + 38  # recent latencies written to the status file: enough for a p99
 # the first requests (connections, a cold model) are left out of the clean quantiles, as the
 # benchmark discards its warm-up queries (`RunSettings.warmup_queries`)
 WARMUP_REQUESTS = 100
@@ -73,7 +84,7 @@ def json_body(batch: np.ndarray) -> bytes:
 
 class Traffic:
     """Posts batches to `host:port` + `path` from `workers` threads, Poisson arrivals at
-    `rate_qps` requests/s on average."""
+    `rate_qps` requests/s on average from one schedule; latency from the scheduled arrival."""
 
     def __init__(
         self,
@@ -84,7 +95,7 @@ class Traffic:
         rate_qps: float = 40.0,
         drift_at_s: float = 30.0,
         duration_s: float = 60.0,
-        workers: int = 4,
+        workers: int = 2,
         batch: int = 1,
         seed: int = 0,
         body: Callable[[np.ndarray], bytes] = json_body,
@@ -111,12 +122,15 @@ class Traffic:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self.started_at = time.time()
-        t0 = time.monotonic()
-        for i in range(self.workers):
-            t = threading.Thread(target=self._run, args=(i, t0), name=f"demo-traffic-{i}",
-                                 daemon=True)
+        t0 = time.perf_counter()
+        due: queue.SimpleQueue[float | None] = queue.SimpleQueue()  # scheduled arrivals
+        self._threads = [threading.Thread(target=self._schedule, args=(t0, due),
+                                          name="demo-traffic-schedule", daemon=True)]
+        self._threads += [threading.Thread(target=self._work, args=(i, t0, due),
+                                           name=f"demo-traffic-{i}", daemon=True)
+                          for i in range(self.workers)]
+        for t in self._threads:
             t.start()
-            self._threads.append(t)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
@@ -148,46 +162,48 @@ class Traffic:
             "drift_started_at": self.drift_started_at, "last_error": self.last_error,
             "rate_qps": self.rate_qps, "workers": self.workers,
             "recent_latencies_s": recent,
+            # quantiles and the p99's interval as the bench takes them (order statistics)
             "clean": {"n": int(clean.size),
-                      "p50_s": float(np.quantile(clean, 0.5)) if clean.size else None,
-                      "p99_s": float(np.quantile(clean, 0.99)) if clean.size else None},
+                      "p50_s": quantile(clean, 0.5) if clean.size else None,
+                      "p99_s": quantile(clean, 0.99) if clean.size else None,
+                      "p99_interval_s": of_values(0.99, clean)},
             "done": bool(self._threads) and not self.alive(),
         }
 
-    # -- worker ----------------------------------------------------------------------------
-    def _run(self, worker: int, t0: float) -> None:
+    # -- schedule and workers --------------------------------------------------------------
+    def _schedule(self, t0: float, due: queue.SimpleQueue[float | None]) -> None:
+        """Poisson arrivals (production's load shape and the bench's `server_<R>qps`), each
+        queued when due for the next free worker; everything due is issued at once."""
+        rng = np.random.default_rng(self.seed)
+        at = t0 + rng.exponential(1.0 / self.rate_qps)
+        while at - t0 < self.duration_s:
+            wait = at - time.perf_counter()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            due.put(at)
+            at += rng.exponential(1.0 / self.rate_qps)
+        for _ in range(self.workers):
+            due.put(None)
+
+    def _work(self, worker: int, t0: float, due: queue.SimpleQueue[float | None]) -> None:
         rng = np.random.default_rng(self.seed * 1000 + worker)
-        # Poisson arrivals, as production traffic and the benchmark's fixed-rate scenario
-        # (server_<R>qps) have them: the baseline figure at this rate saw the same load shape
-        interval = self.workers / self.rate_qps  # each worker's mean gap
-        next_at = t0 + rng.exponential(interval)
         conn: http.client.HTTPConnection | None = None
         n = len(self.images)
-        while not self._stop.is_set():
-            now = time.monotonic()
-            elapsed = now - t0
-            if elapsed >= self.duration_s:
-                break
-            if next_at > now:
-                self._stop.wait(next_at - now)
-                continue
-            next_at += rng.exponential(interval)
-            idx = rng.integers(0, n, self.batch)
-            x = self.images[idx]
-            clean = elapsed < self.drift_at_s
+        while (at := due.get()) is not None and not self._stop.is_set():
+            x = self.images[rng.integers(0, n, self.batch)]
+            clean = at - t0 < self.drift_at_s
             if not clean:
                 if self.drift_started_at is None:
                     with self._lock:
                         if self.drift_started_at is None:
                             self.drift_started_at = time.time()
                 x = self.drift(x, rng)
-            conn = self._post(conn, self.body(x), clean)
+            conn = self._post(conn, self.body(x), clean, at)
         if conn is not None:
             conn.close()
 
-    def _post(self, conn: http.client.HTTPConnection | None, body: bytes,
-              clean: bool) -> http.client.HTTPConnection | None:
-        start = time.perf_counter()
+    def _post(self, conn: http.client.HTTPConnection | None, body: bytes, clean: bool,
+              scheduled: float) -> http.client.HTTPConnection | None:
         ok = False
         try:
             if conn is None:
@@ -203,7 +219,7 @@ class Traffic:
             if conn is not None:
                 conn.close()
             conn = None
-        latency = time.perf_counter() - start
+        latency = time.perf_counter() - scheduled
         with self._lock:
             self._sent += 1
             if ok:
@@ -246,7 +262,8 @@ def run_cli(argv: list[str] | None, *, prog: str, description: str, url_help: st
     p.add_argument("--rate", type=float, default=40.0, help="requests per second (default 40)")
     p.add_argument("--drift-at", type=float, default=30.0, help="seconds of clean traffic")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of traffic in all")
-    p.add_argument("--workers", type=int, default=4, help="client threads (default 4)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="client threads (default 2, as the bench's server scenario)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--status", type=Path, required=True, help="status file (JSON) to keep")
     p.add_argument("--every", type=float, default=0.5, help="status period in seconds")

@@ -14,9 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from benchwatch.bench.stats import min_queries
 from drift.figures import Figure
 
 NO_BASELINE = "no baseline at this point"
+P99_CALLS = min_queries(0.99)  # fewer calls than this make no p99 (MLPerf's early-stopping count)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class DemoStatus:
     p99_s: float | None
     client_p50_s: float | None  # end-to-end HTTP, from the traffic generator
     client_p99_s: float | None
+    p99_calls: int | None = None  # calls the model-call quantiles rest on
+    client_calls: int | None = None  # and the client's
     # {point: {figure name: the baseline's figure measured at that point}}
     baseline: Mapping[str, Mapping[str, Figure]] = field(default_factory=dict)
     joules_per_inference: float | None = None
@@ -82,13 +86,15 @@ def render(s: DemoStatus, header: str) -> Group:
     for col in ("figure", "live", "baseline (scenario)", "live / baseline"):
         perf.add_column(col)
     call, client = s.baseline.get("model_call", {}), s.baseline.get("http_client", {})
-    for label, live, base in (
-            ("p50 model call (probe)", s.p50_s, call.get("latency_p50_s")),
-            ("p99 model call (probe)", s.p99_s, call.get("latency_p99_s")),
-            ("p50 HTTP (client)", s.client_p50_s, client.get("latency_p50_s")),
-            ("p99 HTTP (client)", s.client_p99_s, client.get("latency_p99_s"))):
-        perf.add_row(label, _ms(live), _baseline(base),
-                     _ratio(live, base.value if base else None))
+    for label, live, base, calls in (
+            ("p50 model call (probe)", s.p50_s, call.get("latency_p50_s"), None),
+            ("p99 model call (probe)", s.p99_s, call.get("latency_p99_s"), s.p99_calls),
+            ("p50 HTTP (client)", s.client_p50_s, client.get("latency_p50_s"), None),
+            ("p99 HTTP (client)", s.client_p99_s, client.get("latency_p99_s"), s.client_calls)):
+        few = calls is not None and calls < P99_CALLS
+        perf.add_row(label, _ms(live) + ("" if calls is None else f" ({calls} calls)"),
+                     _baseline(base), f"too few calls for a p99 (< {P99_CALLS})" if few and base
+                     else _ratio(live, base.value if base else None))
     perf.add_row("throughput (offered)", "n/a" if s.qps is None else f"{s.qps:.1f} req/s",
                  "", "")
     perf.add_row("requests / errors", f"{s.requests} / {s.errors}", "", "")

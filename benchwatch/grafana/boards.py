@@ -4,7 +4,7 @@ The same `Dashboard` objects feed three consumers: the JSON files under `grafana
 (`benchwatch export` or `benchwatch grafana generate`), `benchwatch grafana push`, and the
 static HTML report (`benchwatch.report.dashboards`), which runs each panel's PromQL against
 Prometheus's HTTP API. A test runs every expression here against a real Prometheus fed by real
-probes and the drift service.
+probes and the drift service, with the packaged rules loaded (most panels read recorded series).
 
 Metric names are the Prometheus translation of the OpenTelemetry names in docs/probes.md, as the
 real exporters print them (see `probes.metric_names`).
@@ -35,7 +35,9 @@ __all__ = [
     "write_files",
 ]
 
-SCHEMA_VERSION = 39
+# the dashboard schema of Grafana 11.6, whose types (grafana-foundation-sdk) tests/grafana/
+# test_grafana_schema.py round-trips every dashboard through
+SCHEMA_VERSION = 41
 # Provisioned datasource uid (grafana/provisioning/datasources); panels use the `$datasource`
 # variable so a pushed dashboard works with whatever Prometheus datasource the server has.
 DATASOURCE_UID = "benchwatch-prometheus"
@@ -73,7 +75,8 @@ class Panel:
     max: float | None = None
     # Why the panel can be empty with everything working (no GPU, no canary run, nothing
     # drifting): `benchwatch report` shows it in place of a bare "no data". A rate or ratio
-    # reads 0, not empty, when nothing happened (see `_ratio`), so "no data" means no series.
+    # reads 0, not empty, when nothing happened (the recording rules), so "no data" means no
+    # series.
     no_data: str = ""
 
     def __post_init__(self) -> None:
@@ -132,35 +135,15 @@ BY = "model, model_version"
 RATE = "$__rate_interval"
 
 
-def _rate(metric: str, sel: str = SEL, by: str = BY) -> str:
-    return f"sum by ({by}) (rate({metric}{{{sel}}}[{RATE}]))"
-
-
-# Histograms arrive as classic buckets (Prometheus pull: `_bucket`, `_sum`, `_count` series) or
-# as one native histogram series (OTLP exponential into Prometheus 3, docs/deploy.md); each
-# expression below reads whichever exists (`or`), so one dashboard serves both.
-def _quantile(q: float, hist: str = m.LATENCY, sel: str = SEL) -> str:
-    return (f"histogram_quantile({q}, sum by ({BY}) (rate({hist}{{{sel}}}[{RATE}]))) or "
-            f"histogram_quantile({q}, sum by ({BY}, le) (rate({hist}_bucket{{{sel}}}[{RATE}])))")
-
-
-def _count_rate(hist: str = m.LATENCY, sel: str = SEL, by: str = BY) -> str:
-    """Observations per second of a histogram, either kind."""
-    return (f"(sum by ({by}) (rate({hist}_count{{{sel}}}[{RATE}])) or "
-            f"sum by ({by}) (histogram_count(rate({hist}{{{sel}}}[{RATE}]))))")
-
-
-def _ratio(num: str, den: str, zero_from: str) -> str:
-    """num / den that reads 0 where den is 0 (nothing happened), not NaN; absent only where
-    `zero_from` has no series (the denominator for counts that always exist, the numerator
-    for ones that may genuinely not: energy without an energy source)."""
-    return f"{num} / ({den} > 0) or 0 * {zero_from}"
-
-
-def _or_zero(metric_rate: str, requests: str) -> str:
-    """A per-model rate of a counter whose series appears only with its first event (errors):
-    0 for every model that has requests but no such event yet."""
-    return f"({metric_rate} or on ({BY}) 0 * {requests})"
+# Every quantile, mean and ratio, and every figure whose series differ by export path (classic
+# buckets on pull, one native histogram over OTLP into Prometheus 3; the OTLP name of GPU
+# utilization), is computed by the recording rules (deploy/prometheus/*.rules.yml), which read
+# whichever kind exists: the panels read the recorded series, so dashboards and alerts show the
+# same figure on every path. Recorded series are per model and version (or per device) over
+# 5 minutes, so `$instance` and `$__rate_interval` apply only to panels on plain gauges and
+# counter rates, which are the same series on every path.
+def _recorded(name: str, sel: str = SEL_MV) -> str:
+    return f"{name}{{{sel}}}"
 
 
 # Reasons a panel can be empty with nothing broken (Panel.no_data).
@@ -176,21 +159,15 @@ NO_CLASSES = ("no classifier outputs: the probe summarizes outputs it reads as c
               "probabilities (outputs=\"auto\" or \"classifier\")")
 
 
-def _mean(hist: str, sel: str = SEL, by: str = BY) -> str:
-    total = (f"(sum by ({by}) (rate({hist}_sum{{{sel}}}[{RATE}])) or "
-             f"sum by ({by}) (histogram_sum(rate({hist}{{{sel}}}[{RATE}]))))")
-    return f"{total} / {_count_rate(hist, sel, by)}"
-
-
 NO_BASELINE_AT_POINT = "no baseline figure at this measurement point"
+BASELINE_FIGURE = "model_version:benchwatch_baseline_figure:max"  # by figure, point, scenario
 
 
 def _baseline(figure: str, legend: str, point: str = "model_call") -> Query:
     """The baseline's figure measured where the live panel's figure is (`point`: the probe
     around the model call for latency and energy, the outputs for accuracy), one line per
     bench scenario; never a figure from another point."""
-    return Query(f'max by ({BY}, scenario) ({m.BASELINE_FIGURE}{{{SEL_MV}, figure="{figure}", '
-                 f'point="{point}"}})',
+    return Query(_recorded(BASELINE_FIGURE, f'{SEL_MV}, figure="{figure}", point="{point}"'),
                  f"baseline {legend} {{{{scenario}}}} {{{{model}}}} {{{{model_version}}}}",
                  reference=True, missing=f"{legend}: {NO_BASELINE_AT_POINT} ({point})")
 
@@ -201,7 +178,8 @@ MV = "{{model}} {{model_version}}"
 # --- the dashboards -------------------------------------------------------------------------
 def overview() -> Dashboard:
     latency = tuple(
-        Query(_quantile(q), f"p{int(q * 100)} {MV}") for q in (0.5, 0.9, 0.99)
+        Query(_recorded(f"model_version:benchwatch_inference_latency_p{p}_seconds:rate5m"),
+              f"p{p} {MV}") for p in (50, 90, 99)
     ) + tuple(_baseline(f"latency_p{p}_s", f"p{p}") for p in (50, 90, 99))
     return Dashboard(
         uid="benchwatch-overview",
@@ -210,16 +188,15 @@ def overview() -> Dashboard:
                     "baseline's figures.",
         panels=(
             Panel("Requests per second", "timeseries", "reqps",
-                  (Query(_count_rate(), MV),),
+                  (Query(_recorded("model_version:benchwatch_inference_requests:rate5m"), MV),),
                   "Completed inferences per second (ok and error)."),
             Panel("Errors per second by type", "timeseries", "reqps",
-                  (Query(_or_zero(_rate(m.ERRORS, by=f"{BY}, error_type"), _count_rate()),
+                  (Query(_recorded("model_version_error_type:benchwatch_inference_errors:rate5m"),
                          f"{MV} {{{{error_type}}}}"),),
                   "Exceptions raised by the served function, by exception type (0 for a model "
                   "serving without errors)."),
             Panel("Error ratio", "timeseries", "percentunit",
-                  (Query(_ratio(_or_zero(_rate(m.ERRORS), _count_rate()),
-                                _count_rate(), _count_rate()), MV),),
+                  (Query(_recorded("model_version:benchwatch_inference_error_ratio:rate5m"), MV),),
                   "Errors over all completed inferences (0 with no errors, or no calls).",
                   min=0),
             Panel("In flight", "timeseries", "short",
@@ -231,13 +208,16 @@ def overview() -> Dashboard:
                   "(the probe around the model call), one per bench scenario. No dashed line: "
                   "the baseline has no figure at that point (rebuild it with benchwatch bench "
                   "--probe-metrics).", width=24, height=9, no_data=NO_CALLS),
+            # ad hoc on purpose: the heatmap draws the buckets themselves, which a recording rule
+            # would store again (118 series per model version on the pull path), and it reads
+            # either histogram kind itself
             Panel("Latency heatmap", "heatmap", "s",
                   (Query(f"sum by (le) (rate({m.LATENCY_BUCKET}{{{SEL}}}[{RATE}])) or "
                          f"sum (rate({m.LATENCY}{{{SEL}}}[{RATE}]))", "{{le}}", heatmap=True),),
                   "Distribution of inference latency over time (histogram buckets).",
                   width=24, height=9),
             Panel("Mean batch size", "timeseries", "short",
-                  (Query(_mean(m.BATCH_SIZE), MV),),
+                  (Query(_recorded("model_version:benchwatch_inference_batch_size_mean:rate5m"), MV),),
                   "Average items per call, from the batch-size histogram.", no_data=NO_CALLS),
             Panel("Sample queue drops per second", "timeseries", "short",
                   (Query(f"sum by (instance) (rate({m.DROPPED}{{instance=~\"$instance\"}}[{RATE}]))",
@@ -272,7 +252,8 @@ def gpu_energy() -> Dashboard:
                   "Average power from NVML's total-energy counter (more faithful than power "
                   "samples)."),
             Panel("Joules per inference", "timeseries", "joule",
-                  (Query(_ratio(_rate(m.ENERGY), _count_rate(), _rate(m.ENERGY)), MV),
+                  (Query(_recorded("model_version:benchwatch_inference_energy_per_inference_joules"
+                                   ":rate5m"), MV),
                    _baseline("energy_per_inference_j", "J/inference")),
                   "Each sampler interval's energy above the device's idle power, split over the "
                   "requests active in it by busy time; dashed: "
@@ -280,18 +261,18 @@ def gpu_energy() -> Dashboard:
                   "bench); none when the baseline has no such figure.", width=24,
                   no_data=NO_ENERGY),
             Panel("Device power: idle and attributed", "timeseries", "watt",
-                  (Query(f"sum by (instance, hw_id) (rate({m.DEVICE_IDLE_ENERGY}{{{hw_sel}}}[{RATE}]))",
-                         "idle {{instance}} {{hw_id}}"),
-                   Query(f"sum by (instance, hw_id) (rate({m.ENERGY}{{{hw_sel}}}[{RATE}]))",
-                         "models {{instance}} {{hw_id}}")),
+                  (Query(_recorded("instance_hw_id:benchwatch_device_idle_power_watts:rate5m",
+                                   hw_sel), "idle {{instance}} {{hw_id}}"),
+                   Query(_recorded("instance_hw_id:benchwatch_device_attributed_power_watts:rate5m",
+                                   hw_sel), "models {{instance}} {{hw_id}}")),
                   "Each device's energy rate split in two: the idle draw, attributed to no model "
                   "(learned from intervals with no call in flight, or configured), and the energy "
                   "above it, attributed to models. Together they are the device's energy rate.",
                   width=24, no_data=NO_ENERGY),
             Panel("GPU utilization", "timeseries", "percentunit",
-                  # the OTLP path's name has `_ratio` (Prometheus adds it to unit-1 gauges)
-                  (Query(f"max by (instance, hw_id) ({m.HW_UTILIZATION}{{{hw_sel}}} or "
-                         f"{m.HW_UTILIZATION_OTLP}{{{hw_sel}}})",
+                  # recorded from either name: the OTLP path's has `_ratio` (Prometheus adds it
+                  # to unit-1 gauges)
+                  (Query(_recorded("instance_hw_id:hw_gpu_utilization:max", hw_sel),
                          "{{instance}} {{hw_id}}"),),
                   "Fraction of time a kernel ran (NVML utilization.gpu).", min=0, max=1),
             Panel("GPU memory used", "timeseries", "bytes",
@@ -306,7 +287,6 @@ def gpu_energy() -> Dashboard:
 
 def outputs() -> Dashboard:
     feat = f'feature=~"{m.OUTPUT_FEATURES}"'
-    by_class = _rate(m.OUTPUT_CLASS, SEL, f"{BY}, {m.CLASS_LABEL}")
     return Dashboard(
         uid="benchwatch-outputs",
         title="benchwatch / outputs",
@@ -315,18 +295,21 @@ def outputs() -> Dashboard:
                     "are from the baseline.",
         panels=(
             Panel("Class mix", "timeseries", "percentunit",
-                  (Query(f"{by_class} / ignoring({m.CLASS_LABEL}) group_left() "
-                         f"({_rate(m.OUTPUT_CLASS)} > 0) or 0 * {by_class}",
+                  (Query(_recorded("model_version_class:benchwatch_output_class_share:rate5m"),
                          f"{MV} class {{{{{m.CLASS_LABEL}}}}}"),),
                   "Share of predictions per class (0 while no predictions).", min=0, max=1,
                   width=24, no_data=NO_CLASSES),
             Panel("Confidence: mean and p10", "timeseries", "percentunit",
-                  (Query(_mean(m.OUTPUT_CONFIDENCE), f"mean {MV}"),
-                   Query(_quantile(0.1, m.OUTPUT_CONFIDENCE), f"p10 {MV}")),
+                  (Query(_recorded("model_version:benchwatch_output_confidence_mean:rate5m"),
+                         f"mean {MV}"),
+                   Query(_recorded("model_version:benchwatch_output_confidence_p10:rate5m"),
+                         f"p10 {MV}")),
                   "Top-1 probability: mean and the low-confidence tail.", min=0, max=1),
             Panel("Entropy: mean and p90", "timeseries", "short",
-                  (Query(_mean(m.OUTPUT_ENTROPY), f"mean {MV}"),
-                   Query(_quantile(0.9, m.OUTPUT_ENTROPY), f"p90 {MV}")),
+                  (Query(_recorded("model_version:benchwatch_output_entropy_mean:rate5m"),
+                         f"mean {MV}"),
+                   Query(_recorded("model_version:benchwatch_output_entropy_p90:rate5m"),
+                         f"p90 {MV}")),
                   "Entropy of the predicted distribution (nats): mean and the uncertain tail.",
                   min=0),
             Panel("Outputs vs baseline: drift score and threshold", "timeseries", "short",
@@ -503,7 +486,9 @@ def _panel(p: Panel, pid: int, grid: dict[str, int]) -> dict[str, Any]:
     if p.kind == "heatmap":
         out["options"] = {"calculate": False, "yAxis": {"unit": p.unit},
                           "cellGap": 1, "color": {"mode": "scheme", "scheme": "Oranges"},
-                          "tooltip": {"show": True, "yHistogram": True}}
+                          "tooltip": {"mode": "single", "yHistogram": True}}
+    elif p.kind == "bargauge":  # a legend, no tooltip
+        del out["options"]["tooltip"]
     elif p.kind == "stat":
         out["options"] = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "",
                                             "values": False},
@@ -516,8 +501,8 @@ def _panel(p: Panel, pid: int, grid: dict[str, int]) -> dict[str, Any]:
 def _variable(v: Variable) -> dict[str, Any]:
     return {
         "name": v.name, "label": v.label, "type": "query", "datasource": DS,
-        "definition": v.query,
         # the classic string form: every Grafana version since 7 migrates it to its editor
+        # (no `definition`: the editor's display copy, not in the schema, written on save)
         "query": v.query,
         "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
         "current": {"selected": True, "text": ["All"], "value": ["$__all"]},

@@ -14,17 +14,13 @@ from benchwatch.grafana.boards import (
     MV,
     NO_DRIFT_SERVICE,
     NO_ENERGY,
-    SEL,
     SEL_MV,
     Dashboard,
     Panel,
     Query,
     Variable,
     _baseline,
-    _count_rate,
-    _quantile,
-    _rate,
-    _ratio,
+    _recorded,
 )
 from probes import metric_names as m
 
@@ -43,16 +39,13 @@ NO_TOKENS = "no tokens generated in the window: a quantile of no requests is und
 
 
 def _quantiles(hist: str, what: str, figure: str) -> tuple[Query, ...]:
-    live = tuple(Query(_quantile(q, hist), f"p{int(q * 100)} {MV}") for q in (0.5, 0.9, 0.99))
+    """The recorded p50/p90/p99 of `hist` (genai.rules.yml), with the baseline's figures."""
+    live = tuple(Query(_recorded(f"model_version:{hist.removesuffix('_seconds')}_p{p}_seconds:rate5m"),
+                       f"p{p} {MV}") for p in (50, 90, 99))
     return live + tuple(_baseline(f"{figure}_p{p}_s", f"{what} p{p}") for p in (50, 90, 99))
 
 
 def generative() -> Dashboard:
-    out = _rate(m.GENAI_TOKENS, f'{SEL}, {m.GENAI_TOKEN_TYPE}="output"')
-    inp = _rate(m.GENAI_TOKENS, f'{SEL}, {m.GENAI_TOKEN_TYPE}="input"')
-    tokens = _rate(m.GENAI_TOKENS)
-    energy = _rate(m.ENERGY)
-    requests = _count_rate(m.GENAI_DURATION)
     same = (" Dashed: the baseline's figure measured at the same point (the probe around the "
             "model call, single stream), one line per bench scenario; none when the baseline "
             "has no such figure.")
@@ -76,29 +69,37 @@ def generative() -> Dashboard:
                   "(vLLM's definition); requests of two or more tokens." + same,
                   width=24, height=9, no_data=NO_TOKENS),
             Panel("Tokens per second", "timeseries", "short",
-                  (Query(out, f"output {MV}"), Query(inp, f"input {MV}")),
+                  (Query(_recorded("model_version:benchwatch_genai_output_tokens:rate5m"),
+                         f"output {MV}"),
+                   Query(_recorded("model_version:benchwatch_genai_input_tokens:rate5m"),
+                         f"input {MV}")),
                   "Output tokens generated and input (prompt) tokens read per second, over all "
                   "concurrent requests (input only where the probe counts them: input_tokens=). "
                   "Not compared with the bench's single-stream rate: live concurrency differs.",
                   no_data=NO_STREAMS),
             Panel("Streams per second by outcome", "timeseries", "reqps",
-                  (Query(_count_rate(m.GENAI_DURATION, by=f"{BY}, outcome"), f"{MV} {{{{outcome}}}}"),),
+                  (Query(_recorded("model_version_outcome:benchwatch_genai_streams:rate5m"),
+                         f"{MV} {{{{outcome}}}}"),),
                   "Finished streams: ok (exhausted), error (raised), cancelled (the client left "
                   "or closed it early). vLLM/SGLang series carry no outcome.",
                   no_data=NO_STREAMS),
             Panel("Joules per token", "timeseries", "joule",
-                  (Query(_ratio(energy, out, energy), f"per output token {MV}"),
-                   Query(_ratio(energy, tokens, energy), f"per token (in + out) {MV}")),
+                  (Query(_recorded("model_version:benchwatch_genai_energy_per_output_token_joules"
+                                   ":rate5m"), f"per output token {MV}"),
+                   Query(_recorded("model_version:benchwatch_genai_energy_per_token_joules:rate5m"),
+                         f"per token (in + out) {MV}")),
                   "The model's device energy above idle (split over the requests running in each "
                   "sampling interval by busy time) over its tokens; 0 while it generates nothing.",
                   no_data=NO_ENERGY),
             Panel("Output tokens per joule", "timeseries", "short",
-                  (Query(f"{out} / ({energy} > 0) or (0 * {energy} unless on ({BY}) {out} > 0)", MV),),
+                  (Query(_recorded("model_version:benchwatch_genai_output_tokens_per_joule:rate5m"),
+                         MV),),
                   "Output tokens per joule of energy above idle; 0 while it generates nothing, "
                   "none where tokens came with no attributed energy (undefined).",
                   no_data=NO_ENERGY),
             Panel("Output length: mean tokens per request", "timeseries", "short",
-                  (Query(_ratio(out, requests, requests), MV),),
+                  (Query(_recorded("model_version:benchwatch_genai_output_tokens_per_stream:rate5m"),
+                         MV),),
                   "Output tokens per finished stream (0 while no stream finished).",
                   no_data=NO_STREAMS),
             Panel("Output drift: score vs threshold", "timeseries", "short",

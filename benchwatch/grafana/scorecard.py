@@ -3,7 +3,16 @@ figures (robustness, bench cost) that the drift service exports."""
 
 from __future__ import annotations
 
-from benchwatch.grafana.boards import BY, MV, SEL_MV, Dashboard, Panel, Query, _count_rate
+from benchwatch.grafana.boards import (
+    BASELINE_FIGURE,
+    BY,
+    MV,
+    SEL_MV,
+    Dashboard,
+    Panel,
+    Query,
+    _recorded,
+)
 from probes import metric_names as m
 
 NO_PRICE = ("no price configured (`benchwatch drift serve --price-usd-per-hour P "
@@ -20,7 +29,7 @@ NO_SCORECARD = ("the baseline has no scorecard figures: rebuild it with `benchwa
 
 def _figure(figure: str, by: str = "") -> str:
     extra = f", {by}" if by else ""
-    return f'max by ({BY}{extra}) ({m.BASELINE_FIGURE}{{{SEL_MV}, figure="{figure}"}})'
+    return f'max by ({BY}{extra}) ({BASELINE_FIGURE}{{{SEL_MV}, figure="{figure}"}})'
 
 
 def scorecard() -> Dashboard:
@@ -31,8 +40,8 @@ def scorecard() -> Dashboard:
                     "robustness under corruptions, flip rate under tiny noise, bench cost.",
         panels=(
             Panel("Cost per 1 000 inferences (live)", "timeseries", "currencyUSD",
-                  (Query("model_version:benchwatch_cost_per_1k_inferences_usd:rate5m"
-                         f"{{{SEL_MV}}}", MV),),
+                  (Query(_recorded("model_version:benchwatch_cost_per_1k_inferences_usd:rate5m"),
+                         MV),),
                   "The serving processes' price per hour over the inferences they served, plus "
                   "energy per inference (above idle) times the energy price "
                   "(scorecard.rules.yml). Not compared with the bench's figure: the bench "
@@ -60,7 +69,7 @@ def scorecard() -> Dashboard:
                   "Accuracy per corruption and severity (1 mild ... 5 severe) from the bench.",
                   width=24, height=10, min=0, max=1, no_data=NO_SCORECARD),
             Panel("Versions side by side (baseline figures)", "table", "short",
-                  (Query(f"max by ({BY}, figure, point, scenario) ({m.BASELINE_FIGURE}"
+                  (Query(f"max by ({BY}, figure, point, scenario) ({BASELINE_FIGURE}"
                          f'{{{SEL_MV}, figure=~"{COMPARED}", '
                          'scenario=~"accuracy|offline|single_stream|corruptions|tiny_noise"})',
                          f"{{{{figure}}}} {MV}", instant=True),),
@@ -69,8 +78,8 @@ def scorecard() -> Dashboard:
                   "Backends of one version share its baseline here; the per-framework "
                   "comparison is the bench's own report.", width=24, no_data=NO_SCORECARD),
             Panel("Selection-rate parity by slice", "timeseries", "short",
-                  (Query("model_version_slice_class:benchwatch_selection_rate_parity:ratio1h"
-                         f"{{{SEL_MV}}}",
+                  (Query(_recorded("model_version_slice_class:benchwatch_selection_rate_parity"
+                                   ":ratio1h"),
                          f"{{{{slice}}}} class {{{{predicted_class}}}} {MV}"),),
                   "Per fairness slice and predicted class, the slice's share of that class over "
                   "the model's overall share (last hour). The parity alert fires outside "
@@ -88,16 +97,11 @@ def scorecard() -> Dashboard:
                   no_data="no labels naming a slice have arrived (POST /v1/labels items with "
                           '"slice")'),
             Panel("Latency p99 by slice", "timeseries", "s",
-                  (Query(f"histogram_quantile(0.99, sum by ({BY}, slice) (rate("
-                         f'{m.LATENCY}{{{SEL_MV}, slice!=""}}[$__rate_interval]))) or '
-                         f"histogram_quantile(0.99, sum by ({BY}, slice, le) (rate("
-                         f'{m.LATENCY_BUCKET}{{{SEL_MV}, slice!=""}}[$__rate_interval])))',
-                         f"{{{{slice}}}} {MV}"),),
+                  (Query(_recorded("model_version_slice:benchwatch_inference_latency_p99_seconds"
+                                   ":rate5m"), f"{{{{slice}}}} {MV}"),),
                   "The probe's model-call p99 per fairness slice.", no_data=NO_SLICES),
             Panel("Errors per second by slice", "timeseries", "reqps",
-                  (Query(f"sum by ({BY}, slice) (rate({m.ERRORS}{{{SEL_MV}, slice!=\"\"}}"
-                         "[$__rate_interval])) or 0 * "
-                         + _count_rate(sel=SLICED, by=f"{BY}, slice"),
+                  (Query(_recorded("model_version_slice:benchwatch_inference_errors:rate5m"),
                          f"{{{{slice}}}} {MV}"),),
                   "Exceptions per fairness slice (0 for a slice served without errors).",
                   no_data=NO_SLICES),

@@ -92,6 +92,11 @@ def intervals(metrics: Sequence[Mapping[str, Any]]) -> list[Interval]:
             and str(m.get("direction", "")).startswith("ratio")]
 
 
+def _margins(settings: Mapping[str, Any]) -> str:
+    """`p50 ×1.1, p90 ×1.25, p99 ×1.5`: the judge's latency margins."""
+    return ", ".join(f"{q} ×{m:g}" for q, m in settings.get("latency_margins", {}).items())
+
+
 def verdict_html(doc: Mapping[str, Any], latencies: Mapping[str, np.ndarray]) -> str:
     """The replay report: verdict, per-metric intervals vs margins, CDFs, errors."""
     v = doc["verdict"]
@@ -122,7 +127,7 @@ def verdict_html(doc: Mapping[str, Any], latencies: Mapping[str, np.ndarray]) ->
             f"{esc(v['outcome'].upper())}</div><p>{esc(v.get('reason', ''))}</p>"
             f"<p class='meta'>canary {esc(doc.get('canary'))} · reference "
             f"{esc(doc.get('reference'))} · α = {esc(s.get('alpha'))} (Holm across gating "
-            f"metrics) · latency margin ×{esc(s.get('latency_margin'))} · accuracy margin "
+            f"metrics) · latency margins {esc(_margins(s))} · accuracy margin "
             f"{esc(s.get('accuracy_margin'))} · {esc(doc.get('queries'))} queries per arm</p>"
             f"{err_html}{metrics}<h2>Intervals against margins</h2>{plot}"
             f"<h2>Latency</h2>{_latency_figure(latencies)}")

@@ -238,7 +238,8 @@ def compare_html(doc: Mapping[str, Any], grid: Sequence[Mapping[str, Any]],
             "<h2>Throughput: backend x threads x batch size</h2>",
             f'<div class="figure" id="heatmap" style="max-width:560px">{heatmap(grid)}</div>'
             if grid else
-            '<p class="nodata">no grid measured (--no-grid)</p>',
+            '<p class="nodata">no grid measured (--no-grid, or no in-process backend: an '
+            "endpoint's threads and batching are its server's)</p>",
             f"<h2>Across the model's recorded versions ({len(history)} baselines)</h2>",
             f'<div id="versions">{version_lines(history)}</div>' if history else
             '<p class="nodata">no baselines of this model under the output directory</p>']

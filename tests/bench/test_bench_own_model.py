@@ -177,6 +177,7 @@ class _Endpoint(BaseHTTPRequestHandler):
     [[p0, p1], ...]}; 422 for any other body (FastAPI's answer); no GET /info."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK wait
     session: Any = None
 
     def _send(self, status: int, body: bytes) -> None:
@@ -281,3 +282,74 @@ def test_in_process_callable_api(own: OwnModel, tmp_path: Path) -> None:
     b = Baseline.load(run / "baseline-callable.json")
     assert (b.model, b.version) == ("bc", "v1")
     assert any(f.point == "model_call" for f in b.figures)
+
+
+def test_http_bench_robustness_through_the_mapping(own: OwnModel, endpoint: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The robustness pass through the user's endpoint and its JSON mapping: the same seeded
+    corrupted rows as in process, so the same accuracy per corruption and severity and the
+    same flip rate as ONNX Runtime on the same file; progress even without a terminal; the
+    figures in the baseline."""
+    from benchwatch.bench import robustness
+    from benchwatch.bench.backends import OnnxRuntimeBackend
+    from benchwatch.bench.suites import load_suite
+    from drift.baseline import Baseline
+
+    suite = build_suite(own, tmp_path / "suite")
+    assert main(["bench", "--backend", "http", "--url", endpoint, "--suite", str(suite),
+                 "--name", "bc", "--version", "v1", "--predict-path", "/score",
+                 "--request-template", '{"features": "$inputs"}', "--response-scores",
+                 "probabilities", "-o", str(tmp_path / "runs"),
+                 *(a for a in QUICK if a != "--no-robustness")]) == 0
+    assert "http robustness 2873/2873 (100%)" in capsys.readouterr().err  # 17 passes x 169 rows
+    (run,) = (tmp_path / "runs").glob("bc-*")
+    (card,) = json.loads((run / "results.json").read_text())["scorecard"]
+    local = robustness.measure(OnnxRuntimeBackend(own.onnx_tensor).predict,
+                               load_suite(suite), seed=0)
+    assert card["robustness"]["accuracy"] == {c: list(a) for c, a in local.accuracy.items()}
+    assert card["flip_rate"] == local.flip_rate
+    assert card["robustness"]["flip_queries"] == 5 * len(own.y_test)
+    figures = {f.name for f in Baseline.load(run / "baseline-http.json").figures}
+    assert {"corruption_accuracy", "mean_corruption_error", "flip_rate"} <= figures
+
+
+def test_a_failed_robustness_pass_keeps_the_run(own: OwnModel, endpoint: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter that takes only the suite's own rows: every scenario passes, the robustness
+    pass (perturbed rows) fails. The run and its baseline are written without robustness, one
+    line says why, exit 3 (stopped early)."""
+    suite = build_suite(own, tmp_path / "suite")
+    np.save(tmp_path / "rows.npy", own.x_test)
+    (tmp_path / "suite_rows_only.py").write_text(
+        "import numpy as np\n"
+        f"KNOWN = {{tuple(r) for r in np.load({str(tmp_path / 'rows.npy')!r})}}\n"
+        "def predict(batch, post):\n"
+        "    if any(tuple(r) not in KNOWN for r in batch):\n"
+        "        raise ValueError('a row that is not in the suite')\n"
+        "    return post({'features': batch.tolist()})['probabilities']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["bench", "--backend", "http", "--url", endpoint, "--suite", str(suite),
+                 "--name", "bc", "--version", "v1", "--predict-path", "/score",
+                 "--adapter", "suite_rows_only:predict", "-o", str(tmp_path / "runs"),
+                 *(a for a in QUICK if a != "--no-robustness")])
+    sys.modules.pop("suite_rows_only", None)
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "http robustness: stopped (" in err and "a row that is not in the suite" in err
+    assert "stopped early (http robustness:" in err.splitlines()[-1]  # the exit's one line
+    (run,) = (tmp_path / "runs").glob("bc-*")
+    doc = json.loads((run / "results.json").read_text())
+    assert doc["runs"][0]["accuracy"]["accuracy"] == pytest.approx(own.accuracy)
+    assert doc["scorecard"][0]["robustness"] is None
+    assert (run / "baseline-http.json").is_file()
+
+
+def test_a_model_file_without_a_version_is_refused_before_measuring(
+        own: OwnModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = build_suite(own, tmp_path / "suite")
+    assert main(["bench", "--model", str(own.onnx_tensor), "--suite", str(suite),
+                 "-o", str(tmp_path / "runs"), *QUICK]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--version" in err and "bc-tensor.onnx" in err
+    assert not (tmp_path / "runs").exists()  # nothing measured, nothing written

@@ -194,6 +194,20 @@ def test_bad_build_input_is_explained() -> None:
         Baseline.build("m", "v1", {"x": [1.0, 2.0]}, twice)
 
 
+def test_feature_names_are_any_printable_text(tmp_path: Path) -> None:
+    """A user's column names as they are ("mean radius", "area (mm²)"); model and version keep
+    the file-name alphabet."""
+    names = ["mean radius", "worst concave points", "area (mm²)", "x" * 128]
+    b = Baseline.build("bc", "v1", {n: [1.0, 2.0, 3.0] for n in names})
+    assert sorted(Baseline.load(b.save(tmp_path / "bc-v1.json")).features) == sorted(names)
+    for bad in (" mean radius", "mean radius ", "tab\there", "", "x" * 129, "nbsp\u00a0x"):
+        with pytest.raises(BaselineError, match="printable characters") as e:
+            Baseline.build("bc", "v1", {bad: [1.0, 2.0]})
+        assert len(str(e.value).splitlines()) == 1 and "rename the column" in str(e.value)
+    with pytest.raises(BaselineError, match="model must be"):
+        Baseline.build("breast cancer", "v1", {"mean radius": [1.0, 2.0]})
+
+
 def test_a_figure_is_looked_up_only_at_its_measurement_point() -> None:
     b = _build()
     # model_call: single_stream is preferred without a scenario or a rate

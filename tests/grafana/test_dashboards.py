@@ -6,6 +6,7 @@ The committed grafana/dashboards/ copies are checked with the rest of the export
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchwatch import assets
+from benchwatch import assets, rules
 from benchwatch.cli import grafana as grafana_cmd
 from benchwatch.grafana import boards as dashboards
 from probes import metric_names as m
@@ -77,9 +78,11 @@ def test_required_content_is_there() -> None:
     assert set(boards) >= {"benchwatch-overview", "benchwatch-gpu-energy", "benchwatch-outputs",
                            "benchwatch-drift", "benchwatch-canary", "benchwatch-scorecard"}
     exprs = "\n".join(e.expr for e in dashboards.expressions())
-    for needle in ("histogram_quantile(0.5,", "histogram_quantile(0.9,", "histogram_quantile(0.99,",
-                   m.ERRORS, m.IN_FLIGHT, m.ENERGY, m.DRIFT_SCORE, m.DRIFT_THRESHOLD,
-                   m.CANARY_VERDICT, "ALERTS{",
+    for needle in (*(f"model_version:benchwatch_inference_latency_p{p}_seconds:rate5m"
+                     for p in (50, 90, 99)),
+                   "model_version:benchwatch_inference_error_ratio:rate5m", m.IN_FLIGHT,
+                   "model_version:benchwatch_inference_energy_per_inference_joules:rate5m",
+                   m.DRIFT_SCORE, m.DRIFT_THRESHOLD, m.CANARY_VERDICT, "ALERTS{",
                    'figure="latency_p99_s"', 'figure="energy_per_inference_j"'):
         assert needle in exprs, needle
     kinds = {p.kind for d in boards.values() for p in d.panels}
@@ -87,6 +90,32 @@ def test_required_content_is_there() -> None:
     latency = next(p for p in boards["benchwatch-overview"].panels if "p99" in p.title)
     assert any(q.reference for q in latency.queries)
     assert latency.unit == "s"
+
+
+# what a panel may compute itself: nothing that depends on the histogram kind or the export path
+COMPUTED = re.compile(r"histogram_|_bucket\b|_count\b|_sum\b| or |/")
+RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
+
+
+def test_panels_read_recorded_series() -> None:
+    """Quantiles, means, ratios and path-dependent names live in the recording rules only (one
+    figure for dashboards and alerts, whatever histogram kind arrives); panels read the
+    recorded series, or plain gauges and counter rates, which are the same on every path. The
+    heatmap alone reads buckets: it draws them (recording them would store them twice)."""
+    computed = [f"{d.title} / {p.title}: {q.expr}" for d in dashboards.all_dashboards()
+                for p in d.panels if p.kind != "heatmap" for q in p.queries
+                if COMPUTED.search(q.expr)]
+    assert computed == []
+    assert COMPUTED.search(next(p for p in dashboards.overview().panels
+                                if p.kind == "heatmap").queries[0].expr)
+
+
+def test_every_recorded_series_a_panel_reads_is_recorded() -> None:
+    recorded = {r["record"] for f in rules.rule_files()
+                for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "record" in r}
+    read = {name for e in dashboards.expressions() for name in RECORDED.findall(e.expr)}
+    assert len(read) > 25
+    assert read - recorded == set()
 
 
 def test_panel_model_refuses_incomplete_panels() -> None:

@@ -2,7 +2,10 @@
 returns data from a real Prometheus that scraped real probes and the real drift service, on
 each export path (tests/support/prometheus3.py): the Debian Prometheus 2.42 and Prometheus 3
 scraping the probe's classic buckets, and the probe pushing exponential histograms over OTLP to
-Prometheus 3 (native histograms) — the same dashboards and rules on all three.
+Prometheus 3 (native histograms) — the same dashboards and rules on all three. Panels on
+quantiles, means and ratios read the series the recording rules write (the rules are loaded into
+each Prometheus and evaluated every second; the checks wait for them), so a panel returning data
+means its rule evaluated on that path.
 
 The failure message names every expression that came back empty (or failed to parse), so a
 renamed metric or label in any exporter shows up here with the panel or rule that uses it.

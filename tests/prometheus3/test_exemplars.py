@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
 
 import probes
 from benchwatch import services
@@ -40,6 +41,10 @@ def test_only_calls_inside_a_span_and_only_when_asked() -> None:
     reg.exemplars = True
     f()
     assert _exemplars(reg) == []  # no span active
+    unsampled = SpanContext(trace_id=7, span_id=9, is_remote=True, trace_flags=TraceFlags(0))
+    with use_span(NonRecordingSpan(unsampled)):  # a trace the tracer's sampler dropped
+        f()
+    assert _exemplars(reg) == []  # it would link to a trace no backend keeps
     with tracer.start_as_current_span("request") as span:
         f()
     [ex] = _exemplars(reg)

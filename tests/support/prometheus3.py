@@ -6,9 +6,8 @@ binary's path, so the tests find the very binaries CI built.
 Export paths the dashboard/rule tests run (`EXPORTS`):
 - "pull-2.42": the Debian Prometheus 2.42 scrapes the probe's classic buckets (the quick demo),
 - "pull-3": Prometheus 3 scrapes the same endpoint,
-- "otlp-3": the probe pushes OTLP with exponential latency histograms to Prometheus 3's OTLP
-  receiver (native histograms; its other histograms stay explicit buckets, stored as classic
-  `_bucket` series), the recommended production setup.
+- "otlp-3": the probe pushes OTLP with exponential histograms to Prometheus 3's OTLP receiver
+  (every histogram a native one, no `_bucket` series), the recommended production setup.
 """
 
 from __future__ import annotations

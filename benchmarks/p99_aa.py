@@ -1,0 +1,89 @@
+"""The noise floor of the demo's live/baseline model-call p99: the same measurement twice.
+
+One probed example server (`python -m benchwatch.example.server`), the demo's load (the bench's
+fixed-rate scenario: Poisson arrivals at 40 req/s, two clients) and the demo's window (1 500
+calls, the server read every 5 s as Prometheus reads it); the model-call p99 of each window
+from the probe's histogram (`bench.model_call.ScrapedProbe`), with the 95% interval its calls
+allow (`demo.tail`). Every window is measured exactly like every other, so the ratio of
+consecutive windows is what chance and the machine alone do to a live/baseline ratio:
+
+    python benchmarks/p99_aa.py --windows 6          # ~4 minutes; writes $OUT/p99_aa.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from benchwatch import services  # noqa: E402
+from benchwatch.bench import backends, runner, suites  # noqa: E402
+from benchwatch.bench.model_call import ScrapedProbe, window  # noqa: E402
+from benchwatch.demo import tail  # noqa: E402
+from benchwatch.demo.parts import SCRAPE_INTERVAL_S, read_every  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--windows", type=int, default=6)
+    p.add_argument("--calls", type=int, default=1500)
+    p.add_argument("--rate", type=float, default=40.0)
+    a = p.parse_args()
+    port, metrics_port = services.free_port(), services.free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchwatch.example.server", "--port", str(port),
+         "--metrics-port", str(metrics_port), "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        services.wait_http(f"http://127.0.0.1:{port}/healthz", 90, server)
+        metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+        services.wait_http(metrics, 90, server)
+        backend = backends.HttpBackend(f"http://127.0.0.1:{port}")
+        meter = ScrapedProbe([metrics], "digits")
+        queries = runner._rows(suites.load_suite("digits"))
+        workers = runner.RunSettings.server_workers
+        runner.run_server_step(backend, queries, a.rate, 200, workers, 1)  # warm-up
+        print(f"{'window':>6} {'calls':>6} {'p99 ms':>8} {'95% interval ms':>18} "
+              f"{'/ previous':>11} {'range':>12} {'load':>5}")
+        prev = None
+        for i in range(a.windows):
+            with read_every(metrics, SCRAPE_INTERVAL_S):
+                before = meter.read()
+                runner.run_server_step(backend, queries, a.rate, a.calls, workers, 100 + i)
+                w = window(before, meter.read())
+            assert w is not None
+            p99 = w.quantiles()["latency_p99_s"]
+            iv = tail.of_buckets(0.99, w.buckets)
+            assert iv is not None
+            cmp = tail.Comparison.of(p99, iv, prev[0], prev[1]) if prev else None
+            load = os.getloadavg()[0]
+            rows.append({"window": i, "calls": w.calls, "p99_s": p99, "interval_s": iv,
+                         "ratio_to_previous": cmp.ratio if cmp else None,
+                         "range": [cmp.low, cmp.high] if cmp else None, "load_1m": load})
+            print(f"{i:>6} {w.calls:>6.0f} {p99 * 1e3:>8.3f} "
+                  f"{iv[0] * 1e3:>8.3f}-{iv[1] * 1e3:<9.3f} "
+                  f"{'' if cmp is None else f'{cmp.ratio:.2f}x':>11} "
+                  f"{'' if cmp is None else f'{cmp.low:.2f}-{cmp.high:.2f}':>12} {load:>5.1f}")
+            prev = (p99, iv)
+        backend.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    ratios = [r["ratio_to_previous"] for r in rows if r["ratio_to_previous"]]
+    if ratios:
+        inside = sum(1 / tail.BAND <= r <= tail.BAND for r in ratios)
+        print(f"consecutive windows within {tail.BAND:g}x of each other: {inside} of {len(ratios)}"
+              f" (ratios {min(ratios):.2f}-{max(ratios):.2f})")
+    out = Path(os.environ.get("OUT", "."))
+    (out / "p99_aa.json").write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
