@@ -94,8 +94,12 @@ ENTROPY_BOUNDS: tuple[float, ...] = (
     tuple(round(0.05 * k, 2) for k in range(1, 21))  # fine near 0 (confident predictions)
     + tuple(round(1.0 + 0.25 * k, 2) for k in range(1, 25))  # up to 7 nats (~1000 classes)
 )
-# Regression values and named numbers from outputs=callable: symmetric, 4 per decade, 1e-3 .. 1e6.
-_POS = tuple(_round3(10 ** (k / 4)) for k in range(-12, 25))
+# Regression values and named numbers from outputs=callable: symmetric powers of two, 2**-10 ..
+# 2**20 (~1e-3 .. 1e6, ratio 2). Powers of two are base-2 bounds at every scale >= 0, so the
+# exponential export's grid (VALUE_GRID) splits no classic bucket: the vectorized regression path
+# adds up no more occupied cells than with these bounds alone (4 per decade, 1.78, cost a 64x16
+# batch 1.2-1.35x the classic-only path: benchmarks/histogram_export.py).
+_POS = tuple(2.0**k for k in range(-10, 21))
 VALUE_BOUNDS: tuple[float, ...] = tuple(-b for b in reversed(_POS)) + (0.0,) + _POS
 # Generative requests (probes.genai). Time to first token and time per output token: 50 bounds
 # per decade (ratio 1.047) from 2 ms to 1 s, so histogram_quantile's linear interpolation inside
@@ -117,9 +121,9 @@ GENAI_DURATION_GRID_NS: tuple[int, ...] = grid_bounds(GENAI_DURATION_BOUNDS_NS, 
 # The other histograms' recording grids (exported as exponential histograms with
 # histograms="exponential", like latency). Batch sizes: the classic bounds are the base-2 ones
 # at scale 0 (extended to 2**20 items), plus a zero cell. Confidence and entropy: scale 4 (ratio
-# 1.044, finer than the classic 0.05 steps near 1) from 2**-20. Values: scale 0 (ratio 2, the
-# classic ones are 1.78) from 2**-16 to 2**24 on both sides of 0: the vectorized regression path
-# pays per occupied cell, so a finer grid costs more there (benchmarks/histogram_export.py).
+# 1.044, finer than the classic 0.05 steps near 1) from 2**-20. Values: scale 0 (the classic
+# bounds, extended to 2**-16 .. 2**24) on both sides of 0: the vectorized regression path pays per
+# occupied cell, so a finer grid costs more there.
 BATCH_SCALE, BATCH_MIN_EXP, BATCH_BASE2 = 0, 0, base2_bounds(0, 0, 20)
 CONFIDENCE_SCALE, CONFIDENCE_MIN_EXP, CONFIDENCE_BASE2 = 4, -20, base2_bounds(4, -20, 0)
 ENTROPY_SCALE, ENTROPY_MIN_EXP, ENTROPY_BASE2 = 4, -20, base2_bounds(4, -20, 4)
