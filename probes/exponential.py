@@ -1,7 +1,7 @@
 """Histogram counts on recording grids -> classic buckets or base-2 exponential buckets.
 
 The hot path counts each observation in one cell of a grid (probes/buckets.py) that holds every
-classic bound and every base-2 bound at the grid's scale: latency on `LATENCY_GRID_NS` (scale 6),
+classic bound and every base-2 bound at the grid's scale: latency on `LATENCY_GRID_NS` (scale 5),
 TTFT/TPOT and the generative request duration on their own classic bounds plus the same base-2
 ones, batch size, confidence, entropy and output values on theirs. So both exports are exact
 sums of cells: the classic histogram (Prometheus pull; 118 series per latency histogram) and the
