@@ -3,7 +3,9 @@ the gating metrics.
 
 For a latency quantile the statistic is the ratio canary / reference (reference = the primary
 replayed in the same run, or a baseline figure). Its distribution comes from the exact bootstrap
-of each arm's order statistic (`stats.bootstrap_quantile`), independent arms.
+of each arm's order statistic (`stats.bootstrap_quantile`), independent arms, or, against a
+primary that answered the same queries, from a moving-block bootstrap of the query pairs
+(`stats.paired_bootstrap_quantiles`, blocks of `stats.block_length`).
 - PASS when the upper one-sided (1 − α) bound of the ratio is below the margin (per quantile:
   `LATENCY_MARGINS`)
   (p_pass = P*(ratio >= margin) <= α: H0 "canary is worse by the margin or more" rejected).
@@ -169,7 +171,8 @@ def judge_quantile(canary: np.ndarray, reference: np.ndarray | float, q: float,
     p_pass = _smoothed(int(np.sum(ratio >= margin)), b)
     p_fail = _smoothed(int(np.sum(ratio <= margin)), b)
     lo, hi = np.quantile(ratio, [s.alpha, 1 - s.alpha])
-    how = (f"paired bootstrap over {n_c} query pairs" if paired is not None else
+    how = (f"paired bootstrap over {n_c} query pairs in blocks of {stats.block_length(n_c)}"
+           if paired is not None else
            "bootstrap against a baseline figure" if n_r == 0 else "independent bootstrap")
     return replace(base, estimate=c_val / r_val, lower=float(lo), upper=float(hi),
                    p_pass=p_pass, p_fail=p_fail, reason=how)
@@ -353,7 +356,8 @@ def judge(canary: Arm, reference: Arm, settings: JudgeSettings | None = None) ->
         pairs = {}  # the replay sends each query to both arms together: resample the pairs
         if ref_lat is not None and len(ref_lat) == len(c_lat) and len(c_lat):
             pairs = stats.paired_bootstrap_quantiles(c_lat, ref_lat, s.quantiles,
-                                                     s.bootstrap_draws, rng)
+                                                     s.bootstrap_draws, rng,
+                                                     stats.block_length(len(c_lat)))
         for q in s.quantiles:
             key = f"latency_p{q * 100:g}_s"
             ref: np.ndarray | float | None = ref_lat if ref_lat is not None else reference.figures.get(key)
