@@ -5,9 +5,15 @@ fixed-rate scenario: Poisson arrivals at 40 req/s, two clients) and the demo's w
 calls, the server read every 5 s as Prometheus reads it); the model-call p99 of each window
 from the probe's histogram (`bench.model_call.ScrapedProbe`), with the 95% interval its calls
 allow (`demo.tail`). Every window is measured exactly like every other, so the ratio of
-consecutive windows is what chance and the machine alone do to a live/baseline ratio:
+consecutive windows is what chance and the machine alone do to a live/baseline ratio.
+
+`--clients` instead holds the two clients against each other at the `http_client` point: the
+bench's fixed-rate loop (the baseline's) and the demo's traffic generator (the live figure's),
+in alternating 10-s windows against the same server, each timed from the scheduled arrival,
+their latencies pooled per client:
 
     python benchmarks/p99_aa.py --windows 6          # ~4 minutes; writes $OUT/p99_aa.json
+    python benchmarks/p99_aa.py --clients --windows 5   # ~2 minutes
 """
 
 from __future__ import annotations
@@ -17,15 +23,87 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from benchwatch import services  # noqa: E402
 from benchwatch.bench import backends, runner, suites  # noqa: E402
 from benchwatch.bench.model_call import ScrapedProbe, window  # noqa: E402
+from benchwatch.bench.stats import quantile  # noqa: E402
 from benchwatch.demo import tail  # noqa: E402
 from benchwatch.demo.parts import SCRAPE_INTERVAL_S, read_every  # noqa: E402
+from benchwatch.demo.traffic import Traffic  # noqa: E402
+
+
+def clients(port: int, queries: list, windows: int, rate: float, workers: int) -> list[dict]:
+    """Pooled client latencies (from the scheduled arrival) of the bench's loop and the demo's
+    traffic generator, alternating 10-s windows against one server."""
+    backend = backends.HttpBackend(f"http://127.0.0.1:{port}")
+    pooled: dict[str, list[float]] = {"bench loop": [], "demo traffic": []}
+    for i in range(windows):
+        lat, _, _ = runner.run_server_step(backend, queries, rate, int(rate * 10), workers,
+                                           100 + i)
+        pooled["bench loop"].extend(lat.tolist())
+        traffic = Traffic("127.0.0.1", port, rate_qps=rate, drift_at_s=60.0, duration_s=10.0,
+                          workers=workers, seed=i)
+        traffic.start()
+        while traffic.alive():
+            traffic.status()  # as the CLI writes its status file, every 0.5 s
+            time.sleep(0.5)
+        pooled["demo traffic"].extend(traffic.stats().latencies_s)
+    backend.close()
+    rows = []
+    for name, values in pooled.items():
+        v = np.asarray(values)
+        rows.append({"client": name, "calls": int(v.size),
+                     **{f"p{q * 100:g}_s": quantile(v, q) for q in (0.5, 0.9, 0.99)},
+                     "p99_interval_s": tail.of_values(0.99, v)})
+        print(f"{name:>13}: {v.size} calls, p50 {rows[-1]['p50_s'] * 1e3:.3f} ms, p90 "
+              f"{rows[-1]['p90_s'] * 1e3:.3f} ms, p99 {rows[-1]['p99_s'] * 1e3:.3f} ms")
+    print(f"demo traffic / bench loop p99: {rows[1]['p99_s'] / rows[0]['p99_s']:.2f}x "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    return rows
+
+
+def same_windows(port: int, metrics: str, queries: list, windows: int, calls: int,
+                 rate: float, workers: int) -> list[dict]:
+    """The model-call p99 of `windows` identical windows, each against the one before."""
+    backend = backends.HttpBackend(f"http://127.0.0.1:{port}")
+    meter = ScrapedProbe([metrics], "digits")
+    print(f"{'window':>6} {'calls':>6} {'p99 ms':>8} {'95% interval ms':>18} "
+          f"{'/ previous':>11} {'range':>12} {'load':>5}")
+    rows: list[dict] = []
+    prev = None
+    for i in range(windows):
+        with read_every(metrics, SCRAPE_INTERVAL_S):
+            before = meter.read()
+            runner.run_server_step(backend, queries, rate, calls, workers, 100 + i)
+            w = window(before, meter.read())
+        assert w is not None
+        p99 = w.quantiles()["latency_p99_s"]
+        iv = tail.of_buckets(0.99, w.buckets)
+        assert iv is not None
+        cmp = tail.Comparison.of(p99, iv, prev[0], prev[1]) if prev else None
+        load = os.getloadavg()[0]
+        rows.append({"window": i, "calls": w.calls, "p99_s": p99, "interval_s": iv,
+                     "ratio_to_previous": cmp.ratio if cmp else None,
+                     "range": [cmp.low, cmp.high] if cmp else None, "load_1m": load})
+        print(f"{i:>6} {w.calls:>6.0f} {p99 * 1e3:>8.3f} "
+              f"{iv[0] * 1e3:>8.3f}-{iv[1] * 1e3:<9.3f} "
+              f"{'' if cmp is None else f'{cmp.ratio:.2f}x':>11} "
+              f"{'' if cmp is None else f'{cmp.low:.2f}-{cmp.high:.2f}':>12} {load:>5.1f}")
+        prev = (p99, iv)
+    backend.close()
+    ratios = [r["ratio_to_previous"] for r in rows if r["ratio_to_previous"]]
+    if ratios:
+        inside = sum(1 / tail.BAND <= r <= tail.BAND for r in ratios)
+        print(f"consecutive windows within {tail.BAND:g}x of each other: {inside} of {len(ratios)}"
+              f" (ratios {min(ratios):.2f}-{max(ratios):.2f})")
+    return rows
 
 
 def main() -> int:
@@ -33,55 +111,31 @@ def main() -> int:
     p.add_argument("--windows", type=int, default=6)
     p.add_argument("--calls", type=int, default=1500)
     p.add_argument("--rate", type=float, default=40.0)
+    p.add_argument("--clients", action="store_true",
+                   help="the bench's client loop against the demo's traffic generator")
     a = p.parse_args()
     port, metrics_port = services.free_port(), services.free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "benchwatch.example.server", "--port", str(port),
          "--metrics-port", str(metrics_port), "--log-level", "WARNING"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rows = []
     try:
         services.wait_http(f"http://127.0.0.1:{port}/healthz", 90, server)
         metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         services.wait_http(metrics, 90, server)
-        backend = backends.HttpBackend(f"http://127.0.0.1:{port}")
-        meter = ScrapedProbe([metrics], "digits")
         queries = runner._rows(suites.load_suite("digits"))
         workers = runner.RunSettings.server_workers
-        runner.run_server_step(backend, queries, a.rate, 200, workers, 1)  # warm-up
-        print(f"{'window':>6} {'calls':>6} {'p99 ms':>8} {'95% interval ms':>18} "
-              f"{'/ previous':>11} {'range':>12} {'load':>5}")
-        prev = None
-        for i in range(a.windows):
-            with read_every(metrics, SCRAPE_INTERVAL_S):
-                before = meter.read()
-                runner.run_server_step(backend, queries, a.rate, a.calls, workers, 100 + i)
-                w = window(before, meter.read())
-            assert w is not None
-            p99 = w.quantiles()["latency_p99_s"]
-            iv = tail.of_buckets(0.99, w.buckets)
-            assert iv is not None
-            cmp = tail.Comparison.of(p99, iv, prev[0], prev[1]) if prev else None
-            load = os.getloadavg()[0]
-            rows.append({"window": i, "calls": w.calls, "p99_s": p99, "interval_s": iv,
-                         "ratio_to_previous": cmp.ratio if cmp else None,
-                         "range": [cmp.low, cmp.high] if cmp else None, "load_1m": load})
-            print(f"{i:>6} {w.calls:>6.0f} {p99 * 1e3:>8.3f} "
-                  f"{iv[0] * 1e3:>8.3f}-{iv[1] * 1e3:<9.3f} "
-                  f"{'' if cmp is None else f'{cmp.ratio:.2f}x':>11} "
-                  f"{'' if cmp is None else f'{cmp.low:.2f}-{cmp.high:.2f}':>12} {load:>5.1f}")
-            prev = (p99, iv)
-        backend.close()
+        warm = backends.HttpBackend(f"http://127.0.0.1:{port}")
+        runner.run_server_step(warm, queries, a.rate, 200, workers, 1)
+        warm.close()
+        rows = clients(port, queries, a.windows, a.rate, workers) if a.clients else \
+            same_windows(port, metrics, queries, a.windows, a.calls, a.rate, workers)
     finally:
         server.terminate()
         server.wait(10)
-    ratios = [r["ratio_to_previous"] for r in rows if r["ratio_to_previous"]]
-    if ratios:
-        inside = sum(1 / tail.BAND <= r <= tail.BAND for r in ratios)
-        print(f"consecutive windows within {tail.BAND:g}x of each other: {inside} of {len(ratios)}"
-              f" (ratios {min(ratios):.2f}-{max(ratios):.2f})")
     out = Path(os.environ.get("OUT", "."))
-    (out / "p99_aa.json").write_text(json.dumps(rows, indent=2))
+    (out / ("p99_clients.json" if a.clients else "p99_aa.json")).write_text(
+        json.dumps(rows, indent=2))
     return 0
 
 

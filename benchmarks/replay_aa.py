@@ -62,7 +62,7 @@ def start(kind: str, delay_ms: float) -> tuple[str, subprocess.Popen[bytes]]:
     return url, proc
 
 
-def replay_once(canary: str, primary: str, seed: int, queries: int | None) -> dict[str, object]:
+def replay_once(canary: str, primary: str, seed: int, queries: int | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         args = ["replay", "--canary", canary, "--primary", primary, "-o", d, "--no-progress",
                 "--seed", str(seed), "--metrics-hold-s", "0"]
@@ -112,7 +112,7 @@ def main() -> int:
     p.add_argument("--queries", type=int, default=None, help="default: the CLI's")
     p.add_argument("--slow-ms", type=float, default=5.0)
     p.add_argument("--one-server", action="store_true",
-                   help="A/A against one server process for both arms (what the test does): "
+                   help="A/A against one server process for both arms: "
                         "the client and judge alone, without two processes' scheduling")
     p.add_argument("--json", help="also write the per-run results here")
     a = p.parse_args()

@@ -77,9 +77,9 @@ def paired_accuracy_noninferiority(primary_ok: np.ndarray, canary_ok: np.ndarray
 def block_length(n: int) -> int:
     """Pairs per block of the paired bootstrap: ceil(sqrt(n)), 71 at 5 000. Pairs close in time
     are not independent on a busy host (other jobs starve one server process, then the other,
-    for seconds), and resampling single pairs then draws intervals too narrow: on 23 loaded A/A
-    replays 10 false FAILs with single pairs, 6 with these blocks, the same 10 of 10 PASS on a
-    quiet host either way (docs/bench.md "Latency margins")."""
+    for seconds), and resampling single pairs then draws intervals too narrow: of 23 A/A replays
+    at load average 3.4-11 on 2 cores, 7 FAILed resampling single pairs, 4 with these blocks;
+    10 of 10 PASSed at load 0.2-1 either way (docs/bench.md "Latency margins")."""
     return max(1, math.ceil(math.sqrt(n)))
 
 

@@ -63,8 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", help="drift baseline JSON (from `benchwatch bench`): the "
                    "reference when there is no --primary, extra figures otherwise")
     p.add_argument("--queries", type=whole(1, 10_000_000), default=5000,
-                   help="timed queries per arm (>= 662 for a p99 verdict; the default 5000 is "
-                        "where identical arms PASS in 97%% of calibration trials, 76%% at 2000)")
+                   help="timed queries per arm (>= 662 for a p99 verdict; at the default 5000 "
+                        "two identical servers PASSed 19 of 20 replays on a quiet host)")
     p.add_argument("--warmup", type=whole(0, 10_000_000), default=200,
                    help="untimed queries per arm first, interleaved like the timed ones")
     p.add_argument("--timeout-s", type=seconds, default=5.0, help="per request")

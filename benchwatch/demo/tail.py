@@ -5,7 +5,10 @@ number of calls slower than the true p99 is Binomial(n, 0.01), so with 95% confi
 true p99 lies between the sample quantiles at ranks n q ± 1.96 sqrt(n q (1 - q)) (the
 distribution-free interval of a quantile, normal approximation). At 1 200 calls that is the
 5th to the 19th slowest call: on a heavy tail, a span of 2x or more. A live p99 and a baseline
-p99 that differ by less than their intervals allow are not told apart by their calls.
+p99 that differ by less than their intervals allow are not told apart by their calls. The
+interval takes the calls as independent; on a busy host another job's stall slows a run of
+consecutive calls together, and two windows measured alike can then differ by more than it
+allows (`benchmarks/p99_aa.py` measures that floor).
 
 The demo reports each p99 with this interval and the range their ratio can take, and says
 when that range straddles the 1.2x band (`Comparison.verdict`), rather than calling a chance

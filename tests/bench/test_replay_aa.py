@@ -7,7 +7,7 @@ The A/A replay runs at a ×3 margin on every quantile, not at the defaults (p50 
 load average 10-20 on 2 cores, where identical server processes take turns being starved of
 CPU for seconds at a time, so their tails differ within a replay: `benchmarks/replay_aa.py`
 measured p90 ratios of 0.7-2.2 and p99 ratios of 0.8-2.7 between two identical servers at load
-3.5-12 (docs/bench.md "Latency margins"). A 5 ms delay on a ~0.5 ms request is a p50 ratio of
+3.4-7 (docs/bench.md "Latency margins"). A 5 ms delay on a ~0.5 ms request is a p50 ratio of
 6 or more, so the slower canary fails at the defaults whatever the load."""
 
 from __future__ import annotations

@@ -174,6 +174,12 @@ def test_demo_alerts_within_60s_of_drift_and_writes_report(
     assert model_call["live_p99_s"] and model_call["baseline_p99_s"], model_call
     assert model_call["baseline_scenario"] == "server_40qps", model_call
     assert summary["before_drift"]["http_client"]["baseline_scenario"] == "server_40qps"
+    # each p99 with the interval its calls allow, and what the ratio can tell (demo.tail)
+    for point, fig in summary["before_drift"].items():
+        low, high = fig["p99_ratio_range"]
+        assert low <= fig["p99_ratio"] <= high and fig["verdict"], (point, fig)
+    assert re.search(r"^demo: before the drift, model_call: .*calls.*95% intervals",
+                     out, re.MULTILINE)
 
     leftovers = _alive(run.seen | set(pids.values()))
     assert not leftovers, f"processes left running: {leftovers}"
