@@ -1,8 +1,8 @@
 """The noise floor of the demo's live/baseline model-call p99: the same measurement twice.
 
 One probed example server (`python -m benchwatch.example.server`), the demo's load (the bench's
-fixed-rate scenario: Poisson arrivals at 40 req/s, two clients) and the demo's window (1 500
-calls, the server read every 5 s as Prometheus reads it); the model-call p99 of each window
+fixed-rate scenario: Poisson arrivals at 40 req/s, two clients) and windows of about the demo's
+(1 500 calls, the server read every 5 s as Prometheus reads it); the model-call p99 of each window
 from the probe's histogram (`bench.model_call.ScrapedProbe`), with the 95% interval its calls
 allow (`demo.tail`). Every window is measured exactly like every other, so the ratio of
 consecutive windows is what chance and the machine alone do to a live/baseline ratio.
