@@ -442,10 +442,11 @@ class EnergySampler:
             idle_w = idle.watts()
             above = max(0.0, joules - idle_w * dt_s) if busy_here and idle_w is not None else 0.0
             self.idle_energy[r.hw_id] += joules - above
-            total_busy = sum(busy_here.values()) if above > 0.0 else 0
-            for (model, version), b in busy_here.items() if total_busy else ():
-                key = (model, version, r.hw_id, r.hw_type)
-                self.attributed[key] = self.attributed.get(key, 0.0) + above * b / total_busy
+            if above > 0.0:  # an interval the counter did not step in attributes nothing
+                total_busy = sum(busy_here.values())
+                for (model, version), b in busy_here.items():
+                    key = (model, version, r.hw_id, r.hw_type)
+                    self.attributed[key] = self.attributed.get(key, 0.0) + above * b / total_busy
         self._last_t = now
         self._last_busy = busy
 

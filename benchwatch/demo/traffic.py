@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from benchwatch.bench.runner import nap_before
 from benchwatch.bench.stats import min_queries, quantile
 from benchwatch.demo.tail import of_values
 
@@ -177,15 +178,11 @@ class Traffic:
         rng = np.random.default_rng(self.seed)
         at = t0 + rng.exponential(1.0 / self.rate_qps)
         while at - t0 < self.duration_s and not self._stop.is_set():
-            wait = at - time.perf_counter()
-            if wait > 0.0002:
-                # as the bench's loop: sleep to just before the arrival, then spin to it. A
-                # timed Event.wait here woke ~1 ms late at the median (measured), lateness
-                # that would count as latency here but not in the baseline
-                time.sleep(min(wait - 0.0001, 0.1))
-            elif wait <= 0:
+            if at <= time.perf_counter():
                 due.put(at)
                 at += rng.exponential(1.0 / self.rate_qps)
+            else:  # the bench's wait (a timed Event.wait woke ~1 ms late); 0.1 s: sees a stop
+                nap_before(at, 0.1)
         for _ in range(self.workers):
             due.put(None)
 
