@@ -1,8 +1,9 @@
 """The noise floor of the demo's live/baseline model-call p99: the same measurement twice.
 
 One probed example server (`python -m benchwatch.example.server`), the demo's load (the bench's
-fixed-rate scenario: Poisson arrivals at 40 req/s, two clients) and windows of about the demo's
-(1 500 calls, the server read every 5 s as Prometheus reads it); the model-call p99 of each window
+fixed-rate scenario: Poisson arrivals at the demo's rate, 200 req/s, two clients) and windows
+of the demo's (its bench's fixed-rate calls, 6 900; the server read every 5 s as Prometheus
+reads it); the model-call p99 of each window
 from the probe's histogram (`bench.model_call.ScrapedProbe`), with the 95% interval its calls
 allow (`demo.tail`). Every window is measured exactly like every other, so the ratio of
 consecutive windows is what chance and the machine alone do to a live/baseline ratio.
@@ -13,6 +14,7 @@ in alternating 10-s windows against the same server, each timed from the schedul
 their latencies pooled per client:
 
     python benchmarks/p99_aa.py --windows 6          # ~4 minutes; writes $OUT/p99_aa.json
+    python benchmarks/p99_aa.py --rate 40 --calls 1300   # the demo before it ran at 200 req/s
     python benchmarks/p99_aa.py --clients --windows 5   # ~2 minutes
 """
 
@@ -32,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from benchwatch import services  # noqa: E402
 from benchwatch.bench import backends, runner, suites  # noqa: E402
-from benchwatch.bench.model_call import ScrapedProbe, window  # noqa: E402
+from benchwatch.bench.model_call import ScrapedProbe, read_every, window  # noqa: E402
 from benchwatch.bench.stats import quantile  # noqa: E402
 from benchwatch.demo import tail  # noqa: E402
-from benchwatch.demo.parts import SCRAPE_INTERVAL_S, read_every  # noqa: E402
+from benchwatch.demo.parts import SCRAPE_INTERVAL_S  # noqa: E402
+from benchwatch.demo.session import DemoConfig, bench_calls  # noqa: E402
 from benchwatch.demo.traffic import Traffic  # noqa: E402
 
 
@@ -109,8 +112,11 @@ def same_windows(port: int, metrics: str, queries: list, windows: int, calls: in
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--windows", type=int, default=6)
-    p.add_argument("--calls", type=int, default=1500)
-    p.add_argument("--rate", type=float, default=40.0)
+    demo = DemoConfig()
+    p.add_argument("--calls", type=int, default=bench_calls(demo),
+                   help="calls per window (default: the demo's, %(default)s)")
+    p.add_argument("--rate", type=float, default=demo.rate,
+                   help="requests/s (default: the demo's, %(default)s)")
     p.add_argument("--clients", action="store_true",
                    help="the bench's client loop against the demo's traffic generator")
     a = p.parse_args()

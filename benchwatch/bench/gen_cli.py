@@ -56,6 +56,7 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
         run_generative,
         write_gen_run,
     )
+    from benchwatch.bench.model_call import read_every
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.text_suite import load_text_suite
     from benchwatch.cli.bench import _bounded
@@ -97,7 +98,9 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
         for rep in range(args.repeats):  # rotated order: a busy machine hits every backend alike
             for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
                 label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
-                with rich_progress(label, enabled=not args.no_progress) as progress:
+                scrape_urls = (args.probe_metrics or []) if kind == "http" else []
+                with rich_progress(label, enabled=not args.no_progress) as progress, \
+                        read_every(scrape_urls, args.scrape_every):
                     bounded = _bounded(progress, args.max_duration_s)
                     per_kind[kind].append(run_generative(backends[kind], suite, settings,
                                                          bounded, meter, meters.get(kind)))

@@ -16,7 +16,8 @@ under `out/MODEL-TIMESTAMP/`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from benchwatch.bench.suites import Suite, check_fits
 from benchwatch.errors import UsageError
 from probes.ort_outputs import classifier_scores
 from probes.summarize import as_array
+
+log = logging.getLogger(__name__)
 
 
 class CallableBackend:
@@ -66,19 +69,33 @@ class CallableBackend:
 def bench_callable(fn: Callable[[np.ndarray], Any], suite: Suite, *, model: str, version: str,
                    out: str | Path | None = None, queries: int = 2000, warmup: int = 100,
                    offline_samples: int = 20_000, batch_size: int = 64, server: bool = True,
-                   seed: int = 0, progress: Progress | None = None) -> BenchResult:
+                   rates: Sequence[float] = (), energy: str = "auto", seed: int = 0,
+                   progress: Progress | None = None) -> BenchResult:
     """Run `benchwatch bench`'s scenarios on `fn` over `suite`; with `out`, write the run and
     its drift baseline (`model`/`version` as your probe labels them). A backend failure is
-    kept in `result.error`, as the CLI keeps it."""
+    kept in `result.error`, as the CLI keeps it.
+
+    `rates`: also Poisson arrivals at each of these request rates (`--rate`), so the latency
+    alert has a baseline at the load production serves. `energy` as `--energy` (auto: the GPU
+    when NVML sees one): the model_call joules above idle, the probe's own attribution."""
     from benchwatch.bench.artifacts import new_run_dir, write_run
+    from benchwatch.bench.energy import attribute_energy, energy_meter
     from benchwatch.bench.model_call import ProbedBackend
 
     backend = ProbedBackend(CallableBackend(fn, model, version, suite.input_shape))
     check_fits(suite, backend.info.input_shape, None)
     settings = RunSettings(seed=seed, warmup_queries=warmup, single_stream_queries=queries,
                            offline_batch_size=batch_size, offline_samples=offline_samples,
-                           server=server)
-    result = run_benchmark(backend, suite, settings, progress, None, backend)
+                           server=server, fixed_rates_qps=tuple(rates))
+    meter, meter_desc = energy_meter(energy)
+    try:
+        attribute_energy([backend], meter, log.info)
+        result = run_benchmark(backend, suite, settings, progress, meter, backend)
+    finally:
+        backend.close()
+        if meter is not None:
+            meter.close()
     if out is not None:
-        write_run(new_run_dir(out, model), suite, [result], dict(settings.__dict__), version)
+        write_run(new_run_dir(out, model), suite, [result],
+                  {**settings.__dict__, "energy": meter_desc}, version)
     return result

@@ -17,9 +17,11 @@ and after each scenario; the bucket delta gives the scenario's model-call quanti
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -145,3 +147,31 @@ class ProbedBackend:
         if self.energy:
             self.energy.close()
         self.backend.close()
+
+
+@contextlib.contextmanager
+def read_every(urls: str | Sequence[str], every_s: float) -> Iterator[None]:
+    """Fetch each of `urls` every `every_s` s while the block runs, as Prometheus scrapes a
+    served model: each read costs the server some ms of Python holding its GIL, and a model
+    call ending meanwhile waits, so a baseline measured without the reads would have a shorter
+    tail than production. Fetched, not parsed: the benchmark's client shares this process and
+    its GIL. `every_s` 0: no reads."""
+    targets = [urls] if isinstance(urls, str) else list(urls)
+    if every_s <= 0 or not targets:
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            for url in targets:
+                with contextlib.suppress(OSError):
+                    promtext.fetch(url)
+
+    reader = threading.Thread(target=loop, name="bench-probe-scrape", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        reader.join()

@@ -38,6 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "monitoring measures (in-process backends are probed automatically). "
                         "Repeat it for each worker of a multi-worker server (9464, 9465, ...): "
                         "their histograms are added up")
+    p.add_argument("--scrape-every", type=number(0, 3600, low_inclusive=True, unit="seconds"),
+                   default=15.0,
+                   metavar="S",
+                   help="with --probe-metrics: read them every S s during the run as Prometheus "
+                        "scrapes production (default 15, deploy/prometheus.yml's interval), so "
+                        "the baseline's tail holds the scrapes' cost as the live one does; 0 "
+                        "when a Prometheus already scrapes that server")
     p.add_argument("--rate", dest="rates", type=number(1e-3, 1e6), action="append", default=None,
                    metavar="QPS", help="also run Poisson arrivals at this fixed request rate "
                    "(repeatable; scenario server_<QPS>qps): give the rate production serves, "
@@ -251,6 +258,7 @@ def _model_call_meters(backends: dict[str, Any], args: argparse.Namespace,
 def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
              probes: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     """Every backend `args.repeats` times; the results of one backend's repeats combined."""
+    from benchwatch.bench.model_call import read_every
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.runner import combine_repeats, run_benchmark
 
@@ -260,7 +268,9 @@ def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
     for rep in range(args.repeats):
         for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
             label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
-            with rich_progress(label, enabled=not args.no_progress) as progress:
+            scrape_urls = (args.probe_metrics or []) if kind == "http" else []
+            with rich_progress(label, enabled=not args.no_progress) as progress, \
+                    read_every(scrape_urls, args.scrape_every):
                 bounded = _bounded(progress, args.max_duration_s)
                 per_kind[kind].append(run_benchmark(backends[kind], suite, settings, bounded,
                                                     meter, probes[kind]))

@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{flag}", type=int, default=default, metavar="PORT",
                             help=f"{what} (default {default}; 0 = any free port; a taken "
                                  "port falls back to a free one)")
-    parser.add_argument("--rate", type=float, default=40.0, metavar="QPS",
-                        help="requests per second the demo sends (default 40)")
+    parser.add_argument("--rate", type=float, default=None, metavar="QPS",
+                        help="requests per second the demo sends (default 200 for digits, "
+                             "40 for lm)")
     parser.add_argument("--interval", type=number(0, 3600, unit="seconds"), default=2.0, metavar="S",
                         help="drift evaluation interval (default 2)")
     parser.add_argument("-o", "--out", "--workdir", dest="workdir", type=Path, default=None,

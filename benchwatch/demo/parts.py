@@ -12,7 +12,6 @@ traffic's status file appears) before starting the next. A part that cannot star
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -20,20 +19,19 @@ import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from benchwatch import assets, promtext, rules, services
+from benchwatch import assets, rules, services
 from benchwatch.bench import backends, runner, suites
-from benchwatch.bench.model_call import ScrapedProbe
+from benchwatch.bench.model_call import ScrapedProbe, read_every
 from benchwatch.demo import tail
 from benchwatch.demo import traffic as demo_traffic
 from benchwatch.example import model as example
@@ -94,26 +92,6 @@ class AlertSeen:
     name: str
     received_at: float
     summary: str
-
-
-@contextlib.contextmanager
-def read_every(url: str, every_s: float) -> Iterator[None]:
-    """Fetch `url` every `every_s` s while the block runs, as Prometheus scrapes a served model.
-    Fetched, not parsed: the benchmark's client shares this process and its GIL."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(every_s):
-            with contextlib.suppress(OSError):
-                promtext.fetch(url)
-
-    reader = threading.Thread(target=loop, name="demo-bench-scrape", daemon=True)
-    reader.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        reader.join()
 
 
 def port_free(host: str, port: int) -> bool:

@@ -70,7 +70,7 @@ class DemoConfig:
     host: str = "127.0.0.1"
     # 0 = any free port; a taken default port falls back to a free one (said in the log)
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
-    rate_qps: float = 40.0
+    rate_qps: float | None = None  # None: the model's own rate (RATE_QPS)
     eval_interval_s: float = 2.0
     workdir: Path | None = None
     live: bool | None = None  # None: a rich live panel when stdout is a TTY
@@ -87,14 +87,25 @@ class DemoConfig:
         if not 0 <= self.drift_at_s < self.duration_s:
             raise UsageError(f"--drift-at must be in [0, --duration); got {self.drift_at_s} "
                              f"with --duration {self.duration_s}")
-        if not (math.isfinite(self.rate_qps) and 0 < self.rate_qps <= 100_000):
+        if not (math.isfinite(self.rate) and 0 < self.rate <= 100_000):
             raise UsageError(f"--rate must be > 0 requests/s and at most 100000, got "
-                             f"{self.rate_qps}")
+                             f"{self.rate}")
         for name, port in self.ports.items():
             if not 0 <= port <= 65535:
                 flag = "--port" if name == "model" else f"--{name}-port"
                 raise UsageError(f"{flag} must be in 0..65535 (0 = any free port), got {port}")
 
+
+    @property
+    def rate(self) -> float:
+        return self.rate_qps if self.rate_qps is not None else RATE_QPS[self.model]
+
+
+# The demo's default request rate per model. The classifier's p99 rests on its calls' slowest
+# 1%: at 200 req/s the ~35 s before the drift hold ~6 900 calls (at 40 req/s, 1 300: a p99 of
+# its 13th-slowest call, which two identical windows put 0.55-1.78x apart). The language
+# model's streams cost tens of milliseconds each, so it keeps 40.
+RATE_QPS = {"digits": 200.0, "lm": 40.0}
 
 DRIFT_ALERT = "BenchwatchModelDrift"  # the one page per model and version
 
@@ -272,8 +283,8 @@ BENCH_MAX_S = 60.0
 
 def bench_calls(cfg: DemoConfig) -> int:
     """Requests of the bench's fixed-rate run: as many as the live clean window holds."""
-    live = int(cfg.rate_qps * (cfg.drift_at_s - demo_parts.SCRAPE_INTERVAL_S)) - WARMUP_REQUESTS
-    return max(min_queries(0.99) + 100, min(live, int(cfg.rate_qps * BENCH_MAX_S)))
+    live = int(cfg.rate * (cfg.drift_at_s - demo_parts.SCRAPE_INTERVAL_S)) - WARMUP_REQUESTS
+    return max(min_queries(0.99) + 100, min(live, int(cfg.rate * BENCH_MAX_S)))
 
 
 @dataclass
@@ -316,11 +327,11 @@ def _start_parts(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _R
     state.window_calls = bench_calls(cfg)
     # the drift service first: the benchmarked server samples to it exactly as the live one
     # will; a window of ~20 s of traffic turns over soon after the drift begins
-    parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate_qps * 20)))
-    info = parts.baseline(files, cfg.rate_qps, state.window_calls)
+    parts.drift_service(cfg.eval_interval_s, window=max(300, int(cfg.rate * 20)))
+    info = parts.baseline(files, cfg.rate, state.window_calls)
     state.baseline = info.baseline
     state.p99_intervals = info.p99_intervals
-    state.at_point = baseline_at_points(info.baseline, cfg.rate_qps)
+    state.at_point = baseline_at_points(info.baseline, cfg.rate)
     for point, what in POINTS.items():
         if not state.at_point[point]:
             view.say(f"demo: the baseline has no figure at {point} ({what}); the view says "
@@ -341,9 +352,9 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
            stop: threading.Event) -> None:
     served = parts.served
     assert served is not None
-    view.say(f"demo: traffic {cfg.rate_qps:g} req/s for {cfg.duration_s:g} s, drifting at "
+    view.say(f"demo: traffic {cfg.rate:g} req/s for {cfg.duration_s:g} s, drifting at "
              f"{cfg.drift_at_s:g} s")
-    pid = parts.traffic(f"http://{served.host}:{served.port}{served.path}", cfg.rate_qps,
+    pid = parts.traffic(f"http://{served.host}:{served.port}{served.path}", cfg.rate,
                         cfg.drift_at_s, cfg.duration_s)
     view.say(f"demo: traffic generator running (pid {pid})")
     prog = _Progress()

@@ -49,7 +49,7 @@ from benchwatch.demo.tail import of_values
 
 log = logging.getLogger(__name__)
 
-MAX_CLEAN = 200_000  # pre-drift latencies kept for their quantiles (40 req/s: > 80 minutes)
+MAX_CLEAN = 200_000  # pre-drift latencies kept for their quantiles (200 req/s: > 16 minutes)
 RECENT = min_queries(0.99) + 38  # recent latencies written to the status file: enough for a p99
 # the first requests (connections, a cold model) are left out of the clean quantiles, as the
 # benchmark discards its warm-up queries (`RunSettings.warmup_queries`)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from benchwatch.cli import main
+from benchwatch.errors import UsageError
 
 ort = pytest.importorskip("onnxruntime")
 skl2onnx = pytest.importorskip("skl2onnx")
@@ -275,13 +276,19 @@ def test_in_process_callable_api(own: OwnModel, tmp_path: Path) -> None:
     suite = load_suite(build_suite(own, tmp_path / "suite"))
     result = bench_callable(lambda batch: session.run(None, {"X": batch})[1], suite,
                             model="bc", version="v1", out=tmp_path / "runs", queries=200,
-                            warmup=20, offline_samples=500, server=False)
+                            warmup=20, offline_samples=500, server=False, rates=[100])
     assert result.accuracy is not None and result.accuracy.accuracy == pytest.approx(own.accuracy)
     assert result.single_stream is not None and result.single_stream.summary.n == 200
     (run,) = (tmp_path / "runs").glob("bc-*")
     b = Baseline.load(run / "baseline-callable.json")
     assert (b.model, b.version) == ("bc", "v1")
     assert any(f.point == "model_call" for f in b.figures)
+    # a baseline at the load production serves, at the point the latency alert reads
+    at_rate = b.figure("latency_p99_s", "model_call", rate_qps=100)
+    assert at_rate is not None and at_rate.scenario == "server_100qps", at_rate
+    assert at_rate.rate_qps is not None and 70 < at_rate.rate_qps < 130
+    with pytest.raises(UsageError, match="--energy must be"):
+        bench_callable(lambda batch: batch, suite, model="bc", version="v1", energy="rapl")
 
 
 def test_http_bench_robustness_through_the_mapping(own: OwnModel, endpoint: str, tmp_path: Path,

@@ -107,6 +107,34 @@ def test_bench_of_a_probed_endpoint_stores_both_points_with_their_load(
     assert b.figure("latency_p99_s", "model_call", rate_qps=120).scenario == "server_150qps"  # type: ignore[union-attr]
 
 
+def test_bench_reads_the_probe_as_often_as_prometheus_would(
+        tmp_path: Path, example_server: Callable[..., str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """During the run the served probe is read every --scrape-every s, as production's
+    Prometheus reads it (its cost lands in the baseline's tail as in the live one's); 0: only
+    around each scenario."""
+    metrics_port = free_port()
+    url = example_server("--metrics-port", str(metrics_port))
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    fetch = promtext.fetch
+    periodic: list[str] = []
+
+    def counted(target: str, *args: object, **kwargs: object) -> str:
+        if threading.current_thread().name == "bench-probe-scrape":
+            periodic.append(target)
+        return fetch(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(promtext, "fetch", counted)
+    common = ["bench", "--backend", "http", "--url", url, "--probe-metrics", metrics,
+              "--queries", "300", "--offline-samples", "500", "--no-server", "--no-progress"]
+    assert main([*common, "--scrape-every", "0.1", "-o", str(tmp_path / "a")]) == 0
+    assert len(periodic) >= 5 and set(periodic) == {metrics}, periodic
+    periodic.clear()
+    assert main([*common, "--scrape-every", "0", "-o", str(tmp_path / "b")]) == 0
+    assert periodic == []
+    assert main([*common, "--scrape-every", "-1", "-o", str(tmp_path / "c")]) == 2
+
+
 def test_probe_metrics_that_do_not_answer_are_a_usage_error(
         tmp_path: Path, example_server: Callable[..., str]) -> None:
     url = example_server()  # no --metrics-port: nothing to scrape

@@ -26,6 +26,7 @@ import psutil
 import pytest
 
 from benchwatch import services
+from benchwatch.demo.session import RATE_QPS
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -172,8 +173,9 @@ def test_demo_alerts_within_60s_of_drift_and_writes_report(
     # the live figures were held against baseline figures from the same point and load
     model_call = summary["before_drift"]["model_call"]
     assert model_call["live_p99_s"] and model_call["baseline_p99_s"], model_call
-    assert model_call["baseline_scenario"] == "server_40qps", model_call
-    assert summary["before_drift"]["http_client"]["baseline_scenario"] == "server_40qps"
+    at_rate = f"server_{RATE_QPS['digits']:g}qps"  # the demo's default rate
+    assert model_call["baseline_scenario"] == at_rate, model_call
+    assert summary["before_drift"]["http_client"]["baseline_scenario"] == at_rate
     # each p99 with the interval its calls allow, and what the ratio can tell (demo.tail)
     for point, fig in summary["before_drift"].items():
         low, high = fig["p99_ratio_range"]
@@ -187,7 +189,7 @@ def test_demo_alerts_within_60s_of_drift_and_writes_report(
 
 def test_ctrl_c_stops_everything_cleanly(demo: Callable[..., DemoRun]) -> None:
     _need_binaries()
-    run = demo("--duration", "300", "--drift-at", "200")
+    run = demo("--duration", "300", "--drift-at", "200", "--rate", "40")  # a short bench
     run.wait_for_line(r"^demo: traffic generator running", timeout_s=240)
     procs = run.tree()
     names = " ".join(p.name() for p in procs)

@@ -17,9 +17,9 @@ import pytest
 from rich.console import Console
 
 from benchwatch import promtext
+from benchwatch.bench.model_call import read_every
 from benchwatch.bench.stats import quantile
 from benchwatch.demo import tail
-from benchwatch.demo.parts import read_every
 from benchwatch.demo.session import _Progress, _RunState, before_drift
 from benchwatch.demo.traffic import Traffic
 from benchwatch.demo.view import P99_CALLS, DemoStatus, render

@@ -19,6 +19,7 @@ from benchwatch import promtext
 from benchwatch.cli import main
 from benchwatch.demo.session import (
     BENCH_MAX_S,
+    RATE_QPS,
     DemoConfig,
     _RunState,
     _window_full,
@@ -28,6 +29,7 @@ from benchwatch.demo.session import (
 )
 from benchwatch.demo.traffic import read_status, write_status
 from benchwatch.demo.view import NO_BASELINE, DemoStatus, render
+from benchwatch.errors import UsageError
 from drift.baseline import Baseline
 from drift.figures import Figure
 
@@ -139,6 +141,17 @@ def test_the_bench_run_holds_as_many_calls_as_the_live_window() -> None:
     assert bench_calls(DemoConfig(rate_qps=40.0, drift_at_s=40.0)) == 1300
     assert bench_calls(DemoConfig(rate_qps=40.0, drift_at_s=5.0)) == 762  # p99's minimum + 100
     assert bench_calls(DemoConfig(rate_qps=40.0, drift_at_s=600.0)) == int(40 * BENCH_MAX_S)
+
+
+def test_each_model_has_its_own_default_rate() -> None:
+    # the classifier's p99 needs thousands of calls before the drift; the language model's
+    # streams cost tens of ms each, so it keeps a lighter load
+    assert DemoConfig().rate == RATE_QPS["digits"] == 200.0
+    assert bench_calls(DemoConfig()) == 6900  # 200 req/s x 35 s less the warm-up
+    assert DemoConfig(model="lm").rate == RATE_QPS["lm"] == 40.0
+    assert DemoConfig(model="lm", rate_qps=10.0).rate == 10.0
+    with pytest.raises(UsageError, match="--rate must be > 0"):
+        DemoConfig(rate_qps=-1.0).validate()
 
 
 def _probe_scrape(calls: int, slow: int) -> promtext.Scrape:
