@@ -14,7 +14,7 @@ in alternating 10-s windows against the same server, each timed from the schedul
 their latencies pooled per client:
 
     python benchmarks/p99_aa.py --windows 6          # ~4 minutes; writes $OUT/p99_aa.json
-    python benchmarks/p99_aa.py --rate 40 --calls 1300   # the demo before it ran at 200 req/s
+    python benchmarks/p99_aa.py --rate 40 --calls 1500   # the demo before it ran at 200 req/s
     python benchmarks/p99_aa.py --clients --windows 5   # ~2 minutes
 """
 
