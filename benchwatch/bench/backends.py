@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from benchwatch.errors import UsageError
+from probes.energy import module_devices, session_devices
 from probes.errors import BenchwatchError, require
 from probes.ort_outputs import classifier_scores
 
@@ -112,6 +113,7 @@ class TorchBackend:
                  else str(self._device))
         self.info = BackendInfo("torch", model, version, input_shape, num_outputs,
                                 f"torch {torch.__version__}, {where}")
+        self.devices = module_devices(self._module)  # what the bench's probe may charge
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
@@ -145,6 +147,7 @@ class OnnxRuntimeBackend:
         self.info = BackendInfo("onnxruntime", model, version,
                                 None if -1 in shape else shape, k,
                                 f"onnxruntime {ort.__version__}, {self._session.get_providers()[0]}")
+        self.devices = session_devices(self._session)  # what the bench's probe may charge
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         out = classifier_scores(self._session.run(None, {self._input_name: batch}))

@@ -82,6 +82,7 @@ class InProcessLm:
             "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider")
         detail = f"{kind} {fw.__version__}, {where}"
         self.info = BackendInfo(kind, self.files.name, self.files.version, None, None, detail)
+        self.devices = frozenset({"cpu", "gpu"} if device.startswith("cuda") else {"cpu"})
 
     def stream(self, prompt: str, max_tokens: int, temperature: float,
                seed: int) -> Iterator[lm.Token]:
@@ -238,7 +239,8 @@ class ProbedLm:
         self.registry = Registry()
         self._state = self.registry.state(backend.info.model, backend.info.version or "unversioned")
         self._stream = probe(model=self._state.model, version=self._state.version, outputs=None,
-                             registry=self.registry)(self._tokens)
+                             registry=self.registry,
+                             devices=getattr(backend, "devices", None))(self._tokens)  # as ProbedBackend
         self.energy: ModelCallEnergy | None = None  # set by attribute_energy with a counter
 
     def _tokens(self, prompt: str, max_tokens: int, temperature: float,

@@ -132,8 +132,11 @@ class ProbedBackend:
         self.info = backend.info
         self.registry = Registry()
         self._state = self.registry.state(backend.info.model, backend.info.version or "unversioned")
+        # a backend that knows its devices (torch, onnxruntime) declares them, as the live
+        # probe on its module or session finds them: a CPU model is never charged a GPU
         self.predict = probe(model=self._state.model, version=self._state.version, outputs=None,
-                             registry=self.registry)(backend.predict)
+                             registry=self.registry,
+                             devices=getattr(backend, "devices", None))(backend.predict)
         self.energy: ModelCallEnergy | None = None  # set by attribute_energy with a counter
 
     def read(self) -> ProbeReading:

@@ -218,3 +218,28 @@ def test_text_bench_honours_max_duration(tmp_path: Path, capsys: pytest.CaptureF
     run = json.loads(results.read_text())["runs"][0]
     assert run["error"].startswith("overtime") and run["requests"] < 100000
     assert elapsed < 60  # 100 000 requests unbounded take ~15 min here
+
+
+def test_a_cpu_backend_is_never_charged_the_gpu() -> None:
+    """The bench's probe declares the backend's own devices, as the live probe on its ORT
+    session or torch module finds them: the GPU's energy above idle while this CPU model runs
+    (another tenant's, here) is not the model's."""
+    from benchwatch.bench.backends import OnnxRuntimeBackend
+    from benchwatch.example.model import shipped_model
+
+    assert OnnxRuntimeBackend(shipped_model().onnx_path).devices == frozenset({"cpu"})
+    gpu = RealTime()
+    busy_elsewhere = GpuClassifier(gpu)
+    busy_elsewhere.devices = frozenset({"cpu"})  # type: ignore[attr-defined]
+    backend = ProbedBackend(busy_elsewhere)
+    try:
+        assert attribute_energy([backend], _counter(gpu), lambda _: None) is not None
+        settings = RunSettings(warmup_queries=20, single_stream_queries=300,
+                               offline_samples=500, server=False)
+        r = run_benchmark(backend, load_suite("digits"), settings, energy=_counter(gpu),
+                          probe=backend)
+    finally:
+        backend.close()
+    assert r.error is None and gpu.calls  # the GPU was busy while it ran
+    by = {(f.name, f.point, f.scenario): f.value for f in r.figures()}
+    assert by.get(("energy_per_inference_j", "model_call", "single_stream"), 0.0) == 0.0
