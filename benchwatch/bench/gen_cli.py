@@ -101,7 +101,7 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
                 scrape_urls = (args.probe_metrics or []) if kind == "http" else []
                 with rich_progress(label, enabled=not args.no_progress) as progress, \
                         read_every(scrape_urls, args.scrape_every):
-                    bounded = _bounded(progress, args.max_duration_s)
+                    bounded = _bounded(progress, args.max_duration_s, "fewer --queries")
                     per_kind[kind].append(run_generative(backends[kind], suite, settings,
                                                          bounded, meter, meters.get(kind)))
     finally:

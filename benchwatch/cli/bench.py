@@ -277,10 +277,11 @@ def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
     return [combine_repeats(per_kind[k]) for k in kinds]
 
 
-def _bounded(progress: Any, limit_s: float) -> Any:
+def _bounded(progress: Any, limit_s: float,
+             fewer: str = "fewer --queries/--offline-samples, --no-server") -> Any:
     """The progress callback, which also ends the run once it has taken `limit_s`: the runner
     reports progress between chunks of queries, never inside a timed call, and keeps what was
-    measured when a backend stops (kind `overtime`)."""
+    measured when a backend stops (kind `overtime`). `fewer`: the options that shorten it."""
     import time
 
     from benchwatch.bench.backends import BackendError
@@ -290,10 +291,9 @@ def _bounded(progress: Any, limit_s: float) -> Any:
     def update(task: str, done: int, total: int) -> None:
         progress(task, done, total)
         if done < total and time.monotonic() > deadline:
-            fewer = ("--no-robustness" if task == "robustness"
-                     else "fewer --queries/--offline-samples, --no-server")
+            shorter = "--no-robustness" if task == "robustness" else fewer
             raise BackendError("overtime", f"--max-duration-s {limit_s:g} reached in {task} "
-                               f"({done}/{total}): {fewer}, or a longer --max-duration-s")
+                               f"({done}/{total}): {shorter}, or a longer --max-duration-s")
 
     return update
 

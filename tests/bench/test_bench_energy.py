@@ -214,6 +214,7 @@ def test_text_bench_honours_max_duration(tmp_path: Path, capsys: pytest.CaptureF
     elapsed = time.monotonic() - t0
     err = capsys.readouterr().err
     assert code == 3 and "overtime" in err and "--max-duration-s 3 reached" in err, err
+    assert "fewer --queries" in err and "--offline-samples" not in err, err  # a text suite's options
     (results,) = tmp_path.glob("charlm-*/results.json")
     run = json.loads(results.read_text())["runs"][0]
     assert run["error"].startswith("overtime") and run["requests"] < 100000
