@@ -1,6 +1,7 @@
-"""`benchwatch demo` N times in a row, each run's like-for-like figures in one line: what issue
-"like for like" asks of the main job (no alert before the drift, the drift alert within 60 s,
-live/baseline p99 before the drift within 1.2x at each measurement point).
+"""`benchwatch demo` N times in a row, each run's like-for-like figures in one line.
+
+What the main job promises, run after run: no alert before the drift, the drift alert within
+60 s, live/baseline p99 before the drift within 1.2x at each measurement point.
 
     .venv/bin/python benchmarks/demo_runs.py [--runs 3] [--duration 120] [-- demo options]
 
