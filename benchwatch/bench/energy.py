@@ -142,6 +142,12 @@ class Probed(Protocol):
     energy: ModelCallEnergy | None
 
 
+def with_model_call(meter_desc: str, attributed: str | None) -> str:
+    """A run's energy description: the device meter's, and the model_call attribution's
+    (`attribute_energy`'s answer) when there is one."""
+    return f"{meter_desc}; model_call: {attributed}" if attributed else meter_desc
+
+
 def attribute_energy(backends: Iterable[object], counter: DeviceCounter | None,
                      say: Callable[[str], None],
                      timeout_s: float = IDLE_LEARN_TIMEOUT_S) -> str | None:

@@ -47,7 +47,7 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
     from rich.console import Console
 
     from benchwatch.bench.artifacts import new_run_dir
-    from benchwatch.bench.energy import attribute_energy, energy_meter
+    from benchwatch.bench.energy import attribute_energy, energy_meter, with_model_call
     from benchwatch.bench.generative import (
         GenSettings,
         ProbedLm,
@@ -56,10 +56,9 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
         run_generative,
         write_gen_run,
     )
-    from benchwatch.bench.model_call import read_every
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.text_suite import load_text_suite
-    from benchwatch.cli.bench import _bounded
+    from benchwatch.cli.bench import _bounded, read_as_prometheus
 
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
     suite = load_text_suite(args.suite)
@@ -92,15 +91,13 @@ def run_text_bench(args: argparse.Namespace) -> ExitCode:
                               "server's probe /metrics)")
             backends[kind] = b
         attributed = attribute_energy(backends.values(), meter, console.print)
-        if attributed:
-            meter_desc += f"; model_call: {attributed}"
+        meter_desc = with_model_call(meter_desc, attributed)
         per_kind: dict[str, list[Any]] = {k: [] for k in kinds}
         for rep in range(args.repeats):  # rotated order: a busy machine hits every backend alike
             for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
                 label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
-                scrape_urls = (args.probe_metrics or []) if kind == "http" else []
                 with rich_progress(label, enabled=not args.no_progress) as progress, \
-                        read_every(scrape_urls, args.scrape_every):
+                        read_as_prometheus(args, kind):
                     bounded = _bounded(progress, args.max_duration_s, "fewer --queries")
                     per_kind[kind].append(run_generative(backends[kind], suite, settings,
                                                          bounded, meter, meters.get(kind)))

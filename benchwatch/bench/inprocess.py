@@ -79,7 +79,7 @@ def bench_callable(fn: Callable[[np.ndarray], Any], suite: Suite, *, model: str,
     alert has a baseline at the load production serves. `energy` as `--energy` (auto: the GPU
     when NVML sees one): the model_call joules above idle, the probe's own attribution."""
     from benchwatch.bench.artifacts import new_run_dir, write_run
-    from benchwatch.bench.energy import attribute_energy, energy_meter
+    from benchwatch.bench.energy import attribute_energy, energy_meter, with_model_call
     from benchwatch.bench.model_call import ProbedBackend
 
     backend = ProbedBackend(CallableBackend(fn, model, version, suite.input_shape))
@@ -89,7 +89,7 @@ def bench_callable(fn: Callable[[np.ndarray], Any], suite: Suite, *, model: str,
                            server=server, fixed_rates_qps=tuple(rates))
     meter, meter_desc = energy_meter(energy)
     try:
-        attribute_energy([backend], meter, log.info)
+        meter_desc = with_model_call(meter_desc, attribute_energy([backend], meter, log.info))
         result = run_benchmark(backend, suite, settings, progress, meter, backend)
     finally:
         backend.close()

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     from rich.console import Console
 
     from benchwatch.bench.artifacts import new_run_dir, write_run
-    from benchwatch.bench.energy import attribute_energy, energy_meter
+    from benchwatch.bench.energy import attribute_energy, energy_meter, with_model_call
     from benchwatch.bench.scorecard import print_scorecard
     from benchwatch.bench.suites import load_suite
 
@@ -146,8 +146,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     try:
         probes = _model_call_meters(backends, args, console)
         attributed = attribute_energy(backends.values(), meter, console.print)  # model_call J
-        if attributed:
-            meter_desc += f"; model_call: {attributed}"
+        meter_desc = with_model_call(meter_desc, attributed)
         results = _measure(backends, suite, settings, meter, probes, args)
         loadgen = _loadgen_check(backends, results, suite, args, console)
         results, cards, skipped = _scorecards(backends, results, suite, args, console)
@@ -258,7 +257,6 @@ def _model_call_meters(backends: dict[str, Any], args: argparse.Namespace,
 def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
              probes: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     """Every backend `args.repeats` times; the results of one backend's repeats combined."""
-    from benchwatch.bench.model_call import read_every
     from benchwatch.bench.progress import rich_progress
     from benchwatch.bench.runner import combine_repeats, run_benchmark
 
@@ -268,13 +266,20 @@ def _measure(backends: dict[str, Any], suite: Any, settings: Any, meter: Any,
     for rep in range(args.repeats):
         for kind in kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]:
             label = f"{kind} " if args.repeats == 1 else f"{kind} #{rep + 1} "
-            scrape_urls = (args.probe_metrics or []) if kind == "http" else []
             with rich_progress(label, enabled=not args.no_progress) as progress, \
-                    read_every(scrape_urls, args.scrape_every):
+                    read_as_prometheus(args, kind):
                 bounded = _bounded(progress, args.max_duration_s)
                 per_kind[kind].append(run_benchmark(backends[kind], suite, settings, bounded,
                                                     meter, probes[kind]))
     return [combine_repeats(per_kind[k]) for k in kinds]
+
+
+def read_as_prometheus(args: argparse.Namespace, kind: str) -> Any:
+    """While the `http` backend runs, its server's --probe-metrics read every --scrape-every s
+    (`bench.model_call.read_every`); nothing for an in-process backend."""
+    from benchwatch.bench.model_call import read_every
+
+    return read_every((args.probe_metrics or []) if kind == "http" else [], args.scrape_every)
 
 
 def _bounded(progress: Any, limit_s: float,
