@@ -23,7 +23,7 @@ from benchwatch.bench.backends import BackendError, BackendInfo
 from benchwatch.bench.energy import DeviceCounter, attribute_energy
 from benchwatch.bench.generative import GenSettings, ProbedLm, run_generative
 from benchwatch.bench.model_call import ProbedBackend
-from benchwatch.bench.runner import RunSettings, run_benchmark
+from benchwatch.bench.runner import BenchResult, RunSettings, run_benchmark
 from benchwatch.bench.suites import load_suite
 from benchwatch.bench.text_suite import make_text_suite
 from benchwatch.example import lm
@@ -111,6 +111,18 @@ def _counter(gpu: RealTime) -> DeviceCounter:
     return DeviceCounter(lambda: gpu, "gpu")
 
 
+WARMUP, SINGLE_STREAM = 20, 300  # queries of `_bench_single_stream`
+
+
+def _bench_single_stream(backend: ProbedBackend, gpu: RealTime, offline_samples: int
+                         ) -> BenchResult:
+    """The digits bench with the fake GPU's counter and the backend's own probe."""
+    settings = RunSettings(warmup_queries=WARMUP, single_stream_queries=SINGLE_STREAM,
+                           offline_samples=offline_samples, server=False)
+    return run_benchmark(backend, load_suite("digits"), settings, energy=_counter(gpu),
+                         probe=backend)
+
+
 def test_model_call_energy_is_above_idle_and_the_device_figure_includes_idle() -> None:
     gpu = RealTime()
     backend = ProbedBackend(GpuClassifier(gpu))
@@ -121,10 +133,7 @@ def test_model_call_energy_is_above_idle_and_the_device_figure_includes_idle() -
         assert backend.energy is not None and backend.energy.joules() == 0.0  # nothing ran yet
         watts, source = backend.energy.sampler.idle_watts()["gpu0"]
         assert source == "configured" and watts == pytest.approx(IDLE_W, rel=0.01)  # as learned
-        settings = RunSettings(warmup_queries=20, single_stream_queries=300,
-                               offline_samples=2000, server=False)
-        r = run_benchmark(backend, load_suite("digits"), settings, energy=_counter(gpu),
-                          probe=backend)
+        r = _bench_single_stream(backend, gpu, offline_samples=2000)
     finally:
         backend.close()
     assert r.error is None
@@ -134,8 +143,8 @@ def test_model_call_energy_is_above_idle_and_the_device_figure_includes_idle() -
     # with a counter, single stream runs >= 2 s (NVML's counter moves about every 100 ms)
     assert r.single_stream is not None and r.single_stream.duration_s >= 2.0
     n = r.single_stream.summary.n
-    assert n > settings.single_stream_queries
-    single = [s for units, s in gpu.calls if units == 1][settings.warmup_queries:][:n]
+    assert n > SINGLE_STREAM
+    single = [s for units, s in gpu.calls if units == 1][WARMUP:][:n]
     truth = BUSY_W * sum(single) / len(single)
     assert by["energy_per_inference_j", "model_call", "single_stream"] == pytest.approx(truth, rel=0.05)
     # the whole device over the offline window: idle draw included, so above 100 W's share
@@ -235,10 +244,7 @@ def test_a_cpu_backend_is_never_charged_the_gpu() -> None:
     backend = ProbedBackend(busy_elsewhere)
     try:
         assert attribute_energy([backend], _counter(gpu), lambda _: None) is not None
-        settings = RunSettings(warmup_queries=20, single_stream_queries=300,
-                               offline_samples=500, server=False)
-        r = run_benchmark(backend, load_suite("digits"), settings, energy=_counter(gpu),
-                          probe=backend)
+        r = _bench_single_stream(backend, gpu, offline_samples=500)
     finally:
         backend.close()
     assert r.error is None and gpu.calls  # the GPU was busy while it ran
