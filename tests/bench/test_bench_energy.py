@@ -111,10 +111,10 @@ def _counter(gpu: RealTime) -> DeviceCounter:
     return DeviceCounter(lambda: gpu, "gpu")
 
 
-WARMUP, SINGLE_STREAM = 20, 300  # queries of `_bench_single_stream`
+WARMUP, SINGLE_STREAM = 20, 300  # queries of `_bench_on_fake_gpu`
 
 
-def _bench_single_stream(backend: ProbedBackend, gpu: RealTime, offline_samples: int
+def _bench_on_fake_gpu(backend: ProbedBackend, gpu: RealTime, offline_samples: int
                          ) -> BenchResult:
     """The digits bench with the fake GPU's counter and the backend's own probe."""
     settings = RunSettings(warmup_queries=WARMUP, single_stream_queries=SINGLE_STREAM,
@@ -133,7 +133,7 @@ def test_model_call_energy_is_above_idle_and_the_device_figure_includes_idle() -
         assert backend.energy is not None and backend.energy.joules() == 0.0  # nothing ran yet
         watts, source = backend.energy.sampler.idle_watts()["gpu0"]
         assert source == "configured" and watts == pytest.approx(IDLE_W, rel=0.01)  # as learned
-        r = _bench_single_stream(backend, gpu, offline_samples=2000)
+        r = _bench_on_fake_gpu(backend, gpu, offline_samples=2000)
     finally:
         backend.close()
     assert r.error is None
@@ -244,7 +244,7 @@ def test_a_cpu_backend_is_never_charged_the_gpu() -> None:
     backend = ProbedBackend(busy_elsewhere)
     try:
         assert attribute_energy([backend], _counter(gpu), lambda _: None) is not None
-        r = _bench_single_stream(backend, gpu, offline_samples=500)
+        r = _bench_on_fake_gpu(backend, gpu, offline_samples=500)
     finally:
         backend.close()
     assert r.error is None and gpu.calls  # the GPU was busy while it ran
