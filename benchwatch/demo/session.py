@@ -95,7 +95,6 @@ class DemoConfig:
                 flag = "--port" if name == "model" else f"--{name}-port"
                 raise UsageError(f"{flag} must be in 0..65535 (0 = any free port), got {port}")
 
-
     @property
     def rate(self) -> float:
         return self.rate_qps if self.rate_qps is not None else RATE_QPS[self.model]
