@@ -12,9 +12,9 @@ its own inputs; an A/A replay must PASS and a canary 5 ms slower per request mus
 report from this Prometheus must fold what has no data here and keep every label readable.
 
 What differs from the guide on a test host, and only that: free ports instead of the defaults,
-fewer bench and replay queries (BENCH_HERE, REPLAY_HERE), a 1 s scrape and evaluation
-interval, the drift service evaluating every second over a 20 s window (`--interval 1
---max-age 20`), and the drift page's `for:` shortened with the documented
+fewer bench queries (BENCH_HERE), a 1 s scrape and evaluation interval, the drift service
+evaluating every second over a 20 s window (`--interval 1 --max-age 20`), and the drift
+page's `for:` shortened with the documented
 `benchwatch rules generate --for 10s`. Alertmanager runs the packaged routing as shipped
 (group_wait 30 s, group_interval 1 m), its receiver pointed at a recording webhook (the stand-in
 for Slack or PagerDuty). The time to page and to resolve with every setting as shipped is
@@ -56,11 +56,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
 MODEL, VERSION = "breast_cancer", "v1"
 ARTIFACTS = Path(os.environ.get("BENCHWATCH_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
 # shorter than the defaults on a test host (the defaults: 2 000 single-stream queries and the
-# server search; 5 000 replay queries per arm, ~10 min per replay at the 17 req/s the busy
-# 2-core VM serves). The robustness pass runs as shipped, through the endpoint (17 x 171 rows
+# server search). The robustness pass runs as shipped, through the endpoint (17 x 171 rows
 # in ~50 requests); the throughput grid is for in-process backends only.
 BENCH_HERE = ("--queries", "700", "--no-server", "--no-progress")
-REPLAY_HERE = ("--queries", "2000", "--no-progress")
+# the replay's own 5 000 queries per arm (~20 s on the 2-core VM): with 2 000, the A/A's p99
+# interval is twice as wide and once reached the 1.5x margin on a busy CI host (INCONCLUSIVE)
+REPLAY_HERE = ("--no-progress",)
 # the features the drift moves (every input is scaled; these are checked by name)
 CHECKED = ("mean radius", "worst area", "mean texture")  # scikit-learn's names, spaces and all
 
