@@ -5,8 +5,10 @@ fixed-rate scenario: Poisson arrivals at the demo's rate, 200 req/s, two clients
 of the demo's (its bench's fixed-rate calls, 6 900; the server read every 5 s as Prometheus
 reads it); the model-call p99 of each window
 from the probe's histogram (`bench.model_call.ScrapedProbe`), with the 95% interval its calls
-allow (`demo.tail`). Every window is measured exactly like every other, so the ratio of
-consecutive windows is what chance and the machine alone do to a live/baseline ratio.
+allow (`demo.tail`), and the bench client's p99 of the same calls (the `http_client` point,
+timed from the scheduled arrival). Every window is measured exactly like every other, so the
+ratio of consecutive windows is what chance and the machine alone do to a live/baseline ratio.
+`--sink` samples every request to a drift service, as the demo's servers do.
 
 `--clients` instead holds the two clients against each other at the `http_client` point: the
 bench's fixed-rate loop (the baseline's) and the demo's traffic generator (the live figure's),
@@ -14,6 +16,7 @@ in alternating 10-s windows against the same server, each timed from the schedul
 their latencies pooled per client:
 
     python benchmarks/p99_aa.py --windows 6          # ~4 minutes; writes $OUT/p99_aa.json
+    python benchmarks/p99_aa.py --windows 6 --sink   # the server as the demo runs it
     python benchmarks/p99_aa.py --rate 40 --calls 1500   # the demo before it ran at 200 req/s
     python benchmarks/p99_aa.py --clients --windows 5   # ~2 minutes
 """
@@ -25,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,34 +82,42 @@ def same_windows(port: int, metrics: str, queries: list, windows: int, calls: in
     backend = backends.HttpBackend(f"http://127.0.0.1:{port}")
     meter = ScrapedProbe([metrics], "digits")
     print(f"{'window':>6} {'calls':>6} {'p99 ms':>8} {'95% interval ms':>18} "
-          f"{'/ previous':>11} {'range':>12} {'load':>5}")
+          f"{'/ previous':>11} {'range':>12} {'client p99 ms':>14} {'/ previous':>11} "
+          f"{'load':>5}")
     rows: list[dict] = []
     prev = None
     for i in range(windows):
         with read_every(metrics, SCRAPE_INTERVAL_S):
             before = meter.read()
-            runner.run_server_step(backend, queries, rate, calls, workers, 100 + i)
+            lat, _, _ = runner.run_server_step(backend, queries, rate, calls, workers, 100 + i)
             w = window(before, meter.read())
         assert w is not None
-        p99 = w.quantiles()["latency_p99_s"]
+        p99, client = w.quantiles()["latency_p99_s"], quantile(lat, 0.99)
         iv = tail.of_buckets(0.99, w.buckets)
         assert iv is not None
         cmp = tail.Comparison.of(p99, iv, prev[0], prev[1]) if prev else None
+        client_ratio: float | None = client / prev[2] if prev else None
         load = os.getloadavg()[0]
         rows.append({"window": i, "calls": w.calls, "p99_s": p99, "interval_s": iv,
                      "ratio_to_previous": cmp.ratio if cmp else None,
-                     "range": [cmp.low, cmp.high] if cmp else None, "load_1m": load})
+                     "range": [cmp.low, cmp.high] if cmp else None,
+                     "client_p99_s": client, "client_ratio_to_previous": client_ratio,
+                     "load_1m": load})
         print(f"{i:>6} {w.calls:>6.0f} {p99 * 1e3:>8.3f} "
               f"{iv[0] * 1e3:>8.3f}-{iv[1] * 1e3:<9.3f} "
               f"{'' if cmp is None else f'{cmp.ratio:.2f}x':>11} "
-              f"{'' if cmp is None else f'{cmp.low:.2f}-{cmp.high:.2f}':>12} {load:>5.1f}")
-        prev = (p99, iv)
+              f"{'' if cmp is None else f'{cmp.low:.2f}-{cmp.high:.2f}':>12} "
+              f"{client * 1e3:>14.3f} "
+              f"{'' if client_ratio is None else f'{client_ratio:.2f}x':>11} {load:>5.1f}")
+        prev = (p99, iv, client)
     backend.close()
-    ratios = [r["ratio_to_previous"] for r in rows if r["ratio_to_previous"]]
-    if ratios:
-        inside = sum(1 / tail.BAND <= r <= tail.BAND for r in ratios)
-        print(f"consecutive windows within {tail.BAND:g}x of each other: {inside} of {len(ratios)}"
-              f" (ratios {min(ratios):.2f}-{max(ratios):.2f})")
+    for point, key in (("model call", "ratio_to_previous"),
+                       ("HTTP client", "client_ratio_to_previous")):
+        ratios = [r[key] for r in rows if r[key]]
+        if ratios:
+            inside = sum(1 / tail.BAND <= r <= tail.BAND for r in ratios)
+            print(f"{point}: consecutive windows within {tail.BAND:g}x of each other: {inside} "
+                  f"of {len(ratios)} (ratios {min(ratios):.2f}-{max(ratios):.2f})")
     return rows
 
 
@@ -119,12 +131,25 @@ def main() -> int:
                    help="requests/s (default: the demo's, %(default)s)")
     p.add_argument("--clients", action="store_true",
                    help="the bench's client loop against the demo's traffic generator")
+    p.add_argument("--sink", action="store_true",
+                   help="sample every request to a drift service, as the demo's servers do")
     a = p.parse_args()
     port, metrics_port = services.free_port(), services.free_port()
+    children: list[subprocess.Popen[bytes]] = []
+    sink: list[str] = []
+    if a.sink:
+        spool, ingest = Path(tempfile.mkdtemp(prefix="p99-aa-")), services.free_port()
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "benchwatch", "drift", "serve", "--baselines", str(spool),
+             "--state", str(spool / "spool.sqlite"), "--port", str(services.free_port()),
+             "--ingest-port", str(ingest)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        services.wait_http(f"http://127.0.0.1:{ingest}/healthz", 90, children[-1])
+        sink = ["--sink", f"http://127.0.0.1:{ingest}/v1/samples", "--sample-rate", "1.0"]
     server = subprocess.Popen(
         [sys.executable, "-m", "benchwatch.example.server", "--port", str(port),
-         "--metrics-port", str(metrics_port), "--log-level", "WARNING"],
+         "--metrics-port", str(metrics_port), "--log-level", "WARNING", *sink],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children.append(server)
     try:
         services.wait_http(f"http://127.0.0.1:{port}/healthz", 90, server)
         metrics = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -137,8 +162,9 @@ def main() -> int:
         rows = clients(port, queries, a.windows, a.rate, workers) if a.clients else \
             same_windows(port, metrics, queries, a.windows, a.calls, a.rate, workers)
     finally:
-        server.terminate()
-        server.wait(10)
+        for child in reversed(children):
+            child.terminate()
+            child.wait(10)
     out = Path(os.environ.get("OUT", "."))
     (out / ("p99_clients.json" if a.clients else "p99_aa.json")).write_text(
         json.dumps(rows, indent=2))
