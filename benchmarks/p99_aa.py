@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -137,8 +138,9 @@ def main() -> int:
     port, metrics_port = services.free_port(), services.free_port()
     children: list[subprocess.Popen[bytes]] = []
     sink: list[str] = []
+    spool = Path(tempfile.mkdtemp(prefix="p99-aa-"))  # the drift service's, with --sink
     if a.sink:
-        spool, ingest = Path(tempfile.mkdtemp(prefix="p99-aa-")), services.free_port()
+        ingest = services.free_port()
         children.append(subprocess.Popen(
             [sys.executable, "-m", "benchwatch", "drift", "serve", "--baselines", str(spool),
              "--state", str(spool / "spool.sqlite"), "--port", str(services.free_port()),
@@ -165,6 +167,7 @@ def main() -> int:
         for child in reversed(children):
             child.terminate()
             child.wait(10)
+        shutil.rmtree(spool, ignore_errors=True)
     out = Path(os.environ.get("OUT", "."))
     (out / ("p99_clients.json" if a.clients else "p99_aa.json")).write_text(
         json.dumps(rows, indent=2))
