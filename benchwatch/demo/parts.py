@@ -344,14 +344,17 @@ class Parts:
                  f"{', '.join(p.name for p in demo_rules)}), Alertmanager {am.url} → webhook "
                  f"{self.drift_url}/v1/alerts")
 
-    def traffic(self, url: str, rate_qps: float, drift_at_s: float, duration_s: float) -> int:
-        """The traffic generator's process; returns once it has written its first status."""
+    def traffic(self, url: str, rate_qps: float, drift_at_s: float, duration_s: float,
+                clean_calls: int = 0) -> int:
+        """The traffic generator's process; returns once it has written its first status. Its
+        clean quantiles are over `clean_calls` calls after the warm-up (0: all before the
+        drift)."""
         self.traffic_status_path.unlink(missing_ok=True)
         child = self._spawn("traffic", [
             "-m", self.TRAFFIC_MODULE, "--url", url, "--rate", f"{rate_qps:g}",
             "--drift-at", f"{drift_at_s:g}", "--duration", f"{duration_s:g}",
             "--workers", str(self.TRAFFIC_WORKERS), "--seed", str(self.seed),
-            "--status", str(self.traffic_status_path)])
+            "--clean-calls", str(clean_calls), "--status", str(self.traffic_status_path)])
         deadline = time.monotonic() + START_TIMEOUT_S
         while self.traffic_status() is None:
             if child.proc.poll() is not None or time.monotonic() > deadline:

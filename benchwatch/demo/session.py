@@ -275,8 +275,8 @@ PAIRED = ("latency_p50_s", "latency_p99_s", "energy_per_inference_j")
 # same time on the same machine: a p99 of ~760 calls is its 8th-slowest call, and on a busy
 # 2-core machine one burst of someone else's work moves it 2x. At least p99's minimum + 100
 # calls; at most BENCH_MAX_S of the demo's start-up (the live window is then cut to as many).
-# The live window starts and ends on reads of the probe series, one per scrape interval, so it
-# holds a scrape interval's calls fewer than the clean traffic on average.
+# The live model-call window starts and ends on reads of the probe series, one per scrape
+# interval; the traffic generator's client window is cut to the same count (`--clean-calls`).
 BENCH_MAX_S = 60.0
 
 
@@ -354,7 +354,7 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
     view.say(f"demo: traffic {cfg.rate:g} req/s for {cfg.duration_s:g} s, drifting at "
              f"{cfg.drift_at_s:g} s")
     pid = parts.traffic(f"http://{served.host}:{served.port}{served.path}", cfg.rate,
-                        cfg.drift_at_s, cfg.duration_s)
+                        cfg.drift_at_s, cfg.duration_s, state.window_calls)
     view.say(f"demo: traffic generator running (pid {pid})")
     prog = _Progress()
     drift_said = False

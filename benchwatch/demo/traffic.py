@@ -99,6 +99,7 @@ class Traffic:
         workers: int = 2,
         batch: int = 1,
         seed: int = 0,
+        clean_calls: int = 0,
         body: Callable[[np.ndarray], bytes] = json_body,
         images: np.ndarray | None = None,
         drift: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
@@ -108,6 +109,7 @@ class Traffic:
         self.host, self.port, self.path = host, port, path
         self.rate_qps, self.drift_at_s, self.duration_s = rate_qps, drift_at_s, duration_s
         self.workers, self.batch, self.seed, self.body = workers, batch, seed, body
+        self.clean_calls = clean_calls  # the clean quantiles' calls after the warm-up; 0: all
         self.images = digits_images() if images is None else images
         self.drift = drifted if drift is None else drift  # what the drift does to a request
         self._lock = threading.Lock()
@@ -153,9 +155,9 @@ class Traffic:
     def status(self) -> dict[str, Any]:
         """What the status file holds (see the module docstring)."""
         with self._lock:
-            warm = self._clean[WARMUP_REQUESTS:] if len(self._clean) > 2 * WARMUP_REQUESTS \
-                else self._clean
-            clean = np.asarray(warm)
+            first = WARMUP_REQUESTS if len(self._clean) > 2 * WARMUP_REQUESTS else 0
+            clean = np.asarray(self._clean[first:first + self.clean_calls if self.clean_calls
+                                           else None])
             recent = list(self._latencies)[-RECENT:]
             counts = {"sent": self._sent, "ok": self._ok, "errors": self._errors}
         return {
@@ -266,21 +268,25 @@ def run_cli(argv: list[str] | None, *, prog: str, description: str, url_help: st
     p.add_argument("--workers", type=int, default=2,
                    help="client threads (default 2, as the bench's server scenario)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clean-calls", type=int, default=0,
+                   help="the clean quantiles over at most this many calls after the warm-up "
+                        "(default 0: all of them; the demo gives its baseline's count)")
     p.add_argument("--status", type=Path, required=True, help="status file (JSON) to keep")
     p.add_argument("--every", type=float, default=0.5, help="status period in seconds")
     a = p.parse_args(argv)
     url = urllib.parse.urlsplit(a.url)
     if url.scheme != "http" or not url.hostname or not url.port:
         p.error(f"--url must be http://HOST:PORT/PATH, got {a.url!r}")
-    if a.rate <= 0 or a.duration <= 0 or a.workers < 1 or a.every <= 0:
-        p.error("--rate, --duration and --every must be > 0 and --workers >= 1")
+    if a.rate <= 0 or a.duration <= 0 or a.workers < 1 or a.every <= 0 or a.clean_calls < 0:
+        p.error("--rate, --duration and --every must be > 0, --workers >= 1 and "
+                "--clean-calls >= 0")
     logging.basicConfig(level=logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, f: stop.set())
     t = Traffic(url.hostname, url.port, path=url.path or default_path, rate_qps=a.rate,
                 drift_at_s=a.drift_at, duration_s=a.duration, workers=a.workers,
-                seed=a.seed, **extra())
+                seed=a.seed, clean_calls=a.clean_calls, **extra())
     t.start()
     try:
         write_status(a.status, t.status())  # the demo's readiness condition

@@ -128,6 +128,23 @@ def test_traffic_counts_a_request_issued_late_as_latency(slow_server: int) -> No
     assert t.status()["clean"]["n"] == stats.ok
 
 
+def test_traffic_holds_its_clean_quantiles_to_the_baselines_number_of_calls(
+        slow_server: int) -> None:
+    # the demo's live client window has the bench's fixed-rate calls, as its model-call window
+    t = Traffic("127.0.0.1", slow_server, rate_qps=50.0, drift_at_s=10.0, duration_s=1.0,
+                workers=1, images=np.zeros((4, 64), dtype=np.float32), clean_calls=20)
+    t.start()
+    deadline = time.monotonic() + 30
+    while t.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t.stop()
+    stats, clean = t.stats(), t.status()["clean"]
+    assert stats.ok >= 30 and clean["n"] == 20
+    # the first 20 (too few calls to leave a warm-up out), not the slower ones queued later
+    assert clean["p99_s"] == quantile(np.asarray(stats.latencies_s[:20]), 0.99)
+    assert clean["p99_s"] < max(stats.latencies_s)
+
+
 def _scrape(at: float, calls: int, slow: int) -> promtext.Scrape:
     """A probe endpoint's latency histogram: `calls` calls so far, `slow` of them at 2-5 ms."""
     text = "".join(
