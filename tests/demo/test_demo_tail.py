@@ -108,6 +108,14 @@ def slow_server() -> Iterator[int]:
     srv.server_close()
 
 
+def _run_to_end(t: Traffic) -> None:
+    t.start()
+    deadline = time.monotonic() + 30
+    while t.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t.stop()
+
+
 def test_traffic_counts_a_request_issued_late_as_latency(slow_server: int) -> None:
     # 50 req/s for 1 s on one client whose server takes 40 ms: the requests queue at the
     # client. Timed from when each was sent, every one would read ~40 ms; from its scheduled
@@ -115,11 +123,7 @@ def test_traffic_counts_a_request_issued_late_as_latency(slow_server: int) -> No
     images = np.zeros((4, 64), dtype=np.float32)
     t = Traffic("127.0.0.1", slow_server, rate_qps=50.0, drift_at_s=10.0, duration_s=1.0,
                 workers=1, images=images)
-    t.start()
-    deadline = time.monotonic() + 30
-    while t.alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    t.stop()
+    _run_to_end(t)
     stats = t.stats()
     assert stats.errors == 0 and stats.ok == stats.sent >= 30  # every scheduled arrival is sent
     lat = np.asarray(stats.latencies_s)
@@ -133,11 +137,7 @@ def test_traffic_holds_its_clean_quantiles_to_the_baselines_number_of_calls(
     # the demo's live client window has the bench's fixed-rate calls, as its model-call window
     t = Traffic("127.0.0.1", slow_server, rate_qps=50.0, drift_at_s=10.0, duration_s=1.0,
                 workers=1, images=np.zeros((4, 64), dtype=np.float32), clean_calls=20)
-    t.start()
-    deadline = time.monotonic() + 30
-    while t.alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    t.stop()
+    _run_to_end(t)
     stats, clean = t.stats(), t.status()["clean"]
     assert stats.ok >= 30 and clean["n"] == 20
     # the first 20 (too few calls to leave a warm-up out), not the slower ones queued later
