@@ -115,7 +115,7 @@ WARMUP, SINGLE_STREAM = 20, 300  # queries of `_bench_on_fake_gpu`
 
 
 def _bench_on_fake_gpu(backend: ProbedBackend, gpu: RealTime, offline_samples: int
-                         ) -> BenchResult:
+                       ) -> BenchResult:
     """The digits bench with the fake GPU's counter and the backend's own probe."""
     settings = RunSettings(warmup_queries=WARMUP, single_stream_queries=SINGLE_STREAM,
                            offline_samples=offline_samples, server=False)
