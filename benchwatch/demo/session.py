@@ -360,7 +360,8 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
     drift_said = False
     snap: DemoStatus | None = None
     probe: promtext.Scrape | None = None
-    probe_at = 0.0
+    probe_at = observed_at = 0.0
+    scores: tuple[FeatureScore, ...] = ()
     p50 = p99 = qps = None
     p99_calls: int | None = None
     probe_url, probe_every = parts.probe_view()
@@ -380,13 +381,17 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
                     if state.warm_probe is None and \
                             probe.total(m.REQUESTS) >= WARMUP_REQUESTS:
                         state.warm_probe = probe
-            drift = promtext.scrape(parts.drift_metrics_url, now) \
-                if parts.drift_metrics_url else None
-            scores = _scores(drift)
             began = status.get("drift_started_at")
             if began is not None and not drift_said:
                 drift_said = True
                 view.say(f"demo: drift starts now (t={elapsed:.1f} s): {parts.DRIFT}")
+            # the drift service's figures and alerts change once per evaluation: reading them
+            # more often would only add load beside the served model
+            if now - observed_at >= cfg.eval_interval_s:
+                observed_at = now
+                scores = _scores(promtext.scrape(parts.drift_metrics_url, now)
+                                 if parts.drift_metrics_url else None)
+                _note_alerts(parts, view, state, began)
             if began is not None and state.drift_detected_at is None and \
                     any(f.detected for f in scores):
                 state.drift_detected_at = now
@@ -394,7 +399,6 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
                 view.say(f"demo: the drift service sees drift on {top.feature} (score "
                          f"{top.score:.3f} > {top.threshold or 0:.3f}) {now - began:.1f} s "
                          "after it began")
-            _note_alerts(parts, view, state, began)
             energy = probe.total(m.ENERGY) if probe else 0.0
             count = probe.total(m.REQUESTS) if probe else 0.0
             recent = status.get("recent_latencies_s") or []

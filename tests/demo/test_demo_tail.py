@@ -143,6 +143,7 @@ def test_traffic_holds_its_clean_quantiles_to_the_baselines_number_of_calls(
     # the first 20 (too few calls to leave a warm-up out), not the slower ones queued later
     assert clean["p99_s"] == quantile(np.asarray(stats.latencies_s[:20]), 0.99)
     assert clean["p99_s"] < max(stats.latencies_s)
+    assert t.status()["clean"] is clean  # final once no call can join: not recomputed
 
 
 def _scrape(at: float, calls: int, slow: int) -> promtext.Scrape:
