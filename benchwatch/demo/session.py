@@ -372,15 +372,14 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
             state.traffic = status
             started = float(status.get("started_at") or now)
             elapsed = now - started
+            clean = now < started + cfg.drift_at_s - 0.25
             if probe_url and now - probe_at >= probe_every:
                 probe, probe_at = promtext.scrape(probe_url, now), now
                 p50, p99, qps, p99_calls = prog.latency(probe)
-                if probe is not None and now < started + cfg.drift_at_s - 0.25 and \
-                        not _window_full(state):
-                    state.clean_probe = probe  # the model-call histogram of clean traffic only
-                    if state.warm_probe is None and \
-                            probe.total(m.REQUESTS) >= WARMUP_REQUESTS:
-                        state.warm_probe = probe
+                if clean:
+                    _extend_window(state, probe)
+            if clean and parts.probe_metrics_url and _window_edge_due(state, status):
+                _extend_window(state, promtext.scrape(parts.probe_metrics_url, now))
             began = status.get("drift_started_at")
             if began is not None and not drift_said:
                 drift_said = True
@@ -427,6 +426,31 @@ def _drive(cfg: DemoConfig, parts: demo_parts.Parts, view: View, state: _RunStat
     _note_alerts(parts, view, state, (state.traffic or {}).get("drift_started_at"))
     if snap is not None and not state.interrupted:
         view.final(snap)
+
+
+def _extend_window(state: _RunState, read: promtext.Scrape | None) -> None:
+    """A read of the model-call histogram during clean traffic: the live window starts at the
+    first one past the warm-up and ends at the latest, until it holds the bench's calls."""
+    if read is None or _window_full(state):
+        return
+    calls = read.total(m.REQUESTS)
+    if state.warm_probe is None:
+        if calls >= WARMUP_REQUESTS:
+            state.warm_probe = read
+    # Prometheus' copy (the view's reads) can be older than the server's own
+    if state.clean_probe is None or calls > state.clean_probe.total(m.REQUESTS):
+        state.clean_probe = read
+
+
+def _window_edge_due(state: _RunState, traffic: dict[str, Any]) -> bool:
+    """The traffic has just sent the warm-up, or the bench's calls since the window began: the
+    server is read then, as the bench reads it at each end of its run, so the window holds the
+    bench's calls and not whatever fell between two scrapes (5 s: 1 000 calls at 200 req/s)."""
+    sent = int(traffic.get("sent", 0))
+    if state.warm_probe is None:
+        return sent >= WARMUP_REQUESTS
+    return not _window_full(state) and \
+        sent - state.warm_probe.total(m.REQUESTS) >= state.window_calls
 
 
 def _window_full(state: _RunState) -> bool:

@@ -21,7 +21,9 @@ from benchwatch.demo.session import (
     BENCH_MAX_S,
     RATE_QPS,
     DemoConfig,
+    _extend_window,
     _RunState,
+    _window_edge_due,
     _window_full,
     baseline_at_points,
     before_drift,
@@ -32,6 +34,7 @@ from benchwatch.demo.view import NO_BASELINE, DemoStatus, render
 from benchwatch.errors import UsageError
 from drift.baseline import Baseline
 from drift.figures import Figure
+from probes import metric_names as m
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -173,6 +176,28 @@ def test_the_live_window_is_cut_at_the_bench_runs_number_of_calls() -> None:
     live = before_drift(state)["model_call"]
     assert live["live_calls"] == 1000 and live["baseline_calls"] == 1000
     assert live["live_p99_s"] is not None and 0.0002 < live["live_p99_s"] <= 0.005
+
+
+def test_the_live_window_is_read_from_the_server_when_its_edges_are_sent() -> None:
+    # the view's reads come every 5 s (1,000 calls at 200 req/s), and from Prometheus' copy;
+    # the window's own edges are read from the server when the traffic has sent them
+    state = _RunState(window_calls=1000)
+    assert not _window_edge_due(state, {"sent": 99})
+    assert _window_edge_due(state, {"sent": 100})  # the warm-up is done
+    _extend_window(state, _probe_scrape(60, 0))  # a read that did not see it yet
+    assert state.warm_probe is None
+    _extend_window(state, _probe_scrape(104, 0))
+    assert state.warm_probe is not None and not _window_edge_due(state, {"sent": 1103})
+    _extend_window(state, _probe_scrape(900, 0))  # the view's read
+    _extend_window(state, _probe_scrape(700, 0))  # Prometheus' older copy: ignored
+    assert state.clean_probe is not None and state.clean_probe.total(m.REQUESTS) == 900
+    assert _window_edge_due(state, {"sent": 1104})
+    _extend_window(state, _probe_scrape(1102, 0))  # two calls still in flight
+    assert not _window_full(state) and _window_edge_due(state, {"sent": 1150})
+    _extend_window(state, _probe_scrape(1150, 40))
+    assert _window_full(state) and not _window_edge_due(state, {"sent": 1300})
+    _extend_window(state, _probe_scrape(1300, 40))  # past the window: not in it
+    assert before_drift(state)["model_call"]["live_calls"] == 1046
 
 
 def test_traffic_status_file_is_replaced_whole(tmp_path: Path) -> None:
