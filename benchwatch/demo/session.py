@@ -275,8 +275,10 @@ PAIRED = ("latency_p50_s", "latency_p99_s", "energy_per_inference_j")
 # same time on the same machine: a p99 of ~760 calls is its 8th-slowest call, and on a busy
 # 2-core machine one burst of someone else's work moves it 2x. At least p99's minimum + 100
 # calls; at most BENCH_MAX_S of the demo's start-up (the live window is then cut to as many).
-# The live model-call window starts and ends on reads of the probe series, one per scrape
-# interval; the traffic generator's client window is cut to the same count (`--clean-calls`).
+# The live model-call window's ends are reads of the server when the traffic has sent its
+# warm-up and then this many calls (`_window_edge_due`); the scrape interval `bench_calls`
+# leaves out is the margin those reads need before the drift. The traffic generator's client
+# window is cut to the same count (`--clean-calls`).
 BENCH_MAX_S = 60.0
 
 
